@@ -1,0 +1,56 @@
+# Hookline: the two commands are `make dev` and `make test`.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .tools/venv
+REQS := infra/requirements.txt
+# The stamp names the requirements' hash, so editing a pin reinstalls.
+STAMP := $(VENV)/.installed-$(shell python3 -c 'import hashlib,sys;print(hashlib.sha1(open(sys.argv[1],"rb").read()).hexdigest()[:12])' $(REQS))
+NEXTEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo yes)
+
+.PHONY: help dev test tools lint fmt-check clippy cfn-lint unit package clean
+
+help:
+	@echo "make dev    - the whole local stack at http://127.0.0.1:9000 (Ctrl-C stops it)"
+	@echo "make test   - every test, lint and check (what CI runs)"
+	@echo "make tools  - install the pinned tools into $(VENV)"
+
+tools: $(STAMP)
+
+$(STAMP): $(REQS)
+	@echo "==> installing the pinned tools into $(VENV): $$(grep -v '^#' $(REQS) | tr '\n' ' ')"
+	@python3 -m venv $(VENV) || { echo "make tools: python3 -m venv failed (is python3-venv installed?)" >&2; exit 1; }
+	@$(VENV)/bin/pip install --disable-pip-version-check --progress-bar off -q -r $(REQS) \
+	  || { echo "make tools: installing $(REQS) into $(VENV) failed (see above)" >&2; exit 1; }
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+dev: tools
+	@infra/dev.sh
+
+test: tools fmt-check clippy cfn-lint unit
+
+fmt-check:
+	@echo "==> cargo fmt --check"
+	@cargo fmt --all -- --check
+
+clippy:
+	@echo "==> cargo clippy (warnings denied)"
+	@cargo clippy --workspace --all-targets --locked -- -D warnings
+
+cfn-lint: tools
+	@echo "==> cfn-lint template.yaml"
+	@$(VENV)/bin/cfn-lint template.yaml
+
+unit: tools
+	@echo "==> tests (unit and integration, against a fresh AWS emulator)"
+ifeq ($(NEXTEST),yes)
+	@infra/with-emulator.sh cargo nextest run --workspace --all-targets --locked --no-fail-fast
+else
+	@infra/with-emulator.sh cargo test --workspace --all-targets --locked --no-fail-fast
+endif
+
+clean:
+	cargo clean
+	rm -rf .tools .dev

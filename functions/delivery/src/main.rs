@@ -1,0 +1,26 @@
+use aws_lambda_events::event::sqs::SqsEvent;
+use delivery_fn::{Config, Deliverer, EndpointCache};
+use hookline::adapters::{aws_config, dynamo::DynamoStore, http::HttpSender};
+use hookline::config::Env;
+use hookline::ports::SystemClock;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    hookline::telemetry::init_tracing();
+    let config = Config::from_env(Env::from_process())?;
+    let dynamo = hookline::adapters::dynamo::Client::new(&aws_config().await);
+    let deliverer = Deliverer {
+        store: DynamoStore::new(dynamo, config.table, config.retention),
+        sender: HttpSender::new(config.ssrf)?,
+        clock: SystemClock,
+        endpoints: EndpointCache::new(config.endpoint_cache),
+        fanout_lease: config.fanout_lease,
+        concurrency: config.concurrency,
+    };
+    let deliverer = &deliverer;
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, Error>(deliverer.handle(event.payload).await)
+    }))
+    .await
+}

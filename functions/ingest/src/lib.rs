@@ -1,0 +1,210 @@
+//! The ingest function: `POST /v1/events` and `POST /v1/events/batch`. It validates,
+//! assigns ids and queues; it never talks to DynamoDB, so it stays fast and cheap.
+
+use hookline::api;
+use hookline::auth::{ApiKeys, Scope};
+use hookline::config::{ConfigError, Env, api_keys};
+use hookline::event_input::parse_event;
+use hookline::message::QueueMessage;
+use hookline::ports::{Clock, PortError, Queue};
+use hookline::problem::{FieldProblem, Problem};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::{Value, json};
+use tracing::Instrument;
+
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+/// An SQS message holds at most 1 MiB; the envelope adds a little to the event.
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024 - 4096;
+pub const MAX_BATCH_EVENTS: usize = 100;
+/// Lambda takes at most 6 MB in a synchronous invocation.
+pub const MAX_BATCH_BODY_BYTES: usize = 6_000_000 - 64 * 1024;
+
+#[derive(Debug)]
+pub struct Config {
+    pub keys: ApiKeys,
+    pub queue_url: String,
+    pub max_body_bytes: usize,
+}
+
+impl Config {
+    pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
+        let keys = api_keys(&mut env);
+        let queue_url = env.required("HOOKLINE_QUEUE_URL");
+        let max_body_bytes =
+            env.parsed_with(
+                "HOOKLINE_MAX_BODY_BYTES",
+                DEFAULT_MAX_BODY_BYTES,
+                |s| match s.parse::<usize>() {
+                    Ok(n) if (1024..=MAX_EVENT_BYTES).contains(&n) => Ok(n),
+                    _ => Err(format!("must be a byte count from 1024 to {MAX_EVENT_BYTES}")),
+                },
+            );
+        env.finish()?;
+        Ok(Self {
+            keys,
+            queue_url,
+            max_body_bytes,
+        })
+    }
+}
+
+pub struct Ingest<Q, C> {
+    pub keys: ApiKeys,
+    pub queue: Q,
+    pub clock: C,
+    pub max_body_bytes: usize,
+}
+
+impl<Q: Queue, C: Clock> Ingest<Q, C> {
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        let request_id = req.lambda_context_ref().map(|c| c.request_id.clone());
+        let span = tracing::info_span!(
+            "request",
+            method = %req.method(),
+            path = req.uri().path(),
+            request_id = request_id.as_deref().unwrap_or(""),
+        );
+        let res = match self.route(&req).instrument(span).await {
+            Ok(r) => r,
+            Err(p) => api::problem(&p.with_request_id(request_id)),
+        };
+        res.map(Body::from)
+    }
+
+    async fn route(&self, req: &Request) -> Result<http::Response<String>, Problem> {
+        let path = req.uri().path().trim_end_matches('/');
+        let batch = match path {
+            "/v1/events" => false,
+            "/v1/events/batch" => true,
+            _ => return Err(Problem::not_found(format!("no route for `{path}`"))),
+        };
+        if req.method() != http::Method::POST {
+            return Err(Problem::method_not_allowed(format!("`{path}` takes POST")));
+        }
+        api::authorize(&self.keys, req.headers(), Scope::Ingest)?;
+        if batch {
+            self.batch(req).await
+        } else {
+            self.single(req).await
+        }
+    }
+
+    async fn single(&self, req: &Request) -> Result<http::Response<String>, Problem> {
+        let value = api::json_body(req.headers(), req.body().as_ref(), self.max_body_bytes)?;
+        let mut errors = Vec::new();
+        let Some(event) = parse_event(&value, "", self.clock.now(), &mut errors) else {
+            return Err(Problem::validation("the event is not valid", errors));
+        };
+        let message = QueueMessage::EventV1 { event };
+        if message.to_body().len() > MAX_EVENT_BYTES {
+            return Err(Problem::too_large(MAX_EVENT_BYTES));
+        }
+        let QueueMessage::EventV1 { event } = &message;
+        self.queue.send(&message).await.map_err(|e| queue_problem(&e))?;
+        tracing::info!(event_id = %event.id, event_type = %event.event_type, "event queued");
+        Ok(api::json(202, &json!({ "id": event.id })))
+    }
+
+    async fn batch(&self, req: &Request) -> Result<http::Response<String>, Problem> {
+        let value = api::json_body(req.headers(), req.body().as_ref(), MAX_BATCH_BODY_BYTES)?;
+        let mut errors = Vec::new();
+        let Some(obj) = api::object(&value, "/", &mut errors) else {
+            return Err(Problem::validation("the batch is not valid", errors));
+        };
+        api::refuse_unknown_fields(obj, &["events"], "", &mut errors);
+        let events = match obj.get("events") {
+            Some(Value::Array(a)) if a.is_empty() => {
+                errors.push(FieldProblem::new("/events", "must hold at least one event"));
+                &[][..]
+            }
+            Some(Value::Array(a)) if a.len() > MAX_BATCH_EVENTS => {
+                errors.push(FieldProblem::new(
+                    "/events",
+                    format!("holds {} events; at most {MAX_BATCH_EVENTS} are allowed", a.len()),
+                ));
+                &[][..]
+            }
+            Some(Value::Array(a)) => a.as_slice(),
+            Some(_) => {
+                errors.push(FieldProblem::new("/events", "must be an array of events"));
+                &[][..]
+            }
+            None => {
+                errors.push(FieldProblem::new("/events", "is required"));
+                &[][..]
+            }
+        };
+        if !errors.is_empty() {
+            return Err(Problem::validation("the batch is not valid", errors));
+        }
+
+        // Validate every event first; queue the valid ones in as few calls as SQS allows.
+        let now = self.clock.now();
+        let mut results: Vec<Value> = Vec::with_capacity(events.len());
+        let mut to_send: Vec<(usize, QueueMessage)> = Vec::new();
+        let mut all_errors = Vec::new();
+        for (i, v) in events.iter().enumerate() {
+            let at = format!("/events/{i}");
+            let mut errs = Vec::new();
+            let parsed = parse_event(v, &at, now, &mut errs).map(|event| QueueMessage::EventV1 { event });
+            match parsed {
+                Some(m) if m.to_body().len() > self.max_body_bytes.max(1024) + 1024 => {
+                    errs.push(FieldProblem::new(
+                        &at,
+                        format!("the event is larger than {} bytes", self.max_body_bytes),
+                    ));
+                }
+                Some(m) => {
+                    let QueueMessage::EventV1 { event } = &m;
+                    results.push(json!({"index": i, "id": event.id, "status": "accepted"}));
+                    to_send.push((i, m));
+                    continue;
+                }
+                None => {}
+            }
+            results.push(json!({"index": i, "status": "rejected", "errors": errs}));
+            all_errors.extend(errs);
+        }
+
+        let messages: Vec<QueueMessage> = to_send.iter().map(|(_, m)| m.clone()).collect();
+        let sent = self.queue.send_batch(&messages).await;
+        let mut failed_retryable = 0;
+        for ((i, _), outcome) in to_send.iter().zip(sent) {
+            if let Err(e) = outcome {
+                tracing::error!(index = i, error = %e, "queueing a batch event failed");
+                let retryable = e.is_retryable();
+                failed_retryable += usize::from(retryable);
+                if let Some(r) = results.get_mut(*i) {
+                    r["status"] = json!("failed");
+                    r["retryable"] = json!(retryable);
+                }
+            }
+        }
+        let count = |s: &str| results.iter().filter(|r| r["status"] == s).count();
+        let (accepted, rejected, failed) = (count("accepted"), count("rejected"), count("failed"));
+        tracing::info!(accepted, rejected, failed, "batch handled");
+        if accepted == 0 && failed == 0 {
+            return Err(Problem::validation("no event in the batch is valid", all_errors));
+        }
+        if accepted == 0 {
+            return Err(if failed_retryable > 0 {
+                Problem::unavailable()
+            } else {
+                Problem::internal()
+            });
+        }
+        Ok(api::json(
+            202,
+            &json!({"accepted": accepted, "rejected": rejected, "failed": failed, "results": results}),
+        ))
+    }
+}
+
+fn queue_problem(e: &PortError) -> Problem {
+    tracing::error!(error = %e, "queueing the event failed");
+    if e.is_retryable() {
+        Problem::unavailable()
+    } else {
+        Problem::internal()
+    }
+}

@@ -1,0 +1,27 @@
+use hookline::adapters::{aws_config, sqs::SqsQueue};
+use hookline::config::Env;
+use hookline::ports::SystemClock;
+use ingest_fn::{Config, Ingest};
+use lambda_http::{Error, Request, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    hookline::telemetry::init_tracing();
+    let config = Config::from_env(Env::from_process())?;
+    let sqs = aws_sdk_sqs_client().await;
+    let app = Ingest {
+        keys: config.keys,
+        queue: SqsQueue::new(sqs, config.queue_url),
+        clock: SystemClock,
+        max_body_bytes: config.max_body_bytes,
+    };
+    let app = &app;
+    run(service_fn(move |req: Request| async move {
+        Ok::<_, Error>(app.handle(req).await)
+    }))
+    .await
+}
+
+async fn aws_sdk_sqs_client() -> hookline::adapters::sqs::Client {
+    hookline::adapters::sqs::Client::new(&aws_config().await)
+}

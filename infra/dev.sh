@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The local stack (`make dev`): the AWS emulator, the queues and table from
+# template.yaml, the four functions under `cargo lambda watch` at
+# http://127.0.0.1:9000, and the runner that plays SQS's event-source mapping and
+# the EventBridge schedule. Ctrl-C stops everything it started.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+api_port="${HOOKLINE_API_PORT:-9000}"
+aws_port="${HOOKLINE_EMULATOR_PORT:-4567}"
+prefix="${HOOKLINE_DEV_PREFIX:-hookline-dev}"
+venv="$root/.tools/venv"
+state="$root/.dev"
+mkdir -p "$state"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+die() { printf 'make dev: %s\n' "$*" >&2; exit 1; }
+
+port_free() {
+  python3 - "$1" <<'PY'
+import socket, sys
+s = socket.socket()
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
+PY
+}
+
+for tool in cargo-lambda moto_server; do
+  [ -x "$venv/bin/$tool" ] || die "$tool is not installed in $venv; run 'make tools' (make dev does it for you)"
+done
+port_free "$api_port" || die "port $api_port (the API) is taken: is another 'make dev' running? Stop it, or set HOOKLINE_API_PORT"
+port_free "$aws_port" || die "port $aws_port (the AWS emulator) is taken: stop what uses it, or set HOOKLINE_EMULATOR_PORT"
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  if [ ${#pids[@]} -gt 0 ]; then
+    say "stopping (${#pids[@]} processes)"
+    for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+    sleep 1
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say "starting the AWS emulator (moto) on 127.0.0.1:$aws_port"
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$aws_port" >"$state/moto.log" 2>&1 &
+pids+=($!)
+for i in $(seq 1 100); do
+  python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$aws_port/moto-api/', timeout=1)" 2>/dev/null && break
+  kill -0 "${pids[0]}" 2>/dev/null || die "the emulator exited; see $state/moto.log"
+  [ "$i" = 100 ] && die "the emulator did not answer in 10 s; see $state/moto.log"
+  sleep 0.1
+done
+
+export AWS_ENDPOINT_URL="http://127.0.0.1:$aws_port"
+export AWS_ACCESS_KEY_ID=dev AWS_SECRET_ACCESS_KEY=dev AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+export PATH="$venv/bin:$PATH"
+
+say "building the workspace (the first build takes a few minutes)"
+cargo build --workspace --locked
+
+say "creating the queues and table from template.yaml"
+"$root/target/debug/devstack" provision --template template.yaml --prefix "$prefix" --env-out "$state/stack.env"
+set -a
+# shellcheck disable=SC1091
+. "$state/stack.env"
+set +a
+export HOOKLINE_STAGE=local
+export HOOKLINE_INGEST_KEY="${HOOKLINE_INGEST_KEY:-dev-ingest-key}"
+export HOOKLINE_ADMIN_KEY="${HOOKLINE_ADMIN_KEY:-dev-admin-key}"
+export HOOKLINE_ALLOWED_CIDRS="${HOOKLINE_ALLOWED_CIDRS:-127.0.0.0/8,::1/128}"
+export HOOKLINE_ENDPOINT_CACHE_SECONDS="${HOOKLINE_ENDPOINT_CACHE_SECONDS:-1}"
+export HOOKLINE_LOG_FORMAT="${HOOKLINE_LOG_FORMAT:-text}"
+
+say "starting the functions: cargo lambda watch on 127.0.0.1:$api_port"
+cargo lambda watch -A 127.0.0.1 -P "$api_port" >"$state/functions.log" 2>&1 &
+pids+=($!)
+printf '    waiting for http://127.0.0.1:%s/health ' "$api_port"
+for i in $(seq 1 600); do
+  if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$api_port/health', timeout=5)" 2>/dev/null; then
+    echo " up"; break
+  fi
+  kill -0 "${pids[1]}" 2>/dev/null || { echo; die "cargo lambda watch exited; see $state/functions.log"; }
+  [ "$i" = 600 ] && { echo; die "the API did not come up in 10 min; see $state/functions.log"; }
+  printf '.'; sleep 1
+done
+
+say "starting the SQS event-source mapping and the sweeper schedule"
+"$root/target/debug/devstack" run --lambda "http://127.0.0.1:$api_port" --sweep-every 60 >"$state/runner.log" 2>&1 &
+pids+=($!)
+
+cat <<MSG
+
+  Hookline is running.
+    API          http://127.0.0.1:$api_port
+    ingest key   $HOOKLINE_INGEST_KEY
+    admin key    $HOOKLINE_ADMIN_KEY
+    emulator     $AWS_ENDPOINT_URL   (queue $HOOKLINE_QUEUE_URL, table $HOOKLINE_TABLE)
+    logs         $state/functions.log (functions), $state/runner.log (queue and schedule)
+
+  Try: curl -s http://127.0.0.1:$api_port/health
+  Ctrl-C stops everything.
+
+MSG
+
+# Follow the logs; stop everything if any part stops.
+tail -n 0 -F "$state/functions.log" "$state/runner.log" &
+tail_pid=$!
+pids+=("$tail_pid")
+while :; do
+  for pid in "${pids[@]:0:3}"; do
+    kill -0 "$pid" 2>/dev/null || die "a part of the stack stopped (pid $pid); see the logs in $state"
+  done
+  sleep 2
+done

@@ -1,0 +1,139 @@
+//! `devstack provision` makes the template's queues and table on the emulator and
+//! writes their names as an env file; `devstack run` plays the SQS event-source
+//! mapping (delivery) and the EventBridge schedule (sweeper) against the functions
+//! that `cargo lambda watch` serves. Both read `AWS_ENDPOINT_URL` like the functions.
+
+use devstack::esm::{EventSourceMapping, HttpInvoker, HttpSqsHandler};
+use devstack::{provision, template};
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn usage() -> ! {
+    eprintln!(
+        "usage:\n  devstack provision --template FILE --prefix NAME --env-out FILE\n  \
+         devstack run --lambda URL [--sweep-every SECONDS]   (reads HOOKLINE_QUEUE_URL, HOOKLINE_QUEUE_ARN)"
+    );
+    std::process::exit(2)
+}
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_env_filter("info")
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("provision") => provision_cmd(&args).await,
+        Some("run") => run_cmd(&args).await,
+        _ => usage(),
+    };
+    if let Err(e) = result {
+        eprintln!("devstack: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn clients() -> (aws_sdk_sqs::Client, aws_sdk_dynamodb::Client) {
+    let cfg = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    (
+        aws_sdk_sqs::Client::new(&cfg),
+        aws_sdk_dynamodb::Client::new(&cfg),
+    )
+}
+
+async fn provision_cmd(args: &[String]) -> Result<(), String> {
+    let (Some(tpl), Some(prefix), Some(out)) = (
+        flag(args, "--template"),
+        flag(args, "--prefix"),
+        flag(args, "--env-out"),
+    ) else {
+        usage()
+    };
+    let template = template::load(&PathBuf::from(tpl)).map_err(|e| e.to_string())?;
+    let (sqs, dynamo) = clients().await;
+    let stack = provision::provision(&template, &prefix, &sqs, &dynamo)
+        .await
+        .map_err(|e| e.to_string())?;
+    let env = format!(
+        "HOOKLINE_QUEUE_URL={}\nHOOKLINE_QUEUE_ARN={}\nHOOKLINE_DLQ_URL={}\nHOOKLINE_TABLE={}\n",
+        stack.queue_url("DeliveryQueue"),
+        stack.queue_arn("DeliveryQueue"),
+        stack.queue_url("DeliveryDLQ"),
+        stack.table("Table"),
+    );
+    std::fs::write(&out, env).map_err(|e| format!("cannot write {out}: {e}"))?;
+    for (id, url) in &stack.queue_urls {
+        println!("  queue {id}: {url}");
+    }
+    for (id, name) in &stack.tables {
+        println!("  table {id}: {name}");
+    }
+    Ok(())
+}
+
+async fn run_cmd(args: &[String]) -> Result<(), String> {
+    let Some(lambda) = flag(args, "--lambda") else {
+        usage()
+    };
+    let every: u64 = flag(args, "--sweep-every")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let queue_url = std::env::var("HOOKLINE_QUEUE_URL").map_err(|_| "HOOKLINE_QUEUE_URL is not set")?;
+    let queue_arn = std::env::var("HOOKLINE_QUEUE_ARN").map_err(|_| "HOOKLINE_QUEUE_ARN is not set")?;
+    let (sqs, _) = clients().await;
+    let mut esm = EventSourceMapping::new(sqs, &queue_url, &queue_arn);
+    esm.wait = Duration::from_secs(2);
+    let handler = HttpSqsHandler {
+        invoker: HttpInvoker::new(&lambda),
+        function: "delivery".into(),
+    };
+    let sweeper = HttpInvoker::new(&lambda);
+
+    let pump = async {
+        loop {
+            match esm.poll_once(&handler).await {
+                Ok(s) if s.received > 0 => tracing::info!(
+                    "delivery: batch of {} handled, {} deleted, {} left for SQS to bring back",
+                    s.received,
+                    s.deleted,
+                    s.kept
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!("delivery: {e}; trying again in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    };
+    let schedule = async {
+        let mut tick = tokio::time::interval(Duration::from_secs(every));
+        loop {
+            tick.tick().await;
+            let event = serde_json::json!({
+                "version": "0", "id": "devstack", "detail-type": "Scheduled Event",
+                "source": "aws.scheduler", "account": "000000000000",
+                "time": hookline::Timestamp::now().to_rfc3339(), "region": "us-east-1", "resources": [], "detail": {}
+            });
+            match sweeper.invoke_json("sweeper", &event).await {
+                Ok(report) => tracing::info!("sweeper: {report}"),
+                Err(e) => tracing::warn!("sweeper: {e}"),
+            }
+        }
+    };
+    tokio::select! {
+        _ = pump => {}
+        _ = schedule => {}
+        _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
+    }
+    Ok(())
+}

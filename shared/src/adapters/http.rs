@@ -1,0 +1,160 @@
+//! The webhook sender on reqwest: one client per warm container (its connection
+//! pool reused across invocations), no redirects, and a DNS resolver that applies
+//! the SSRF policy to every resolved address, so the connection goes only to an
+//! address that was checked — no window for DNS rebinding between check and connect.
+
+use crate::delivery::{AttemptOutcome, RESPONSE_BODY_LIMIT, TransportError, cut_body};
+use crate::ports::{OutboundRequest, WebhookSender};
+use crate::ssrf::{DestinationError, SsrfPolicy};
+use async_trait::async_trait;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::error::Error as StdError;
+use std::sync::Arc;
+use std::time::Duration;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+enum ResolveError {
+    #[error("{0}")]
+    Blocked(DestinationError),
+    #[error("DNS lookup of `{host}` failed: {reason}")]
+    Lookup { host: String, reason: String },
+}
+
+struct SsrfResolver {
+    policy: Arc<SsrfPolicy>,
+}
+
+impl Resolve for SsrfResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<_> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|e| ResolveError::Lookup {
+                    host: host.clone(),
+                    reason: e.to_string(),
+                })?
+                .collect();
+            let mut refusal = None;
+            let allowed: Vec<_> = found
+                .into_iter()
+                .filter(|a| match policy.check_ip(a.ip()) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        refusal.get_or_insert(e);
+                        false
+                    }
+                })
+                .collect();
+            if allowed.is_empty() {
+                return Err(Box::new(match refusal {
+                    Some(e) => ResolveError::Blocked(e),
+                    None => ResolveError::Lookup {
+                        host,
+                        reason: "no addresses".into(),
+                    },
+                }) as Box<dyn StdError + Send + Sync>);
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct HttpSender {
+    client: reqwest::Client,
+    policy: Arc<SsrfPolicy>,
+}
+
+impl HttpSender {
+    pub fn new(policy: SsrfPolicy) -> Result<Self, reqwest::Error> {
+        let policy = Arc::new(policy);
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .dns_resolver(Arc::new(SsrfResolver {
+                policy: policy.clone(),
+            }))
+            .build()?;
+        Ok(Self { client, policy })
+    }
+}
+
+/// Names the failure for the attempt log, without the URL (it may carry a token).
+fn transport_error(e: &reqwest::Error, timeout: Duration) -> AttemptOutcome {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<ResolveError>() {
+            let error = match r {
+                ResolveError::Blocked(_) => TransportError::Blocked,
+                ResolveError::Lookup { .. } => TransportError::Dns,
+            };
+            return AttemptOutcome::Error {
+                error,
+                message: r.to_string(),
+            };
+        }
+        source = s.source();
+    }
+    let (error, message) = if e.is_timeout() {
+        (
+            TransportError::Timeout,
+            format!("no response within {} s", timeout.as_secs()),
+        )
+    } else if e.is_connect() {
+        (
+            TransportError::Connect,
+            format!("could not connect: {}", root_cause(e)),
+        )
+    } else {
+        (TransportError::Other, root_cause(e))
+    };
+    AttemptOutcome::Error { error, message }
+}
+
+fn root_cause(e: &(dyn StdError + 'static)) -> String {
+    let mut last: &(dyn StdError + 'static) = e;
+    while let Some(s) = last.source() {
+        last = s;
+    }
+    last.to_string()
+}
+
+#[async_trait]
+impl WebhookSender for HttpSender {
+    async fn post(&self, request: OutboundRequest) -> AttemptOutcome {
+        // IP-literal hosts never reach the resolver, so the URL is checked here too.
+        if let Err(e) = self.policy.parse_destination(&request.url) {
+            return AttemptOutcome::Error {
+                error: TransportError::Blocked,
+                message: format!("the URL {e}"),
+            };
+        }
+        let mut builder = self.client.post(&request.url).timeout(request.timeout);
+        for (k, v) in &request.headers {
+            builder = builder.header(k, v);
+        }
+        let timeout = request.timeout;
+        let mut response = match builder.body(request.body).send().await {
+            Ok(r) => r,
+            Err(e) => return transport_error(&e.without_url(), timeout),
+        };
+        let status = response.status().as_u16();
+        // Keep only the first KiB; stop reading there rather than download the rest.
+        let mut body = Vec::new();
+        while let Ok(Some(chunk)) = response.chunk().await {
+            body.extend_from_slice(&chunk);
+            if body.len() >= RESPONSE_BODY_LIMIT {
+                break;
+            }
+        }
+        AttemptOutcome::Response {
+            status,
+            body: cut_body(&body),
+        }
+    }
+}

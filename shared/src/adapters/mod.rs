@@ -1,0 +1,51 @@
+//! Adapters: the ports implemented with DynamoDB, SQS and reqwest.
+
+pub mod dynamo;
+pub mod http;
+pub mod sqs;
+
+use crate::ports::PortError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+/// Loads the AWS config once per cold start. `AWS_ENDPOINT_URL` (or the per-service
+/// `AWS_ENDPOINT_URL_SQS` / `_DYNAMODB`) points it at the local emulator.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+const RETRYABLE_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+    "RequestThrottled",
+    "KMSThrottlingException",
+];
+
+/// Sorts an SDK failure into retryable (network, throttling, 5xx) or permanent.
+pub(crate) fn classify<E>(op: &str, e: SdkError<E>) -> PortError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match &e {
+        SdkError::ServiceError(ctx) => {
+            let code = ctx.err().code().unwrap_or("Unknown");
+            let status = ctx.raw().status().as_u16();
+            let text = format!("{op}: {code} ({status}): {}", ctx.err().message().unwrap_or(""));
+            if status >= 500 || RETRYABLE_CODES.contains(&code) {
+                PortError::Retryable(text)
+            } else {
+                PortError::Permanent(text)
+            }
+        }
+        SdkError::ConstructionFailure(_) => PortError::Permanent(format!("{op}: {e}")),
+        _ => PortError::Retryable(format!(
+            "{op}: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+        )),
+    }
+}

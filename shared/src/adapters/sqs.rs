@@ -1,0 +1,177 @@
+//! The queue ports on SQS.
+
+use super::classify;
+use crate::message::QueueMessage;
+use crate::ports::{PortError, PortResult, Queue, QueueDepth, QueueGauge};
+use async_trait::async_trait;
+pub use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
+
+/// SQS takes at most 10 entries in one SendMessageBatch.
+const BATCH_ENTRIES: usize = 10;
+/// And at most this many bytes of bodies in one batch.
+const BATCH_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct SqsQueue {
+    client: Client,
+    url: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        Self {
+            client,
+            url: url.into(),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// Splits bodies into runs that fit one SendMessageBatch each.
+fn chunk_bodies(bodies: &[String]) -> Vec<std::ops::Range<usize>> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, b) in bodies.iter().enumerate() {
+        let full = i - start == BATCH_ENTRIES || (i > start && bytes + b.len() > BATCH_BYTES);
+        if full {
+            chunks.push(start..i);
+            start = i;
+            bytes = 0;
+        }
+        bytes += b.len();
+    }
+    if start < bodies.len() {
+        chunks.push(start..bodies.len());
+    }
+    chunks
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    async fn send(&self, message: &QueueMessage) -> PortResult<()> {
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(message.to_body())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("SendMessage", e))
+    }
+
+    async fn send_batch(&self, messages: &[QueueMessage]) -> Vec<PortResult<()>> {
+        let bodies: Vec<String> = messages.iter().map(QueueMessage::to_body).collect();
+        let mut results: Vec<PortResult<()>> = Vec::with_capacity(bodies.len());
+        for range in chunk_bodies(&bodies) {
+            let entries: Result<Vec<_>, _> = range
+                .clone()
+                .map(|i| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(&bodies[i])
+                        .build()
+                })
+                .collect();
+            let entries = match entries {
+                Ok(entries) => entries,
+                Err(e) => {
+                    let text = e.to_string();
+                    results.extend(range.map(|_| Err(PortError::Permanent(text.clone()))));
+                    continue;
+                }
+            };
+            let req = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries));
+            match req.send().await {
+                Ok(out) => {
+                    let mut chunk: Vec<PortResult<()>> = range.clone().map(|_| Ok(())).collect();
+                    for f in out.failed() {
+                        let Some(pos) = f
+                            .id()
+                            .parse::<usize>()
+                            .ok()
+                            .and_then(|i| i.checked_sub(range.start))
+                        else {
+                            continue;
+                        };
+                        let text = format!(
+                            "SendMessageBatch entry: {} {}",
+                            f.code(),
+                            f.message().unwrap_or("")
+                        );
+                        if let Some(slot) = chunk.get_mut(pos) {
+                            *slot = Err(if f.sender_fault() {
+                                PortError::Permanent(text)
+                            } else {
+                                PortError::Retryable(text)
+                            });
+                        }
+                    }
+                    results.extend(chunk);
+                }
+                Err(e) => {
+                    let err = classify("SendMessageBatch", e);
+                    let retry = err.is_retryable();
+                    let text = err.to_string();
+                    results.extend(range.map(|_| {
+                        Err(if retry {
+                            PortError::Retryable(text.clone())
+                        } else {
+                            PortError::Permanent(text.clone())
+                        })
+                    }));
+                }
+            }
+        }
+        results
+    }
+}
+
+#[async_trait]
+impl QueueGauge for SqsQueue {
+    async fn depth(&self) -> PortResult<QueueDepth> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(|e| classify("GetQueueAttributes", e))?;
+        let attrs = out.attributes();
+        let get = |name: QueueAttributeName| {
+            attrs
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok(QueueDepth {
+            visible: get(QueueAttributeName::ApproximateNumberOfMessages),
+            in_flight: get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            delayed: get(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_hold_at_most_ten_entries_and_a_mebibyte() {
+        let small: Vec<String> = (0..25).map(|_| "x".into()).collect();
+        assert_eq!(chunk_bodies(&small), vec![0..10, 10..20, 20..25]);
+        let big: Vec<String> = (0..3).map(|_| "x".repeat(400 * 1024)).collect();
+        assert_eq!(chunk_bodies(&big), vec![0..2, 2..3]);
+        assert!(chunk_bodies(&[]).is_empty());
+    }
+}

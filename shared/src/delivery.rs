@@ -1,0 +1,253 @@
+//! Deliveries (one event to one endpoint) and their attempts, as a small state machine:
+//! `pending` → `delivered` | `retrying` → … → `delivered` | `failed`.
+
+use crate::event::EventType;
+use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::retry::RetryPolicy;
+use crate::timestamp::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// How much of a response body is kept.
+pub const RESPONSE_BODY_LIMIT: usize = 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Retrying,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Retrying => "retrying",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "retrying" => Self::Retrying,
+            "delivered" => Self::Delivered,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Pending | Self::Retrying)
+    }
+}
+
+/// Why an attempt got no HTTP response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportError {
+    Timeout,
+    Connect,
+    /// The destination resolved to an address the SSRF policy refuses.
+    Blocked,
+    Dns,
+    Other,
+}
+
+/// What one attempt came to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Response { status: u16, body: String },
+    Error { error: TransportError, message: String },
+}
+
+impl AttemptOutcome {
+    pub fn is_success(&self) -> bool {
+        matches!(self, Self::Response { status, .. } if (200..300).contains(status))
+    }
+
+    pub fn status_code(&self) -> Option<u16> {
+        match self {
+            Self::Response { status, .. } => Some(*status),
+            Self::Error { .. } => None,
+        }
+    }
+
+    /// A short description for the delivery's `last_error`.
+    pub fn error_text(&self) -> Option<String> {
+        match self {
+            _ if self.is_success() => None,
+            Self::Response { status, .. } => Some(format!("HTTP {status}")),
+            Self::Error { message, .. } => Some(message.clone()),
+        }
+    }
+}
+
+/// Keeps at most `RESPONSE_BODY_LIMIT` bytes, cut on a character boundary.
+pub fn cut_body(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(RESPONSE_BODY_LIMIT)]);
+    let mut s = text.into_owned();
+    while s.len() > RESPONSE_BODY_LIMIT {
+        s.pop();
+    }
+    s
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Attempt {
+    pub number: u32,
+    pub started_at: Timestamp,
+    pub duration_ms: u64,
+    #[serde(flatten)]
+    pub outcome: AttemptOutcome,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    pub id: DeliveryId,
+    pub event_id: EventId,
+    pub endpoint_id: EndpointId,
+    pub event_type: EventType,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Delivery {
+    pub fn new(
+        event_id: EventId,
+        endpoint_id: EndpointId,
+        event_type: EventType,
+        max_attempts: u32,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            id: DeliveryId::generate(),
+            event_id,
+            endpoint_id,
+            event_type,
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            max_attempts,
+            next_attempt_at: Some(now),
+            last_status_code: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Applies a finished attempt: counts it and moves to `delivered`, to `retrying`
+    /// with the next time from the policy, or to `failed` when none is left.
+    pub fn record(
+        &mut self,
+        outcome: &AttemptOutcome,
+        policy: &RetryPolicy,
+        finished_at: Timestamp,
+        jitter: f64,
+    ) {
+        self.attempts += 1;
+        self.updated_at = finished_at;
+        self.last_status_code = outcome.status_code();
+        self.last_error = outcome.error_text();
+        if outcome.is_success() {
+            self.status = DeliveryStatus::Delivered;
+            self.next_attempt_at = None;
+            return;
+        }
+        match policy.next_delay(self.attempts, jitter) {
+            Some(wait) => {
+                self.status = DeliveryStatus::Retrying;
+                self.next_attempt_at = Some(finished_at.saturating_add(wait));
+            }
+            None => {
+                self.status = DeliveryStatus::Failed;
+                self.next_attempt_at = None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn delivery(max_attempts: u32) -> Delivery {
+        Delivery::new(
+            EventId::parse("evt_1").unwrap(),
+            EndpointId::parse("ep_1").unwrap(),
+            EventType::parse("a.b").unwrap(),
+            max_attempts,
+            Timestamp::from_unix_millis(0),
+        )
+    }
+
+    fn response(status: u16) -> AttemptOutcome {
+        AttemptOutcome::Response {
+            status,
+            body: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_2xx_delivers() {
+        let mut d = delivery(8);
+        d.record(
+            &response(204),
+            &RetryPolicy::default(),
+            Timestamp::from_unix_millis(10),
+            0.5,
+        );
+        assert_eq!(
+            (d.status, d.attempts, d.next_attempt_at),
+            (DeliveryStatus::Delivered, 1, None)
+        );
+    }
+
+    #[test]
+    fn a_failure_with_attempts_left_retries_at_the_policy_time() {
+        let mut d = delivery(8);
+        let t = Timestamp::from_unix_millis(1_000);
+        d.record(&response(500), &RetryPolicy::with_max_attempts(8), t, 0.5);
+        assert_eq!(d.status, DeliveryStatus::Retrying);
+        assert_eq!(d.next_attempt_at, Some(t.saturating_add(Duration::from_secs(5))));
+        assert_eq!(d.last_error.as_deref(), Some("HTTP 500"));
+        assert_eq!(d.last_status_code, Some(500));
+    }
+
+    #[test]
+    fn the_last_allowed_failure_fails_the_delivery() {
+        let mut d = delivery(1);
+        let err = AttemptOutcome::Error {
+            error: TransportError::Timeout,
+            message: "timed out after 15 s".into(),
+        };
+        d.record(
+            &err,
+            &RetryPolicy::with_max_attempts(1),
+            Timestamp::from_unix_millis(5),
+            0.5,
+        );
+        assert_eq!(d.status, DeliveryStatus::Failed);
+        assert_eq!(d.next_attempt_at, None);
+        assert_eq!(d.last_error.as_deref(), Some("timed out after 15 s"));
+    }
+
+    #[test]
+    fn response_bodies_are_cut_to_1_kib_on_a_char_boundary() {
+        assert_eq!(cut_body(b"ok"), "ok");
+        let long = "é".repeat(1000);
+        let cut = cut_body(long.as_bytes());
+        assert!(cut.len() <= RESPONSE_BODY_LIMIT);
+        assert!(cut.len() >= RESPONSE_BODY_LIMIT - 4);
+    }
+}

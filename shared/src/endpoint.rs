@@ -1,0 +1,254 @@
+//! Endpoints: where events go, and which events they want.
+
+use crate::event::EventType;
+use crate::ids::EndpointId;
+use crate::signing::EndpointSecret;
+use crate::timestamp::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use thiserror::Error;
+
+pub const DEFAULT_TIMEOUT_SECONDS: u32 = 15;
+pub const MAX_TIMEOUT_SECONDS: u32 = 30;
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
+pub const MAX_MAX_ATTEMPTS: u32 = 20;
+pub const MAX_EVENT_TYPE_FILTERS: usize = 100;
+pub const MAX_CUSTOM_HEADERS: usize = 20;
+
+/// Headers Hookline sets on every delivery, which an endpoint's own headers may not override.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "x-webhook-signature",
+    "x-webhook-event",
+    "x-webhook-delivery",
+    "x-webhook-timestamp",
+    "user-agent",
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "host",
+    "connection",
+];
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum FilterError {
+    #[error("`{0}` is neither an event type, `*`, nor a prefix wildcard like `agent.*`")]
+    Malformed(String),
+}
+
+/// One entry of an endpoint's `event_types`: an exact type, `*`, or a prefix like `agent.*`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum EventTypeFilter {
+    All,
+    Exact(EventType),
+    /// Matches types that start with this prefix followed by a dot.
+    Prefix(EventType),
+}
+
+impl EventTypeFilter {
+    pub fn parse(s: &str) -> Result<Self, FilterError> {
+        if s == "*" {
+            return Ok(Self::All);
+        }
+        let bad = || FilterError::Malformed(s.to_owned());
+        match s.strip_suffix(".*") {
+            Some(prefix) => EventType::parse(prefix).map(Self::Prefix).map_err(|_| bad()),
+            None => EventType::parse(s).map(Self::Exact).map_err(|_| bad()),
+        }
+    }
+
+    pub fn matches(&self, t: &EventType) -> bool {
+        match self {
+            Self::All => true,
+            Self::Exact(e) => e == t,
+            Self::Prefix(p) => t
+                .as_str()
+                .strip_prefix(p.as_str())
+                .is_some_and(|rest| rest.starts_with('.')),
+        }
+    }
+}
+
+impl TryFrom<String> for EventTypeFilter {
+    type Error = FilterError;
+    fn try_from(s: String) -> Result<Self, FilterError> {
+        Self::parse(&s)
+    }
+}
+
+impl From<EventTypeFilter> for String {
+    fn from(f: EventTypeFilter) -> String {
+        f.to_string()
+    }
+}
+
+impl fmt::Display for EventTypeFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::All => f.write_str("*"),
+            Self::Exact(t) => f.write_str(t.as_str()),
+            Self::Prefix(p) => write!(f, "{p}.*"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointStatus {
+    Active,
+    Disabled,
+}
+
+/// A registered endpoint. Its secret is kept apart from what the API shows.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub id: EndpointId,
+    pub name: String,
+    /// Passed the SSRF policy at registration; checked again at send time.
+    pub url: String,
+    pub event_types: Vec<EventTypeFilter>,
+    pub headers: BTreeMap<String, String>,
+    pub timeout_seconds: u32,
+    pub max_attempts: u32,
+    pub status: EndpointStatus,
+    pub secret: EndpointSecret,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Endpoint {
+    pub fn wants(&self, t: &EventType) -> bool {
+        self.status == EndpointStatus::Active && self.event_types.iter().any(|f| f.matches(t))
+    }
+}
+
+/// The endpoint as the API shows it: everything but the secret.
+#[derive(Clone, Debug, Serialize)]
+pub struct EndpointView<'a> {
+    pub id: &'a EndpointId,
+    pub name: &'a str,
+    pub url: &'a str,
+    pub event_types: &'a [EventTypeFilter],
+    pub headers: &'a BTreeMap<String, String>,
+    pub timeout_seconds: u32,
+    pub max_attempts: u32,
+    pub status: EndpointStatus,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl<'a> From<&'a Endpoint> for EndpointView<'a> {
+    fn from(e: &'a Endpoint) -> Self {
+        Self {
+            id: &e.id,
+            name: &e.name,
+            url: &e.url,
+            event_types: &e.event_types,
+            headers: &e.headers,
+            timeout_seconds: e.timeout_seconds,
+            max_attempts: e.max_attempts,
+            status: e.status,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum HeaderError {
+    #[error("at most {MAX_CUSTOM_HEADERS} headers are allowed")]
+    TooMany,
+    #[error("`{0}` is not a valid header name")]
+    BadName(String),
+    #[error("the value of `{0}` is not a valid header value")]
+    BadValue(String),
+    #[error("`{0}` is set by Hookline and cannot be overridden")]
+    Reserved(String),
+}
+
+/// Checks an endpoint's own headers: valid names and values, none reserved.
+/// Names are kept lowercase, as HTTP/2 sends them.
+pub fn check_custom_headers(
+    headers: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, HeaderError> {
+    if headers.len() > MAX_CUSTOM_HEADERS {
+        return Err(HeaderError::TooMany);
+    }
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    let mut out = BTreeMap::new();
+    for (name, value) in headers {
+        if name.is_empty() || name.len() > 256 || !name.bytes().all(token) {
+            return Err(HeaderError::BadName(name));
+        }
+        let lower = name.to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("webhook-") {
+            return Err(HeaderError::Reserved(name));
+        }
+        if value.len() > 4096 || value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return Err(HeaderError::BadValue(name));
+        }
+        out.insert(lower, value);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> EventType {
+        EventType::parse(s).unwrap()
+    }
+
+    #[test]
+    fn filters_match_exact_names_everything_or_a_dotted_prefix() {
+        let exact = EventTypeFilter::parse("agent.run.completed").unwrap();
+        let all = EventTypeFilter::parse("*").unwrap();
+        let prefix = EventTypeFilter::parse("agent.*").unwrap();
+        assert!(exact.matches(&t("agent.run.completed")));
+        assert!(!exact.matches(&t("agent.run.completed.v2")));
+        assert!(all.matches(&t("anything")));
+        assert!(prefix.matches(&t("agent.run")));
+        assert!(prefix.matches(&t("agent.run.completed")));
+        assert!(!prefix.matches(&t("agent")));
+        assert!(!prefix.matches(&t("agentx.run")));
+        assert_eq!(prefix.to_string(), "agent.*");
+    }
+
+    #[test]
+    fn malformed_filters_are_refused() {
+        for bad in ["", "agent*", "*.run", "agent.*.x", "a..b", "agent.**"] {
+            assert!(EventTypeFilter::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn custom_headers_cannot_override_signing_headers() {
+        let h = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
+        assert_eq!(
+            check_custom_headers(h("Webhook-Signature", "x")),
+            Err(HeaderError::Reserved("Webhook-Signature".into()))
+        );
+        assert_eq!(
+            check_custom_headers(h("X-Webhook-Event", "x")),
+            Err(HeaderError::Reserved("X-Webhook-Event".into()))
+        );
+        assert_eq!(
+            check_custom_headers(h("bad name", "x")),
+            Err(HeaderError::BadName("bad name".into()))
+        );
+        assert_eq!(
+            check_custom_headers(h("X-A", "a\nb")),
+            Err(HeaderError::BadValue("X-A".into()))
+        );
+        assert_eq!(
+            check_custom_headers(h("X-Tenant", "acme")).unwrap(),
+            h("x-tenant", "acme")
+        );
+    }
+}

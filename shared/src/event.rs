@@ -1,0 +1,143 @@
+//! Events: what an agent sends, and the envelope every endpoint receives.
+
+use crate::ids::EventId;
+use crate::timestamp::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use thiserror::Error;
+
+/// The envelope's schema version, sent as `version` in every delivered body.
+pub const ENVELOPE_VERSION: &str = "1";
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum EventTypeError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be at most {max} characters long")]
+    TooLong { max: usize },
+    #[error(
+        "must be dot-separated names of letters, digits, `_` or `-` (like `agent.run.completed` or `node_started`); `{0}` is not"
+    )]
+    Malformed(String),
+}
+
+/// A well-formed event type: dot-separated segments of `[A-Za-z0-9_-]`,
+/// e.g. `agent.run.completed` or `agent_invocation_started`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EventType(String);
+
+impl EventType {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn parse(s: &str) -> Result<Self, EventTypeError> {
+        if s.is_empty() {
+            return Err(EventTypeError::Empty);
+        }
+        if s.len() > Self::MAX_LEN {
+            return Err(EventTypeError::TooLong { max: Self::MAX_LEN });
+        }
+        let segment_ok = |seg: &str| {
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if !s.split('.').all(segment_ok) {
+            return Err(EventTypeError::Malformed(s.to_owned()));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for EventType {
+    type Error = EventTypeError;
+    fn try_from(s: String) -> Result<Self, EventTypeError> {
+        Self::parse(&s)
+    }
+}
+
+impl From<EventType> for String {
+    fn from(t: EventType) -> String {
+        t.0
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An accepted event, as queued, stored and delivered. Serialises to exactly the
+/// delivered body: `{"id","event_type","data","timestamp","source","version"}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: EventId,
+    pub event_type: EventType,
+    pub data: serde_json::Value,
+    pub timestamp: Timestamp,
+    pub source: String,
+    pub version: String,
+}
+
+impl Event {
+    /// The exact bytes POSTed to endpoints (and signed).
+    pub fn envelope_json(&self) -> String {
+        // Serialising plain data with string keys cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_types_are_dot_separated_safe_names() {
+        for ok in [
+            "agent.run.completed",
+            "node_started",
+            "tool-failed",
+            "a",
+            "A.b_1.c-2",
+        ] {
+            assert!(EventType::parse(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(EventType::parse(""), Err(EventTypeError::Empty));
+        for bad in [".a", "a.", "a..b", "a b", "agent.*", "a/b", "é"] {
+            assert!(
+                matches!(EventType::parse(bad), Err(EventTypeError::Malformed(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            EventType::parse(&"a".repeat(129)),
+            Err(EventTypeError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn the_envelope_has_exactly_the_contract_fields() {
+        let e = Event {
+            id: EventId::parse("evt_1").unwrap(),
+            event_type: EventType::parse("agent.run.completed").unwrap(),
+            data: serde_json::json!({"ok": true}),
+            timestamp: Timestamp::from_unix_millis(1_700_000_000_000),
+            source: "api".into(),
+            version: ENVELOPE_VERSION.into(),
+        };
+        let v: serde_json::Value = serde_json::from_str(&e.envelope_json()).unwrap();
+        let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["data", "event_type", "id", "source", "timestamp", "version"]
+        );
+        assert_eq!(v["timestamp"], "2023-11-14T22:13:20Z");
+    }
+}

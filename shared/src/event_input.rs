@@ -1,0 +1,122 @@
+//! What a client may send as an event, `{id?, event_type, data, source?, timestamp?}`,
+//! and how it becomes an `Event`. Every problem is reported, each with its JSON pointer.
+
+use crate::api::{object, opt_str, pointer, refuse_unknown_fields, req_str};
+use crate::event::{ENVELOPE_VERSION, Event, EventType};
+use crate::ids::EventId;
+use crate::problem::FieldProblem;
+use crate::timestamp::Timestamp;
+use serde_json::Value;
+
+pub const FIELDS: &[&str] = &["id", "event_type", "data", "source", "timestamp"];
+pub const DEFAULT_SOURCE: &str = "api";
+const MAX_SOURCE_LEN: usize = 256;
+
+/// Parses one event at JSON pointer `at`. `None` when anything was wrong; the
+/// problems are in `errors`.
+pub fn parse_event(v: &Value, at: &str, now: Timestamp, errors: &mut Vec<FieldProblem>) -> Option<Event> {
+    let before = errors.len();
+    let obj = object(v, if at.is_empty() { "/" } else { at }, errors)?;
+    refuse_unknown_fields(obj, FIELDS, at, errors);
+
+    let id = match opt_str(obj, "id", at, errors) {
+        None => Some(EventId::generate()),
+        Some(raw) => EventId::parse(raw)
+            .map_err(|e| errors.push(FieldProblem::new(pointer(at, "id"), e.to_string())))
+            .ok(),
+    };
+    let event_type = req_str(obj, "event_type", at, errors).and_then(|raw| {
+        EventType::parse(raw)
+            .map_err(|e| errors.push(FieldProblem::new(pointer(at, "event_type"), e.to_string())))
+            .ok()
+    });
+    let data = obj.get("data").cloned();
+    if data.is_none() {
+        errors.push(FieldProblem::new(
+            pointer(at, "data"),
+            "is required (any JSON value)",
+        ));
+    }
+    let source = match opt_str(obj, "source", at, errors) {
+        None => DEFAULT_SOURCE.to_owned(),
+        Some(s) if s.is_empty() || s.len() > MAX_SOURCE_LEN => {
+            errors.push(FieldProblem::new(
+                pointer(at, "source"),
+                format!("must be 1 to {MAX_SOURCE_LEN} characters long"),
+            ));
+            String::new()
+        }
+        Some(s) => s.to_owned(),
+    };
+    let timestamp = match opt_str(obj, "timestamp", at, errors) {
+        None => now,
+        Some(raw) => Timestamp::parse_rfc3339(raw).unwrap_or_else(|_| {
+            errors.push(FieldProblem::new(
+                pointer(at, "timestamp"),
+                format!("`{raw}` is not an RFC 3339 date-time such as 2026-01-31T12:00:00Z"),
+            ));
+            now
+        }),
+    };
+    if errors.len() > before {
+        return None;
+    }
+    Some(Event {
+        id: id?,
+        event_type: event_type?,
+        data: data?,
+        timestamp,
+        source,
+        version: ENVELOPE_VERSION.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<Event, Vec<FieldProblem>> {
+        let mut errors = Vec::new();
+        parse_event(&v, "", Timestamp::from_unix_millis(1_000), &mut errors).ok_or(errors)
+    }
+
+    #[test]
+    fn a_minimal_event_gets_an_id_a_timestamp_and_the_default_source() {
+        let e = parse(json!({"event_type": "agent.run.started", "data": {"run_id": "r1"}})).unwrap();
+        assert!(e.id.as_str().starts_with("evt_"));
+        assert_eq!(e.timestamp, Timestamp::from_unix_millis(1_000));
+        assert_eq!(e.source, "api");
+        assert_eq!(e.version, "1");
+    }
+
+    #[test]
+    fn client_ids_sources_and_timestamps_are_kept() {
+        let e = parse(json!({
+            "id": "run-1:started", "event_type": "a", "data": null,
+            "source": "agent-7", "timestamp": "2026-01-31T12:00:00Z"
+        }))
+        .unwrap();
+        assert_eq!(e.id.as_str(), "run-1:started");
+        assert_eq!(e.source, "agent-7");
+        assert_eq!(e.timestamp.to_rfc3339(), "2026-01-31T12:00:00Z");
+        assert_eq!(e.data, Value::Null);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_pointer() {
+        let errors =
+            parse(json!({"id": "a b", "event_type": "bad type", "extra": 1, "timestamp": "yesterday"}))
+                .unwrap_err();
+        let ptrs: Vec<_> = errors.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(ptrs, ["/extra", "/id", "/event_type", "/data", "/timestamp"]);
+        let missing = parse(json!({"data": 1})).unwrap_err();
+        assert_eq!(missing[0].pointer, "/event_type");
+        assert_eq!(missing[0].detail, "is required");
+        assert_eq!(parse(json!([1])).unwrap_err()[0].pointer, "/");
+        assert_eq!(
+            parse(json!({"event_type": 5, "data": 1})).unwrap_err()[0].detail,
+            "must be a string"
+        );
+    }
+}

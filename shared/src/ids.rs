@@ -1,0 +1,174 @@
+//! Prefixed, time-sortable identifiers (`evt_`, `ep_`, `dlv_`, `att_`).
+//!
+//! A new id is a UUIDv7 in lowercase hex: its leading 48 bits are the creation time
+//! in milliseconds, so ids sort by creation time as plain strings.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use thiserror::Error;
+use uuid::Uuid;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum IdError {
+    #[error("must be 1 to {max} characters long")]
+    Length { max: usize },
+    #[error("may contain only letters, digits and `_ - . :`")]
+    Charset,
+    #[error("must start with `{prefix}`")]
+    Prefix { prefix: &'static str },
+}
+
+fn sortable(prefix: &str) -> String {
+    format!("{prefix}{}", Uuid::now_v7().simple())
+}
+
+fn check_charset(s: &str, max: usize) -> Result<(), IdError> {
+    if s.is_empty() || s.len() > max {
+        return Err(IdError::Length { max });
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+    {
+        return Err(IdError::Charset);
+    }
+    Ok(())
+}
+
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A new, time-sortable id.
+            pub fn generate() -> Self {
+                Self(sortable(Self::PREFIX))
+            }
+
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                check_charset(s, 64)?;
+                if !s.starts_with(Self::PREFIX) || s.len() == Self::PREFIX.len() {
+                    return Err(IdError::Prefix { prefix: Self::PREFIX });
+                }
+                Ok(Self(s.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                Self::parse(&s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+prefixed_id!(
+    /// An endpoint's id.
+    EndpointId, "ep_"
+);
+prefixed_id!(
+    /// A delivery's id: one event to one endpoint.
+    DeliveryId, "dlv_"
+);
+
+/// An event's id. Hookline makes `evt_…` ids, but a client may bring its own id
+/// (its idempotency key), so any short id of safe characters is accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EventId(String);
+
+impl EventId {
+    pub const PREFIX: &'static str = "evt_";
+    pub const MAX_LEN: usize = 128;
+
+    pub fn generate() -> Self {
+        Self(sortable(Self::PREFIX))
+    }
+
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        check_charset(s, Self::MAX_LEN)?;
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for EventId {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        Self::parse(&s)
+    }
+}
+
+impl From<EventId> for String {
+    fn from(id: EventId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_carry_their_prefix_and_sort_by_creation_time() {
+        let a = EndpointId::generate();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = EndpointId::generate();
+        assert!(a.as_str().starts_with("ep_"));
+        assert!(a < b, "{a} should sort before {b}");
+        assert_eq!(EventId::generate().as_str().len(), 4 + 32);
+    }
+
+    #[test]
+    fn an_id_with_the_wrong_prefix_is_refused() {
+        assert_eq!(
+            EndpointId::parse("dlv_123"),
+            Err(IdError::Prefix { prefix: "ep_" })
+        );
+        assert_eq!(EndpointId::parse("ep_"), Err(IdError::Prefix { prefix: "ep_" }));
+        assert!(EndpointId::parse("ep_0192").is_ok());
+    }
+
+    #[test]
+    fn client_event_ids_accept_safe_characters_only() {
+        assert!(EventId::parse("order-42:v1.b_c").is_ok());
+        assert_eq!(EventId::parse(""), Err(IdError::Length { max: 128 }));
+        assert_eq!(
+            EventId::parse(&"a".repeat(129)),
+            Err(IdError::Length { max: 128 })
+        );
+        assert_eq!(EventId::parse("a/b"), Err(IdError::Charset));
+        assert_eq!(EventId::parse("a b"), Err(IdError::Charset));
+    }
+}

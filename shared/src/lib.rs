@@ -1,0 +1,37 @@
+//! Hookline's library: the domain (no AWS or Lambda types), the ports the handlers
+//! depend on, and the adapters that implement them with DynamoDB, SQS and reqwest.
+
+pub mod adapters;
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod delivery;
+pub mod endpoint;
+pub mod endpoint_input;
+pub mod event;
+pub mod event_input;
+pub mod ids;
+#[cfg(any(test, feature = "memory"))]
+pub mod memory;
+pub mod message;
+pub mod ports;
+pub mod problem;
+pub mod retry;
+pub mod signing;
+pub mod ssrf;
+pub mod telemetry;
+pub mod timestamp;
+pub mod webhook;
+
+pub use event::{Event, EventType};
+pub use ids::{DeliveryId, EndpointId, EventId};
+pub use timestamp::Timestamp;
+
+/// A uniform number in `[0, 1)` for retry jitter.
+pub fn random_unit() -> f64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        return 0.5;
+    }
+    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}

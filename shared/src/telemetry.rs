@@ -1,0 +1,143 @@
+//! Logs (tracing, JSON on Lambda) and metrics (CloudWatch Embedded Metric Format
+//! lines on stdout, which CloudWatch turns into metrics without an API call).
+
+use serde_json::{Map, Value, json};
+use tracing_subscriber::EnvFilter;
+
+/// Sets up tracing once per process: JSON on Lambda (or with `HOOKLINE_LOG_FORMAT=json`),
+/// readable text otherwise. The level comes from `RUST_LOG`, else `HOOKLINE_LOG_LEVEL`.
+pub fn init_tracing() {
+    let level = std::env::var("HOOKLINE_LOG_LEVEL").unwrap_or_else(|_| "info".into());
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let format = std::env::var("HOOKLINE_LOG_FORMAT").ok();
+    let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
+    let json = match format.as_deref() {
+        Some("json") => true,
+        Some(_) => false,
+        None => on_lambda,
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi);
+    let _ = if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .without_time()
+            .try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+pub const NAMESPACE: &str = "Hookline";
+
+#[derive(Clone, Copy, Debug)]
+pub enum Unit {
+    Count,
+    Milliseconds,
+    Seconds,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Count => "Count",
+            Self::Milliseconds => "Milliseconds",
+            Self::Seconds => "Seconds",
+        }
+    }
+}
+
+/// One EMF record: a set of dimensions and the metrics measured under them.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    dimensions: Vec<(&'static str, String)>,
+    metrics: Vec<(&'static str, f64, Unit)>,
+    properties: Vec<(&'static str, Value)>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn dimension(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.dimensions.push((name, value.into()));
+        self
+    }
+
+    pub fn metric(mut self, name: &'static str, value: f64, unit: Unit) -> Self {
+        self.metrics.push((name, value, unit));
+        self
+    }
+
+    /// Searchable in the log, not a metric (ids, for example).
+    pub fn property(mut self, name: &'static str, value: impl Into<Value>) -> Self {
+        self.properties.push((name, value.into()));
+        self
+    }
+
+    pub fn to_line(&self, unix_millis: i64) -> String {
+        let mut root = Map::new();
+        let dims: Vec<&str> = self.dimensions.iter().map(|(k, _)| *k).collect();
+        let defs: Vec<Value> = self
+            .metrics
+            .iter()
+            .map(|(n, _, u)| json!({"Name": n, "Unit": u.as_str()}))
+            .collect();
+        root.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": unix_millis,
+                "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [dims], "Metrics": defs}]
+            }),
+        );
+        for (k, v) in &self.dimensions {
+            root.insert((*k).into(), Value::from(v.clone()));
+        }
+        for (k, v) in &self.properties {
+            root.insert((*k).into(), v.clone());
+        }
+        for (n, v, _) in &self.metrics {
+            root.insert((*n).into(), json!(v));
+        }
+        Value::Object(root).to_string()
+    }
+
+    /// Writes the record as one stdout line, where the Lambda log agent picks it up.
+    pub fn emit(self) {
+        println!("{}", self.to_line(crate::Timestamp::now().unix_millis()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_lines_declare_their_metrics_and_carry_the_values() {
+        let line = Metrics::new()
+            .dimension("Function", "delivery")
+            .metric("Latency", 12.0, Unit::Milliseconds)
+            .property("event_id", "evt_1")
+            .to_line(1_700_000_000_000);
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Hookline");
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Function"]])
+        );
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
+            "Milliseconds"
+        );
+        assert_eq!(v["Latency"], 12.0);
+        assert_eq!(v["Function"], "delivery");
+        assert_eq!(v["event_id"], "evt_1");
+    }
+}

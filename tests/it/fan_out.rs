@@ -1,0 +1,226 @@
+//! An event's whole path: ingest → SQS → delivery → signed POSTs → recorded attempts.
+
+use crate::support::*;
+use hookline::EventId;
+use hookline::delivery::{AttemptOutcome, DeliveryStatus, TransportError};
+use hookline::ports::DeliveryStore;
+use hookline::signing::{EndpointSecret, verify_seed, verify_standard};
+use serde_json::json;
+
+fn now_unix() -> i64 {
+    hookline::Timestamp::now().unix_seconds()
+}
+
+#[tokio::test]
+async fn an_event_reaches_both_matching_endpoints_signed_and_not_the_other() {
+    // GIVEN two endpoints that want agent events and one that wants tool events
+    let h = Harness::new().await;
+    let rx = Receiver::start().await;
+    let (_, secret_a) = h.register("a", &rx.url("/a"), &["agent.run.completed"]).await;
+    let (_, secret_b) = h.register("b", &rx.url("/b"), &["agent.*"]).await;
+    h.register("c", &rx.url("/c"), &["tool.*"]).await;
+
+    // WHEN an agent sends an event and the queue is drained
+    let body = json!({"event_type": "agent.run.completed", "data": {"run_id": "r-1"}}).to_string();
+    let r = h
+        .call_ingest("POST", "/v1/events", Some(INGEST_KEY), Some(&body))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.json);
+    let id = r.json["id"].as_str().unwrap().to_owned();
+    let stats = h.pump().await;
+
+    // THEN a and b got it once, signed with their own secrets, and c got nothing
+    assert_eq!((stats.received, stats.deleted), (1, 1));
+    for (path, secret) in [("/a", &secret_a), ("/b", &secret_b)] {
+        let got = rx.received(path);
+        assert_eq!(got.len(), 1, "{path}");
+        let req = &got[0];
+        let secret = EndpointSecret::parse(secret).unwrap();
+        assert_eq!(req.header("webhook-id"), id);
+        verify_standard(
+            &secret,
+            &id,
+            &req.header("webhook-timestamp"),
+            &req.header("webhook-signature"),
+            &req.body,
+            now_unix(),
+            300,
+        )
+        .expect("the Standard Webhooks signature verifies");
+        verify_seed(&secret, &req.header("x-webhook-signature"), &req.body)
+            .expect("the seed signature verifies");
+        assert_eq!(req.header("x-webhook-event"), "agent.run.completed");
+        assert_eq!(req.header("content-type"), "application/json");
+        let envelope: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(envelope["data"]["run_id"], "r-1");
+        assert_eq!(envelope["version"], "1");
+    }
+    assert!(rx.received("/c").is_empty());
+
+    // AND both deliveries are recorded as delivered, each with its attempt
+    let recorded = h
+        .store()
+        .deliveries_for_event(&EventId::parse(&id).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(recorded.len(), 2);
+    for (d, attempts) in recorded {
+        assert_eq!(d.status, DeliveryStatus::Delivered);
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(
+            attempts[0].outcome,
+            AttemptOutcome::Response {
+                status: 200,
+                body: "ok".into()
+            }
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_duplicate_event_id_is_delivered_once() {
+    let h = Harness::new().await;
+    let rx = Receiver::start().await;
+    h.register("a", &rx.url("/a"), &["*"]).await;
+    let body = json!({"id": "order-42", "event_type": "agent.run.started", "data": {}}).to_string();
+
+    // WHEN the same event is sent twice, and once more after the first is delivered
+    for _ in 0..2 {
+        let r = h
+            .call_ingest("POST", "/v1/events", Some(ADMIN_KEY), Some(&body))
+            .await;
+        assert_eq!((r.status, r.json["id"].as_str()), (202, Some("order-42")));
+    }
+    h.pump().await;
+    let r = h
+        .call_ingest("POST", "/v1/events", Some(INGEST_KEY), Some(&body))
+        .await;
+    assert_eq!(r.status, 202);
+    h.pump().await;
+
+    // THEN it arrived once, and no message is left behind
+    assert_eq!(rx.received("/a").len(), 1);
+    assert!(h.queue_is_empty().await);
+}
+
+#[tokio::test]
+async fn a_failing_receiver_produces_a_recorded_failed_attempt() {
+    let h = Harness::new().await;
+    let rx = Receiver::start().await;
+    rx.answer("/down", 500, "boom");
+    h.register("down", &rx.url("/down"), &["*"]).await;
+
+    let body = json!({"event_type": "tool.failed", "data": {"tool": "search"}}).to_string();
+    let r = h
+        .call_ingest("POST", "/v1/events", Some(INGEST_KEY), Some(&body))
+        .await;
+    let id = EventId::parse(r.json["id"].as_str().unwrap()).unwrap();
+    let stats = h.pump().await;
+
+    // The message is done with (the retry machinery owns the delivery now) …
+    assert_eq!(stats.deleted, 1);
+    // … and the delivery waits for its next attempt with the failure on record.
+    let (d, attempts) = h.store().deliveries_for_event(&id).await.unwrap().remove(0);
+    assert_eq!(d.status, DeliveryStatus::Retrying);
+    assert_eq!(d.last_status_code, Some(500));
+    assert!(d.next_attempt_at.is_some());
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(
+        attempts[0].outcome,
+        AttemptOutcome::Response {
+            status: 500,
+            body: "boom".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_receiver_that_is_not_listening_is_a_recorded_connect_error() {
+    let h = Harness::new().await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    h.register("gone", &format!("http://{closed}/hook"), &["*"]).await;
+    let body = json!({"event_type": "a", "data": 1}).to_string();
+    let r = h
+        .call_ingest("POST", "/v1/events", Some(INGEST_KEY), Some(&body))
+        .await;
+    let id = EventId::parse(r.json["id"].as_str().unwrap()).unwrap();
+    h.pump().await;
+    let (d, attempts) = h.store().deliveries_for_event(&id).await.unwrap().remove(0);
+    assert_eq!(d.status, DeliveryStatus::Retrying);
+    assert!(matches!(
+        attempts[0].outcome,
+        AttemptOutcome::Error {
+            error: TransportError::Connect,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn the_ssrf_policy_is_applied_again_at_send_time() {
+    // GIVEN an endpoint registered while loopback was allowed, and a delivery side
+    // whose policy no longer allows it
+    let h = Harness::with_send_policy(hookline::ssrf::SsrfPolicy::default()).await;
+    let rx = Receiver::start().await;
+    h.register("local", &rx.url("/a").replace("127.0.0.1", "localhost"), &["*"])
+        .await;
+    h.register("literal", &rx.url("/b"), &["*"]).await;
+
+    let body = json!({"event_type": "a", "data": 1}).to_string();
+    let r = h
+        .call_ingest("POST", "/v1/events", Some(INGEST_KEY), Some(&body))
+        .await;
+    let id = EventId::parse(r.json["id"].as_str().unwrap()).unwrap();
+    h.pump().await;
+
+    // THEN nothing was sent, and both attempts are recorded as blocked
+    assert!(rx.received("/a").is_empty() && rx.received("/b").is_empty());
+    let recorded = h.store().deliveries_for_event(&id).await.unwrap();
+    assert_eq!(recorded.len(), 2);
+    for (_, attempts) in recorded {
+        assert!(
+            matches!(
+                attempts[0].outcome,
+                AttemptOutcome::Error {
+                    error: TransportError::Blocked,
+                    ..
+                }
+            ),
+            "{:?}",
+            attempts[0].outcome
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_batch_reports_per_event_and_queues_only_the_valid_ones() {
+    let h = Harness::new().await;
+    let rx = Receiver::start().await;
+    h.register("a", &rx.url("/a"), &["*"]).await;
+    let body = json!({"events": [
+        {"event_type": "node_started", "data": {"node": "plan"}},
+        {"event_type": "bad type", "data": {}},
+        {"id": "tool-1", "event_type": "tool_completed", "data": {}}
+    ]})
+    .to_string();
+
+    let r = h
+        .call_ingest("POST", "/v1/events/batch", Some(INGEST_KEY), Some(&body))
+        .await;
+
+    assert_eq!(r.status, 202, "{}", r.json);
+    assert_eq!(
+        (r.json["accepted"].as_u64(), r.json["rejected"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let results = r.json["results"].as_array().unwrap();
+    assert_eq!(results[0]["status"], "accepted");
+    assert_eq!(results[1]["status"], "rejected");
+    assert_eq!(results[1]["errors"][0]["pointer"], "/events/1/event_type");
+    assert_eq!(results[2]["id"], "tool-1");
+    h.pump().await;
+    assert_eq!(rx.received("/a").len(), 2);
+}

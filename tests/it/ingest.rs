@@ -1,0 +1,141 @@
+//! Bad input to the ingest API gets the right status and problem body, and nothing
+//! is queued.
+
+use crate::support::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn bad_requests_get_a_precise_problem_and_queue_nothing() {
+    let h = Harness::new().await;
+    let good = json!({"event_type": "a.b", "data": {}}).to_string();
+    let big = json!({"event_type": "a.b", "data": "x".repeat(300 * 1024)}).to_string();
+    let cases: Vec<(&str, Option<&str>, String, u16, &str)> = vec![
+        (
+            "/v1/events",
+            None,
+            good.clone(),
+            401,
+            "urn:hookline:problem:unauthorized",
+        ),
+        (
+            "/v1/events",
+            Some("wrong-key"),
+            good.clone(),
+            401,
+            "urn:hookline:problem:unauthorized",
+        ),
+        (
+            "/v1/events",
+            Some(INGEST_KEY),
+            "{\"event_type\": ".into(),
+            400,
+            "urn:hookline:problem:invalid-json",
+        ),
+        (
+            "/v1/events",
+            Some(INGEST_KEY),
+            json!({"data": 1}).to_string(),
+            422,
+            "urn:hookline:problem:validation",
+        ),
+        (
+            "/v1/events",
+            Some(INGEST_KEY),
+            json!({"event_type": "a", "data": 1, "colour": "red"}).to_string(),
+            422,
+            "urn:hookline:problem:validation",
+        ),
+        (
+            "/v1/events",
+            Some(INGEST_KEY),
+            big,
+            413,
+            "urn:hookline:problem:payload-too-large",
+        ),
+        (
+            "/v1/events/batch",
+            Some(INGEST_KEY),
+            json!({"events": []}).to_string(),
+            422,
+            "urn:hookline:problem:validation",
+        ),
+        (
+            "/v1/events/batch",
+            Some(INGEST_KEY),
+            json!({"events": vec![json!({"event_type": "a", "data": 1}); 101]}).to_string(),
+            422,
+            "urn:hookline:problem:validation",
+        ),
+        (
+            "/v1/events/batch",
+            Some(INGEST_KEY),
+            json!({"events": [{"event_type": "a b", "data": 1}]}).to_string(),
+            422,
+            "urn:hookline:problem:validation",
+        ),
+    ];
+    for (path, key, body, status, kind) in cases {
+        let r = h.call_ingest("POST", path, key, Some(&body)).await;
+        assert_eq!(r.status, status, "{path} {body:.60}: {}", r.json);
+        assert_eq!(r.json["type"], kind);
+        assert_eq!(r.json["status"], status);
+        assert_eq!(r.headers["content-type"], "application/problem+json");
+    }
+    assert!(h.queue_is_empty().await, "nothing may be queued");
+}
+
+#[tokio::test]
+async fn a_json_syntax_error_says_where_and_a_field_error_names_the_field() {
+    let h = Harness::new().await;
+    let r = h
+        .call_ingest(
+            "POST",
+            "/v1/events",
+            Some(INGEST_KEY),
+            Some("{\n  \"event_type\": \"a\",\n  \"data\": }"),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 3, column 11"),
+        "{}",
+        r.json
+    );
+
+    let r = h
+        .call_ingest(
+            "POST",
+            "/v1/events",
+            Some(INGEST_KEY),
+            Some(&json!({"event_type": "a..b", "data": 1}).to_string()),
+        )
+        .await;
+    assert_eq!(r.json["errors"][0]["pointer"], "/event_type");
+    assert!(
+        r.json["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("dot-separated")
+    );
+    assert!(h.queue_is_empty().await);
+}
+
+#[tokio::test]
+async fn wrong_routes_and_methods_are_named() {
+    let h = Harness::new().await;
+    assert_eq!(
+        h.call_ingest("GET", "/v1/events", Some(INGEST_KEY), None)
+            .await
+            .status,
+        405
+    );
+    assert_eq!(
+        h.call_ingest("POST", "/v1/nothing", Some(INGEST_KEY), Some("{}"))
+            .await
+            .status,
+        404
+    );
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the handlers with their real adapters against the AWS emulator
+//! (moto), and real HTTP receivers on 127.0.0.1. Run by `make test`.
+
+mod endpoints;
+mod fan_out;
+mod ingest;
+mod support;
+mod sweeper;

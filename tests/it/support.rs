@@ -1,0 +1,329 @@
+//! The integration harness: a fresh stack on the emulator per test (resources made
+//! from template.yaml under a unique prefix), the real handlers wired to the real
+//! adapters, the event-source mapping that feeds them, and HTTP receivers on 127.0.0.1.
+
+use admin_fn::Admin;
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use delivery_fn::{Deliverer, EndpointCache};
+use devstack::esm::{EsmError, EventSourceMapping, PollStats, SqsHandler};
+use devstack::provision::{Stack, provision};
+use hookline::adapters::dynamo::DynamoStore;
+use hookline::adapters::http::HttpSender;
+use hookline::adapters::sqs::SqsQueue;
+use hookline::auth::ApiKeys;
+use hookline::ports::SystemClock;
+use hookline::ssrf::SsrfPolicy;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use ingest_fn::Ingest;
+use lambda_http::Body;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+pub const INGEST_KEY: &str = "it-ingest-key";
+pub const ADMIN_KEY: &str = "it-admin-key";
+
+pub fn local_policy() -> SsrfPolicy {
+    SsrfPolicy::parse_allowed("127.0.0.0/8,::1/128").expect("valid ranges")
+}
+
+pub struct Harness {
+    pub stack: Stack,
+    pub sqs: aws_sdk_sqs::Client,
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub ingest: Ingest<SqsQueue, SystemClock>,
+    pub admin: Admin<DynamoStore, SystemClock>,
+    pub deliverer: Arc<Deliverer<DynamoStore, HttpSender, SystemClock>>,
+    pub esm: EventSourceMapping,
+}
+
+struct InProcess(Arc<Deliverer<DynamoStore, HttpSender, SystemClock>>);
+
+#[async_trait]
+impl SqsHandler for InProcess {
+    async fn invoke(&self, event: SqsEvent) -> Result<SqsBatchResponse, EsmError> {
+        Ok(self.0.handle(event).await)
+    }
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        Self::with_send_policy(local_policy()).await
+    }
+
+    /// `send_policy` is the SSRF policy the delivery side applies at send time.
+    pub async fn with_send_policy(send_policy: SsrfPolicy) -> Self {
+        assert!(
+            std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+            "integration tests need the emulator: run them with `make test` \
+             (or infra/with-emulator.sh cargo nextest run)"
+        );
+        let cfg = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let sqs = aws_sdk_sqs::Client::new(&cfg);
+        let dynamo = aws_sdk_dynamodb::Client::new(&cfg);
+        let template =
+            devstack::template::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
+                .expect("template.yaml loads");
+        let prefix = format!("it-{}", uuid::Uuid::now_v7().simple());
+        let stack = provision(&template, &prefix, &sqs, &dynamo)
+            .await
+            .expect("stack provisions");
+        let keys = ApiKeys::new(INGEST_KEY, ADMIN_KEY);
+        let store = || DynamoStore::new(dynamo.clone(), stack.table("Table"), Duration::from_secs(86_400));
+        let ingest = Ingest {
+            keys: keys.clone(),
+            queue: SqsQueue::new(sqs.clone(), stack.queue_url("DeliveryQueue")),
+            clock: SystemClock,
+            max_body_bytes: 256 * 1024,
+        };
+        let admin = Admin {
+            keys,
+            store: store(),
+            clock: SystemClock,
+            ssrf: local_policy(),
+        };
+        let deliverer = Arc::new(Deliverer {
+            store: store(),
+            sender: HttpSender::new(send_policy).expect("http client"),
+            clock: SystemClock,
+            endpoints: EndpointCache::new(Duration::ZERO),
+            fanout_lease: Duration::from_secs(120),
+            concurrency: 8,
+        });
+        let mut esm = EventSourceMapping::new(
+            sqs.clone(),
+            stack.queue_url("DeliveryQueue"),
+            stack.queue_arn("DeliveryQueue"),
+        );
+        esm.wait = Duration::ZERO;
+        Self {
+            stack,
+            sqs,
+            dynamo,
+            ingest,
+            admin,
+            deliverer,
+            esm,
+        }
+    }
+
+    pub fn store(&self) -> DynamoStore {
+        DynamoStore::new(
+            self.dynamo.clone(),
+            self.stack.table("Table"),
+            Duration::from_secs(86_400),
+        )
+    }
+
+    /// Runs the event-source mapping until the queue has nothing visible.
+    pub async fn pump(&self) -> PollStats {
+        let handler = InProcess(self.deliverer.clone());
+        let mut total = PollStats::default();
+        for _ in 0..50 {
+            let s = self.esm.poll_once(&handler).await.expect("poll");
+            if s.received == 0 {
+                return total;
+            }
+            total.received += s.received;
+            total.deleted += s.deleted;
+            total.kept += s.kept;
+        }
+        panic!("the queue never drained");
+    }
+
+    pub async fn queue_is_empty(&self) -> bool {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(self.stack.queue_url("DeliveryQueue"))
+            .max_number_of_messages(10)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .expect("receive");
+        out.messages().is_empty()
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub json: Value,
+    pub headers: http::HeaderMap,
+}
+
+pub fn request(method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> lambda_http::Request {
+    let mut b = http::Request::builder().method(method).uri(path);
+    if let Some(k) = key {
+        b = b.header("authorization", format!("Bearer {k}"));
+    }
+    if body.is_some() {
+        b = b.header("content-type", "application/json");
+    }
+    b.body(body.map_or(Body::Empty, |s| Body::from(s.to_owned())))
+        .expect("request builds")
+}
+
+pub fn reply(res: lambda_http::Response<Body>) -> Reply {
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let bytes = res.body().as_ref().to_vec();
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("JSON reply")
+    };
+    Reply {
+        status,
+        json,
+        headers,
+    }
+}
+
+impl Harness {
+    pub async fn call_ingest(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+    ) -> Reply {
+        reply(self.ingest.handle(request(method, path, key, body)).await)
+    }
+
+    pub async fn call_admin(&self, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> Reply {
+        reply(self.admin.handle(request(method, path, key, body)).await)
+    }
+
+    /// Registers an endpoint and returns (id, secret).
+    pub async fn register(&self, name: &str, url: &str, event_types: &[&str]) -> (String, String) {
+        let body = serde_json::json!({"name": name, "url": url, "event_types": event_types}).to_string();
+        let r = self
+            .call_admin("POST", "/v1/endpoints", Some(ADMIN_KEY), Some(&body))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.json);
+        (
+            r.json["id"].as_str().unwrap().to_owned(),
+            r.json["secret"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+/// A request a receiver got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub path: String,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// An HTTP receiver on 127.0.0.1 that records every request. Paths answer 200 unless
+/// told otherwise. It stops when dropped.
+pub struct Receiver {
+    pub base: String,
+    got: Arc<Mutex<Vec<Received>>>,
+    answers: Arc<Mutex<HashMap<String, (u16, String)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let answers: Arc<Mutex<HashMap<String, (u16, String)>>> = Arc::default();
+        let (g, a) = (got.clone(), answers.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (g, a) = (g.clone(), a.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: hyper::Request<Incoming>| {
+                        let (g, a) = (g.clone(), a.clone());
+                        async move {
+                            let path = req.uri().path().to_owned();
+                            let headers = req.headers().clone();
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            g.lock().unwrap().push(Received {
+                                path: path.clone(),
+                                headers,
+                                body,
+                            });
+                            let (status, text) = a
+                                .lock()
+                                .unwrap()
+                                .get(&path)
+                                .cloned()
+                                .unwrap_or((200, "ok".into()));
+                            Ok::<_, std::convert::Infallible>(
+                                hyper::Response::builder()
+                                    .status(status)
+                                    .body(Full::new(Bytes::from(text)))
+                                    .expect("response builds"),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Self {
+            base,
+            got,
+            answers,
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn answer(&self, path: &str, status: u16, body: &str) {
+        self.answers
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), (status, body.to_owned()));
+    }
+
+    pub fn received(&self, path: &str) -> Vec<Received> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
