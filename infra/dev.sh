@@ -21,6 +21,8 @@ port_free() {
   python3 - "$1" <<'PY'
 import socket, sys
 s = socket.socket()
+# Like the servers do, so that connections in TIME_WAIT do not count as "taken".
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:
@@ -45,7 +47,9 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+# Ctrl-C is how the stack is meant to stop: a clean exit.
+trap 'exit 0' INT
+trap 'exit 143' TERM
 
 say "starting the AWS emulator (moto) on 127.0.0.1:$aws_port"
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$aws_port" >"$state/moto.log" 2>&1 &

@@ -224,3 +224,40 @@ async fn a_batch_reports_per_event_and_queues_only_the_valid_ones() {
     h.pump().await;
     assert_eq!(rx.received("/a").len(), 2);
 }
+
+#[tokio::test]
+async fn redirects_are_not_followed_and_long_answers_are_cut_to_1_kib() {
+    let h = Harness::new().await;
+    let rx = Receiver::start().await;
+    rx.answer("/moved", 302, "");
+    rx.answer("/chatty", 200, &"x".repeat(5000));
+    h.register("moved", &rx.url("/moved"), &["*"]).await;
+    h.register("chatty", &rx.url("/chatty"), &["*"]).await;
+
+    let body = json!({"event_type": "a", "data": 1}).to_string();
+    let r = h
+        .call_ingest("POST", "/v1/events", Some(INGEST_KEY), Some(&body))
+        .await;
+    let id = EventId::parse(r.json["id"].as_str().unwrap()).unwrap();
+    h.pump().await;
+
+    let recorded = h.store().deliveries_for_event(&id).await.unwrap();
+    let by_status: Vec<(DeliveryStatus, Option<u16>, usize)> = recorded
+        .iter()
+        .map(|(d, a)| {
+            let len = match &a[0].outcome {
+                AttemptOutcome::Response { body, .. } => body.len(),
+                AttemptOutcome::Error { .. } => 0,
+            };
+            (d.status, d.last_status_code, len)
+        })
+        .collect();
+    assert!(
+        by_status.contains(&(DeliveryStatus::Retrying, Some(302), 0)),
+        "{by_status:?}"
+    );
+    assert!(
+        by_status.contains(&(DeliveryStatus::Delivered, Some(200), 1024)),
+        "{by_status:?}"
+    );
+}

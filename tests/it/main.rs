@@ -2,6 +2,7 @@
 //! (moto), and real HTTP receivers on 127.0.0.1. Run by `make test`.
 
 mod endpoints;
+mod esm;
 mod fan_out;
 mod ingest;
 mod support;

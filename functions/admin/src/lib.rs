@@ -201,3 +201,6 @@ fn store_problem(e: PortError) -> Problem {
         Problem::internal()
     }
 }
+
+#[cfg(test)]
+mod tests;

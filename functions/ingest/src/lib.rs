@@ -208,3 +208,6 @@ fn queue_problem(e: &PortError) -> Problem {
         Problem::internal()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,118 @@
+//! The admin handler with an in-memory store, fed API Gateway fixture requests.
+
+use super::*;
+use hookline::memory::{ManualClock, MemoryStore};
+use hookline::{EndpointId, Timestamp};
+use lambda_http::Body;
+use serde_json::Value;
+use std::sync::atomic::Ordering;
+
+const LIST_FIXTURE: &str = include_str!("../fixtures/apigw-list-endpoints.json");
+const ADMIN: &str = "fixture-admin-key";
+const INGEST: &str = "fixture-ingest-key";
+
+fn subject() -> Admin<MemoryStore, ManualClock> {
+    Admin {
+        keys: ApiKeys::new(INGEST, ADMIN),
+        store: MemoryStore::default(),
+        clock: ManualClock::at(Timestamp::from_unix_millis(1_795_935_600_000)),
+        ssrf: SsrfPolicy::parse_allowed("127.0.0.0/8").unwrap(),
+    }
+}
+
+fn call(method: &str, path: &str, body: Option<Value>) -> Request {
+    http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .body(body.map_or(Body::Empty, |b| Body::from(b.to_string())))
+        .unwrap()
+}
+
+async fn send(admin: &Admin<MemoryStore, ManualClock>, req: Request) -> (u16, Value) {
+    let res = admin.handle(req).await;
+    let body = if res.body().as_ref().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(res.body().as_ref()).unwrap()
+    };
+    (res.status().as_u16(), body)
+}
+
+async fn create(admin: &Admin<MemoryStore, ManualClock>, name: &str) -> Value {
+    let (status, body) = send(
+        admin,
+        call(
+            "POST",
+            "/v1/endpoints",
+            Some(json!({"name": name, "url": "http://127.0.0.1:8088/hook"})),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn a_created_endpoint_is_shown_with_its_secret_once_then_without() {
+    let admin = subject();
+    let created = create(&admin, "crm").await;
+    assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_eq!(created["created_at"], "2026-11-29T07:00:00Z");
+    let id = created["id"].as_str().unwrap();
+    let (status, got) = send(&admin, call("GET", &format!("/v1/endpoints/{id}"), None)).await;
+    assert_eq!(status, 200);
+    assert_eq!(got["name"], "crm");
+    assert!(got.get("secret").is_none());
+}
+
+#[tokio::test]
+async fn an_api_gateway_list_request_pages_by_its_query_string() {
+    let admin = subject();
+    create(&admin, "first").await;
+    create(&admin, "second").await;
+    let req = lambda_http::request::from_str(LIST_FIXTURE).expect("the API Gateway fixture parses");
+    let (status, page) = send(&admin, req).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    assert_eq!(page["data"][0]["name"], "first");
+    assert!(page["next_cursor"].is_string());
+}
+
+#[tokio::test]
+async fn unknown_ids_malformed_ids_and_bad_queries_are_clear() {
+    let admin = subject();
+    let missing = EndpointId::generate();
+    assert_eq!(
+        send(&admin, call("GET", &format!("/v1/endpoints/{missing}"), None))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        send(&admin, call("GET", "/v1/endpoints/not-an-id", None)).await.0,
+        404
+    );
+    let (status, body) = send(&admin, call("GET", "/v1/endpoints?limit=0&colour=red", None)).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["errors"][0]["pointer"], "?limit");
+    assert_eq!(body["errors"][1]["pointer"], "?colour");
+    assert_eq!(send(&admin, call("PATCH", "/v1/endpoints", None)).await.0, 405);
+}
+
+#[tokio::test]
+async fn a_store_outage_is_a_503() {
+    let admin = subject();
+    admin.store.unavailable.store(true, Ordering::SeqCst);
+    let (status, body) = send(&admin, call("GET", "/v1/endpoints", None)).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["type"], "urn:hookline:problem:unavailable");
+}
+
+#[tokio::test]
+async fn health_needs_no_key() {
+    let admin = subject();
+    let req = http::Request::builder().uri("/health").body(Body::Empty).unwrap();
+    let (status, body) = send(&admin, req).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+}
