@@ -34,6 +34,30 @@ pub fn empty(status: u16) -> Response<String> {
         .unwrap_or_default()
 }
 
+/// Runs a route in a span named for the request, and turns its problem (if any)
+/// into the response, stamped with the request id for the logs.
+pub async fn serve<F>(
+    method: &http::Method,
+    path: &str,
+    request_id: Option<String>,
+    route: F,
+) -> Response<String>
+where
+    F: std::future::Future<Output = Result<Response<String>, Problem>>,
+{
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "request",
+        method = %method,
+        path,
+        request_id = request_id.as_deref().unwrap_or(""),
+    );
+    match route.instrument(span).await {
+        Ok(r) => r,
+        Err(p) => problem(&p.with_request_id(request_id)),
+    }
+}
+
 /// Checks the request's key (`Authorization: Bearer K` or `x-api-key: K`) for `need`.
 pub fn authorize(keys: &ApiKeys, headers: &HeaderMap, need: Scope) -> Result<Scope, Problem> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());

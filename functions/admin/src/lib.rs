@@ -14,7 +14,6 @@ use http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 use std::time::Duration;
-use tracing::Instrument;
 
 /// Endpoint bodies are small; anything larger is a mistake.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -57,17 +56,9 @@ type HttpResult = Result<http::Response<String>, Problem>;
 impl<S: EndpointStore, C: Clock> Admin<S, C> {
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let request_id = req.lambda_context_ref().map(|c| c.request_id.clone());
-        let span = tracing::info_span!(
-            "request",
-            method = %req.method(),
-            path = req.uri().path(),
-            request_id = request_id.as_deref().unwrap_or(""),
-        );
-        let res = match self.route(&req).instrument(span).await {
-            Ok(r) => r,
-            Err(p) => api::problem(&p.with_request_id(request_id)),
-        };
-        res.map(Body::from)
+        api::serve(req.method(), req.uri().path(), request_id, self.route(&req))
+            .await
+            .map(Body::from)
     }
 
     async fn route(&self, req: &Request) -> HttpResult {

@@ -10,7 +10,6 @@ use hookline::ports::{Clock, PortError, Queue};
 use hookline::problem::{FieldProblem, Problem};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
-use tracing::Instrument;
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
 /// An SQS message holds at most 1 MiB; the envelope adds a little to the event.
@@ -58,17 +57,9 @@ pub struct Ingest<Q, C> {
 impl<Q: Queue, C: Clock> Ingest<Q, C> {
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let request_id = req.lambda_context_ref().map(|c| c.request_id.clone());
-        let span = tracing::info_span!(
-            "request",
-            method = %req.method(),
-            path = req.uri().path(),
-            request_id = request_id.as_deref().unwrap_or(""),
-        );
-        let res = match self.route(&req).instrument(span).await {
-            Ok(r) => r,
-            Err(p) => api::problem(&p.with_request_id(request_id)),
-        };
-        res.map(Body::from)
+        api::serve(req.method(), req.uri().path(), request_id, self.route(&req))
+            .await
+            .map(Body::from)
     }
 
     async fn route(&self, req: &Request) -> Result<http::Response<String>, Problem> {

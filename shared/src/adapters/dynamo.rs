@@ -24,6 +24,7 @@ use crate::signing::EndpointSecret;
 use crate::timestamp::Timestamp;
 use async_trait::async_trait;
 pub use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, Select, WriteRequest};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -187,6 +188,25 @@ fn endpoint_from_item(item: &Item) -> PortResult<Endpoint> {
 
 fn event_from_item(item: &Item) -> PortResult<Event> {
     Reader(item).parse("body", |b| serde_json::from_str::<Event>(b))
+}
+
+/// Every page of a query.
+async fn query_all(query: QueryFluentBuilder, what: &str) -> PortResult<Vec<Item>> {
+    let mut items = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let out = query
+            .clone()
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| classify(what, e))?;
+        items.extend(out.items().iter().cloned());
+        match out.last_evaluated_key() {
+            Some(k) if !k.is_empty() => start = Some(k.clone()),
+            _ => return Ok(items),
+        }
+    }
 }
 
 impl DynamoStore {
@@ -372,27 +392,14 @@ impl EndpointStore for DynamoStore {
     }
 
     async fn all_endpoints(&self) -> PortResult<Vec<Endpoint>> {
-        let mut all = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(ENDPOINT_PK))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| classify("Query endpoints", e))?;
-            for item in out.items() {
-                all.push(endpoint_from_item(item)?);
-            }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(all),
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(ENDPOINT_PK));
+        let items = query_all(query, "Query endpoints").await?;
+        items.iter().map(endpoint_from_item).collect()
     }
 }
 
@@ -564,38 +571,28 @@ impl DeliveryStore for DynamoStore {
     }
 
     async fn deliveries_for_event(&self, id: &EventId) -> PortResult<Vec<(Delivery, Vec<Attempt>)>> {
-        let mut out_list: Vec<(Delivery, Vec<Attempt>)> = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :dlv)")
-                .expression_attribute_values(":pk", s(event_pk(id)))
-                .expression_attribute_values(":dlv", s("DLV#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| classify("Query deliveries", e))?;
-            // Items come sorted by sk: each delivery, then its attempts.
-            for item in out.items() {
-                match Reader(item).opt_str("kind") {
-                    Some("delivery") => out_list.push((delivery_from_item(id, item)?, Vec::new())),
-                    Some("attempt") => {
-                        if let Some((_, attempts)) = out_list.last_mut() {
-                            attempts.push(attempt_from_item(item)?);
-                        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :dlv)")
+            .expression_attribute_values(":pk", s(event_pk(id)))
+            .expression_attribute_values(":dlv", s("DLV#"))
+            .consistent_read(true);
+        let mut out: Vec<(Delivery, Vec<Attempt>)> = Vec::new();
+        // Items come sorted by sk: each delivery, then its attempts.
+        for item in query_all(query, "Query deliveries").await? {
+            match Reader(&item).opt_str("kind") {
+                Some("delivery") => out.push((delivery_from_item(id, &item)?, Vec::new())),
+                Some("attempt") => {
+                    if let Some((_, attempts)) = out.last_mut() {
+                        attempts.push(attempt_from_item(&item)?);
                     }
-                    _ => {}
                 }
-            }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(out_list),
+                _ => {}
             }
         }
+        Ok(out)
     }
 
     async fn open_due(&self, now: Timestamp, limit: u32) -> PortResult<OpenDeliveries> {
