@@ -9,11 +9,12 @@ REQS := infra/requirements.txt
 STAMP := $(VENV)/.installed-$(shell python3 -c 'import hashlib,sys;print(hashlib.sha1(open(sys.argv[1],"rb").read()).hexdigest()[:12])' $(REQS))
 NEXTEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo yes)
 
-.PHONY: help dev test tools lint fmt-check clippy cfn-lint unit package clean
+.PHONY: help dev test soak tools lint fmt-check clippy cfn-lint unit package clean
 
 help:
 	@echo "make dev    - the whole local stack at http://127.0.0.1:9000 (Ctrl-C stops it)"
 	@echo "make test   - every test, lint and check (what CI runs)"
+	@echo "make soak   - the fault test at 10,000 events (prints lost = 0 when nothing is lost)"
 	@echo "make tools  - install the pinned tools into $(VENV)"
 
 tools: $(STAMP)
@@ -50,6 +51,14 @@ ifeq ($(NEXTEST),yes)
 else
 	@infra/with-emulator.sh cargo test --workspace --all-targets --locked --no-fail-fast
 endif
+
+# The fault test at full size. The per-attempt metric lines are left out of the output.
+SOAK_EVENTS ?= 10000
+SOAK_SECONDS ?= 5400
+soak: tools
+	@echo "==> the fault test with $(SOAK_EVENTS) events (at most $(SOAK_SECONDS) s)"
+	@HOOKLINE_FAULT_EVENTS=$(SOAK_EVENTS) HOOKLINE_FAULT_SECONDS=$(SOAK_SECONDS) infra/with-emulator.sh \
+	  cargo nextest run --workspace --locked -E 'test(under_every_fault)' --no-capture 2>&1 | grep -v '"_aws"'
 
 clean:
 	cargo clean

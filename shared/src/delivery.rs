@@ -3,7 +3,7 @@
 
 use crate::event::EventType;
 use crate::ids::{DeliveryId, EndpointId, EventId};
-use crate::retry::RetryPolicy;
+use crate::retry::Verdict;
 use crate::timestamp::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -60,8 +60,17 @@ pub enum TransportError {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AttemptOutcome {
-    Response { status: u16, body: String },
-    Error { error: TransportError, message: String },
+    Response {
+        status: u16,
+        body: String,
+        /// A `Retry-After` the receiver sent, in seconds from the response.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_seconds: Option<u64>,
+    },
+    Error {
+        error: TransportError,
+        message: String,
+    },
 }
 
 impl AttemptOutcome {
@@ -117,6 +126,12 @@ pub struct Delivery {
     pub next_attempt_at: Option<Timestamp>,
     pub last_status_code: Option<u16>,
     pub last_error: Option<String>,
+    /// Why a `failed` delivery failed.
+    pub failure_reason: Option<String>,
+    /// Names the one queue message that may make the next attempt; a message that
+    /// carries another token is stale and dropped.
+    #[serde(skip)]
+    pub wake: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -140,45 +155,54 @@ impl Delivery {
             next_attempt_at: Some(now),
             last_status_code: None,
             last_error: None,
+            failure_reason: None,
+            wake: None,
             created_at: now,
             updated_at: now,
         }
     }
 
-    /// Applies a finished attempt: counts it and moves to `delivered`, to `retrying`
-    /// with the next time from the policy, or to `failed` when none is left.
-    pub fn record(
-        &mut self,
-        outcome: &AttemptOutcome,
-        policy: &RetryPolicy,
-        finished_at: Timestamp,
-        jitter: f64,
-    ) {
+    /// Applies a finished attempt and the policy's verdict on it. A retry gets a new
+    /// wake token: the message that will carry it is the only one that may act next.
+    pub fn apply(&mut self, outcome: &AttemptOutcome, verdict: &Verdict, finished_at: Timestamp) {
         self.attempts += 1;
         self.updated_at = finished_at;
         self.last_status_code = outcome.status_code();
         self.last_error = outcome.error_text();
-        if outcome.is_success() {
-            self.status = DeliveryStatus::Delivered;
-            self.next_attempt_at = None;
-            return;
-        }
-        match policy.next_delay(self.attempts, jitter) {
-            Some(wait) => {
-                self.status = DeliveryStatus::Retrying;
-                self.next_attempt_at = Some(finished_at.saturating_add(wait));
-            }
-            None => {
-                self.status = DeliveryStatus::Failed;
+        match verdict {
+            Verdict::Delivered => {
+                self.status = DeliveryStatus::Delivered;
                 self.next_attempt_at = None;
+                self.wake = None;
             }
+            Verdict::RetryIn(wait) => {
+                self.status = DeliveryStatus::Retrying;
+                self.next_attempt_at = Some(finished_at.saturating_add(*wait));
+                self.wake = Some(new_wake());
+            }
+            Verdict::GiveUp { reason, .. } => self.fail(reason, finished_at),
         }
     }
+
+    /// Ends the delivery as `failed` with the reason.
+    pub fn fail(&mut self, reason: &str, now: Timestamp) {
+        self.status = DeliveryStatus::Failed;
+        self.next_attempt_at = None;
+        self.wake = None;
+        self.failure_reason = Some(reason.to_owned());
+        self.updated_at = now;
+    }
+}
+
+/// A fresh wake token.
+pub fn new_wake() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::retry::RetryPolicy;
     use std::time::Duration;
 
     fn delivery(max_attempts: u32) -> Delivery {
@@ -195,51 +219,52 @@ mod tests {
         AttemptOutcome::Response {
             status,
             body: String::new(),
+            retry_after_seconds: None,
         }
+    }
+
+    fn apply(d: &mut Delivery, outcome: &AttemptOutcome, at: Timestamp) {
+        let verdict = RetryPolicy::with_max_attempts(d.max_attempts).judge(d.attempts + 1, outcome, 0.5);
+        d.apply(outcome, &verdict, at);
     }
 
     #[test]
     fn a_2xx_delivers() {
         let mut d = delivery(8);
-        d.record(
-            &response(204),
-            &RetryPolicy::default(),
-            Timestamp::from_unix_millis(10),
-            0.5,
-        );
+        apply(&mut d, &response(204), Timestamp::from_unix_millis(10));
         assert_eq!(
             (d.status, d.attempts, d.next_attempt_at),
             (DeliveryStatus::Delivered, 1, None)
         );
+        assert_eq!(d.wake, None);
     }
 
     #[test]
-    fn a_failure_with_attempts_left_retries_at_the_policy_time() {
+    fn a_failure_with_attempts_left_retries_at_the_policy_time_under_a_new_wake_token() {
         let mut d = delivery(8);
         let t = Timestamp::from_unix_millis(1_000);
-        d.record(&response(500), &RetryPolicy::with_max_attempts(8), t, 0.5);
+        apply(&mut d, &response(500), t);
         assert_eq!(d.status, DeliveryStatus::Retrying);
         assert_eq!(d.next_attempt_at, Some(t.saturating_add(Duration::from_secs(5))));
         assert_eq!(d.last_error.as_deref(), Some("HTTP 500"));
         assert_eq!(d.last_status_code, Some(500));
+        let first = d.wake.clone().expect("a wake token");
+        apply(&mut d, &response(500), t);
+        assert_ne!(d.wake.as_deref(), Some(first.as_str()));
     }
 
     #[test]
-    fn the_last_allowed_failure_fails_the_delivery() {
+    fn the_last_allowed_failure_fails_the_delivery_with_the_reason() {
         let mut d = delivery(1);
         let err = AttemptOutcome::Error {
             error: TransportError::Timeout,
             message: "timed out after 15 s".into(),
         };
-        d.record(
-            &err,
-            &RetryPolicy::with_max_attempts(1),
-            Timestamp::from_unix_millis(5),
-            0.5,
-        );
+        apply(&mut d, &err, Timestamp::from_unix_millis(5));
         assert_eq!(d.status, DeliveryStatus::Failed);
         assert_eq!(d.next_attempt_at, None);
         assert_eq!(d.last_error.as_deref(), Some("timed out after 15 s"));
+        assert_eq!(d.failure_reason.as_deref(), Some("all 1 attempts failed"));
     }
 
     #[test]

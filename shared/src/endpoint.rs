@@ -2,11 +2,13 @@
 
 use crate::event::EventType;
 use crate::ids::EndpointId;
+use crate::retry::{RetryDefaults, RetryPolicy};
 use crate::signing::EndpointSecret;
 use crate::timestamp::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 use thiserror::Error;
 
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 15;
@@ -64,7 +66,7 @@ impl EventTypeFilter {
 
     pub fn matches(&self, t: &EventType) -> bool {
         match self {
-            Self::All => true,
+            Self::All => !t.is_reserved(),
             Self::Exact(e) => e == t,
             Self::Prefix(p) => t
                 .as_str()
@@ -116,12 +118,22 @@ pub struct Endpoint {
     pub timeout_seconds: u32,
     pub max_attempts: u32,
     pub status: EndpointStatus,
+    /// Why it was disabled, when it is.
+    pub disabled_reason: Option<String>,
+    /// Its own waits between attempts, overriding the service's schedule.
+    pub retry_schedule: Option<Vec<Duration>>,
+    /// Since when every attempt has failed; `None` after a success.
+    pub failing_since: Option<Timestamp>,
     pub secret: EndpointSecret,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
 
 impl Endpoint {
+    pub fn retry_policy(&self, defaults: &RetryDefaults) -> RetryPolicy {
+        RetryPolicy::for_endpoint(defaults, self.max_attempts, self.retry_schedule.as_deref())
+    }
+
     pub fn wants(&self, t: &EventType) -> bool {
         self.status == EndpointStatus::Active && self.event_types.iter().any(|f| f.matches(t))
     }
@@ -137,7 +149,13 @@ pub struct EndpointView<'a> {
     pub headers: &'a BTreeMap<String, String>,
     pub timeout_seconds: u32,
     pub max_attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_schedule: Option<Vec<u64>>,
     pub status: EndpointStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -152,7 +170,13 @@ impl<'a> From<&'a Endpoint> for EndpointView<'a> {
             headers: &e.headers,
             timeout_seconds: e.timeout_seconds,
             max_attempts: e.max_attempts,
+            retry_schedule: e
+                .retry_schedule
+                .as_ref()
+                .map(|s| s.iter().map(Duration::as_secs).collect()),
             status: e.status,
+            disabled_reason: e.disabled_reason.as_deref(),
+            failing_since: e.failing_since,
             created_at: e.created_at,
             updated_at: e.updated_at,
         }
@@ -213,6 +237,15 @@ mod tests {
         assert!(exact.matches(&t("agent.run.completed")));
         assert!(!exact.matches(&t("agent.run.completed.v2")));
         assert!(all.matches(&t("anything")));
+        assert!(
+            !all.matches(&t("hookline.endpoint.disabled")),
+            "`*` leaves Hookline's own events out"
+        );
+        assert!(
+            EventTypeFilter::parse("hookline.*")
+                .unwrap()
+                .matches(&t("hookline.endpoint.disabled"))
+        );
         assert!(prefix.matches(&t("agent.run")));
         assert!(prefix.matches(&t("agent.run.completed")));
         assert!(!prefix.matches(&t("agent")));

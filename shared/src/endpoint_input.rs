@@ -10,6 +10,7 @@ use crate::ssrf::SsrfPolicy;
 use crate::timestamp::Timestamp;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 pub const FIELDS: &[&str] = &[
     "name",
@@ -19,7 +20,10 @@ pub const FIELDS: &[&str] = &[
     "headers",
     "timeout_seconds",
     "max_attempts",
+    "retry_schedule",
 ];
+/// The longest wait an endpoint's own schedule may ask for between two attempts.
+pub const MAX_SCHEDULED_WAIT_SECONDS: u64 = 24 * 3600;
 const MAX_NAME_LEN: usize = 128;
 
 fn int_in(
@@ -142,13 +146,43 @@ pub fn parse_new_endpoint(
         DEFAULT_TIMEOUT_SECONDS,
         &mut errors,
     );
-    let max_attempts = int_in(
+    let mut max_attempts = int_in(
         obj,
         "max_attempts",
         1..=MAX_MAX_ATTEMPTS,
         DEFAULT_MAX_ATTEMPTS,
         &mut errors,
     );
+    let retry_schedule = match obj.get("retry_schedule") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(a)) if !a.is_empty() && a.len() < MAX_MAX_ATTEMPTS as usize => {
+            if obj.get("max_attempts").is_some_and(|v| !v.is_null()) {
+                errors.push(FieldProblem::new(
+                    "/retry_schedule",
+                    "give either max_attempts or retry_schedule: a schedule of n waits makes n + 1 attempts",
+                ));
+            }
+            let mut waits = Vec::new();
+            for (i, v) in a.iter().enumerate() {
+                match v.as_u64().filter(|s| *s <= MAX_SCHEDULED_WAIT_SECONDS) {
+                    Some(secs) => waits.push(Duration::from_secs(secs)),
+                    None => errors.push(FieldProblem::new(
+                        format!("/retry_schedule/{i}"),
+                        format!("must be whole seconds from 0 to {MAX_SCHEDULED_WAIT_SECONDS}"),
+                    )),
+                }
+            }
+            max_attempts = u32::try_from(waits.len() + 1).unwrap_or(MAX_MAX_ATTEMPTS);
+            Some(waits)
+        }
+        Some(_) => {
+            errors.push(FieldProblem::new(
+                "/retry_schedule",
+                format!("must be a list of 1 to {} waits in seconds", MAX_MAX_ATTEMPTS - 1),
+            ));
+            None
+        }
+    };
 
     if !errors.is_empty() {
         return Err(errors);
@@ -162,6 +196,9 @@ pub fn parse_new_endpoint(
         timeout_seconds,
         max_attempts,
         status: EndpointStatus::Active,
+        disabled_reason: None,
+        retry_schedule,
+        failing_since: None,
         secret,
         created_at: now,
         updated_at: now,
@@ -191,6 +228,18 @@ mod tests {
         let e = parse(json!({"name": "a", "url": "https://example.com", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}))
             .unwrap();
         assert_eq!(e.secret.expose(), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    }
+
+    #[test]
+    fn an_own_retry_schedule_sets_the_attempts() {
+        let e = parse(json!({"name": "a", "url": "https://example.com", "retry_schedule": [1, 60, 3600]}))
+            .unwrap();
+        assert_eq!(e.max_attempts, 4);
+        assert_eq!(e.retry_schedule.unwrap()[2], Duration::from_secs(3600));
+        let both = parse(
+            json!({"name": "a", "url": "https://example.com", "retry_schedule": [1], "max_attempts": 3}),
+        );
+        assert_eq!(both.unwrap_err()[0].pointer, "/retry_schedule");
     }
 
     #[test]

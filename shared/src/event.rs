@@ -52,7 +52,16 @@ impl EventType {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Hookline's own operational events (`hookline.…`): never sent by clients, and
+    /// matched only by filters that name them.
+    pub fn is_reserved(&self) -> bool {
+        self.0.starts_with(RESERVED_PREFIX)
+    }
 }
+
+/// The prefix of Hookline's own event types.
+pub const RESERVED_PREFIX: &str = "hookline.";
 
 impl TryFrom<String> for EventType {
     type Error = EventTypeError;

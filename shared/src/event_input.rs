@@ -2,7 +2,7 @@
 //! and how it becomes an `Event`. Every problem is reported, each with its JSON pointer.
 
 use crate::api::{object, opt_str, pointer, refuse_unknown_fields, req_str};
-use crate::event::{ENVELOPE_VERSION, Event, EventType};
+use crate::event::{ENVELOPE_VERSION, Event, EventType, RESERVED_PREFIX};
 use crate::ids::EventId;
 use crate::problem::FieldProblem;
 use crate::timestamp::Timestamp;
@@ -25,10 +25,19 @@ pub fn parse_event(v: &Value, at: &str, now: Timestamp, errors: &mut Vec<FieldPr
             .map_err(|e| errors.push(FieldProblem::new(pointer(at, "id"), e.to_string())))
             .ok(),
     };
-    let event_type = req_str(obj, "event_type", at, errors).and_then(|raw| {
-        EventType::parse(raw)
-            .map_err(|e| errors.push(FieldProblem::new(pointer(at, "event_type"), e.to_string())))
-            .ok()
+    let event_type = req_str(obj, "event_type", at, errors).and_then(|raw| match EventType::parse(raw) {
+        Ok(t) if t.is_reserved() => {
+            errors.push(FieldProblem::new(
+                pointer(at, "event_type"),
+                format!("the `{RESERVED_PREFIX}` prefix is reserved for Hookline's own events"),
+            ));
+            None
+        }
+        Ok(t) => Some(t),
+        Err(e) => {
+            errors.push(FieldProblem::new(pointer(at, "event_type"), e.to_string()));
+            None
+        }
     });
     let data = obj.get("data").cloned();
     if data.is_none() {
@@ -110,6 +119,8 @@ mod tests {
                 .unwrap_err();
         let ptrs: Vec<_> = errors.iter().map(|e| e.pointer.as_str()).collect();
         assert_eq!(ptrs, ["/extra", "/id", "/event_type", "/data", "/timestamp"]);
+        let reserved = parse(json!({"event_type": "hookline.endpoint.disabled", "data": 1})).unwrap_err();
+        assert!(reserved[0].detail.contains("reserved"), "{}", reserved[0].detail);
         let missing = parse(json!({"data": 1})).unwrap_err();
         assert_eq!(missing[0].pointer, "/event_type");
         assert_eq!(missing[0].detail, "is required");

@@ -14,6 +14,7 @@ pub mod ids;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod message;
+pub mod ops;
 pub mod ports;
 pub mod problem;
 pub mod retry;

@@ -1,7 +1,7 @@
 //! In-memory implementations of the ports, for unit tests of the handlers.
 
 use crate::delivery::{Attempt, AttemptOutcome, Delivery};
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, EndpointStatus};
 use crate::event::Event;
 use crate::ids::{EndpointId, EventId};
 use crate::message::QueueMessage;
@@ -12,20 +12,29 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
-type DeliveryLog = BTreeMap<(EventId, EndpointId), (Delivery, Vec<Attempt>)>;
+type DeliveryLog = BTreeMap<(EventId, EndpointId), DeliveryRow>;
 
 #[derive(Debug, Clone)]
-struct StoredEvent {
+struct EventRow {
     event: Event,
     done: bool,
     lease_until: Timestamp,
+    due_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+struct DeliveryRow {
+    delivery: Delivery,
+    attempts: Vec<Attempt>,
+    lease_until: Option<Timestamp>,
+    due_at: Option<Timestamp>,
 }
 
 /// Every store port over maps behind one lock.
 #[derive(Default)]
 pub struct MemoryStore {
     endpoints: Mutex<BTreeMap<EndpointId, Endpoint>>,
-    events: Mutex<HashMap<EventId, StoredEvent>>,
+    events: Mutex<HashMap<EventId, EventRow>>,
     deliveries: Mutex<DeliveryLog>,
     /// When set, every call fails with a retryable error.
     pub unavailable: std::sync::atomic::AtomicBool,
@@ -88,6 +97,45 @@ impl EndpointStore for MemoryStore {
         self.check()?;
         Ok(self.endpoints.lock().unwrap().values().cloned().collect())
     }
+
+    async fn note_failure(&self, id: &EndpointId, now: Timestamp) -> PortResult<Timestamp> {
+        self.check()?;
+        let mut all = self.endpoints.lock().unwrap();
+        Ok(all
+            .get_mut(id)
+            .map_or(now, |e| *e.failing_since.get_or_insert(now)))
+    }
+
+    async fn note_success(&self, id: &EndpointId) -> PortResult<()> {
+        self.check()?;
+        if let Some(e) = self.endpoints.lock().unwrap().get_mut(id) {
+            e.failing_since = None;
+        }
+        Ok(())
+    }
+
+    async fn disable_endpoint(
+        &self,
+        id: &EndpointId,
+        reason: &str,
+        now: Timestamp,
+        failing_before: Option<Timestamp>,
+    ) -> PortResult<bool> {
+        self.check()?;
+        let mut all = self.endpoints.lock().unwrap();
+        match all.get_mut(id) {
+            Some(e)
+                if e.status == EndpointStatus::Active
+                    && failing_before.is_none_or(|cut| e.failing_since.is_some_and(|f| f <= cut)) =>
+            {
+                e.status = EndpointStatus::Disabled;
+                e.disabled_reason = Some(reason.to_owned());
+                e.updated_at = now;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
 }
 
 #[async_trait]
@@ -100,10 +148,11 @@ impl EventStore for MemoryStore {
             None => {
                 events.insert(
                     event.id.clone(),
-                    StoredEvent {
+                    EventRow {
                         event: event.clone(),
                         done: false,
                         lease_until: until,
+                        due_at: until,
                     },
                 );
                 Ok(FanoutClaim::Fresh)
@@ -133,19 +182,85 @@ impl EventStore for MemoryStore {
         }
         Ok(())
     }
+
+    async fn get_event(&self, id: &EventId) -> PortResult<Option<StoredEvent>> {
+        self.check()?;
+        Ok(self.events.lock().unwrap().get(id).map(|r| StoredEvent {
+            event: r.event.clone(),
+            fanned_out: r.done,
+        }))
+    }
+
+    async fn stuck_fanouts(&self, before: Timestamp, limit: u32) -> PortResult<Vec<(EventId, Timestamp)>> {
+        self.check()?;
+        let events = self.events.lock().unwrap();
+        let mut stuck: Vec<(&Timestamp, &EventId)> = events
+            .iter()
+            .filter(|(_, r)| !r.done && r.due_at <= before)
+            .map(|(id, r)| (&r.due_at, id))
+            .collect();
+        stuck.sort();
+        Ok(stuck
+            .into_iter()
+            .take(limit as usize)
+            .map(|(t, id)| (id.clone(), *t))
+            .collect())
+    }
+
+    async fn redrive_fanout(
+        &self,
+        id: &EventId,
+        seen_due: Timestamp,
+        next_look: Timestamp,
+    ) -> PortResult<bool> {
+        self.check()?;
+        match self.events.lock().unwrap().get_mut(id) {
+            Some(r) if !r.done && r.due_at == seen_due => {
+                r.due_at = next_look;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+impl MemoryStore {
+    /// The row, if the delivery is still open and as `seen`.
+    fn as_seen<'a>(rows: &'a mut DeliveryLog, seen: &Delivery) -> Option<&'a mut DeliveryRow> {
+        rows.get_mut(&(seen.event_id.clone(), seen.endpoint_id.clone()))
+            .filter(|r| {
+                r.delivery.status.is_open()
+                    && r.delivery.attempts == seen.attempts
+                    && r.delivery.wake == seen.wake
+            })
+    }
+
+    fn due_of(d: &Delivery) -> Option<Timestamp> {
+        if d.status.is_open() {
+            d.next_attempt_at
+        } else {
+            None
+        }
+    }
 }
 
 #[async_trait]
 impl DeliveryStore for MemoryStore {
-    async fn record_attempts(&self, records: &[(Delivery, Attempt)]) -> PortResult<()> {
+    async fn record_attempts(&self, records: &[(Delivery, Option<Attempt>)]) -> PortResult<()> {
         self.check()?;
         let mut all = self.deliveries.lock().unwrap();
         for (d, a) in records {
-            let slot = all
+            let row = all
                 .entry((d.event_id.clone(), d.endpoint_id.clone()))
-                .or_insert_with(|| (d.clone(), Vec::new()));
-            slot.0 = d.clone();
-            slot.1.push(a.clone());
+                .or_insert_with(|| DeliveryRow {
+                    delivery: d.clone(),
+                    attempts: Vec::new(),
+                    lease_until: None,
+                    due_at: None,
+                });
+            row.delivery = d.clone();
+            row.due_at = Self::due_of(d);
+            row.attempts.extend(a.iter().cloned());
         }
         Ok(())
     }
@@ -158,32 +273,117 @@ impl DeliveryStore for MemoryStore {
             .unwrap()
             .iter()
             .filter(|((e, _), _)| e == id)
-            .map(|(_, v)| v.clone())
+            .map(|(_, r)| (r.delivery.clone(), r.attempts.clone()))
             .collect())
     }
 
-    async fn open_due(&self, now: Timestamp, limit: u32) -> PortResult<OpenDeliveries> {
+    async fn get_delivery(&self, event: &EventId, endpoint: &EndpointId) -> PortResult<Option<Delivery>> {
+        self.check()?;
+        Ok(self
+            .deliveries
+            .lock()
+            .unwrap()
+            .get(&(event.clone(), endpoint.clone()))
+            .map(|r| r.delivery.clone()))
+    }
+
+    async fn claim_attempt(&self, seen: &Delivery, now: Timestamp, lease: Duration) -> PortResult<bool> {
+        self.check()?;
+        let mut all = self.deliveries.lock().unwrap();
+        match Self::as_seen(&mut all, seen) {
+            Some(r) if r.lease_until.is_none_or(|t| t < now) => {
+                r.lease_until = Some(now.saturating_add(lease));
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn record_attempt(
+        &self,
+        seen: &Delivery,
+        updated: &Delivery,
+        attempt: &Attempt,
+    ) -> PortResult<bool> {
+        self.check()?;
+        let mut all = self.deliveries.lock().unwrap();
+        match Self::as_seen(&mut all, seen) {
+            Some(r) => {
+                r.delivery = updated.clone();
+                r.attempts.push(attempt.clone());
+                r.lease_until = None;
+                r.due_at = Self::due_of(updated);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn redrive(&self, seen: &Delivery, wake: &str, now: Timestamp) -> PortResult<bool> {
+        self.check()?;
+        let mut all = self.deliveries.lock().unwrap();
+        match Self::as_seen(&mut all, seen) {
+            Some(r) if r.lease_until.is_none_or(|t| t < now) => {
+                r.delivery.wake = Some(wake.to_owned());
+                r.due_at = Some(now);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn fail_delivery(&self, seen: &Delivery, failed: &Delivery) -> PortResult<bool> {
+        self.check()?;
+        let mut all = self.deliveries.lock().unwrap();
+        match Self::as_seen(&mut all, seen) {
+            Some(r) => {
+                r.delivery = failed.clone();
+                r.due_at = None;
+                r.lease_until = None;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn due_deliveries(&self, before: Timestamp, limit: u32) -> PortResult<Vec<DueDelivery>> {
         self.check()?;
         let all = self.deliveries.lock().unwrap();
-        let mut due: Vec<Timestamp> = all
+        let mut due: Vec<(Timestamp, DueDelivery)> = all
             .values()
-            .filter(|(d, _)| d.status.is_open())
-            .filter_map(|(d, _)| d.next_attempt_at)
-            .filter(|t| *t <= now)
+            .filter_map(|r| {
+                let at = r.due_at.filter(|t| *t <= before)?;
+                Some((
+                    at,
+                    DueDelivery {
+                        delivery: r.delivery.clone(),
+                        leased_until: r.lease_until,
+                    },
+                ))
+            })
             .collect();
-        due.sort();
-        due.truncate(limit as usize);
+        due.sort_by_key(|(t, _)| *t);
+        Ok(due.into_iter().take(limit as usize).map(|(_, d)| d).collect())
+    }
+
+    async fn count_open(&self, limit: u32) -> PortResult<OpenDeliveries> {
+        self.check()?;
+        let all = self.deliveries.lock().unwrap();
+        let dues: Vec<Timestamp> = all.values().filter_map(|r| r.due_at).collect();
         Ok(OpenDeliveries {
-            due: due.len() as u32,
-            oldest_due_at: due.first().copied(),
+            open: u32::try_from(dues.len()).unwrap_or(u32::MAX).min(limit),
+            oldest_due_at: dues.iter().min().copied(),
         })
     }
 }
 
-/// A queue that keeps what was sent.
+/// A queue that keeps what was sent (with its delay) and what was hidden.
 #[derive(Default)]
 pub struct MemoryQueue {
     pub sent: Mutex<Vec<QueueMessage>>,
+    pub delays: Mutex<Vec<Duration>>,
+    pub hidden: Mutex<Vec<(String, Duration)>>,
+    pub dead: Mutex<VecDeque<Received>>,
     pub unavailable: std::sync::atomic::AtomicBool,
     pub depth: Mutex<QueueDepth>,
 }
@@ -201,6 +401,23 @@ impl Queue for MemoryQueue {
             return Err(PortError::Retryable("queue unavailable (test)".into()));
         }
         self.sent.lock().unwrap().push(message.clone());
+        self.delays.lock().unwrap().push(Duration::ZERO);
+        Ok(())
+    }
+
+    async fn send_after(&self, message: &QueueMessage, delay: Duration) -> PortResult<()> {
+        self.send(message).await?;
+        if let Some(d) = self.delays.lock().unwrap().last_mut() {
+            *d = delay.min(MAX_QUEUE_DELAY);
+        }
+        Ok(())
+    }
+
+    async fn hide(&self, receipt_handle: &str, hidden: Duration) -> PortResult<()> {
+        self.hidden
+            .lock()
+            .unwrap()
+            .push((receipt_handle.to_owned(), hidden.min(MAX_VISIBILITY)));
         Ok(())
     }
 
@@ -210,6 +427,19 @@ impl Queue for MemoryQueue {
             out.push(self.send(m).await);
         }
         out
+    }
+}
+
+#[async_trait]
+impl DeadLetters for MemoryQueue {
+    async fn take(&self) -> PortResult<Vec<Received>> {
+        let mut dead = self.dead.lock().unwrap();
+        let n = dead.len().min(10);
+        Ok(dead.drain(..n).collect())
+    }
+
+    async fn remove(&self, _receipt_handle: &str) -> PortResult<()> {
+        Ok(())
     }
 }
 
@@ -256,6 +486,7 @@ impl WebhookSender for ScriptedSender {
         next.unwrap_or(AttemptOutcome::Response {
             status: 200,
             body: "ok".into(),
+            retry_after_seconds: None,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! tag; old tags stay readable while messages carrying them may still be queued.
 
 use crate::event::Event;
+use crate::ids::EndpointId;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -10,6 +11,14 @@ pub enum QueueMessage {
     /// A new event to fan out to every matching endpoint.
     #[serde(rename = "event.v1")]
     EventV1 { event: Event },
+    /// Wakes the delivery of `event` to `endpoint_id` for its next attempt. Only the
+    /// message whose `wake` matches the delivery's may act; others are stale.
+    #[serde(rename = "attempt.v1")]
+    AttemptV1 {
+        event: Event,
+        endpoint_id: EndpointId,
+        wake: String,
+    },
 }
 
 impl QueueMessage {

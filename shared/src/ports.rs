@@ -47,6 +47,20 @@ pub trait EndpointStore: Send + Sync {
     async fn delete_endpoint(&self, id: &EndpointId) -> PortResult<bool>;
     /// Every endpoint, for matching events against.
     async fn all_endpoints(&self) -> PortResult<Vec<Endpoint>>;
+    /// An attempt failed: starts the failing streak unless one is running; returns
+    /// when the streak started.
+    async fn note_failure(&self, id: &EndpointId, now: Timestamp) -> PortResult<Timestamp>;
+    /// An attempt succeeded: ends the failing streak.
+    async fn note_success(&self, id: &EndpointId) -> PortResult<()>;
+    /// Disables an active endpoint with the reason; with `failing_before`, only if
+    /// its streak began by then. Whether this call did it.
+    async fn disable_endpoint(
+        &self,
+        id: &EndpointId,
+        reason: &str,
+        now: Timestamp,
+        failing_before: Option<Timestamp>,
+    ) -> PortResult<bool>;
 }
 
 /// Who fans an event out. The claim is a lease, so a worker that dies mid-way does
@@ -64,9 +78,28 @@ pub enum FanoutClaim {
     Busy { until: Timestamp },
 }
 
+/// An event as stored, and whether its fan-out finished.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    pub event: Event,
+    pub fanned_out: bool,
+}
+
 #[async_trait]
 pub trait EventStore: Send + Sync {
     async fn claim_fanout(&self, event: &Event, now: Timestamp, lease: Duration) -> PortResult<FanoutClaim>;
+    async fn get_event(&self, id: &EventId) -> PortResult<Option<StoredEvent>>;
+    /// Events whose fan-out was claimed but neither finished nor touched since
+    /// `before` (a worker died, or its message was lost), with when they fell due.
+    async fn stuck_fanouts(&self, before: Timestamp, limit: u32) -> PortResult<Vec<(EventId, Timestamp)>>;
+    /// Marks a stuck fan-out as re-driven (so an overlapping sweep skips it); whether
+    /// this call did it.
+    async fn redrive_fanout(
+        &self,
+        id: &EventId,
+        seen_due: Timestamp,
+        next_look: Timestamp,
+    ) -> PortResult<bool>;
     async fn complete_fanout(&self, id: &EventId, deliveries: u32, now: Timestamp) -> PortResult<()>;
     /// Gives the lease back early after a failure, so a retry need not wait it out.
     async fn release_fanout(&self, id: &EventId) -> PortResult<()>;
@@ -75,27 +108,79 @@ pub trait EventStore: Send + Sync {
 /// Open deliveries as the sweeper sees them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OpenDeliveries {
-    /// Open deliveries whose next attempt is due by now.
-    pub due: u32,
-    /// When the earliest of them fell due.
+    /// Open deliveries (counted up to the limit asked for).
+    pub open: u32,
+    /// The earliest next-attempt time among them.
     pub oldest_due_at: Option<Timestamp>,
 }
 
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
-    /// Writes deliveries with their latest attempt.
-    async fn record_attempts(&self, records: &[(Delivery, Attempt)]) -> PortResult<()>;
+    /// Writes new deliveries with their first attempt (or none, for a delivery that
+    /// failed before it could be tried).
+    async fn record_attempts(&self, records: &[(Delivery, Option<Attempt>)]) -> PortResult<()>;
     /// An event's deliveries, each with its attempts in order.
     async fn deliveries_for_event(&self, id: &EventId) -> PortResult<Vec<(Delivery, Vec<Attempt>)>>;
-    /// Counts open deliveries due by `now`, looking at no more than `limit`.
-    async fn open_due(&self, now: Timestamp, limit: u32) -> PortResult<OpenDeliveries>;
+    async fn get_delivery(&self, event: &EventId, endpoint: &EndpointId) -> PortResult<Option<Delivery>>;
+    /// Takes the lease on the delivery's next attempt, if nobody recorded or holds
+    /// it since `seen` was read. Whether it was taken.
+    async fn claim_attempt(&self, seen: &Delivery, now: Timestamp, lease: Duration) -> PortResult<bool>;
+    /// Records an attempt and the delivery's new state, if the delivery is still as
+    /// `seen` (same attempt count and wake token). Whether it was recorded.
+    async fn record_attempt(
+        &self,
+        seen: &Delivery,
+        updated: &Delivery,
+        attempt: &Attempt,
+    ) -> PortResult<bool>;
+    /// Gives a delivery whose next attempt went missing a new wake token, if it is
+    /// still as `seen` and nobody holds it. Whether this call did it.
+    async fn redrive(&self, seen: &Delivery, wake: &str, now: Timestamp) -> PortResult<bool>;
+    /// Ends an open delivery as `failed`, if it is still as `seen`.
+    async fn fail_delivery(&self, seen: &Delivery, failed: &Delivery) -> PortResult<bool>;
+    /// Open deliveries due by `before`, most overdue first, with their lease state.
+    async fn due_deliveries(&self, before: Timestamp, limit: u32) -> PortResult<Vec<DueDelivery>>;
+    /// Counts open deliveries, looking at no more than `limit`.
+    async fn count_open(&self, limit: u32) -> PortResult<OpenDeliveries>;
 }
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DueDelivery {
+    pub delivery: Delivery,
+    /// Someone is making an attempt until then.
+    pub leased_until: Option<Timestamp>,
+}
+
+/// SQS's longest `DelaySeconds`.
+pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
+/// SQS's longest visibility timeout.
+pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 
 #[async_trait]
 pub trait Queue: Send + Sync {
     async fn send(&self, message: &QueueMessage) -> PortResult<()>;
     /// Sends many, in as few requests as the queue allows; one result per message.
     async fn send_batch(&self, messages: &[QueueMessage]) -> Vec<PortResult<()>>;
+    /// Sends a message that becomes visible after `delay` (at most `MAX_QUEUE_DELAY`).
+    async fn send_after(&self, message: &QueueMessage, delay: Duration) -> PortResult<()>;
+    /// Hides a received message for `hidden` (at most `MAX_VISIBILITY`).
+    async fn hide(&self, receipt_handle: &str, hidden: Duration) -> PortResult<()>;
+}
+
+/// A message taken from a queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub body: String,
+    pub receipt_handle: String,
+    pub receive_count: u32,
+}
+
+/// The dead-letter queue, which the sweeper drains.
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    /// Up to 10 messages, without waiting.
+    async fn take(&self) -> PortResult<Vec<Received>>;
+    async fn remove(&self, receipt_handle: &str) -> PortResult<()>;
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

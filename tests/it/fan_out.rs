@@ -71,7 +71,8 @@ async fn an_event_reaches_both_matching_endpoints_signed_and_not_the_other() {
             attempts[0].outcome,
             AttemptOutcome::Response {
                 status: 200,
-                body: "ok".into()
+                body: "ok".into(),
+                retry_after_seconds: None
             }
         );
     }
@@ -129,7 +130,8 @@ async fn a_failing_receiver_produces_a_recorded_failed_attempt() {
         attempts[0].outcome,
         AttemptOutcome::Response {
             status: 500,
-            body: "boom".into()
+            body: "boom".into(),
+            retry_after_seconds: None
         }
     );
 }

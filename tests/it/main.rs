@@ -4,6 +4,7 @@
 mod endpoints;
 mod esm;
 mod fan_out;
+mod fault;
 mod ingest;
 mod support;
 mod sweeper;

@@ -5,7 +5,7 @@
 use admin_fn::Admin;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use delivery_fn::{Deliverer, EndpointCache};
+use delivery_fn::{Deliverer, EndpointCache, Settings};
 use devstack::esm::{EsmError, EventSourceMapping, PollStats, SqsHandler};
 use devstack::provision::{Stack, provision};
 use hookline::adapters::dynamo::DynamoStore;
@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use sweeper_fn::{SweepSettings, Sweeper};
 use tokio::net::TcpListener;
 
 pub const INGEST_KEY: &str = "it-ingest-key";
@@ -34,17 +35,45 @@ pub fn local_policy() -> SsrfPolicy {
     SsrfPolicy::parse_allowed("127.0.0.0/8,::1/128").expect("valid ranges")
 }
 
+/// How a test's stack is set up; configuration, never special code.
+pub struct Options {
+    /// The SSRF policy the delivery side applies at send time.
+    pub send_policy: SsrfPolicy,
+    pub settings: Settings,
+    pub sweep: SweepSettings,
+    /// Overrides the queue's visibility timeout (the template's is minutes long).
+    pub visibility_timeout: Option<Duration>,
+    /// How long the delivery side caches endpoints (none, so new ones count at once).
+    pub endpoint_cache: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            send_policy: local_policy(),
+            settings: Settings {
+                concurrency: 8,
+                ..Settings::default()
+            },
+            sweep: SweepSettings::default(),
+            visibility_timeout: None,
+            endpoint_cache: Duration::ZERO,
+        }
+    }
+}
+
 pub struct Harness {
     pub stack: Stack,
     pub sqs: aws_sdk_sqs::Client,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub ingest: Ingest<SqsQueue, SystemClock>,
     pub admin: Admin<DynamoStore, SystemClock>,
-    pub deliverer: Arc<Deliverer<DynamoStore, HttpSender, SystemClock>>,
+    pub deliverer: Arc<Deliverer<DynamoStore, HttpSender, SqsQueue, SystemClock>>,
+    pub sweep: SweepSettings,
     pub esm: EventSourceMapping,
 }
 
-struct InProcess(Arc<Deliverer<DynamoStore, HttpSender, SystemClock>>);
+pub struct InProcess(pub Arc<Deliverer<DynamoStore, HttpSender, SqsQueue, SystemClock>>);
 
 #[async_trait]
 impl SqsHandler for InProcess {
@@ -55,11 +84,25 @@ impl SqsHandler for InProcess {
 
 impl Harness {
     pub async fn new() -> Self {
-        Self::with_send_policy(local_policy()).await
+        Self::with(Options::default()).await
     }
 
-    /// `send_policy` is the SSRF policy the delivery side applies at send time.
     pub async fn with_send_policy(send_policy: SsrfPolicy) -> Self {
+        Self::with(Options {
+            send_policy,
+            ..Options::default()
+        })
+        .await
+    }
+
+    pub async fn with(options: Options) -> Self {
+        let Options {
+            send_policy,
+            settings,
+            sweep,
+            visibility_timeout,
+            endpoint_cache,
+        } = options;
         assert!(
             std::env::var_os("AWS_ENDPOINT_URL").is_some(),
             "integration tests need the emulator: run them with `make test` \
@@ -75,6 +118,17 @@ impl Harness {
         let stack = provision(&template, &prefix, &sqs, &dynamo)
             .await
             .expect("stack provisions");
+        if let Some(v) = visibility_timeout {
+            sqs.set_queue_attributes()
+                .queue_url(stack.queue_url("DeliveryQueue"))
+                .attributes(
+                    aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                    v.as_secs().to_string(),
+                )
+                .send()
+                .await
+                .expect("visibility timeout set");
+        }
         let keys = ApiKeys::new(INGEST_KEY, ADMIN_KEY);
         let store = || DynamoStore::new(dynamo.clone(), stack.table("Table"), Duration::from_secs(86_400));
         let ingest = Ingest {
@@ -92,10 +146,10 @@ impl Harness {
         let deliverer = Arc::new(Deliverer {
             store: store(),
             sender: HttpSender::new(send_policy).expect("http client"),
+            queue: SqsQueue::new(sqs.clone(), stack.queue_url("DeliveryQueue")),
             clock: SystemClock,
-            endpoints: EndpointCache::new(Duration::ZERO),
-            fanout_lease: Duration::from_secs(120),
-            concurrency: 8,
+            endpoints: EndpointCache::new(endpoint_cache),
+            settings,
         });
         let mut esm = EventSourceMapping::new(
             sqs.clone(),
@@ -110,7 +164,18 @@ impl Harness {
             ingest,
             admin,
             deliverer,
+            sweep,
             esm,
+        }
+    }
+
+    pub fn sweeper(&self) -> Sweeper<DynamoStore, SqsQueue, SqsQueue, SystemClock> {
+        Sweeper {
+            store: self.store(),
+            queue: SqsQueue::new(self.sqs.clone(), self.stack.queue_url("DeliveryQueue")),
+            dlq: SqsQueue::new(self.sqs.clone(), self.stack.queue_url("DeliveryDLQ")),
+            clock: SystemClock,
+            settings: self.sweep.clone(),
         }
     }
 
@@ -221,6 +286,8 @@ pub struct Received {
     pub path: String,
     pub headers: http::HeaderMap,
     pub body: Bytes,
+    /// The status it was answered with; `None` when the connection was dropped.
+    pub answered: Option<u16>,
 }
 
 impl Received {
@@ -233,13 +300,100 @@ impl Received {
     }
 }
 
+/// How a receiver path answers.
+#[derive(Clone, Debug)]
+pub enum Answer {
+    Respond {
+        status: u16,
+        body: String,
+        retry_after: Option<u64>,
+        delay: Duration,
+    },
+    /// Drop the connection without an answer.
+    Reset,
+}
+
+/// Chooses the reply from how many times this path has seen this `webhook-id` before.
+pub type Behaviour = Arc<dyn Fn(u32) -> Answer + Send + Sync>;
+
+type Behaviours = Arc<Mutex<HashMap<String, Behaviour>>>;
+type Seen = Arc<Mutex<HashMap<(String, String), u32>>>;
+
 /// An HTTP receiver on 127.0.0.1 that records every request. Paths answer 200 unless
 /// told otherwise. It stops when dropped.
 pub struct Receiver {
     pub base: String,
     got: Arc<Mutex<Vec<Received>>>,
-    answers: Arc<Mutex<HashMap<String, (u16, String)>>>,
+    behaviours: Behaviours,
     task: tokio::task::JoinHandle<()>,
+}
+
+async fn answer_one(
+    req: hyper::Request<Incoming>,
+    got: Arc<Mutex<Vec<Received>>>,
+    behaviours: Behaviours,
+    seen: Seen,
+) -> Result<hyper::Response<Full<Bytes>>, std::io::Error> {
+    let path = req.uri().path().to_owned();
+    let headers = req.headers().clone();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let id = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let nth = {
+        let mut seen = seen.lock().unwrap();
+        let n = seen.entry((path.clone(), id)).or_insert(0);
+        *n += 1;
+        *n - 1
+    };
+    let behaviour = behaviours.lock().unwrap().get(&path).cloned();
+    let reply = behaviour.map_or(
+        Answer::Respond {
+            status: 200,
+            body: "ok".into(),
+            retry_after: None,
+            delay: Duration::ZERO,
+        },
+        |b| b(nth),
+    );
+    let answered = match &reply {
+        Answer::Respond { status, .. } => Some(*status),
+        Answer::Reset => None,
+    };
+    got.lock().unwrap().push(Received {
+        path,
+        headers,
+        body,
+        answered,
+    });
+    match reply {
+        Answer::Reset => Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "reset by the test",
+        )),
+        Answer::Respond {
+            status,
+            body,
+            retry_after,
+            delay,
+        } => {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let mut res = hyper::Response::builder().status(status);
+            if let Some(ra) = retry_after {
+                res = res.header("retry-after", ra.to_string());
+            }
+            Ok(res.body(Full::new(Bytes::from(body))).expect("response builds"))
+        }
+    }
 }
 
 impl Receiver {
@@ -247,45 +401,17 @@ impl Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let got: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let answers: Arc<Mutex<HashMap<String, (u16, String)>>> = Arc::default();
-        let (g, a) = (got.clone(), answers.clone());
+        let behaviours: Behaviours = Arc::default();
+        let seen: Seen = Arc::default();
+        let (g, b) = (got.clone(), behaviours.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (g, a) = (g.clone(), a.clone());
+                let (g, b, seen) = (g.clone(), b.clone(), seen.clone());
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req: hyper::Request<Incoming>| {
-                        let (g, a) = (g.clone(), a.clone());
-                        async move {
-                            let path = req.uri().path().to_owned();
-                            let headers = req.headers().clone();
-                            let body = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            g.lock().unwrap().push(Received {
-                                path: path.clone(),
-                                headers,
-                                body,
-                            });
-                            let (status, text) = a
-                                .lock()
-                                .unwrap()
-                                .get(&path)
-                                .cloned()
-                                .unwrap_or((200, "ok".into()));
-                            Ok::<_, std::convert::Infallible>(
-                                hyper::Response::builder()
-                                    .status(status)
-                                    .body(Full::new(Bytes::from(text)))
-                                    .expect("response builds"),
-                            )
-                        }
-                    });
+                    let svc = service_fn(move |req| answer_one(req, g.clone(), b.clone(), seen.clone()));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
@@ -295,7 +421,7 @@ impl Receiver {
         Self {
             base,
             got,
-            answers,
+            behaviours,
             task,
         }
     }
@@ -305,10 +431,20 @@ impl Receiver {
     }
 
     pub fn answer(&self, path: &str, status: u16, body: &str) {
-        self.answers
+        let body = body.to_owned();
+        self.behave(path, move |_| Answer::Respond {
+            status,
+            body: body.clone(),
+            retry_after: None,
+            delay: Duration::ZERO,
+        });
+    }
+
+    pub fn behave(&self, path: &str, f: impl Fn(u32) -> Answer + Send + Sync + 'static) {
+        self.behaviours
             .lock()
             .unwrap()
-            .insert(path.to_owned(), (status, body.to_owned()));
+            .insert(path.to_owned(), Arc::new(f));
     }
 
     pub fn received(&self, path: &str) -> Vec<Received> {
@@ -319,6 +455,10 @@ impl Receiver {
             .filter(|r| r.path == path)
             .cloned()
             .collect()
+    }
+
+    pub fn all_received(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
     }
 }
 

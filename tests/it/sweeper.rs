@@ -1,30 +1,160 @@
-//! The sweeper reads due deliveries from the `open` index and the queues' depths.
+//! The sweeper on the emulator: it re-drives what was lost, drains the DLQ into
+//! failed deliveries, counts the backlog, and is safe when two sweeps overlap.
 
 use crate::support::*;
+use delivery_fn::Settings;
+use hookline::EventId;
 use hookline::adapters::sqs::SqsQueue;
+use hookline::delivery::DeliveryStatus;
 use hookline::memory::ManualClock;
+use hookline::message::QueueMessage;
+use hookline::ports::DeliveryStore;
 use serde_json::json;
 use std::time::Duration;
-use sweeper_fn::Sweeper;
+use sweeper_fn::{SweepSettings, Sweeper};
+
+/// Retries after 1 s, and a sweeper that steps in after 1 s.
+fn quick() -> Options {
+    Options {
+        settings: Settings {
+            concurrency: 8,
+            retry: hookline::retry::RetryDefaults {
+                schedule: vec![Duration::ZERO, Duration::from_secs(1), Duration::from_secs(1)],
+                ..Default::default()
+            },
+            ..Settings::default()
+        },
+        sweep: SweepSettings {
+            grace: Duration::from_secs(1),
+            ..SweepSettings::default()
+        },
+        ..Options::default()
+    }
+}
+
+async fn send_event(h: &Harness) -> EventId {
+    let body = json!({"event_type": "agent.run.failed", "data": {"run_id": "r-9"}}).to_string();
+    let r = h
+        .call_ingest("POST", "/v1/events", Some(INGEST_KEY), Some(&body))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.json);
+    EventId::parse(r.json["id"].as_str().unwrap()).unwrap()
+}
+
+async fn purge(h: &Harness) {
+    h.sqs
+        .purge_queue()
+        .queue_url(h.stack.queue_url("DeliveryQueue"))
+        .send()
+        .await
+        .unwrap();
+}
 
 #[tokio::test]
-async fn the_sweeper_counts_due_deliveries_and_queue_depths() {
-    // GIVEN a delivery whose first attempt failed, and one message in the DLQ
+async fn a_delivery_whose_attempt_message_was_lost_is_redriven_and_delivered() {
+    // GIVEN a delivery waiting for its second attempt, whose message is deleted
+    // behind Hookline's back
+    let h = Harness::with(quick()).await;
+    let rx = Receiver::start().await;
+    rx.answer("/flaky", 500, "down");
+    h.register("flaky", &rx.url("/flaky"), &["*"]).await;
+    let id = send_event(&h).await;
+    h.pump().await;
+    purge(&h).await;
+    rx.answer("/flaky", 200, "ok");
+
+    // WHEN the sweeper runs once the attempt is overdue
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let report = h.sweeper().sweep().await.unwrap();
+    h.pump().await;
+
+    // THEN it was re-driven and delivered, with both attempts on record
+    assert_eq!(report.redriven, 1, "{report:?}");
+    let (d, attempts) = h.store().deliveries_for_event(&id).await.unwrap().remove(0);
+    assert_eq!(d.status, DeliveryStatus::Delivered);
+    assert_eq!(attempts.len(), 2);
+    let ids: Vec<String> = rx
+        .received("/flaky")
+        .iter()
+        .map(|r| r.header("webhook-id"))
+        .collect();
+    assert_eq!(ids, vec![id.to_string(), id.to_string()]);
+}
+
+#[tokio::test]
+async fn two_overlapping_sweeps_redrive_a_delivery_once() {
+    let h = Harness::with(quick()).await;
+    let rx = Receiver::start().await;
+    rx.answer("/down", 503, "");
+    h.register("down", &rx.url("/down"), &["*"]).await;
+    send_event(&h).await;
+    h.pump().await;
+    purge(&h).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    let (a, b) = (h.sweeper(), h.sweeper());
+    let (ra, rb) = tokio::join!(a.sweep(), b.sweep());
+    assert_eq!(ra.unwrap().redriven + rb.unwrap().redriven, 1);
+}
+
+#[tokio::test]
+async fn the_dlq_is_drained_into_failed_deliveries_and_reported() {
+    // GIVEN an endpoint, an operator endpoint for Hookline's own events, and an event
+    // message that died in the DLQ before anyone tried it
+    let h = Harness::new().await;
+    let rx = Receiver::start().await;
+    h.register("crm", &rx.url("/crm"), &["agent.*"]).await;
+    h.register("ops", &rx.url("/ops"), &["hookline.*"]).await;
+    let event = hookline::event_input::parse_event(
+        &json!({"id": "dead-1", "event_type": "agent.run.completed", "data": {}}),
+        "",
+        hookline::Timestamp::now(),
+        &mut Vec::new(),
+    )
+    .unwrap();
+    h.sqs
+        .send_message()
+        .queue_url(h.stack.queue_url("DeliveryDLQ"))
+        .message_body(QueueMessage::EventV1 { event }.to_body())
+        .send()
+        .await
+        .unwrap();
+
+    // WHEN the sweeper runs
+    let report = h.sweeper().sweep().await.unwrap();
+
+    // THEN the delivery is failed with the reason, the DLQ is empty, and the operator hears of it
+    assert_eq!((report.dlq_drained, report.dlq_depth), (1, 0), "{report:?}");
+    let (d, attempts) = h
+        .store()
+        .deliveries_for_event(&EventId::parse("dead-1").unwrap())
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(d.status, DeliveryStatus::Failed);
+    assert!(attempts.is_empty());
+    assert!(
+        d.failure_reason.as_deref().unwrap().contains("dead-lettered"),
+        "{:?}",
+        d.failure_reason
+    );
+    h.pump().await;
+    assert!(rx.received("/crm").is_empty());
+    let ops = rx.received("/ops");
+    assert_eq!(ops.len(), 1);
+    let body: serde_json::Value = serde_json::from_slice(&ops[0].body).unwrap();
+    assert_eq!(body["event_type"], "hookline.delivery.exhausted");
+    assert_eq!(body["data"]["event_id"], "dead-1");
+}
+
+#[tokio::test]
+async fn the_sweeper_counts_open_deliveries_and_queue_depths() {
     let h = Harness::new().await;
     let rx = Receiver::start().await;
     rx.answer("/down", 503, "");
     h.register("down", &rx.url("/down"), &["*"]).await;
-    let body = json!({"event_type": "a", "data": 1}).to_string();
-    h.call_ingest("POST", "/v1/events", Some(INGEST_KEY), Some(&body))
-        .await;
+    send_event(&h).await;
     h.pump().await;
-    h.sqs
-        .send_message()
-        .queue_url(h.stack.queue_url("DeliveryDLQ"))
-        .message_body("{}")
-        .send()
-        .await
-        .unwrap();
 
     let clock = ManualClock::at(hookline::Timestamp::now());
     let sweeper = Sweeper {
@@ -32,19 +162,17 @@ async fn the_sweeper_counts_due_deliveries_and_queue_depths() {
         queue: SqsQueue::new(h.sqs.clone(), h.stack.queue_url("DeliveryQueue")),
         dlq: SqsQueue::new(h.sqs.clone(), h.stack.queue_url("DeliveryDLQ")),
         clock,
+        settings: SweepSettings::default(),
     };
+    let report = sweeper.sweep().await.unwrap();
+    assert_eq!(report.open_deliveries, 1);
+    assert_eq!(
+        report.queue_delayed, 1,
+        "the next attempt waits in SQS: {report:?}"
+    );
+    assert_eq!(report.redriven, 0);
 
-    // WHEN it sweeps before the retry is due, THEN nothing is due yet
-    let now = sweeper.sweep().await.unwrap();
-    assert_eq!((now.due_deliveries, now.dlq_depth), (0, 1));
-
-    // WHEN it sweeps after the retry fell due, THEN the delivery is counted with its age
     sweeper.clock.advance(Duration::from_secs(65));
     let later = sweeper.sweep().await.unwrap();
-    assert_eq!(later.due_deliveries, 1);
-    assert!(
-        (59..=61).contains(&later.oldest_due_age_seconds),
-        "{}",
-        later.oldest_due_age_seconds
-    );
+    assert!((59..=61).contains(&later.oldest_open_age_seconds), "{later:?}");
 }

@@ -1,21 +1,31 @@
 //! The delivery function: SQS records in, signed POSTs out, every attempt recorded.
-//! For each event message it claims the event's fan-out (so a redelivered or
-//! duplicated message never fans out twice), POSTs to every matching endpoint at
-//! once, records one delivery and one attempt per endpoint, and reports back to SQS
-//! only the records that must come again.
+//!
+//! Two kinds of message arrive. An *event* message fans out: the handler claims the
+//! event (so a redelivered or duplicated message never fans out twice), POSTs to every
+//! matching endpoint at once and records one delivery and one attempt per endpoint.
+//! An *attempt* message wakes one delivery for its next try. A failed attempt with
+//! tries left gets its next attempt message, delayed by SQS (`DelaySeconds`, up to
+//! 15 min); a longer wait keeps the current attempt message and hides it with
+//! `ChangeMessageVisibility` (up to 12 h a hop), reported as a batch item failure so
+//! SQS brings it back then. A message that arrives early goes back to sleep the same
+//! way. Only the message whose wake token matches the delivery's may act, and every
+//! write is conditional on the attempt count it read, so duplicates and redeliveries
+//! never regress a delivery.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::{StreamExt, stream};
 use hookline::config::{ConfigError, Env, retention, ssrf_policy};
-use hookline::delivery::{Attempt, Delivery};
-use hookline::endpoint::Endpoint;
+use hookline::delivery::{Attempt, AttemptOutcome, Delivery, DeliveryStatus};
+use hookline::endpoint::{Endpoint, EndpointStatus};
 use hookline::event::Event;
 use hookline::ids::EndpointId;
 use hookline::message::QueueMessage;
+use hookline::ops;
 use hookline::ports::{
-    Clock, DeliveryStore, EndpointStore, EventStore, FanoutClaim, PortError, PortResult, WebhookSender,
+    Clock, DeliveryStore, EndpointStore, EventStore, FanoutClaim, MAX_QUEUE_DELAY, MAX_VISIBILITY, PortError,
+    PortResult, Queue, WebhookSender,
 };
-use hookline::retry::RetryPolicy;
+use hookline::retry::{RetryDefaults, Verdict, parse_schedule};
 use hookline::ssrf::SsrfPolicy;
 use hookline::telemetry::{Metrics, Unit};
 use hookline::webhook::signed_request;
@@ -24,41 +34,115 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
+/// A message may act this much before its time: SQS never delivers early, so this
+/// only absorbs clock skew and rounding.
+const EARLY_TOLERANCE: Duration = Duration::from_secs(1);
+
+/// How delivery behaves; every knob comes from the environment.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How long a worker holds an event's fan-out or a delivery's attempt.
+    pub lease: Duration,
+    /// POSTs in flight at once per invocation.
+    pub concurrency: usize,
+    pub retry: RetryDefaults,
+    /// Waits up to this go through `DelaySeconds`; longer ones keep the message hidden.
+    pub max_delay: Duration,
+    /// The queue's `maxReceiveCount`: a kept message must stay well under it.
+    pub max_receives: u32,
+    /// An endpoint failing this long with no success is disabled.
+    pub disable_after: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(180),
+            concurrency: 32,
+            retry: RetryDefaults::default(),
+            max_delay: MAX_QUEUE_DELAY,
+            max_receives: 10,
+            disable_after: Duration::from_secs(5 * 86_400),
+        }
+    }
+}
+
+fn secs_in(env: &mut Env, name: &str, default: Duration, range: std::ops::RangeInclusive<u64>) -> Duration {
+    let d = default.as_secs();
+    Duration::from_secs(env.parsed_with(name, d, |s| match s.parse::<u64>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!(
+            "must be whole seconds from {} to {}",
+            range.start(),
+            range.end()
+        )),
+    }))
+}
+
+impl Settings {
+    pub fn from_env(env: &mut Env) -> Self {
+        let d = Settings::default();
+        let mut retry = RetryDefaults::default();
+        retry.schedule = env.parsed_with("HOOKLINE_RETRY_SCHEDULE", retry.schedule, parse_schedule);
+        retry.floor = secs_in(env, "HOOKLINE_RETRY_FLOOR_SECONDS", retry.floor, 0..=3600);
+        retry.retry_after_max = secs_in(
+            env,
+            "HOOKLINE_RETRY_AFTER_MAX_SECONDS",
+            retry.retry_after_max,
+            1..=86_400,
+        );
+        Self {
+            lease: secs_in(env, "HOOKLINE_LEASE_SECONDS", d.lease, 1..=900),
+            concurrency: env.parsed_with("HOOKLINE_DELIVERY_CONCURRENCY", d.concurrency, |s| {
+                match s.parse() {
+                    Ok(n) if (1..=256).contains(&n) => Ok(n),
+                    _ => Err("must be from 1 to 256".into()),
+                }
+            }),
+            retry,
+            max_delay: secs_in(env, "HOOKLINE_MAX_DELAY_SECONDS", d.max_delay, 0..=900),
+            max_receives: env.parsed_with("HOOKLINE_QUEUE_MAX_RECEIVES", d.max_receives, |s| {
+                match s.parse() {
+                    Ok(n) if (3..=1000).contains(&n) => Ok(n),
+                    _ => Err("must be the queue's maxReceiveCount, 3 to 1000".into()),
+                }
+            }),
+            disable_after: secs_in(
+                env,
+                "HOOKLINE_DISABLE_AFTER_SECONDS",
+                d.disable_after,
+                1..=90 * 86_400,
+            ),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Config {
     pub table: String,
+    pub queue_url: String,
     pub retention: Duration,
     pub ssrf: SsrfPolicy,
     pub endpoint_cache: Duration,
-    pub fanout_lease: Duration,
-    pub concurrency: usize,
+    pub settings: Settings,
 }
 
 impl Config {
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let table = env.required("HOOKLINE_TABLE");
+        let queue_url = env.required("HOOKLINE_QUEUE_URL");
         let retention = retention(&mut env);
         let ssrf = ssrf_policy(&mut env);
         let endpoint_cache = Duration::from_secs(env.parsed_or("HOOKLINE_ENDPOINT_CACHE_SECONDS", 5u64));
-        let fanout_lease =
-            Duration::from_secs(env.parsed_with("HOOKLINE_FANOUT_LEASE_SECONDS", 120u64, |s| {
-                match s.parse::<u64>() {
-                    Ok(n) if (10..=900).contains(&n) => Ok(n),
-                    _ => Err("must be seconds from 10 to 900".into()),
-                }
-            }));
-        let concurrency = env.parsed_with("HOOKLINE_DELIVERY_CONCURRENCY", 32usize, |s| match s.parse() {
-            Ok(n) if (1..=256).contains(&n) => Ok(n),
-            _ => Err("must be from 1 to 256".into()),
-        });
+        let settings = Settings::from_env(&mut env);
         env.finish()?;
         Ok(Self {
             table,
+            queue_url,
             retention,
             ssrf,
             endpoint_cache,
-            fanout_lease,
-            concurrency,
+            settings,
         })
     }
 }
@@ -77,7 +161,7 @@ impl EndpointCache {
         }
     }
 
-    async fn get(&self, store: &impl EndpointStore) -> PortResult<Arc<Vec<Endpoint>>> {
+    async fn all(&self, store: &impl EndpointStore) -> PortResult<Arc<Vec<Endpoint>>> {
         if let Ok(guard) = self.entry.lock()
             && let Some((at, eps)) = guard.as_ref()
             && at.elapsed() < self.ttl
@@ -90,15 +174,23 @@ impl EndpointCache {
         }
         Ok(fresh)
     }
+
+    /// One endpoint; one the cache does not know yet is read from the store.
+    async fn one(&self, store: &impl EndpointStore, id: &EndpointId) -> PortResult<Option<Endpoint>> {
+        if let Some(e) = self.all(store).await?.iter().find(|e| &e.id == id) {
+            return Ok(Some(e.clone()));
+        }
+        store.get_endpoint(id).await
+    }
 }
 
-pub struct Deliverer<S, H, C> {
+pub struct Deliverer<S, H, Q, C> {
     pub store: S,
     pub sender: H,
+    pub queue: Q,
     pub clock: C,
     pub endpoints: EndpointCache,
-    pub fanout_lease: Duration,
-    pub concurrency: usize,
+    pub settings: Settings,
 }
 
 /// What became of one SQS record.
@@ -107,66 +199,127 @@ enum Disposition {
     Done,
     /// Leave it on the queue: SQS brings it back after its visibility timeout.
     Again(PortError),
+    /// Hide it this long, then SQS brings it back.
+    Sleep(Duration),
 }
 
-impl<S, H, C> Deliverer<S, H, C>
+enum Work {
+    Event(Event),
+    Attempt {
+        event: Event,
+        endpoint_id: EndpointId,
+        wake: String,
+    },
+    Unreadable,
+}
+
+/// Operational events raised while handling a batch, sent at its end.
+type OpsOut = Mutex<Vec<Event>>;
+
+impl<S, H, Q, C> Deliverer<S, H, Q, C>
 where
     S: EventStore + EndpointStore + DeliveryStore,
     H: WebhookSender,
+    Q: Queue,
     C: Clock,
 {
     pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
         // Copies of one event in one batch are handled once, and share the outcome.
-        let mut groups: Vec<(Option<Event>, Vec<&SqsMessage>)> = Vec::new();
+        let mut groups: Vec<(Work, Vec<&SqsMessage>)> = Vec::new();
         let mut by_event: HashMap<String, usize> = HashMap::new();
         for record in &batch.records {
             match parse(record) {
-                Some(event) => match by_event.get(event.id.as_str()) {
+                Work::Event(event) => match by_event.get(event.id.as_str()) {
                     Some(&i) => groups[i].1.push(record),
                     None => {
                         by_event.insert(event.id.to_string(), groups.len());
-                        groups.push((Some(event), vec![record]));
+                        groups.push((Work::Event(event), vec![record]));
                     }
                 },
-                None => groups.push((None, vec![record])),
+                other => groups.push((other, vec![record])),
             }
         }
 
-        let outcomes =
-            futures::future::join_all(groups.iter().map(|(event, _)| self.handle_one(event.as_ref()))).await;
+        let ops = OpsOut::default();
+        let outcomes = futures::future::join_all(
+            groups
+                .iter()
+                .map(|(work, records)| self.handle_one(work, records[0], &ops)),
+        )
+        .await;
 
         let mut response = SqsBatchResponse::default();
         for ((_, records), outcome) in groups.iter().zip(outcomes) {
-            if let Disposition::Again(e) = outcome {
-                tracing::warn!(error = %e, "leaving the message for SQS to bring back");
-                for r in records {
-                    response.add_failure(r.message_id.clone().unwrap_or_default());
+            match outcome {
+                Disposition::Done => continue,
+                Disposition::Again(e) => {
+                    tracing::warn!(error = %e, "leaving the message for SQS to bring back")
+                }
+                Disposition::Sleep(d) => {
+                    for r in records {
+                        let receipt = r.receipt_handle.as_deref().unwrap_or_default();
+                        if let Err(e) = self.queue.hide(receipt, d.max(Duration::from_secs(1))).await {
+                            tracing::warn!(error = %e, "could not hide the message; it returns after the queue's visibility timeout");
+                        }
+                    }
+                }
+            }
+            for r in records {
+                response.add_failure(r.message_id.clone().unwrap_or_default());
+            }
+        }
+        let ops = ops.into_inner().unwrap_or_default();
+        if !ops.is_empty() {
+            let messages: Vec<QueueMessage> = ops
+                .into_iter()
+                .map(|event| QueueMessage::EventV1 { event })
+                .collect();
+            for r in self.queue.send_batch(&messages).await {
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "an operational event could not be queued");
                 }
             }
         }
         response
     }
 
-    async fn handle_one(&self, event: Option<&Event>) -> Disposition {
-        let Some(event) = event else {
-            return Disposition::Done;
-        };
-        let span = tracing::info_span!("record", event_id = %event.id, event_type = %event.event_type);
-        self.fan_out(event).instrument(span).await
+    async fn handle_one(&self, work: &Work, record: &SqsMessage, ops: &OpsOut) -> Disposition {
+        match work {
+            Work::Unreadable => Disposition::Done,
+            Work::Event(event) => {
+                let span =
+                    tracing::info_span!("record", event_id = %event.id, event_type = %event.event_type);
+                self.fan_out(event, ops).instrument(span).await
+            }
+            Work::Attempt {
+                event,
+                endpoint_id,
+                wake,
+            } => {
+                let receives = record
+                    .attributes
+                    .get("ApproximateReceiveCount")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1);
+                let span = tracing::info_span!("record", event_id = %event.id, endpoint_id = %endpoint_id);
+                self.next_attempt(event, endpoint_id, wake, receives, ops)
+                    .instrument(span)
+                    .await
+            }
+        }
     }
 
-    async fn fan_out(&self, event: &Event) -> Disposition {
+    async fn fan_out(&self, event: &Event, ops: &OpsOut) -> Disposition {
         let now = self.clock.now();
-        let (event, already) = match self.store.claim_fanout(event, now, self.fanout_lease).await {
+        let (event, already) = match self.store.claim_fanout(event, now, self.settings.lease).await {
             Err(e) => return Disposition::Again(e),
             Ok(FanoutClaim::Done) => {
                 tracing::info!("duplicate event: already fanned out");
                 return Disposition::Done;
             }
             Ok(FanoutClaim::Busy { until }) => {
-                return Disposition::Again(PortError::Retryable(format!(
-                    "another worker is fanning this event out until {until}"
-                )));
+                tracing::info!(%until, "another worker is fanning this event out; back when its lease ends");
+                return Disposition::Sleep(until.since(now));
             }
             Ok(FanoutClaim::Fresh) => (event.clone(), HashSet::new()),
             Ok(FanoutClaim::Resumed { stored }) => match self.store.deliveries_for_event(&stored.id).await {
@@ -178,7 +331,7 @@ where
                 Err(e) => return self.give_back(&stored, e).await,
             },
         };
-        match self.deliver_all(&event, &already).await {
+        match self.deliver_all(&event, &already, ops).await {
             Ok(count) => match self
                 .store
                 .complete_fanout(&event.id, count, self.clock.now())
@@ -198,86 +351,311 @@ where
         }
         if !e.is_retryable() {
             // Trying again cannot help. It is logged loudly, and SQS's redrive policy
-            // takes the message to the DLQ once its receives run out, where it is seen.
+            // takes the message to the DLQ once its receives run out, where the sweeper
+            // turns it into failed deliveries.
             tracing::error!(error = %e, "permanent failure handling the event");
         }
         Disposition::Again(e)
     }
 
-    /// Sends to every matching endpoint not yet recorded, and records the attempts.
-    async fn deliver_all(&self, event: &Event, already: &HashSet<EndpointId>) -> PortResult<u32> {
-        let endpoints = self.endpoints.get(&self.store).await?;
+    /// Sends to every matching endpoint not yet recorded, records the attempts, and
+    /// schedules the retries.
+    async fn deliver_all(
+        &self,
+        event: &Event,
+        already: &HashSet<EndpointId>,
+        ops: &OpsOut,
+    ) -> PortResult<u32> {
+        let endpoints = self.endpoints.all(&self.store).await?;
         let targets: Vec<&Endpoint> = endpoints
             .iter()
             .filter(|ep| ep.wants(&event.event_type) && !already.contains(&ep.id))
             .collect();
         let body = event.envelope_json();
+        let body = body.as_str();
         // The futures are built up front: a closure inside the stream would hide
         // their `Send`-ness from the compiler (rust-lang/rust#102211).
         let attempts: Vec<_> = targets
             .into_iter()
             .map(|ep| {
-                let span = tracing::info_span!("attempt", endpoint_id = %ep.id, attempt = 1u32);
-                self.first_attempt(event, &body, ep).instrument(span)
+                let fresh = Delivery::new(
+                    event.id.clone(),
+                    ep.id.clone(),
+                    event.event_type.clone(),
+                    ep.max_attempts,
+                    self.clock.now(),
+                );
+                async move {
+                    let (updated, attempt, verdict) = self.attempt(event, body, ep, &fresh).await;
+                    (ep, updated, attempt, verdict)
+                }
             })
             .collect();
-        let records: Vec<(Delivery, Attempt)> = stream::iter(attempts)
-            .buffer_unordered(self.concurrency)
+        let results: Vec<(&Endpoint, Delivery, Attempt, Verdict)> = stream::iter(attempts)
+            .buffer_unordered(self.settings.concurrency)
             .collect()
             .await;
+        let records: Vec<(Delivery, Option<Attempt>)> = results
+            .iter()
+            .map(|(_, d, a, _)| (d.clone(), Some(a.clone())))
+            .collect();
         self.store.record_attempts(&records).await?;
+        for (ep, delivery, attempt, verdict) in &results {
+            self.after_attempt(ep, delivery, &attempt.outcome, verdict, ops)
+                .await;
+            if delivery.status == DeliveryStatus::Retrying {
+                self.schedule(event, delivery).await;
+            }
+        }
         Ok(u32::try_from(records.len() + already.len()).unwrap_or(u32::MAX))
     }
 
-    async fn first_attempt(&self, event: &Event, body: &str, ep: &Endpoint) -> (Delivery, Attempt) {
-        let started_at = self.clock.now();
-        let mut delivery = Delivery::new(
-            event.id.clone(),
-            ep.id.clone(),
-            event.event_type.clone(),
-            ep.max_attempts,
-            started_at,
-        );
-        let request = signed_request(event, body, ep, &delivery.id, started_at.unix_seconds());
-        let clock = Instant::now();
-        let outcome = self.sender.post(request).await;
-        let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let finished_at = self.clock.now();
-        let policy = RetryPolicy::with_max_attempts(ep.max_attempts);
-        delivery.record(&outcome, &policy, finished_at, hookline::random_unit());
-        let status_class = outcome
-            .status_code()
-            .map_or_else(|| "error".to_owned(), |s| format!("{}xx", s / 100));
-        tracing::info!(
-            delivery_id = %delivery.id,
-            status = delivery.status.as_str(),
-            status_code = outcome.status_code(),
-            duration_ms,
-            error = outcome.error_text(),
-            "attempt finished"
-        );
-        Metrics::new()
-            .dimension("Outcome", delivery.status.as_str())
-            .metric("Attempts", 1.0, Unit::Count)
-            .metric("AttemptLatency", duration_ms as f64, Unit::Milliseconds)
-            .property("StatusClass", status_class)
-            .property("event_id", event.id.as_str())
-            .property("endpoint_id", ep.id.as_str())
-            .emit();
-        let attempt = Attempt {
-            number: 1,
-            started_at,
-            duration_ms,
-            outcome,
+    /// Sends the message that will make the delivery's next attempt. If sending fails
+    /// the delivery stays due, and the sweeper re-drives it.
+    async fn schedule(&self, event: &Event, d: &Delivery) {
+        let (Some(at), Some(wake)) = (d.next_attempt_at, d.wake.clone()) else {
+            return;
         };
-        (delivery, attempt)
+        let wait = at.since(self.clock.now()).min(self.settings.max_delay);
+        let message = QueueMessage::AttemptV1 {
+            event: event.clone(),
+            endpoint_id: d.endpoint_id.clone(),
+            wake,
+        };
+        if let Err(e) = self.queue.send_after(&message, wait).await {
+            tracing::warn!(error = %e, endpoint_id = %d.endpoint_id, "could not queue the next attempt; the sweeper will re-drive it");
+        }
+    }
+
+    async fn next_attempt(
+        &self,
+        event: &Event,
+        endpoint_id: &EndpointId,
+        wake: &str,
+        receives: u32,
+        ops: &OpsOut,
+    ) -> Disposition {
+        let seen = match self.store.get_delivery(&event.id, endpoint_id).await {
+            Err(e) => return Disposition::Again(e),
+            Ok(Some(d)) if d.status.is_open() && d.wake.as_deref() == Some(wake) => d,
+            Ok(_) => {
+                tracing::info!("stale attempt message: the delivery moved on without it");
+                return Disposition::Done;
+            }
+        };
+        let now = self.clock.now();
+        if let Some(at) = seen.next_attempt_at
+            && at > now.saturating_add(EARLY_TOLERANCE)
+        {
+            return Disposition::Sleep(at.since(now));
+        }
+        let ep = match self.endpoints.one(&self.store, endpoint_id).await {
+            Err(e) => return Disposition::Again(e),
+            Ok(None) => return self.end(&seen, "the endpoint was deleted", ops).await,
+            Ok(Some(ep)) if ep.status == EndpointStatus::Disabled => {
+                let reason = format!(
+                    "the endpoint is disabled: {}",
+                    ep.disabled_reason.as_deref().unwrap_or("by an operator")
+                );
+                return self.end(&seen, &reason, ops).await;
+            }
+            Ok(Some(ep)) => ep,
+        };
+        match self.store.claim_attempt(&seen, now, self.settings.lease).await {
+            Err(e) => return Disposition::Again(e),
+            // Another worker holds it, and its own message carries the delivery on.
+            Ok(false) => return Disposition::Done,
+            Ok(true) => {}
+        }
+        let body = event.envelope_json();
+        let (mut updated, attempt, verdict) = self.attempt(event, &body, &ep, &seen).await;
+        // A long wait keeps this very message, so the delivery keeps its wake token;
+        // unless the message has been received so often that SQS might dead-letter it.
+        let keep = match &verdict {
+            Verdict::RetryIn(wait) if *wait > self.settings.max_delay => {
+                let hops = wait.as_secs().div_ceil(MAX_VISIBILITY.as_secs()) as u32;
+                receives + hops + 2 <= self.settings.max_receives
+            }
+            _ => false,
+        };
+        if keep {
+            updated.wake = Some(wake.to_owned());
+        }
+        match self.store.record_attempt(&seen, &updated, &attempt).await {
+            Err(e) => return Disposition::Again(e),
+            Ok(false) => {
+                tracing::warn!("the delivery changed while this attempt was made; its record is dropped");
+                return Disposition::Done;
+            }
+            Ok(true) => {}
+        }
+        self.after_attempt(&ep, &updated, &attempt.outcome, &verdict, ops)
+            .await;
+        match (&verdict, keep) {
+            (Verdict::RetryIn(wait), true) => Disposition::Sleep(*wait),
+            (Verdict::RetryIn(_), false) => {
+                self.schedule(event, &updated).await;
+                Disposition::Done
+            }
+            _ => Disposition::Done,
+        }
+    }
+
+    /// Fails an open delivery that can go no further, and reports it.
+    async fn end(&self, seen: &Delivery, reason: &str, ops: &OpsOut) -> Disposition {
+        let now = self.clock.now();
+        let mut failed = seen.clone();
+        failed.fail(reason, now);
+        match self.store.fail_delivery(seen, &failed).await {
+            Err(e) => Disposition::Again(e),
+            Ok(done) => {
+                if done {
+                    tracing::warn!(reason, "delivery failed");
+                    push(ops, ops::delivery_exhausted(&failed, now));
+                }
+                Disposition::Done
+            }
+        }
+    }
+
+    /// One signed POST, judged by the endpoint's retry policy.
+    async fn attempt(
+        &self,
+        event: &Event,
+        body: &str,
+        ep: &Endpoint,
+        before: &Delivery,
+    ) -> (Delivery, Attempt, Verdict) {
+        let number = before.attempts + 1;
+        let span = tracing::info_span!("attempt", endpoint_id = %ep.id, attempt = number);
+        async {
+            let started_at = self.clock.now();
+            let request = signed_request(event, body, ep, &before.id, started_at.unix_seconds());
+            let clock = Instant::now();
+            let outcome = self.sender.post(request).await;
+            let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let finished_at = self.clock.now();
+            let policy = ep.retry_policy(&self.settings.retry);
+            let verdict = policy.judge(number, &outcome, hookline::random_unit());
+            let mut delivery = before.clone();
+            delivery.max_attempts = policy.max_attempts();
+            delivery.apply(&outcome, &verdict, finished_at);
+            let status_class = outcome
+                .status_code()
+                .map_or_else(|| "error".to_owned(), |s| format!("{}xx", s / 100));
+            tracing::info!(
+                delivery_id = %delivery.id,
+                status = delivery.status.as_str(),
+                status_code = outcome.status_code(),
+                duration_ms,
+                error = outcome.error_text(),
+                next_attempt_at = delivery.next_attempt_at.map(|t| t.to_rfc3339()),
+                "attempt finished"
+            );
+            Metrics::new()
+                .dimension("Outcome", delivery.status.as_str())
+                .metric("Attempts", 1.0, Unit::Count)
+                .metric("AttemptLatency", duration_ms as f64, Unit::Milliseconds)
+                .property("StatusClass", status_class)
+                .property("event_id", event.id.as_str())
+                .property("endpoint_id", ep.id.as_str())
+                .property("attempt", number)
+                .emit();
+            let attempt = Attempt {
+                number,
+                started_at,
+                duration_ms,
+                outcome,
+            };
+            (delivery, attempt, verdict)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Keeps the endpoint's failing streak, disables it when the streak is too long or
+    /// it answered 410, and reports exhausted deliveries and disabled endpoints.
+    async fn after_attempt(
+        &self,
+        ep: &Endpoint,
+        d: &Delivery,
+        outcome: &AttemptOutcome,
+        verdict: &Verdict,
+        ops: &OpsOut,
+    ) {
+        let now = self.clock.now();
+        if d.status == DeliveryStatus::Failed {
+            push(ops, ops::delivery_exhausted(d, now));
+        }
+        if outcome.is_success() {
+            if ep.failing_since.is_some()
+                && let Err(e) = self.store.note_success(&ep.id).await
+            {
+                tracing::warn!(error = %e, "could not clear the endpoint's failing streak");
+            }
+            return;
+        }
+        let since = match ep.failing_since {
+            Some(t) => t,
+            None => self.store.note_failure(&ep.id, now).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "could not note the endpoint's failure");
+                now
+            }),
+        };
+        let (reason, failing_before) = match verdict {
+            Verdict::GiveUp {
+                disable_endpoint: true,
+                reason,
+            } => (reason.clone(), None),
+            _ if now.since(since) >= self.settings.disable_after => (
+                format!(
+                    "every attempt has failed since {since}, with no success for {} s",
+                    now.since(since).as_secs()
+                ),
+                Some(Timestamp::from_unix_millis(
+                    now.unix_millis() - self.settings.disable_after.as_millis() as i64,
+                )),
+            ),
+            _ => return,
+        };
+        match self
+            .store
+            .disable_endpoint(&ep.id, &reason, now, failing_before)
+            .await
+        {
+            Ok(true) => {
+                tracing::warn!(endpoint_id = %ep.id, reason, "endpoint disabled");
+                let mut disabled = ep.clone();
+                disabled.failing_since = Some(since);
+                push(ops, ops::endpoint_disabled(&disabled, &reason, now));
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not disable the endpoint"),
+        }
     }
 }
 
-fn parse(record: &SqsMessage) -> Option<Event> {
+use hookline::Timestamp;
+
+fn push(ops: &OpsOut, event: Option<Event>) {
+    if let (Some(e), Ok(mut out)) = (event, ops.lock()) {
+        out.push(e);
+    }
+}
+
+fn parse(record: &SqsMessage) -> Work {
     let body = record.body.as_deref().unwrap_or("");
     match QueueMessage::from_body(body) {
-        Ok(QueueMessage::EventV1 { event }) => Some(event),
+        Ok(QueueMessage::EventV1 { event }) => Work::Event(event),
+        Ok(QueueMessage::AttemptV1 {
+            event,
+            endpoint_id,
+            wake,
+        }) => Work::Attempt {
+            event,
+            endpoint_id,
+            wake,
+        },
         Err(e) => {
             // Not ours or corrupt: no retry can fix it. Log it whole, and count it.
             tracing::error!(
@@ -289,9 +667,10 @@ fn parse(record: &SqsMessage) -> Option<Event> {
             Metrics::new()
                 .metric("UnreadableMessages", 1.0, Unit::Count)
                 .emit();
-            None
+            Work::Unreadable
         }
     }
 }
+
 #[cfg(test)]
 mod tests;

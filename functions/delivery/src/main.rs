@@ -1,6 +1,6 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use delivery_fn::{Config, Deliverer, EndpointCache};
-use hookline::adapters::{aws_config, dynamo::DynamoStore, http::HttpSender};
+use hookline::adapters::{aws_config, dynamo::DynamoStore, http::HttpSender, sqs::SqsQueue};
 use hookline::config::Env;
 use hookline::ports::SystemClock;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
@@ -9,14 +9,18 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 async fn main() -> Result<(), Error> {
     hookline::telemetry::init_tracing();
     let config = Config::from_env(Env::from_process())?;
-    let dynamo = hookline::adapters::dynamo::Client::new(&aws_config().await);
+    let aws = aws_config().await;
     let deliverer = Deliverer {
-        store: DynamoStore::new(dynamo, config.table, config.retention),
+        store: DynamoStore::new(
+            hookline::adapters::dynamo::Client::new(&aws),
+            config.table,
+            config.retention,
+        ),
         sender: HttpSender::new(config.ssrf)?,
+        queue: SqsQueue::new(hookline::adapters::sqs::Client::new(&aws), config.queue_url),
         clock: SystemClock,
         endpoints: EndpointCache::new(config.endpoint_cache),
-        fanout_lease: config.fanout_lease,
-        concurrency: config.concurrency,
+        settings: config.settings,
     };
     let deliverer = &deliverer;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

@@ -4,7 +4,7 @@ use super::*;
 use aws_lambda_events::event::sqs::SqsEvent;
 use hookline::delivery::{AttemptOutcome, DeliveryStatus, TransportError};
 use hookline::endpoint::{EndpointStatus, EventTypeFilter};
-use hookline::memory::{ManualClock, MemoryStore, ScriptedSender};
+use hookline::memory::{ManualClock, MemoryQueue, MemoryStore, ScriptedSender};
 use hookline::signing::{EndpointSecret, verify_seed, verify_standard};
 use hookline::{EventId, Timestamp};
 use std::collections::BTreeMap;
@@ -31,13 +31,16 @@ fn endpoint(name: &str, filters: &[&str]) -> Endpoint {
         timeout_seconds: 5,
         max_attempts: 3,
         status: EndpointStatus::Active,
+        disabled_reason: None,
+        retry_schedule: None,
+        failing_since: None,
         secret: EndpointSecret::generate(),
         created_at: Timestamp::from_unix_millis(T0),
         updated_at: Timestamp::from_unix_millis(T0),
     }
 }
 
-type Subject = Deliverer<MemoryStore, ScriptedSender, ManualClock>;
+type Subject = Deliverer<MemoryStore, ScriptedSender, MemoryQueue, ManualClock>;
 
 async fn subject(endpoints: &[&Endpoint]) -> Subject {
     let store = MemoryStore::default();
@@ -47,10 +50,13 @@ async fn subject(endpoints: &[&Endpoint]) -> Subject {
     Deliverer {
         store,
         sender: ScriptedSender::default(),
+        queue: MemoryQueue::default(),
         clock: ManualClock::at(Timestamp::from_unix_millis(T0)),
         endpoints: EndpointCache::new(Duration::ZERO),
-        fanout_lease: Duration::from_secs(120),
-        concurrency: 8,
+        settings: Settings {
+            concurrency: 8,
+            ..Settings::default()
+        },
     }
 }
 
@@ -157,6 +163,7 @@ async fn a_failed_attempt_is_recorded_and_the_delivery_left_retrying() {
         [AttemptOutcome::Response {
             status: 503,
             body: "maintenance".into(),
+            retry_after_seconds: None,
         }],
     );
 
@@ -178,7 +185,8 @@ async fn a_failed_attempt_is_recorded_and_the_delivery_left_retrying() {
         attempts[0].outcome,
         AttemptOutcome::Response {
             status: 503,
-            body: "maintenance".into()
+            body: "maintenance".into(),
+            retry_after_seconds: None
         }
     );
 }
@@ -224,7 +232,9 @@ async fn a_store_outage_leaves_the_record_for_sqs_to_bring_back() {
 async fn an_event_another_worker_is_fanning_out_comes_back_later() {
     let ep = endpoint("crm", &["*"]);
     let d = subject(&[&ep]).await;
-    let event = parse(&fixture().records[0]).unwrap();
+    let Work::Event(event) = parse(&fixture().records[0]) else {
+        panic!("an event")
+    };
     d.store
         .claim_fanout(&event, d.clock.now(), Duration::from_secs(120))
         .await
@@ -240,7 +250,9 @@ async fn a_fan_out_cut_short_resumes_with_only_the_endpoints_not_yet_recorded() 
     let first = endpoint("first", &["*"]);
     let second = endpoint("second", &["*"]);
     let d = subject(&[&first, &second]).await;
-    let event = parse(&fixture().records[0]).unwrap();
+    let Work::Event(event) = parse(&fixture().records[0]) else {
+        panic!("an event")
+    };
     d.store
         .claim_fanout(&event, d.clock.now(), Duration::from_secs(120))
         .await
@@ -255,15 +267,16 @@ async fn a_fan_out_cut_short_resumes_with_only_the_endpoints_not_yet_recorded() 
     let ok = AttemptOutcome::Response {
         status: 200,
         body: String::new(),
+        retry_after_seconds: None,
     };
-    done.record(&ok, &RetryPolicy::default(), d.clock.now(), 0.5);
+    done.apply(&ok, &Verdict::Delivered, d.clock.now());
     let attempt = Attempt {
         number: 1,
         started_at: d.clock.now(),
         duration_ms: 3,
         outcome: ok,
     };
-    d.store.record_attempts(&[(done, attempt)]).await.unwrap();
+    d.store.record_attempts(&[(done, Some(attempt))]).await.unwrap();
 
     // WHEN its lease has lapsed and SQS brings the message back
     d.clock.advance(Duration::from_secs(121));
@@ -292,4 +305,319 @@ async fn disabled_endpoints_receive_nothing() {
     d.handle(fixture()).await;
     assert!(d.sender.requests().is_empty());
     assert!(d.store.event_is_done(&event_id()));
+}
+
+// ---- retries: attempt messages, sleeping, keeping, stale copies, auto-disable ----
+
+fn response(status: u16) -> AttemptOutcome {
+    AttemptOutcome::Response {
+        status,
+        body: String::new(),
+        retry_after_seconds: None,
+    }
+}
+
+/// The attempt messages queued so far, with their delays.
+fn attempt_messages(d: &Subject) -> Vec<(EndpointId, String, Duration)> {
+    let delays = d.queue.delays.lock().unwrap().clone();
+    d.queue
+        .sent()
+        .into_iter()
+        .zip(delays)
+        .filter_map(|(m, delay)| match m {
+            QueueMessage::AttemptV1 {
+                endpoint_id, wake, ..
+            } => Some((endpoint_id, wake, delay)),
+            QueueMessage::EventV1 { .. } => None,
+        })
+        .collect()
+}
+
+fn ops_types(d: &Subject) -> Vec<String> {
+    d.queue
+        .sent()
+        .into_iter()
+        .filter_map(|m| match m {
+            QueueMessage::EventV1 { event } => Some(event.event_type.to_string()),
+            QueueMessage::AttemptV1 { .. } => None,
+        })
+        .collect()
+}
+
+/// An SQS batch holding one attempt message for the fixture's event.
+fn attempt_batch(endpoint: &EndpointId, wake: &str, receives: u32) -> SqsEvent {
+    let Work::Event(event) = parse(&fixture().records[0]) else {
+        panic!("an event")
+    };
+    let mut batch = fixture();
+    let m = QueueMessage::AttemptV1 {
+        event,
+        endpoint_id: endpoint.clone(),
+        wake: wake.to_owned(),
+    };
+    batch.records[0].body = Some(m.to_body());
+    batch.records[0].message_id = Some(format!("attempt-{wake}"));
+    batch.records[0].receipt_handle = Some(format!("receipt-{wake}"));
+    batch.records[0]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), receives.to_string());
+    batch
+}
+
+async fn delivery_of(d: &Subject, ep: &Endpoint) -> Delivery {
+    d.store
+        .get_delivery(&event_id(), &ep.id)
+        .await
+        .unwrap()
+        .expect("a delivery")
+}
+
+#[tokio::test]
+async fn a_failed_first_attempt_queues_its_next_attempt_delayed_by_the_schedule() {
+    let ep = endpoint("down", &["*"]);
+    let d = subject(&[&ep]).await;
+    d.sender.answer(&ep.url, [response(500)]);
+    d.handle(fixture()).await;
+
+    let sent = attempt_messages(&d);
+    assert_eq!(sent.len(), 1);
+    let (endpoint_id, wake, delay) = &sent[0];
+    assert_eq!(endpoint_id, &ep.id);
+    assert_eq!(Some(wake.clone()), delivery_of(&d, &ep).await.wake);
+    assert!(
+        *delay >= Duration::from_millis(4500) && *delay <= Duration::from_millis(5500),
+        "{delay:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_attempt_message_makes_the_next_attempt_when_due() {
+    let ep = endpoint("flaky", &["*"]);
+    let d = subject(&[&ep]).await;
+    d.sender.answer(&ep.url, [response(500)]);
+    d.handle(fixture()).await;
+    let (_, wake, _) = attempt_messages(&d).remove(0);
+
+    d.clock.advance(Duration::from_secs(6));
+    let response = d.handle(attempt_batch(&ep.id, &wake, 1)).await;
+
+    assert!(response.batch_item_failures.is_empty());
+    let delivery = delivery_of(&d, &ep).await;
+    assert_eq!(
+        (delivery.status, delivery.attempts),
+        (DeliveryStatus::Delivered, 2)
+    );
+    let (_, attempts) = d.store.deliveries_for_event(&event_id()).await.unwrap().remove(0);
+    assert_eq!(attempts.iter().map(|a| a.number).collect::<Vec<_>>(), [1, 2]);
+    // Both requests carry the same webhook-id.
+    let ids: Vec<String> = d
+        .sender
+        .requests()
+        .iter()
+        .map(|r| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == "webhook-id")
+                .unwrap()
+                .1
+                .clone()
+        })
+        .collect();
+    assert_eq!(ids, [FIXTURE_EVENT_ID, FIXTURE_EVENT_ID]);
+}
+
+#[tokio::test]
+async fn an_early_attempt_message_goes_back_to_sleep_without_a_call() {
+    let ep = endpoint("down", &["*"]);
+    let d = subject(&[&ep]).await;
+    d.sender.answer(&ep.url, [response(500)]);
+    d.handle(fixture()).await;
+    let (_, wake, _) = attempt_messages(&d).remove(0);
+
+    let response = d.handle(attempt_batch(&ep.id, &wake, 1)).await;
+
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(d.sender.requests().len(), 1, "no HTTP call before its time");
+    let hidden = d.queue.hidden.lock().unwrap().clone();
+    assert_eq!(hidden.len(), 1);
+    assert_eq!(hidden[0].0, format!("receipt-{wake}"));
+    assert!(
+        hidden[0].1 >= Duration::from_secs(4) && hidden[0].1 <= Duration::from_secs(6),
+        "{hidden:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_or_duplicated_attempt_message_sends_nothing() {
+    let ep = endpoint("flaky", &["*"]);
+    let d = subject(&[&ep]).await;
+    d.sender.answer(&ep.url, [response(500), response(500)]);
+    d.handle(fixture()).await;
+    let (_, wake, _) = attempt_messages(&d).remove(0);
+    d.clock.advance(Duration::from_secs(6));
+    d.handle(attempt_batch(&ep.id, &wake, 1)).await;
+    assert_eq!(d.sender.requests().len(), 2);
+
+    // The same message again (SQS delivers at least once), and one with a wrong token.
+    for w in [wake.as_str(), "not-the-token"] {
+        let response = d.handle(attempt_batch(&ep.id, w, 1)).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    assert_eq!(d.sender.requests().len(), 2);
+    assert_eq!(
+        delivery_of(&d, &ep).await.attempts,
+        2,
+        "the delivery never regresses"
+    );
+}
+
+#[tokio::test]
+async fn a_wait_longer_than_sqs_can_delay_keeps_the_message_hidden() {
+    let mut ep = endpoint("slow-to-recover", &["*"]);
+    ep.max_attempts = 8;
+    let mut d = subject(&[&ep]).await;
+    d.settings.max_delay = Duration::from_secs(1);
+    d.sender.answer(&ep.url, [response(500), response(500)]);
+    d.handle(fixture()).await;
+    let (_, wake, delay) = attempt_messages(&d).remove(0);
+    assert_eq!(delay, Duration::from_secs(1), "capped by max_delay");
+
+    // The 5 s wait is longer than max_delay: the message arrives early and sleeps.
+    let early = d.handle(attempt_batch(&ep.id, &wake, 1)).await;
+    assert_eq!(early.batch_item_failures.len(), 1);
+
+    // Once due, attempt 2 fails; its 5 min wait keeps this very message.
+    d.clock.advance(Duration::from_secs(6));
+    let kept = d.handle(attempt_batch(&ep.id, &wake, 2)).await;
+    assert_eq!(kept.batch_item_failures.len(), 1);
+    assert_eq!(attempt_messages(&d).len(), 1, "no new message");
+    let delivery = delivery_of(&d, &ep).await;
+    assert_eq!(delivery.attempts, 2);
+    assert_eq!(
+        delivery.wake.as_deref(),
+        Some(wake.as_str()),
+        "the kept message still holds the token"
+    );
+    let hidden = d.queue.hidden.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        hidden.1 >= Duration::from_secs(270) && hidden.1 <= Duration::from_secs(330),
+        "{hidden:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_message_near_its_receive_limit_is_replaced_rather_than_kept() {
+    let ep = endpoint("slow-to-recover", &["*"]);
+    let mut d = subject(&[&ep]).await;
+    d.settings.max_delay = Duration::from_secs(1);
+    d.sender.answer(&ep.url, [response(500), response(500)]);
+    d.handle(fixture()).await;
+    let (_, wake, _) = attempt_messages(&d).remove(0);
+    d.clock.advance(Duration::from_secs(6));
+
+    let response = d.handle(attempt_batch(&ep.id, &wake, 8)).await;
+
+    assert!(response.batch_item_failures.is_empty(), "this one is done with");
+    let sent = attempt_messages(&d);
+    assert_eq!(sent.len(), 2, "a fresh message carries the delivery on");
+    assert_eq!(Some(sent[1].1.clone()), delivery_of(&d, &ep).await.wake);
+}
+
+#[tokio::test]
+async fn gone_fails_the_delivery_disables_the_endpoint_and_tells_the_operator() {
+    let ep = endpoint("gone", &["agent.*"]);
+    let ops_ep = endpoint("ops", &["hookline.*"]);
+    let d = subject(&[&ep, &ops_ep]).await;
+    d.sender.answer(&ep.url, [response(410)]);
+
+    d.handle(fixture()).await;
+
+    let delivery = delivery_of(&d, &ep).await;
+    assert_eq!(delivery.status, DeliveryStatus::Failed);
+    assert_eq!(
+        delivery.failure_reason.as_deref(),
+        Some("the endpoint answered 410 Gone")
+    );
+    let stored = d.store.get_endpoint(&ep.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, EndpointStatus::Disabled);
+    assert_eq!(
+        stored.disabled_reason.as_deref(),
+        Some("the endpoint answered 410 Gone")
+    );
+    let mut types = ops_types(&d);
+    types.sort();
+    assert_eq!(
+        types,
+        ["hookline.delivery.exhausted", "hookline.endpoint.disabled"]
+    );
+    assert!(attempt_messages(&d).is_empty());
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_for_the_whole_window_is_disabled() {
+    let mut ep = endpoint("dead", &["*"]);
+    ep.failing_since = Some(Timestamp::from_unix_millis(T0 - 6 * 86_400_000));
+    let d = subject(&[&ep]).await;
+    d.store
+        .note_failure(&ep.id, Timestamp::from_unix_millis(T0 - 6 * 86_400_000))
+        .await
+        .unwrap();
+    d.sender.answer(&ep.url, [response(500)]);
+
+    d.handle(fixture()).await;
+
+    let stored = d.store.get_endpoint(&ep.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, EndpointStatus::Disabled);
+    assert!(
+        stored
+            .disabled_reason
+            .unwrap()
+            .contains("every attempt has failed since")
+    );
+    assert!(ops_types(&d).contains(&"hookline.endpoint.disabled".to_owned()));
+}
+
+#[tokio::test]
+async fn a_success_ends_the_failing_streak() {
+    let ep = endpoint("flaky", &["*"]);
+    let d = subject(&[&ep]).await;
+    d.sender.answer(&ep.url, [response(500)]);
+    d.handle(fixture()).await;
+    assert!(
+        d.store
+            .get_endpoint(&ep.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .failing_since
+            .is_some()
+    );
+    let (_, wake, _) = attempt_messages(&d).remove(0);
+    d.clock.advance(Duration::from_secs(6));
+    d.handle(attempt_batch(&ep.id, &wake, 1)).await;
+    assert_eq!(
+        d.store.get_endpoint(&ep.id).await.unwrap().unwrap().failing_since,
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_pending_retry_to_a_deleted_endpoint_fails_with_the_reason() {
+    let ep = endpoint("short-lived", &["*"]);
+    let d = subject(&[&ep]).await;
+    d.sender.answer(&ep.url, [response(500)]);
+    d.handle(fixture()).await;
+    let (_, wake, _) = attempt_messages(&d).remove(0);
+    d.store.delete_endpoint(&ep.id).await.unwrap();
+    d.clock.advance(Duration::from_secs(6));
+
+    d.handle(attempt_batch(&ep.id, &wake, 1)).await;
+
+    let delivery = delivery_of(&d, &ep).await;
+    assert_eq!(delivery.status, DeliveryStatus::Failed);
+    assert_eq!(
+        delivery.failure_reason.as_deref(),
+        Some("the endpoint was deleted")
+    );
+    assert_eq!(d.sender.requests().len(), 1);
 }

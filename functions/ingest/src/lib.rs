@@ -86,14 +86,14 @@ impl<Q: Queue, C: Clock> Ingest<Q, C> {
         let Some(event) = parse_event(&value, "", self.clock.now(), &mut errors) else {
             return Err(Problem::validation("the event is not valid", errors));
         };
+        let (id, event_type) = (event.id.clone(), event.event_type.clone());
         let message = QueueMessage::EventV1 { event };
         if message.to_body().len() > MAX_EVENT_BYTES {
             return Err(Problem::too_large(MAX_EVENT_BYTES));
         }
-        let QueueMessage::EventV1 { event } = &message;
         self.queue.send(&message).await.map_err(|e| queue_problem(&e))?;
-        tracing::info!(event_id = %event.id, event_type = %event.event_type, "event queued");
-        Ok(api::json(202, &json!({ "id": event.id })))
+        tracing::info!(event_id = %id, %event_type, "event queued");
+        Ok(api::json(202, &json!({ "id": id })))
     }
 
     async fn batch(&self, req: &Request) -> Result<http::Response<String>, Problem> {
@@ -137,17 +137,17 @@ impl<Q: Queue, C: Clock> Ingest<Q, C> {
         for (i, v) in events.iter().enumerate() {
             let at = format!("/events/{i}");
             let mut errs = Vec::new();
-            let parsed = parse_event(v, &at, now, &mut errs).map(|event| QueueMessage::EventV1 { event });
+            let parsed = parse_event(v, &at, now, &mut errs)
+                .map(|event| (event.id.clone(), QueueMessage::EventV1 { event }));
             match parsed {
-                Some(m) if m.to_body().len() > self.max_body_bytes.max(1024) + 1024 => {
+                Some((_, m)) if m.to_body().len() > self.max_body_bytes.max(1024) + 1024 => {
                     errs.push(FieldProblem::new(
                         &at,
                         format!("the event is larger than {} bytes", self.max_body_bytes),
                     ));
                 }
-                Some(m) => {
-                    let QueueMessage::EventV1 { event } = &m;
-                    results.push(json!({"index": i, "id": event.id, "status": "accepted"}));
+                Some((id, m)) => {
+                    results.push(json!({"index": i, "id": id, "status": "accepted"}));
                     to_send.push((i, m));
                     continue;
                 }

@@ -45,7 +45,9 @@ async fn an_api_gateway_request_is_queued_with_the_client_id() {
     assert_eq!(json_of(&res), json!({"id": "run-1:completed"}));
     let sent = ingest.queue.sent();
     assert_eq!(sent.len(), 1);
-    let QueueMessage::EventV1 { event } = &sent[0];
+    let QueueMessage::EventV1 { event } = &sent[0] else {
+        panic!("an event message")
+    };
     assert_eq!(event.id, EventId::parse("run-1:completed").unwrap());
     assert_eq!(event.event_type.as_str(), "agent.run.completed");
     assert_eq!(event.timestamp, Timestamp::from_unix_millis(1_795_935_600_000));

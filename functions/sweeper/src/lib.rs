@@ -1,20 +1,63 @@
-//! The sweeper, run every minute by EventBridge. For now it measures: it counts open
-//! deliveries whose next attempt is due (from the sparse `open` index, never a scan),
-//! reads the delivery queue's and DLQ's depths, and publishes them as EMF metrics.
+//! The sweeper, run every minute by EventBridge. It makes sure nothing is lost:
+//! - re-drives deliveries whose next attempt is overdue with no worker on it (a Lambda
+//!   died between steps, a message was lost or deleted) under a new wake token, so the
+//!   lost message, should it ever come back, is stale;
+//! - re-drives event fan-outs that were claimed and never finished;
+//! - fails open deliveries whose attempts are spent;
+//! - drains the DLQ into `failed` deliveries with the reason, so nothing sits unseen;
+//! - publishes what it did and the backlog as EMF metrics.
+//!
+//! Due work is read from the sparse `open` index, never a scan. Every change is a
+//! conditional write on the state the sweep read, so overlapping sweeps are safe.
 
 use hookline::config::{ConfigError, Env};
-use hookline::ports::{Clock, DeliveryStore, PortResult, QueueDepth, QueueGauge};
+use hookline::delivery::{Delivery, new_wake};
+use hookline::event::Event;
+use hookline::ids::EventId;
+use hookline::message::QueueMessage;
+use hookline::ops;
+use hookline::ports::{
+    Clock, DeadLetters, DeliveryStore, EndpointStore, EventStore, FanoutClaim, PortResult, Queue, QueueDepth,
+    QueueGauge, Received,
+};
 use hookline::telemetry::{Metrics, Unit};
+use hookline::timestamp::Timestamp;
 use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
-/// How many due deliveries one sweep looks at, at most.
-pub const DUE_SCAN_LIMIT: u32 = 1000;
+#[derive(Clone, Debug)]
+pub struct SweepSettings {
+    /// How overdue work must be before the sweeper steps in.
+    pub grace: Duration,
+    /// The most overdue deliveries (and fan-outs) one sweep re-drives.
+    pub batch: u32,
+    /// The fan-out lease, as the delivery function uses it.
+    pub lease: Duration,
+    /// The most DLQ messages one sweep drains.
+    pub dlq_max: u32,
+    /// Open deliveries are counted up to this.
+    pub count_limit: u32,
+}
+
+impl Default for SweepSettings {
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(300),
+            batch: 500,
+            lease: Duration::from_secs(180),
+            dlq_max: 100,
+            count_limit: 10_000,
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct Config {
     pub table: String,
     pub queue_url: String,
     pub dlq_url: String,
+    pub settings: SweepSettings,
 }
 
 impl Config {
@@ -22,19 +65,45 @@ impl Config {
         let table = env.required("HOOKLINE_TABLE");
         let queue_url = env.required("HOOKLINE_QUEUE_URL");
         let dlq_url = env.required("HOOKLINE_DLQ_URL");
+        let d = SweepSettings::default();
+        let mut secs = |name: &str, default: Duration, max: u64| {
+            Duration::from_secs(
+                env.parsed_with(name, default.as_secs(), |s| match s.parse::<u64>() {
+                    Ok(n) if (1..=max).contains(&n) => Ok(n),
+                    _ => Err(format!("must be whole seconds from 1 to {max}")),
+                }),
+            )
+        };
+        let grace = secs("HOOKLINE_SWEEP_GRACE_SECONDS", d.grace, 86_400);
+        let lease = secs("HOOKLINE_LEASE_SECONDS", d.lease, 900);
+        let batch = env.parsed_with("HOOKLINE_SWEEP_BATCH", d.batch, |s| match s.parse() {
+            Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+            _ => Err("must be from 1 to 10000".into()),
+        });
         env.finish()?;
         Ok(Self {
             table,
             queue_url,
             dlq_url,
+            settings: SweepSettings {
+                grace,
+                batch,
+                lease,
+                ..d
+            },
         })
     }
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
 pub struct SweepReport {
-    pub due_deliveries: u32,
-    pub oldest_due_age_seconds: u64,
+    pub redriven: u32,
+    pub fanouts_redriven: u32,
+    pub exhausted: u32,
+    pub in_flight_overdue: u32,
+    pub dlq_drained: u32,
+    pub open_deliveries: u32,
+    pub oldest_open_age_seconds: u64,
     pub queue_visible: u64,
     pub queue_in_flight: u64,
     pub queue_delayed: u64,
@@ -46,34 +115,67 @@ pub struct Sweeper<S, Q, D, C> {
     pub queue: Q,
     pub dlq: D,
     pub clock: C,
+    pub settings: SweepSettings,
 }
 
-impl<S: DeliveryStore, Q: QueueGauge, D: QueueGauge, C: Clock> Sweeper<S, Q, D, C> {
+impl<S, Q, D, C> Sweeper<S, Q, D, C>
+where
+    S: EventStore + EndpointStore + DeliveryStore,
+    Q: Queue + QueueGauge,
+    D: DeadLetters + QueueGauge,
+    C: Clock,
+{
     pub async fn sweep(&self) -> PortResult<SweepReport> {
         let now = self.clock.now();
+        let mut report = SweepReport::default();
+        let mut ops: Vec<Event> = Vec::new();
+        let mut events: HashMap<EventId, Option<Event>> = HashMap::new();
+
+        self.redrive_fanouts(now, &mut report).await?;
+        self.redrive_deliveries(now, &mut report, &mut ops, &mut events)
+            .await?;
+        self.drain_dlq(now, &mut report, &mut ops).await?;
+
         let (open, queue, dlq) = tokio::join!(
-            self.store.open_due(now, DUE_SCAN_LIMIT),
+            self.store.count_open(self.settings.count_limit),
             self.queue.depth(),
             self.dlq.depth()
         );
         let open = open?;
         let queue: QueueDepth = queue?;
         let dlq: QueueDepth = dlq?;
-        let report = SweepReport {
-            due_deliveries: open.due,
-            oldest_due_age_seconds: open.oldest_due_at.map_or(0, |t| now.since(t).as_secs()),
-            queue_visible: queue.visible,
-            queue_in_flight: queue.in_flight,
-            queue_delayed: queue.delayed,
-            dlq_depth: dlq.visible + dlq.in_flight + dlq.delayed,
-        };
+        report.open_deliveries = open.open;
+        report.oldest_open_age_seconds = open.oldest_due_at.map_or(0, |t| now.since(t).as_secs());
+        report.queue_visible = queue.visible;
+        report.queue_in_flight = queue.in_flight;
+        report.queue_delayed = queue.delayed;
+        report.dlq_depth = dlq.visible + dlq.in_flight + dlq.delayed;
+
+        if !ops.is_empty() {
+            let messages: Vec<QueueMessage> = ops
+                .into_iter()
+                .map(|event| QueueMessage::EventV1 { event })
+                .collect();
+            for r in self.queue.send_batch(&messages).await {
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "an operational event could not be queued");
+                }
+            }
+        }
         tracing::info!(?report, "sweep finished");
         Metrics::new()
             .dimension("Function", "sweeper")
-            .metric("DueDeliveries", f64::from(report.due_deliveries), Unit::Count)
             .metric(
-                "OldestDueAge",
-                report.oldest_due_age_seconds as f64,
+                "Redriven",
+                f64::from(report.redriven + report.fanouts_redriven),
+                Unit::Count,
+            )
+            .metric("Exhausted", f64::from(report.exhausted), Unit::Count)
+            .metric("DlqDrained", f64::from(report.dlq_drained), Unit::Count)
+            .metric("OpenDeliveries", f64::from(report.open_deliveries), Unit::Count)
+            .metric(
+                "OldestOpenAge",
+                report.oldest_open_age_seconds as f64,
                 Unit::Seconds,
             )
             .metric("QueueVisible", report.queue_visible as f64, Unit::Count)
@@ -82,5 +184,196 @@ impl<S: DeliveryStore, Q: QueueGauge, D: QueueGauge, C: Clock> Sweeper<S, Q, D, 
             .metric("DlqDepth", report.dlq_depth as f64, Unit::Count)
             .emit();
         Ok(report)
+    }
+
+    async fn redrive_fanouts(&self, now: Timestamp, report: &mut SweepReport) -> PortResult<()> {
+        let before = now.minus(self.settings.grace);
+        for (id, due) in self.store.stuck_fanouts(before, self.settings.batch).await? {
+            let Some(stored) = self.store.get_event(&id).await? else {
+                continue;
+            };
+            if stored.fanned_out {
+                continue;
+            }
+            // Look again only after the re-driven message has had a lease's time.
+            let next_look = now.saturating_add(self.settings.lease);
+            if self.store.redrive_fanout(&id, due, next_look).await? {
+                self.queue
+                    .send(&QueueMessage::EventV1 { event: stored.event })
+                    .await?;
+                tracing::warn!(event_id = %id, "re-drove a fan-out that never finished");
+                report.fanouts_redriven += 1;
+            }
+        }
+        Ok(())
+    }
+
+    async fn redrive_deliveries(
+        &self,
+        now: Timestamp,
+        report: &mut SweepReport,
+        ops: &mut Vec<Event>,
+        events: &mut HashMap<EventId, Option<Event>>,
+    ) -> PortResult<()> {
+        let before = now.minus(self.settings.grace);
+        for due in self.store.due_deliveries(before, self.settings.batch).await? {
+            let d = due.delivery;
+            if due.leased_until.is_some_and(|t| t > now) {
+                report.in_flight_overdue += 1;
+                continue;
+            }
+            if d.attempts >= d.max_attempts {
+                let reason = format!("its {} attempts were spent but it was never closed", d.attempts);
+                if self.fail(&d, &reason, now, ops).await? {
+                    report.exhausted += 1;
+                }
+                continue;
+            }
+            if !events.contains_key(&d.event_id) {
+                let stored = self.store.get_event(&d.event_id).await?.map(|s| s.event);
+                events.insert(d.event_id.clone(), stored);
+            }
+            let Some(Some(event)) = events.get(&d.event_id) else {
+                if self.fail(&d, "its event is no longer stored", now, ops).await? {
+                    report.exhausted += 1;
+                }
+                continue;
+            };
+            let wake = new_wake();
+            if self.store.redrive(&d, &wake, now).await? {
+                let message = QueueMessage::AttemptV1 {
+                    event: event.clone(),
+                    endpoint_id: d.endpoint_id.clone(),
+                    wake,
+                };
+                self.queue.send(&message).await?;
+                tracing::warn!(
+                    event_id = %d.event_id,
+                    endpoint_id = %d.endpoint_id,
+                    attempt = d.attempts + 1,
+                    "re-drove an overdue delivery"
+                );
+                report.redriven += 1;
+            }
+        }
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        d: &Delivery,
+        reason: &str,
+        now: Timestamp,
+        ops: &mut Vec<Event>,
+    ) -> PortResult<bool> {
+        let mut failed = d.clone();
+        failed.fail(reason, now);
+        let done = self.store.fail_delivery(d, &failed).await?;
+        if done {
+            tracing::warn!(event_id = %d.event_id, endpoint_id = %d.endpoint_id, reason, "delivery failed");
+            ops.extend(ops::delivery_exhausted(&failed, now));
+        }
+        Ok(done)
+    }
+
+    async fn drain_dlq(
+        &self,
+        now: Timestamp,
+        report: &mut SweepReport,
+        ops: &mut Vec<Event>,
+    ) -> PortResult<()> {
+        while report.dlq_drained < self.settings.dlq_max {
+            let batch = self.dlq.take().await?;
+            if batch.is_empty() {
+                break;
+            }
+            for m in batch {
+                if self.settle_dead(&m, now, ops).await? {
+                    self.dlq.remove(&m.receipt_handle).await?;
+                    report.dlq_drained += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns one dead-lettered message into failed deliveries. Whether it is settled
+    /// (and may leave the DLQ).
+    async fn settle_dead(&self, m: &Received, now: Timestamp, ops: &mut Vec<Event>) -> PortResult<bool> {
+        match QueueMessage::from_body(&m.body) {
+            Err(e) => {
+                tracing::error!(error = %e, body = m.body, "dropping an unreadable dead-lettered message");
+                Ok(true)
+            }
+            Ok(QueueMessage::AttemptV1 {
+                event,
+                endpoint_id,
+                wake,
+            }) => {
+                match self.store.get_delivery(&event.id, &endpoint_id).await? {
+                    Some(d) if d.status.is_open() && d.wake.as_deref() == Some(wake.as_str()) => {
+                        let reason = format!(
+                            "its attempt message was dead-lettered after {} receives",
+                            m.receive_count
+                        );
+                        self.fail(&d, &reason, now, ops).await?;
+                    }
+                    // Stale, or the delivery moved on: nothing was lost.
+                    _ => {}
+                }
+                Ok(true)
+            }
+            Ok(QueueMessage::EventV1 { event }) => {
+                self.settle_dead_event(&event, m.receive_count, now, ops).await
+            }
+        }
+    }
+
+    /// An event whose message died before its fan-out finished: every matching
+    /// endpoint that has no delivery yet gets a failed one, so the loss is on record.
+    async fn settle_dead_event(
+        &self,
+        event: &Event,
+        receives: u32,
+        now: Timestamp,
+        ops: &mut Vec<Event>,
+    ) -> PortResult<bool> {
+        let event = match self.store.claim_fanout(event, now, self.settings.lease).await? {
+            FanoutClaim::Done => return Ok(true),
+            // A worker is on it right now: settle it on a later sweep.
+            FanoutClaim::Busy { .. } => return Ok(false),
+            FanoutClaim::Fresh => event.clone(),
+            FanoutClaim::Resumed { stored } => stored,
+        };
+        let existing: HashSet<_> = self
+            .store
+            .deliveries_for_event(&event.id)
+            .await?
+            .into_iter()
+            .map(|(d, _)| d.endpoint_id)
+            .collect();
+        let reason = format!(
+            "its event message was dead-lettered after {receives} receives, before this endpoint was tried"
+        );
+        let mut records = Vec::new();
+        for ep in self.store.all_endpoints().await? {
+            if ep.wants(&event.event_type) && !existing.contains(&ep.id) {
+                let mut d = Delivery::new(
+                    event.id.clone(),
+                    ep.id.clone(),
+                    event.event_type.clone(),
+                    ep.max_attempts,
+                    now,
+                );
+                d.fail(&reason, now);
+                ops.extend(ops::delivery_exhausted(&d, now));
+                records.push((d, None));
+            }
+        }
+        self.store.record_attempts(&records).await?;
+        let total = u32::try_from(records.len() + existing.len()).unwrap_or(u32::MAX);
+        self.store.complete_fanout(&event.id, total, now).await?;
+        tracing::warn!(event_id = %event.id, failed = records.len(), "settled a dead-lettered event");
+        Ok(true)
     }
 }

@@ -104,8 +104,37 @@ fn target(v: &Value) -> Option<String> {
     v.get("Ref").and_then(Value::as_str).map(str::to_owned)
 }
 
+/// Replaces `{"Ref": P}` for a template parameter `P` by its default, as a deploy
+/// without overrides would.
+fn resolve_parameters(v: &mut Value, params: &Map<String, Value>) {
+    match v {
+        Value::Object(o) => {
+            let default = o
+                .get("Ref")
+                .and_then(Value::as_str)
+                .and_then(|p| params.get(p))
+                .and_then(|p| p.get("Default"))
+                .cloned();
+            match default {
+                Some(d) if o.len() == 1 => *v = d,
+                _ => o.values_mut().for_each(|x| resolve_parameters(x, params)),
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| resolve_parameters(x, params)),
+        _ => {}
+    }
+}
+
 pub fn parse(text: &str) -> Result<Template, TemplateError> {
-    let doc = to_json(serde_norway::from_str::<serde_norway::Value>(text)?);
+    let mut doc = to_json(serde_norway::from_str::<serde_norway::Value>(text)?);
+    let params = doc
+        .get("Parameters")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(resources) = doc.get_mut("Resources") {
+        resolve_parameters(resources, &params);
+    }
     let resources = doc
         .get("Resources")
         .and_then(Value::as_object)
@@ -185,13 +214,15 @@ mod tests {
     fn queues_tables_and_short_form_tags_are_read() {
         let t = parse(
             r#"
+Parameters:
+  Receives: { Type: Number, Default: 5 }
 Resources:
   Main:
     Type: AWS::SQS::Queue
     Properties:
       VisibilityTimeout: 360
       SqsManagedSseEnabled: true
-      RedrivePolicy: { deadLetterTargetArn: !GetAtt Dead.Arn, maxReceiveCount: 5 }
+      RedrivePolicy: { deadLetterTargetArn: !GetAtt Dead.Arn, maxReceiveCount: !Ref Receives }
   Dead:
     Type: AWS::SQS::Queue
   T:

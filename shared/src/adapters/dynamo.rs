@@ -8,9 +8,10 @@
 //! | delivery  | `EVT#<id>`   | `DLV#<ep_…>`           |
 //! | attempt   | `EVT#<id>`   | `DLV#<ep_…>#ATT#00001` |
 //!
-//! Open deliveries also carry `open_pk = "OPEN"` and `due_at`, the keys of the sparse
-//! `open` index the sweeper reads (never a scan). Events, deliveries and attempts
-//! carry `expires_at` for DynamoDB TTL.
+//! Open deliveries carry `open_pk = "OPEN"` and `due_at` (their next attempt), and
+//! events whose fan-out is under way carry `open_pk = "FANOUT"` and `due_at` (their
+//! lease): the keys of the sparse `open` index, from which the sweeper reads what is
+//! due (never a scan). Events, deliveries and attempts carry `expires_at` for TTL.
 
 use super::classify;
 use crate::delivery::{Attempt, AttemptOutcome, Delivery, DeliveryStatus, TransportError};
@@ -18,12 +19,14 @@ use crate::endpoint::{Endpoint, EndpointStatus, EventTypeFilter};
 use crate::event::{Event, EventType};
 use crate::ids::{DeliveryId, EndpointId, EventId};
 use crate::ports::{
-    DeliveryStore, EndpointStore, EventStore, FanoutClaim, OpenDeliveries, Page, PortError, PortResult,
+    DeliveryStore, DueDelivery, EndpointStore, EventStore, FanoutClaim, OpenDeliveries, Page, PortError,
+    PortResult, StoredEvent,
 };
 use crate::signing::EndpointSecret;
 use crate::timestamp::Timestamp;
 use async_trait::async_trait;
 pub use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, Select, WriteRequest};
 use base64::Engine;
@@ -36,6 +39,7 @@ type Item = HashMap<String, AttributeValue>;
 const ENDPOINT_PK: &str = "ENDPOINT";
 const EVENT_SK: &str = "EVENT";
 const OPEN_PK: &str = "OPEN";
+const FANOUT_PK: &str = "FANOUT";
 pub const OPEN_INDEX: &str = "open";
 /// BatchWriteItem takes at most 25 requests.
 const WRITE_BATCH: usize = 25;
@@ -114,7 +118,7 @@ impl Reader<'_> {
 }
 
 fn endpoint_to_item(e: &Endpoint) -> Item {
-    HashMap::from([
+    let mut item = HashMap::from([
         ("pk".into(), s(ENDPOINT_PK)),
         ("sk".into(), s(e.id.as_str())),
         ("name".into(), s(&e.name)),
@@ -139,7 +143,20 @@ fn endpoint_to_item(e: &Endpoint) -> Item {
         ("secret".into(), s(e.secret.expose())),
         ("created_at".into(), n(e.created_at.unix_millis())),
         ("updated_at".into(), n(e.updated_at.unix_millis())),
-    ])
+    ]);
+    if let Some(r) = &e.disabled_reason {
+        item.insert("disabled_reason".into(), s(r));
+    }
+    if let Some(waits) = &e.retry_schedule {
+        item.insert(
+            "retry_schedule".into(),
+            AttributeValue::L(waits.iter().map(|w| n(w.as_secs())).collect()),
+        );
+    }
+    if let Some(t) = e.failing_since {
+        item.insert("failing_since".into(), n(t.unix_millis()));
+    }
+    item
 }
 
 fn endpoint_from_item(item: &Item) -> PortResult<Endpoint> {
@@ -180,6 +197,19 @@ fn endpoint_from_item(item: &Item) -> PortResult<Endpoint> {
             "disabled" => EndpointStatus::Disabled,
             _ => EndpointStatus::Active,
         },
+        disabled_reason: r.opt_str("disabled_reason").map(str::to_owned),
+        retry_schedule: match item.get("retry_schedule") {
+            Some(AttributeValue::L(l)) => Some(
+                l.iter()
+                    .filter_map(|v| match v {
+                        AttributeValue::N(x) => x.parse().ok().map(Duration::from_secs),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        },
+        failing_since: r.opt_num("failing_since").map(Timestamp::from_unix_millis),
         secret: r.parse("secret", EndpointSecret::parse)?,
         created_at: Timestamp::from_unix_millis(r.num("created_at")?),
         updated_at: Timestamp::from_unix_millis(r.num("updated_at")?),
@@ -238,6 +268,12 @@ impl DynamoStore {
         if let Some(e) = &d.last_error {
             item.insert("last_error".into(), s(e));
         }
+        if let Some(r) = &d.failure_reason {
+            item.insert("failure_reason".into(), s(r));
+        }
+        if let Some(w) = &d.wake {
+            item.insert("wake".into(), s(w));
+        }
         item
     }
 
@@ -255,9 +291,16 @@ impl DynamoStore {
             ("expires_at".into(), self.expires_at(a.started_at)),
         ]);
         match &a.outcome {
-            AttemptOutcome::Response { status, body } => {
+            AttemptOutcome::Response {
+                status,
+                body,
+                retry_after_seconds,
+            } => {
                 item.insert("status_code".into(), n(status));
                 item.insert("response_body".into(), s(body));
+                if let Some(ra) = retry_after_seconds {
+                    item.insert("retry_after_seconds".into(), n(ra));
+                }
             }
             AttemptOutcome::Error { error, message } => {
                 let kind = serde_json::to_value(error)
@@ -285,6 +328,8 @@ fn delivery_from_item(event_id: &EventId, item: &Item) -> PortResult<Delivery> {
         next_attempt_at: r.opt_num("next_attempt_at").map(Timestamp::from_unix_millis),
         last_status_code: r.opt_num("last_status_code"),
         last_error: r.opt_str("last_error").map(str::to_owned),
+        failure_reason: r.opt_str("failure_reason").map(str::to_owned),
+        wake: r.opt_str("wake").map(str::to_owned),
         created_at: Timestamp::from_unix_millis(r.num("created_at")?),
         updated_at: Timestamp::from_unix_millis(r.num("updated_at")?),
     })
@@ -296,6 +341,7 @@ fn attempt_from_item(item: &Item) -> PortResult<Attempt> {
         Some(status) => AttemptOutcome::Response {
             status,
             body: r.opt_str("response_body").unwrap_or_default().to_owned(),
+            retry_after_seconds: r.opt_num("retry_after_seconds"),
         },
         None => AttemptOutcome::Error {
             error: r
@@ -401,6 +447,72 @@ impl EndpointStore for DynamoStore {
         let items = query_all(query, "Query endpoints").await?;
         items.iter().map(endpoint_from_item).collect()
     }
+
+    async fn note_failure(&self, id: &EndpointId, now: Timestamp) -> PortResult<Timestamp> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(ENDPOINT_PK))
+            .key("sk", s(id.as_str()))
+            .update_expression("SET failing_since = if_not_exists(failing_since, :now)")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", n(now.unix_millis()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(out
+                .attributes()
+                .and_then(|a| Reader(a).opt_num("failing_since"))
+                .map_or(now, Timestamp::from_unix_millis)),
+            // Deleted meanwhile: nothing to track.
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(now),
+            Err(e) => Err(classify("UpdateItem endpoint failing", e)),
+        }
+    }
+
+    async fn note_success(&self, id: &EndpointId) -> PortResult<()> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(ENDPOINT_PK))
+            .key("sk", s(id.as_str()))
+            .update_expression("REMOVE failing_since")
+            .condition_expression("attribute_exists(failing_since)")
+            .send()
+            .await;
+        conditional(res.map(|_| ()), "UpdateItem endpoint healthy").map(|_| ())
+    }
+
+    async fn disable_endpoint(
+        &self,
+        id: &EndpointId,
+        reason: &str,
+        now: Timestamp,
+        failing_before: Option<Timestamp>,
+    ) -> PortResult<bool> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(ENDPOINT_PK))
+            .key("sk", s(id.as_str()))
+            .update_expression("SET #st = :disabled, disabled_reason = :reason, updated_at = :now")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":disabled", s("disabled"))
+            .expression_attribute_values(":active", s("active"))
+            .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":now", n(now.unix_millis()));
+        req = match failing_before {
+            Some(t) => req
+                .condition_expression("#st = :active AND failing_since <= :cutoff")
+                .expression_attribute_values(":cutoff", n(t.unix_millis())),
+            None => req.condition_expression("#st = :active"),
+        };
+        conditional(req.send().await.map(|_| ()), "UpdateItem endpoint disable")
+    }
 }
 
 #[async_trait]
@@ -419,6 +531,8 @@ impl EventStore for DynamoStore {
             .item("body", s(event.envelope_json()))
             .item("fanout", s("claimed"))
             .item("lease_until", n(lease_until))
+            .item("open_pk", s(FANOUT_PK))
+            .item("due_at", n(lease_until))
             .item("received_at", n(now.unix_millis()))
             .item("expires_at", self.expires_at(now))
             .condition_expression("attribute_not_exists(pk)")
@@ -462,7 +576,7 @@ impl EventStore for DynamoStore {
             .table_name(&self.table)
             .key("pk", s(&pk))
             .key("sk", s(EVENT_SK))
-            .update_expression("SET lease_until = :new")
+            .update_expression("SET lease_until = :new, due_at = :new")
             .condition_expression("lease_until = :old AND fanout <> :done")
             .expression_attribute_values(":new", n(lease_until))
             .expression_attribute_values(":old", n(held_until))
@@ -489,7 +603,9 @@ impl EventStore for DynamoStore {
             .table_name(&self.table)
             .key("pk", s(event_pk(id)))
             .key("sk", s(EVENT_SK))
-            .update_expression("SET fanout = :done, deliveries = :n, fanned_out_at = :now REMOVE lease_until")
+            .update_expression(
+                "SET fanout = :done, deliveries = :n, fanned_out_at = :now REMOVE lease_until, open_pk, due_at",
+            )
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":done", s("done"))
             .expression_attribute_values(":n", n(deliveries))
@@ -523,14 +639,74 @@ impl EventStore for DynamoStore {
                 }
             })
     }
+
+    async fn get_event(&self, id: &EventId) -> PortResult<Option<StoredEvent>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(event_pk(id)))
+            .key("sk", s(EVENT_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem event", e))?;
+        out.item()
+            .map(|item| {
+                Ok(StoredEvent {
+                    event: event_from_item(item)?,
+                    fanned_out: Reader(item).opt_str("fanout") == Some("done"),
+                })
+            })
+            .transpose()
+    }
+
+    async fn stuck_fanouts(&self, before: Timestamp, limit: u32) -> PortResult<Vec<(EventId, Timestamp)>> {
+        let items = self.due_in_index(FANOUT_PK, before, limit).await?;
+        items
+            .iter()
+            .map(|i| {
+                let r = Reader(i);
+                let id = r.parse("pk", |pk| {
+                    pk.strip_prefix("EVT#")
+                        .ok_or("not an event key".to_owned())
+                        .and_then(|id| EventId::parse(id).map_err(|e| e.to_string()))
+                })?;
+                Ok((id, Timestamp::from_unix_millis(r.num("due_at")?)))
+            })
+            .collect()
+    }
+
+    async fn redrive_fanout(
+        &self,
+        id: &EventId,
+        seen_due: Timestamp,
+        next_look: Timestamp,
+    ) -> PortResult<bool> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(event_pk(id)))
+            .key("sk", s(EVENT_SK))
+            .update_expression("SET due_at = :next")
+            .condition_expression("due_at = :seen AND fanout <> :done")
+            .expression_attribute_values(":next", n(next_look.unix_millis()))
+            .expression_attribute_values(":seen", n(seen_due.unix_millis()))
+            .expression_attribute_values(":done", s("done"))
+            .send()
+            .await;
+        conditional(res.map(|_| ()), "UpdateItem event redrive")
+    }
 }
 
 #[async_trait]
 impl DeliveryStore for DynamoStore {
-    async fn record_attempts(&self, records: &[(Delivery, Attempt)]) -> PortResult<()> {
+    async fn record_attempts(&self, records: &[(Delivery, Option<Attempt>)]) -> PortResult<()> {
         let mut requests: Vec<WriteRequest> = Vec::with_capacity(records.len() * 2);
         for (d, a) in records {
-            for item in [self.delivery_item(d), self.attempt_item(d, a)] {
+            let attempt = a.as_ref().map(|a| self.attempt_item(d, a));
+            for item in std::iter::once(self.delivery_item(d)).chain(attempt) {
                 let put = PutRequest::builder()
                     .set_item(Some(item))
                     .build()
@@ -595,28 +771,222 @@ impl DeliveryStore for DynamoStore {
         Ok(out)
     }
 
-    async fn open_due(&self, now: Timestamp, limit: u32) -> PortResult<OpenDeliveries> {
+    async fn get_delivery(&self, event: &EventId, endpoint: &EndpointId) -> PortResult<Option<Delivery>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(event_pk(event)))
+            .key("sk", s(delivery_sk(endpoint)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem delivery", e))?;
+        out.item().map(|i| delivery_from_item(event, i)).transpose()
+    }
+
+    async fn claim_attempt(&self, seen: &Delivery, now: Timestamp, lease: Duration) -> PortResult<bool> {
+        let (cond, mut values) = as_seen(seen);
+        values.insert(":until".into(), n(now.saturating_add(lease).unix_millis()));
+        values.insert(":now".into(), n(now.unix_millis()));
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(event_pk(&seen.event_id)))
+            .key("sk", s(delivery_sk(&seen.endpoint_id)))
+            .update_expression("SET lease_until = :until")
+            .condition_expression(format!(
+                "{cond} AND (attribute_not_exists(lease_until) OR lease_until < :now)"
+            ))
+            .expression_attribute_names("#st", "status")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        conditional(res.map(|_| ()), "UpdateItem delivery claim")
+    }
+
+    async fn record_attempt(
+        &self,
+        seen: &Delivery,
+        updated: &Delivery,
+        attempt: &Attempt,
+    ) -> PortResult<bool> {
+        // The attempt first, then the delivery on condition. Not a transaction, which
+        // would cost twice the writes: a crash between the two leaves an attempt the
+        // delivery does not count yet, and the retry that follows overwrites it with
+        // the same number, so the log and the count agree again.
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.attempt_item(updated, attempt)))
+            .send()
+            .await
+            .map_err(|e| classify("PutItem attempt", e))?;
+        let (cond, values) = as_seen(seen);
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.delivery_item(updated)))
+            .condition_expression(cond)
+            .expression_attribute_names("#st", "status")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        conditional(res.map(|_| ()), "PutItem delivery")
+    }
+
+    async fn redrive(&self, seen: &Delivery, wake: &str, now: Timestamp) -> PortResult<bool> {
+        let (cond, mut values) = as_seen(seen);
+        values.insert(":new".into(), s(wake));
+        values.insert(":now".into(), n(now.unix_millis()));
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(event_pk(&seen.event_id)))
+            .key("sk", s(delivery_sk(&seen.endpoint_id)))
+            .update_expression("SET wake = :new, due_at = :now, redriven_at = :now ADD redriven :one")
+            .condition_expression(format!(
+                "{cond} AND (attribute_not_exists(lease_until) OR lease_until < :now)"
+            ))
+            .expression_attribute_names("#st", "status")
+            .set_expression_attribute_values(Some(values))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        conditional(res.map(|_| ()), "UpdateItem delivery redrive")
+    }
+
+    async fn fail_delivery(&self, seen: &Delivery, failed: &Delivery) -> PortResult<bool> {
+        let (cond, values) = as_seen(seen);
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.delivery_item(failed)))
+            .condition_expression(cond)
+            .expression_attribute_names("#st", "status")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        conditional(res.map(|_| ()), "PutItem delivery failed")
+    }
+
+    async fn due_deliveries(&self, before: Timestamp, limit: u32) -> PortResult<Vec<DueDelivery>> {
+        let items = self.due_in_index(OPEN_PK, before, limit).await?;
+        items
+            .iter()
+            .map(|item| {
+                let r = Reader(item);
+                let event_id = r.parse("pk", |pk| {
+                    pk.strip_prefix("EVT#")
+                        .ok_or("not an event key".to_owned())
+                        .and_then(|id| EventId::parse(id).map_err(|e| e.to_string()))
+                })?;
+                Ok(DueDelivery {
+                    delivery: delivery_from_item(&event_id, item)?,
+                    leased_until: r.opt_num("lease_until").map(Timestamp::from_unix_millis),
+                })
+            })
+            .collect()
+    }
+
+    async fn count_open(&self, limit: u32) -> PortResult<OpenDeliveries> {
+        let oldest = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(OPEN_INDEX)
+            .key_condition_expression("open_pk = :open")
+            .expression_attribute_values(":open", s(OPEN_PK))
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| classify("Query oldest open delivery", e))?;
+        let oldest_due_at = oldest
+            .items()
+            .first()
+            .and_then(|i| Reader(i).opt_num::<i64>("due_at"))
+            .map(Timestamp::from_unix_millis);
+        let mut open: u32 = 0;
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(OPEN_INDEX)
+                .key_condition_expression("open_pk = :open")
+                .expression_attribute_values(":open", s(OPEN_PK))
+                .select(Select::Count)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("Query open deliveries", e))?;
+            open = open.saturating_add(u32::try_from(out.count()).unwrap_or(0));
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() && open < limit => start = Some(k.clone()),
+                _ => {
+                    return Ok(OpenDeliveries {
+                        open: open.min(limit),
+                        oldest_due_at,
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl DynamoStore {
+    /// Items of the sparse `open` index under `partition` due by `before`, most overdue first.
+    async fn due_in_index(&self, partition: &str, before: Timestamp, limit: u32) -> PortResult<Vec<Item>> {
         let out = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(OPEN_INDEX)
-            .key_condition_expression("open_pk = :open AND due_at <= :now")
-            .expression_attribute_values(":open", s(OPEN_PK))
-            .expression_attribute_values(":now", n(now.unix_millis()))
+            .key_condition_expression("open_pk = :p AND due_at <= :before")
+            .expression_attribute_values(":p", s(partition))
+            .expression_attribute_values(":before", n(before.unix_millis()))
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .select(Select::AllProjectedAttributes)
             .send()
             .await
-            .map_err(|e| classify("Query open deliveries", e))?;
-        let oldest_due_at = out
-            .items()
-            .first()
-            .and_then(|i| Reader(i).opt_num::<i64>("due_at"))
-            .map(Timestamp::from_unix_millis);
-        Ok(OpenDeliveries {
-            due: u32::try_from(out.items().len()).unwrap_or(u32::MAX),
-            oldest_due_at,
-        })
+            .map_err(|e| classify("Query open index", e))?;
+        Ok(out.items().to_vec())
+    }
+}
+
+/// The condition "the delivery is still open and as it was read": same attempt count
+/// and wake token. Uses `#st` for `status`.
+fn as_seen(seen: &Delivery) -> (String, HashMap<String, AttributeValue>) {
+    let mut values = HashMap::from([
+        (":n".to_owned(), n(seen.attempts)),
+        (":pending".to_owned(), s("pending")),
+        (":retrying".to_owned(), s("retrying")),
+    ]);
+    let wake = match &seen.wake {
+        Some(w) => {
+            values.insert(":wake".into(), s(w));
+            "wake = :wake"
+        }
+        None => "attribute_not_exists(wake)",
+    };
+    (
+        format!("attempts = :n AND {wake} AND #st IN (:pending, :retrying)"),
+        values,
+    )
+}
+
+/// A conditional write's result: `false` when its condition did not hold.
+fn conditional<E>(res: Result<(), SdkError<E>>, what: &str) -> PortResult<bool>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match res {
+        Ok(()) => Ok(true),
+        Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(classify(what, e)),
     }
 }

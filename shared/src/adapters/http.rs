@@ -63,6 +63,16 @@ impl Resolve for SsrfResolver {
     }
 }
 
+/// `Retry-After` as seconds from `now`: delta-seconds or an HTTP date.
+fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<u64> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(secs);
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).map_or(0, |d| d.as_secs()))
+}
+
 #[derive(Clone)]
 pub struct HttpSender {
     client: reqwest::Client,
@@ -144,6 +154,11 @@ impl WebhookSender for HttpSender {
             Err(e) => return transport_error(&e.without_url(), timeout),
         };
         let status = response.status().as_u16();
+        let retry_after_seconds = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
         // Keep only the first KiB; stop reading there rather than download the rest.
         let mut body = Vec::new();
         while let Ok(Some(chunk)) = response.chunk().await {
@@ -155,6 +170,22 @@ impl WebhookSender for HttpSender {
         AttemptOutcome::Response {
             status,
             body: cut_body(&body),
+            retry_after_seconds,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_as_an_http_date() {
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!(parse_retry_after("120", now), Some(120));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:50:37 GMT", now), Some(60));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:40:00 GMT", now), Some(0));
+        assert_eq!(parse_retry_after("soon", SystemTime::now()), None);
     }
 }

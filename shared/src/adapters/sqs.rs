@@ -2,10 +2,14 @@
 
 use super::classify;
 use crate::message::QueueMessage;
-use crate::ports::{PortError, PortResult, Queue, QueueDepth, QueueGauge};
+use crate::ports::{
+    DeadLetters, MAX_QUEUE_DELAY, MAX_VISIBILITY, PortError, PortResult, Queue, QueueDepth, QueueGauge,
+    Received,
+};
 use async_trait::async_trait;
 pub use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
+use std::time::Duration;
 
 /// SQS takes at most 10 entries in one SendMessageBatch.
 const BATCH_ENTRIES: usize = 10;
@@ -29,6 +33,12 @@ impl SqsQueue {
     pub fn url(&self) -> &str {
         &self.url
     }
+}
+
+/// Seconds, rounded up so a message never wakes before its time.
+fn whole_seconds(d: Duration) -> i32 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    i32::try_from(secs).unwrap_or(i32::MAX)
 }
 
 /// Splits bodies into runs that fit one SendMessageBatch each.
@@ -61,6 +71,30 @@ impl Queue for SqsQueue {
             .await
             .map(|_| ())
             .map_err(|e| classify("SendMessage", e))
+    }
+
+    async fn send_after(&self, message: &QueueMessage, delay: Duration) -> PortResult<()> {
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(message.to_body())
+            .delay_seconds(whole_seconds(delay.min(MAX_QUEUE_DELAY)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("SendMessage", e))
+    }
+
+    async fn hide(&self, receipt_handle: &str, hidden: Duration) -> PortResult<()> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(whole_seconds(hidden.min(MAX_VISIBILITY)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("ChangeMessageVisibility", e))
     }
 
     async fn send_batch(&self, messages: &[QueueMessage]) -> Vec<PortResult<()>> {
@@ -131,6 +165,46 @@ impl Queue for SqsQueue {
             }
         }
         results
+    }
+}
+
+#[async_trait]
+impl DeadLetters for SqsQueue {
+    async fn take(&self) -> PortResult<Vec<Received>> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(0)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| classify("ReceiveMessage", e))?;
+        Ok(out
+            .messages()
+            .iter()
+            .map(|m| Received {
+                body: m.body().unwrap_or_default().to_owned(),
+                receipt_handle: m.receipt_handle().unwrap_or_default().to_owned(),
+                receive_count: m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0),
+            })
+            .collect())
+    }
+
+    async fn remove(&self, receipt_handle: &str) -> PortResult<()> {
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("DeleteMessage", e))
     }
 }
 
