@@ -554,9 +554,9 @@ where
             );
             Metrics::new()
                 .dimension("Outcome", delivery.status.as_str())
+                .dimension("StatusClass", status_class)
                 .metric("Attempts", 1.0, Unit::Count)
                 .metric("AttemptLatency", duration_ms as f64, Unit::Milliseconds)
-                .property("StatusClass", status_class)
                 .property("event_id", event.id.as_str())
                 .property("endpoint_id", ep.id.as_str())
                 .property("attempt", number)

@@ -377,3 +377,6 @@ where
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,226 @@
+//! The sweeper with in-memory ports and a clock the tests move.
+
+use super::*;
+use hookline::delivery::{Attempt, AttemptOutcome, DeliveryStatus};
+use hookline::endpoint::{Endpoint, EndpointStatus, EventTypeFilter};
+use hookline::event::EventType;
+use hookline::ids::EndpointId;
+use hookline::memory::{ManualClock, MemoryQueue, MemoryStore};
+use hookline::signing::EndpointSecret;
+use std::collections::BTreeMap;
+
+const T0: i64 = 1_795_935_600_000;
+
+fn event() -> Event {
+    Event {
+        id: EventId::parse("evt_sweep").unwrap(),
+        event_type: EventType::parse("agent.run.completed").unwrap(),
+        data: serde_json::json!({}),
+        timestamp: Timestamp::from_unix_millis(T0),
+        source: "api".into(),
+        version: "1".into(),
+    }
+}
+
+fn endpoint() -> Endpoint {
+    Endpoint {
+        id: EndpointId::generate(),
+        name: "crm".into(),
+        url: "https://crm.example.com/hook".into(),
+        event_types: vec![EventTypeFilter::All],
+        headers: BTreeMap::new(),
+        timeout_seconds: 5,
+        max_attempts: 3,
+        status: EndpointStatus::Active,
+        disabled_reason: None,
+        retry_schedule: None,
+        failing_since: None,
+        secret: EndpointSecret::generate(),
+        created_at: Timestamp::from_unix_millis(T0),
+        updated_at: Timestamp::from_unix_millis(T0),
+    }
+}
+
+type Subject = Sweeper<MemoryStore, MemoryQueue, MemoryQueue, ManualClock>;
+
+fn subject() -> Subject {
+    Sweeper {
+        store: MemoryStore::default(),
+        queue: MemoryQueue::default(),
+        dlq: MemoryQueue::default(),
+        clock: ManualClock::at(Timestamp::from_unix_millis(T0)),
+        settings: SweepSettings {
+            grace: Duration::from_secs(60),
+            ..SweepSettings::default()
+        },
+    }
+}
+
+/// A stored event with one delivery that failed `attempts` times and is due at T0 + 5 s.
+async fn retrying(s: &Subject, ep: &Endpoint, attempts: u32) -> Delivery {
+    let e = event();
+    s.store
+        .claim_fanout(&e, s.clock.now(), Duration::from_secs(1))
+        .await
+        .unwrap();
+    s.store.complete_fanout(&e.id, 1, s.clock.now()).await.unwrap();
+    let mut d = Delivery::new(
+        e.id.clone(),
+        ep.id.clone(),
+        e.event_type.clone(),
+        3,
+        s.clock.now(),
+    );
+    let fail = AttemptOutcome::Response {
+        status: 500,
+        body: String::new(),
+        retry_after_seconds: None,
+    };
+    for _ in 0..attempts {
+        d.apply(
+            &fail,
+            &hookline::retry::Verdict::RetryIn(Duration::from_secs(5)),
+            s.clock.now(),
+        );
+    }
+    let a = Attempt {
+        number: attempts,
+        started_at: s.clock.now(),
+        duration_ms: 1,
+        outcome: fail,
+    };
+    s.store.record_attempts(&[(d.clone(), Some(a))]).await.unwrap();
+    d
+}
+
+fn sent_attempts(q: &MemoryQueue) -> Vec<String> {
+    q.sent()
+        .into_iter()
+        .filter_map(|m| match m {
+            QueueMessage::AttemptV1 { wake, .. } => Some(wake),
+            QueueMessage::EventV1 { .. } => None,
+        })
+        .collect()
+}
+
+fn sent_event_types(q: &MemoryQueue) -> Vec<String> {
+    q.sent()
+        .into_iter()
+        .filter_map(|m| match m {
+            QueueMessage::EventV1 { event } => Some(event.event_type.to_string()),
+            QueueMessage::AttemptV1 { .. } => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_overdue_delivery_is_redriven_under_a_new_wake_token_once() {
+    let s = subject();
+    let ep = endpoint();
+    s.store.create_endpoint(&ep).await.unwrap();
+    let before = retrying(&s, &ep, 1).await;
+
+    // Not yet overdue by the grace period: left alone.
+    s.clock.advance(Duration::from_secs(30));
+    assert_eq!(s.sweep().await.unwrap().redriven, 0);
+
+    s.clock.advance(Duration::from_secs(60));
+    let report = s.sweep().await.unwrap();
+    assert_eq!(report.redriven, 1);
+    let wakes = sent_attempts(&s.queue);
+    assert_eq!(wakes.len(), 1);
+    assert_ne!(
+        Some(wakes[0].clone()),
+        before.wake,
+        "the lost message's token is retired"
+    );
+    let now = s
+        .store
+        .get_delivery(&before.event_id, &ep.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.wake.as_deref(), Some(wakes[0].as_str()));
+
+    // The next sweep, right after, does not re-drive it again.
+    assert_eq!(s.sweep().await.unwrap().redriven, 0);
+}
+
+#[tokio::test]
+async fn a_delivery_being_attempted_is_left_alone() {
+    let s = subject();
+    let ep = endpoint();
+    s.store.create_endpoint(&ep).await.unwrap();
+    let d = retrying(&s, &ep, 1).await;
+    s.clock.advance(Duration::from_secs(120));
+    assert!(
+        s.store
+            .claim_attempt(&d, s.clock.now(), Duration::from_secs(180))
+            .await
+            .unwrap()
+    );
+    let report = s.sweep().await.unwrap();
+    assert_eq!((report.redriven, report.in_flight_overdue), (0, 1));
+}
+
+#[tokio::test]
+async fn a_delivery_whose_attempts_are_spent_is_failed_and_reported() {
+    let s = subject();
+    let ep = endpoint();
+    s.store.create_endpoint(&ep).await.unwrap();
+    let d = retrying(&s, &ep, 3).await;
+    s.clock.advance(Duration::from_secs(120));
+    let report = s.sweep().await.unwrap();
+    assert_eq!(report.exhausted, 1);
+    let now = s.store.get_delivery(&d.event_id, &ep.id).await.unwrap().unwrap();
+    assert_eq!(now.status, DeliveryStatus::Failed);
+    assert_eq!(sent_event_types(&s.queue), ["hookline.delivery.exhausted"]);
+}
+
+#[tokio::test]
+async fn a_fan_out_that_never_finished_is_redriven() {
+    let s = subject();
+    let e = event();
+    s.store
+        .claim_fanout(&e, s.clock.now(), Duration::from_secs(180))
+        .await
+        .unwrap();
+    s.clock.advance(Duration::from_secs(200));
+    assert_eq!(
+        s.sweep().await.unwrap().fanouts_redriven,
+        0,
+        "still within the grace period"
+    );
+    s.clock.advance(Duration::from_secs(60));
+    assert_eq!(s.sweep().await.unwrap().fanouts_redriven, 1);
+    assert_eq!(sent_event_types(&s.queue), ["agent.run.completed"]);
+    assert_eq!(s.sweep().await.unwrap().fanouts_redriven, 0, "once per lease");
+}
+
+#[tokio::test]
+async fn dead_letters_become_failed_deliveries_and_leave_the_dlq() {
+    let s = subject();
+    let ep = endpoint();
+    s.store.create_endpoint(&ep).await.unwrap();
+    let d = retrying(&s, &ep, 1).await;
+    let dead_attempt = QueueMessage::AttemptV1 {
+        event: event(),
+        endpoint_id: ep.id.clone(),
+        wake: d.wake.clone().unwrap(),
+    };
+    for body in [dead_attempt.to_body(), "not json".to_owned()] {
+        s.dlq.dead.lock().unwrap().push_back(hookline::ports::Received {
+            body,
+            receipt_handle: "r".into(),
+            receive_count: 10,
+        });
+    }
+    let report = s.sweep().await.unwrap();
+    assert_eq!(report.dlq_drained, 2);
+    let now = s.store.get_delivery(&d.event_id, &ep.id).await.unwrap().unwrap();
+    assert_eq!(now.status, DeliveryStatus::Failed);
+    assert_eq!(
+        now.failure_reason.as_deref(),
+        Some("its attempt message was dead-lettered after 10 receives")
+    );
+}
