@@ -58,7 +58,7 @@ SOAK_SECONDS ?= 5400
 soak: tools
 	@echo "==> the fault test with $(SOAK_EVENTS) events (at most $(SOAK_SECONDS) s)"
 	@HOOKLINE_FAULT_EVENTS=$(SOAK_EVENTS) HOOKLINE_FAULT_SECONDS=$(SOAK_SECONDS) infra/with-emulator.sh \
-	  cargo nextest run --workspace --locked -E 'test(under_every_fault)' --no-capture 2>&1 | grep -v '"_aws"'
+	  cargo nextest run --workspace --locked -E 'test(under_every_fault)' --no-capture 2>&1 | grep --line-buffered -v '"_aws"'
 
 clean:
 	cargo clean

@@ -121,6 +121,8 @@ pub struct Delivery {
     pub endpoint_id: EndpointId,
     pub event_type: EventType,
     pub status: DeliveryStatus,
+    /// Attempts made so far (the API shows the attempts themselves as `attempts`).
+    #[serde(rename = "attempt_count")]
     pub attempts: u32,
     pub max_attempts: u32,
     pub next_attempt_at: Option<Timestamp>,
@@ -182,6 +184,17 @@ impl Delivery {
             }
             Verdict::GiveUp { reason, .. } => self.fail(reason, finished_at),
         }
+    }
+
+    /// An operator asks for one more attempt now, whatever the state: the delivery
+    /// opens again with a fresh wake token and room for exactly one more attempt.
+    pub fn retry_now(&mut self, now: Timestamp) {
+        self.status = DeliveryStatus::Retrying;
+        self.max_attempts = self.max_attempts.max(self.attempts + 1);
+        self.next_attempt_at = Some(now);
+        self.wake = Some(new_wake());
+        self.failure_reason = None;
+        self.updated_at = now;
     }
 
     /// Ends the delivery as `failed` with the reason.

@@ -3,7 +3,7 @@
 use crate::delivery::{Attempt, AttemptOutcome, Delivery};
 use crate::endpoint::{Endpoint, EndpointStatus};
 use crate::event::Event;
-use crate::ids::{EndpointId, EventId};
+use crate::ids::{DeliveryId, EndpointId, EventId};
 use crate::message::QueueMessage;
 use crate::ports::*;
 use crate::timestamp::Timestamp;
@@ -364,6 +364,73 @@ impl DeliveryStore for MemoryStore {
             .collect();
         due.sort_by_key(|(t, _)| *t);
         Ok(due.into_iter().take(limit as usize).map(|(_, d)| d).collect())
+    }
+
+    async fn find_delivery(&self, id: &DeliveryId) -> PortResult<Option<(Delivery, Vec<Attempt>)>> {
+        self.check()?;
+        Ok(self
+            .deliveries
+            .lock()
+            .unwrap()
+            .values()
+            .find(|r| &r.delivery.id == id)
+            .map(|r| (r.delivery.clone(), r.attempts.clone())))
+    }
+
+    async fn list_deliveries(&self, q: &DeliveryQuery) -> PortResult<Page<Delivery>> {
+        self.check()?;
+        let after = q
+            .cursor
+            .as_deref()
+            .map(|c| DeliveryId::parse(c).map_err(|_| PortError::Permanent("bad cursor".into())))
+            .transpose()?;
+        let all = self.deliveries.lock().unwrap();
+        let mut matching: Vec<Delivery> = all
+            .values()
+            .map(|r| r.delivery.clone())
+            .filter(|d| q.endpoint.as_ref().is_none_or(|e| &d.endpoint_id == e))
+            .filter(|d| q.status.is_none_or(|s| d.status == s))
+            .filter(|d| q.event_type.as_ref().is_none_or(|t| &d.event_type == t))
+            .filter(|d| d.created_at >= q.since && d.created_at <= q.until)
+            .collect();
+        matching.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        let start = after.map_or(0, |a| {
+            matching
+                .iter()
+                .position(|d| d.id == a)
+                .map_or(matching.len(), |p| p + 1)
+        });
+        let items: Vec<Delivery> = matching
+            .iter()
+            .skip(start)
+            .take(q.limit as usize)
+            .cloned()
+            .collect();
+        let more = start + items.len() < matching.len();
+        let next_cursor = if more {
+            items.last().map(|d| d.id.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn replace_delivery(&self, seen: &Delivery, updated: &Delivery) -> PortResult<bool> {
+        self.check()?;
+        let mut all = self.deliveries.lock().unwrap();
+        match all.get_mut(&(seen.event_id.clone(), seen.endpoint_id.clone())) {
+            Some(r)
+                if r.delivery.attempts == seen.attempts
+                    && r.delivery.status == seen.status
+                    && r.delivery.wake == seen.wake =>
+            {
+                r.delivery = updated.clone();
+                r.due_at = Self::due_of(updated);
+                r.lease_until = None;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn count_open(&self, limit: u32) -> PortResult<OpenDeliveries> {

@@ -4,7 +4,7 @@
 use crate::delivery::{Attempt, AttemptOutcome, Delivery};
 use crate::endpoint::Endpoint;
 use crate::event::Event;
-use crate::ids::{EndpointId, EventId};
+use crate::ids::{DeliveryId, EndpointId, EventId};
 use crate::message::QueueMessage;
 use crate::timestamp::Timestamp;
 use async_trait::async_trait;
@@ -142,6 +142,25 @@ pub trait DeliveryStore: Send + Sync {
     async fn due_deliveries(&self, before: Timestamp, limit: u32) -> PortResult<Vec<DueDelivery>>;
     /// Counts open deliveries, looking at no more than `limit`.
     async fn count_open(&self, limit: u32) -> PortResult<OpenDeliveries>;
+    /// One delivery by its id, with its attempts in order.
+    async fn find_delivery(&self, id: &DeliveryId) -> PortResult<Option<(Delivery, Vec<Attempt>)>>;
+    /// The delivery log, newest first. A bad cursor is `Permanent`.
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> PortResult<Page<Delivery>>;
+    /// Replaces a delivery if it is still as `seen` (attempts, status, wake token),
+    /// open or not. Whether it did.
+    async fn replace_delivery(&self, seen: &Delivery, updated: &Delivery) -> PortResult<bool>;
+}
+
+/// What the delivery log is asked for.
+#[derive(Clone, Debug)]
+pub struct DeliveryQuery {
+    pub endpoint: Option<EndpointId>,
+    pub status: Option<crate::delivery::DeliveryStatus>,
+    pub event_type: Option<crate::event::EventType>,
+    pub since: Timestamp,
+    pub until: Timestamp,
+    pub limit: u32,
+    pub cursor: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -81,6 +81,10 @@ impl Problem {
         Self::new("method-not-allowed", "Method not allowed", 405, detail)
     }
 
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new("conflict", "Conflict", 409, detail)
+    }
+
     pub fn too_large(limit: usize) -> Self {
         Self::new(
             "payload-too-large",

@@ -67,7 +67,7 @@ pub struct Harness {
     pub sqs: aws_sdk_sqs::Client,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub ingest: Ingest<SqsQueue, SystemClock>,
-    pub admin: Admin<DynamoStore, SystemClock>,
+    pub admin: Admin<DynamoStore, SqsQueue, SystemClock>,
     pub deliverer: Arc<Deliverer<DynamoStore, HttpSender, SqsQueue, SystemClock>>,
     pub sweep: SweepSettings,
     pub esm: EventSourceMapping,
@@ -140,8 +140,10 @@ impl Harness {
         let admin = Admin {
             keys,
             store: store(),
+            queue: SqsQueue::new(sqs.clone(), stack.queue_url("DeliveryQueue")),
             clock: SystemClock,
             ssrf: local_policy(),
+            retention: Duration::from_secs(30 * 86_400),
         };
         let deliverer = Arc::new(Deliverer {
             store: store(),

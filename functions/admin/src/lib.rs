@@ -1,15 +1,20 @@
-//! The admin function: the endpoint registry (create, list, get, delete) and
-//! `GET /health`. The rest of the operator's API comes with a later issue.
+//! The admin function: the operator's API. Endpoints (create, list, get, delete), the
+//! delivery log (list, get with attempts, retry), events with their deliveries, and
+//! `GET /health`.
 
 use hookline::api;
 use hookline::auth::{ApiKeys, Scope};
 use hookline::config::{ConfigError, Env, api_keys, retention, ssrf_policy};
+use hookline::delivery::DeliveryStatus;
 use hookline::endpoint::EndpointView;
 use hookline::endpoint_input::parse_new_endpoint;
-use hookline::ids::EndpointId;
-use hookline::ports::{Clock, EndpointStore, PortError};
+use hookline::event::EventType;
+use hookline::ids::{DeliveryId, EndpointId, EventId};
+use hookline::message::QueueMessage;
+use hookline::ports::{Clock, DeliveryQuery, DeliveryStore, EndpointStore, EventStore, PortError, Queue};
 use hookline::problem::{FieldProblem, Problem};
 use hookline::ssrf::SsrfPolicy;
+use hookline::timestamp::Timestamp;
 use http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
@@ -24,6 +29,7 @@ pub const MAX_PAGE: u32 = 200;
 pub struct Config {
     pub keys: ApiKeys,
     pub table: String,
+    pub queue_url: String,
     pub retention: Duration,
     pub ssrf: SsrfPolicy,
 }
@@ -32,28 +38,38 @@ impl Config {
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let keys = api_keys(&mut env);
         let table = env.required("HOOKLINE_TABLE");
+        let queue_url = env.required("HOOKLINE_QUEUE_URL");
         let retention = retention(&mut env);
         let ssrf = ssrf_policy(&mut env);
         env.finish()?;
         Ok(Self {
             keys,
             table,
+            queue_url,
             retention,
             ssrf,
         })
     }
 }
 
-pub struct Admin<S, C> {
+pub struct Admin<S, Q, C> {
     pub keys: ApiKeys,
     pub store: S,
+    pub queue: Q,
     pub clock: C,
     pub ssrf: SsrfPolicy,
+    /// How far back the delivery log reaches by default.
+    pub retention: Duration,
 }
 
 type HttpResult = Result<http::Response<String>, Problem>;
 
-impl<S: EndpointStore, C: Clock> Admin<S, C> {
+impl<S, Q, C> Admin<S, Q, C>
+where
+    S: EndpointStore + DeliveryStore + EventStore,
+    Q: Queue,
+    C: Clock,
+{
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let request_id = req.lambda_context_ref().map(|c| c.request_id.clone());
         api::serve(req.method(), req.uri().path(), request_id, self.route(&req))
@@ -65,33 +81,42 @@ impl<S: EndpointStore, C: Clock> Admin<S, C> {
         let path = req.uri().path().trim_end_matches('/');
         let segments: Vec<&str> = path.split('/').skip(1).collect();
         let method = req.method();
-        match segments.as_slice() {
-            ["health"] => match *method {
+        if segments.as_slice() == ["health"] {
+            return match *method {
                 Method::GET => Ok(api::json(
                     200,
                     &json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}),
                 )),
                 _ => Err(Problem::method_not_allowed("`/health` takes GET")),
-            },
-            ["v1", "endpoints"] => {
+            };
+        }
+        let allowed = |m: &str| Problem::method_not_allowed(format!("`{path}` takes {m}"));
+        match segments.as_slice() {
+            ["v1", "endpoints"] | ["v1", "endpoints", _] | ["v1", "deliveries", ..] | ["v1", "events", _] => {
                 api::authorize(&self.keys, req.headers(), Scope::Admin)?;
-                match *method {
-                    Method::POST => self.create(req).await,
-                    Method::GET => self.list(req).await,
-                    _ => Err(Problem::method_not_allowed("`/v1/endpoints` takes GET and POST")),
-                }
             }
-            ["v1", "endpoints", id] => {
-                api::authorize(&self.keys, req.headers(), Scope::Admin)?;
-                let id = EndpointId::parse(id).map_err(|_| not_found(id))?;
-                match *method {
+            _ => return Err(Problem::not_found(format!("no route for `{path}`"))),
+        }
+        match (segments.as_slice(), method.clone()) {
+            (["v1", "endpoints"], Method::POST) => self.create(req).await,
+            (["v1", "endpoints"], Method::GET) => self.list(req).await,
+            (["v1", "endpoints"], _) => Err(allowed("GET and POST")),
+            (["v1", "endpoints", id], m) => {
+                let id = EndpointId::parse(id).map_err(|_| no_endpoint(id))?;
+                match m {
                     Method::GET => self.get(&id).await,
                     Method::DELETE => self.delete(&id).await,
-                    _ => Err(Problem::method_not_allowed(
-                        "`/v1/endpoints/{id}` takes GET and DELETE",
-                    )),
+                    _ => Err(allowed("GET and DELETE")),
                 }
             }
+            (["v1", "deliveries"], Method::GET) => self.deliveries(req).await,
+            (["v1", "deliveries"], _) => Err(allowed("GET")),
+            (["v1", "deliveries", id], Method::GET) => self.delivery(&parse_delivery_id(id)?).await,
+            (["v1", "deliveries", _], _) => Err(allowed("GET")),
+            (["v1", "deliveries", id, "retry"], Method::POST) => self.retry(&parse_delivery_id(id)?).await,
+            (["v1", "deliveries", _, "retry"], _) => Err(allowed("POST")),
+            (["v1", "events", id], Method::GET) => self.event(id).await,
+            (["v1", "events", _], _) => Err(allowed("GET")),
             _ => Err(Problem::not_found(format!("no route for `{path}`"))),
         }
     }
@@ -123,39 +148,15 @@ impl<S: EndpointStore, C: Clock> Admin<S, C> {
     }
 
     async fn list(&self, req: &Request) -> HttpResult {
-        let mut limit = DEFAULT_PAGE;
-        let mut cursor = None;
-        let mut errors = Vec::new();
-        for (k, v) in api::query(req.uri()) {
-            match k.as_str() {
-                "limit" => match v.parse::<u32>() {
-                    Ok(n) if (1..=MAX_PAGE).contains(&n) => limit = n,
-                    _ => errors.push(FieldProblem::new(
-                        "?limit",
-                        format!("must be a whole number from 1 to {MAX_PAGE}"),
-                    )),
-                },
-                "cursor" => cursor = Some(v),
-                other => errors.push(FieldProblem::new(
-                    format!("?{other}"),
-                    "unknown query parameter; use limit and cursor",
-                )),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(Problem::validation("the query is not valid", errors));
-        }
+        let mut q = Query::new(req.uri());
+        let limit = q.limit();
+        let cursor = q.take("cursor");
+        q.finish()?;
         let page = self
             .store
             .list_endpoints(limit, cursor.as_deref())
             .await
-            .map_err(|e| match e {
-                PortError::Permanent(_) if cursor.is_some() => Problem::validation(
-                    "the query is not valid",
-                    vec![FieldProblem::new("?cursor", "is not a cursor this API gave out")],
-                ),
-                e => store_problem(e),
-            })?;
+            .map_err(|e| cursor_problem(e, &cursor))?;
         let data: Vec<EndpointView> = page.items.iter().map(EndpointView::from).collect();
         Ok(api::json(
             200,
@@ -166,7 +167,7 @@ impl<S: EndpointStore, C: Clock> Admin<S, C> {
     async fn get(&self, id: &EndpointId) -> HttpResult {
         match self.store.get_endpoint(id).await.map_err(store_problem)? {
             Some(e) => Ok(api::json(200, &EndpointView::from(&e))),
-            None => Err(not_found(id.as_str())),
+            None => Err(no_endpoint(id.as_str())),
         }
     }
 
@@ -175,13 +176,198 @@ impl<S: EndpointStore, C: Clock> Admin<S, C> {
             tracing::info!(endpoint_id = %id, "endpoint deleted");
             Ok(api::empty(204))
         } else {
-            Err(not_found(id.as_str()))
+            Err(no_endpoint(id.as_str()))
+        }
+    }
+
+    async fn deliveries(&self, req: &Request) -> HttpResult {
+        let mut q = Query::new(req.uri());
+        let now = self.clock.now();
+        let endpoint = q.parse("endpoint_id", |s| EndpointId::parse(s).map_err(|e| e.to_string()));
+        let status = q.parse("status", |s| {
+            DeliveryStatus::parse(s)
+                .ok_or_else(|| "must be pending, retrying, delivered or failed".to_owned())
+        });
+        let event_type = q.parse("event_type", |s| EventType::parse(s).map_err(|e| e.to_string()));
+        let since = q.parse("since", |s| {
+            Timestamp::parse_rfc3339(s).map_err(|_| "must be an RFC 3339 date-time".into())
+        });
+        let until = q.parse("until", |s| {
+            Timestamp::parse_rfc3339(s).map_err(|_| "must be an RFC 3339 date-time".into())
+        });
+        let limit = q.limit();
+        let cursor = q.take("cursor");
+        q.finish()?;
+        let query = DeliveryQuery {
+            endpoint,
+            status,
+            event_type,
+            since: since.unwrap_or(now.minus(self.retention)),
+            until: until.unwrap_or(now),
+            limit,
+            cursor: cursor.clone(),
+        };
+        let page = self
+            .store
+            .list_deliveries(&query)
+            .await
+            .map_err(|e| cursor_problem(e, &cursor))?;
+        Ok(api::json(
+            200,
+            &json!({"data": page.items, "next_cursor": page.next_cursor}),
+        ))
+    }
+
+    async fn delivery(&self, id: &DeliveryId) -> HttpResult {
+        match self.store.find_delivery(id).await.map_err(store_problem)? {
+            Some((d, attempts)) => {
+                let mut body = serde_json::to_value(&d).unwrap_or_default();
+                body["attempts"] = json!(attempts);
+                Ok(api::json(200, &body))
+            }
+            None => Err(no_delivery(id.as_str())),
+        }
+    }
+
+    /// One more attempt now, through the queue like any other.
+    async fn retry(&self, id: &DeliveryId) -> HttpResult {
+        let (seen, _) = self
+            .store
+            .find_delivery(id)
+            .await
+            .map_err(store_problem)?
+            .ok_or_else(|| no_delivery(id.as_str()))?;
+        let event = self
+            .store
+            .get_event(&seen.event_id)
+            .await
+            .map_err(store_problem)?
+            .ok_or_else(|| {
+                Problem::conflict("the delivery's event is no longer stored (past its retention)")
+            })?
+            .event;
+        let mut again = seen.clone();
+        again.retry_now(self.clock.now());
+        if !self
+            .store
+            .replace_delivery(&seen, &again)
+            .await
+            .map_err(store_problem)?
+        {
+            return Err(Problem::conflict(
+                "the delivery changed meanwhile; read it again and retry",
+            ));
+        }
+        let wake = again.wake.clone().unwrap_or_default();
+        let message = QueueMessage::AttemptV1 {
+            event,
+            endpoint_id: again.endpoint_id.clone(),
+            wake,
+        };
+        // If this send fails the delivery is open and due, and the sweeper re-drives it.
+        if let Err(e) = self.queue.send(&message).await {
+            tracing::warn!(error = %e, delivery_id = %id, "could not queue the retry; the sweeper will");
+        }
+        tracing::info!(delivery_id = %id, "retry requested");
+        Ok(api::json(202, &again))
+    }
+
+    async fn event(&self, raw: &str) -> HttpResult {
+        let id = EventId::parse(raw).map_err(|_| no_event(raw))?;
+        let stored = self
+            .store
+            .get_event(&id)
+            .await
+            .map_err(store_problem)?
+            .ok_or_else(|| no_event(raw))?;
+        let deliveries: Vec<_> = self
+            .store
+            .deliveries_for_event(&id)
+            .await
+            .map_err(store_problem)?
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
+        Ok(api::json(
+            200,
+            &json!({"event": stored.event, "fanned_out": stored.fanned_out, "deliveries": deliveries}),
+        ))
+    }
+}
+
+/// A query string read parameter by parameter; unknown and bad ones are all reported.
+struct Query {
+    pairs: Vec<(String, String)>,
+    errors: Vec<FieldProblem>,
+}
+
+impl Query {
+    fn new(uri: &http::Uri) -> Self {
+        Self {
+            pairs: api::query(uri),
+            errors: Vec::new(),
+        }
+    }
+
+    fn take(&mut self, name: &str) -> Option<String> {
+        let i = self.pairs.iter().position(|(k, _)| k == name)?;
+        Some(self.pairs.remove(i).1)
+    }
+
+    fn parse<T>(&mut self, name: &str, f: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+        let raw = self.take(name)?;
+        f(&raw)
+            .map_err(|e| self.errors.push(FieldProblem::new(format!("?{name}"), e)))
+            .ok()
+    }
+
+    fn limit(&mut self) -> u32 {
+        self.parse("limit", |s| match s.parse::<u32>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            _ => Err(format!("must be a whole number from 1 to {MAX_PAGE}")),
+        })
+        .unwrap_or(DEFAULT_PAGE)
+    }
+
+    fn finish(mut self) -> Result<(), Problem> {
+        for (k, _) in std::mem::take(&mut self.pairs) {
+            self.errors
+                .push(FieldProblem::new(format!("?{k}"), "unknown query parameter"));
+        }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Problem::validation("the query is not valid", self.errors))
         }
     }
 }
 
-fn not_found(id: &str) -> Problem {
+fn parse_delivery_id(raw: &str) -> Result<DeliveryId, Problem> {
+    DeliveryId::parse(raw).map_err(|_| no_delivery(raw))
+}
+
+fn no_endpoint(id: &str) -> Problem {
     Problem::not_found(format!("there is no endpoint `{id}`"))
+}
+
+fn no_delivery(id: &str) -> Problem {
+    Problem::not_found(format!("there is no delivery `{id}`"))
+}
+
+fn no_event(id: &str) -> Problem {
+    Problem::not_found(format!(
+        "there is no event `{id}` (events are kept for the retention period)"
+    ))
+}
+
+fn cursor_problem(e: PortError, cursor: &Option<String>) -> Problem {
+    match e {
+        PortError::Permanent(_) if cursor.is_some() => Problem::validation(
+            "the query is not valid",
+            vec![FieldProblem::new("?cursor", "is not a cursor this API gave out")],
+        ),
+        e => store_problem(e),
+    }
 }
 
 fn store_problem(e: PortError) -> Problem {

@@ -1,5 +1,5 @@
 use admin_fn::{Admin, Config};
-use hookline::adapters::{aws_config, dynamo::DynamoStore};
+use hookline::adapters::{aws_config, dynamo::DynamoStore, sqs::SqsQueue};
 use hookline::config::Env;
 use hookline::ports::SystemClock;
 use lambda_http::{Error, Request, run, service_fn};
@@ -8,12 +8,18 @@ use lambda_http::{Error, Request, run, service_fn};
 async fn main() -> Result<(), Error> {
     hookline::telemetry::init_tracing();
     let config = Config::from_env(Env::from_process())?;
-    let dynamo = hookline::adapters::dynamo::Client::new(&aws_config().await);
+    let aws = aws_config().await;
     let admin = Admin {
         keys: config.keys,
-        store: DynamoStore::new(dynamo, config.table, config.retention),
+        store: DynamoStore::new(
+            hookline::adapters::dynamo::Client::new(&aws),
+            config.table,
+            config.retention,
+        ),
+        queue: SqsQueue::new(hookline::adapters::sqs::Client::new(&aws), config.queue_url),
         clock: SystemClock,
         ssrf: config.ssrf,
+        retention: config.retention,
     };
     let admin = &admin;
     run(service_fn(move |req: Request| async move {

@@ -1,7 +1,7 @@
 //! The admin handler with an in-memory store, fed API Gateway fixture requests.
 
 use super::*;
-use hookline::memory::{ManualClock, MemoryStore};
+use hookline::memory::{ManualClock, MemoryQueue, MemoryStore};
 use hookline::{EndpointId, Timestamp};
 use lambda_http::Body;
 use serde_json::Value;
@@ -11,12 +11,16 @@ const LIST_FIXTURE: &str = include_str!("../fixtures/apigw-list-endpoints.json")
 const ADMIN: &str = "fixture-admin-key";
 const INGEST: &str = "fixture-ingest-key";
 
-fn subject() -> Admin<MemoryStore, ManualClock> {
+type Subject = Admin<MemoryStore, MemoryQueue, ManualClock>;
+
+fn subject() -> Subject {
     Admin {
         keys: ApiKeys::new(INGEST, ADMIN),
         store: MemoryStore::default(),
+        queue: MemoryQueue::default(),
         clock: ManualClock::at(Timestamp::from_unix_millis(1_795_935_600_000)),
         ssrf: SsrfPolicy::parse_allowed("127.0.0.0/8").unwrap(),
+        retention: Duration::from_secs(30 * 86_400),
     }
 }
 
@@ -29,7 +33,7 @@ fn call(method: &str, path: &str, body: Option<Value>) -> Request {
         .unwrap()
 }
 
-async fn send(admin: &Admin<MemoryStore, ManualClock>, req: Request) -> (u16, Value) {
+async fn send(admin: &Subject, req: Request) -> (u16, Value) {
     let res = admin.handle(req).await;
     let body = if res.body().as_ref().is_empty() {
         Value::Null
@@ -39,7 +43,7 @@ async fn send(admin: &Admin<MemoryStore, ManualClock>, req: Request) -> (u16, Va
     (res.status().as_u16(), body)
 }
 
-async fn create(admin: &Admin<MemoryStore, ManualClock>, name: &str) -> Value {
+async fn create(admin: &Subject, name: &str) -> Value {
     let (status, body) = send(
         admin,
         call(

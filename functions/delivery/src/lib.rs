@@ -58,7 +58,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             lease: Duration::from_secs(180),
-            concurrency: 32,
+            concurrency: 100,
             retry: RetryDefaults::default(),
             max_delay: MAX_QUEUE_DELAY,
             max_receives: 10,

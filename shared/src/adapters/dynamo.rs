@@ -19,8 +19,8 @@ use crate::endpoint::{Endpoint, EndpointStatus, EventTypeFilter};
 use crate::event::{Event, EventType};
 use crate::ids::{DeliveryId, EndpointId, EventId};
 use crate::ports::{
-    DeliveryStore, DueDelivery, EndpointStore, EventStore, FanoutClaim, OpenDeliveries, Page, PortError,
-    PortResult, StoredEvent,
+    DeliveryQuery, DeliveryStore, DueDelivery, EndpointStore, EventStore, FanoutClaim, OpenDeliveries, Page,
+    PortError, PortResult, StoredEvent,
 };
 use crate::signing::EndpointSecret;
 use crate::timestamp::Timestamp;
@@ -41,6 +41,9 @@ const EVENT_SK: &str = "EVENT";
 const OPEN_PK: &str = "OPEN";
 const FANOUT_PK: &str = "FANOUT";
 pub const OPEN_INDEX: &str = "open";
+pub const BY_ID_INDEX: &str = "delivery_id";
+pub const BY_ENDPOINT_INDEX: &str = "by_endpoint";
+pub const BY_DAY_INDEX: &str = "by_day";
 /// BatchWriteItem takes at most 25 requests.
 const WRITE_BATCH: usize = 25;
 
@@ -71,6 +74,15 @@ fn s(v: impl Into<String>) -> AttributeValue {
 
 fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
+}
+
+/// Sorts deliveries by creation time, then id: `0001795935600000#dlv_…`.
+fn log_sk(created: Timestamp, id: &DeliveryId) -> String {
+    format!("{:016}#{id}", created.unix_millis().max(0))
+}
+
+fn log_day(t: Timestamp) -> String {
+    format!("DAY#{}", &t.to_rfc3339()[..10])
 }
 
 fn event_pk(id: &EventId) -> String {
@@ -254,6 +266,9 @@ impl DynamoStore {
             ("created_at".into(), n(d.created_at.unix_millis())),
             ("updated_at".into(), n(d.updated_at.unix_millis())),
             ("expires_at".into(), self.expires_at(d.updated_at)),
+            // Keys of the delivery-log indexes (by endpoint, by day), newest last.
+            ("log_sk".into(), s(log_sk(d.created_at, &d.id))),
+            ("log_day".into(), s(log_day(d.created_at))),
         ]);
         if let Some(t) = d.next_attempt_at {
             item.insert("next_attempt_at".into(), n(t.unix_millis()));
@@ -893,6 +908,171 @@ impl DeliveryStore for DynamoStore {
             .collect()
     }
 
+    async fn find_delivery(&self, id: &DeliveryId) -> PortResult<Option<(Delivery, Vec<Attempt>)>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_ID_INDEX)
+            .key_condition_expression("delivery_id = :id")
+            .expression_attribute_values(":id", s(id.as_str()))
+            .send()
+            .await
+            .map_err(|e| classify("Query delivery by id", e))?;
+        let Some(item) = out.items().first() else {
+            return Ok(None);
+        };
+        let r = Reader(item);
+        let event_id = r.parse("pk", |pk| {
+            pk.strip_prefix("EVT#")
+                .ok_or("not an event key".to_owned())
+                .and_then(|id| EventId::parse(id).map_err(|e| e.to_string()))
+        })?;
+        let sk = r.str("sk")?.to_owned();
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :sk)")
+            .expression_attribute_values(":pk", s(event_pk(&event_id)))
+            .expression_attribute_values(":sk", s(sk))
+            .consistent_read(true);
+        let mut found: Option<(Delivery, Vec<Attempt>)> = None;
+        for item in query_all(query, "Query delivery").await? {
+            match Reader(&item).opt_str("kind") {
+                Some("delivery") => found = Some((delivery_from_item(&event_id, &item)?, Vec::new())),
+                Some("attempt") => {
+                    if let Some((_, attempts)) = found.as_mut() {
+                        attempts.push(attempt_from_item(&item)?);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(found)
+    }
+
+    async fn list_deliveries(&self, q: &DeliveryQuery) -> PortResult<Page<Delivery>> {
+        let cursor = q.cursor.as_deref().map(LogCursor::decode).transpose()?;
+        // Without an endpoint, walk the day partitions from `until` back to `since`.
+        let mut day = match (&q.endpoint, &cursor) {
+            (Some(_), _) => None,
+            (None, Some(c)) => c.day.clone(),
+            (None, None) => Some(log_day(q.until)),
+        };
+        let mut start = cursor.map(|c| c.key);
+        let first_day = log_day(q.since);
+        let mut items: Vec<Delivery> = Vec::new();
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .scan_index_forward(false)
+                // `~` sorts after every id, so `until` itself is included.
+                .expression_attribute_values(":from", s(format!("{:016}", q.since.unix_millis().max(0))))
+                .expression_attribute_values(":to", s(format!("{:016}~", q.until.unix_millis().max(0))))
+                .limit(i32::try_from(q.limit).unwrap_or(100));
+            query = match (&q.endpoint, &day) {
+                (Some(ep), _) => query
+                    .index_name(BY_ENDPOINT_INDEX)
+                    .key_condition_expression("endpoint_id = :p AND log_sk BETWEEN :from AND :to")
+                    .expression_attribute_values(":p", s(ep.as_str())),
+                (None, Some(d)) => query
+                    .index_name(BY_DAY_INDEX)
+                    .key_condition_expression("log_day = :p AND log_sk BETWEEN :from AND :to")
+                    .expression_attribute_values(":p", s(d)),
+                (None, None) => {
+                    return Ok(Page {
+                        items,
+                        next_cursor: None,
+                    });
+                }
+            };
+            let mut filters = Vec::new();
+            if let Some(st) = q.status {
+                filters.push("#st = :st");
+                query = query
+                    .expression_attribute_names("#st", "status")
+                    .expression_attribute_values(":st", s(st.as_str()));
+            }
+            if let Some(t) = &q.event_type {
+                filters.push("event_type = :et");
+                query = query.expression_attribute_values(":et", s(t.as_str()));
+            }
+            if !filters.is_empty() {
+                query = query.filter_expression(filters.join(" AND "));
+            }
+            let out = query
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("Query delivery log", e))?;
+            for item in out.items() {
+                let r = Reader(item);
+                let event_id = r.parse("pk", |pk| {
+                    pk.strip_prefix("EVT#")
+                        .ok_or("not an event key".to_owned())
+                        .and_then(|id| EventId::parse(id).map_err(|e| e.to_string()))
+                })?;
+                items.push(delivery_from_item(&event_id, item)?);
+            }
+            let more_here = out.last_evaluated_key().filter(|k| !k.is_empty()).cloned();
+            if items.len() >= q.limit as usize {
+                items.truncate(q.limit as usize);
+                // Resume after the last item returned, in this partition.
+                let next = match (more_here, items.last()) {
+                    (_, Some(last)) => Some(LogCursor {
+                        day: day.clone(),
+                        key: self.log_key(last, q.endpoint.is_some()),
+                    }),
+                    _ => None,
+                };
+                return Ok(Page {
+                    items,
+                    next_cursor: next.map(|c| c.encode()),
+                });
+            }
+            match more_here {
+                Some(k) => start = Some(k),
+                None => match &day {
+                    Some(d) if *d > first_day => day = Some(previous_day(d)),
+                    _ => {
+                        return Ok(Page {
+                            items,
+                            next_cursor: None,
+                        });
+                    }
+                },
+            }
+        }
+    }
+
+    async fn replace_delivery(&self, seen: &Delivery, updated: &Delivery) -> PortResult<bool> {
+        let mut values = HashMap::from([
+            (":n".to_owned(), n(seen.attempts)),
+            (":st".to_owned(), s(seen.status.as_str())),
+        ]);
+        let wake = match &seen.wake {
+            Some(w) => {
+                values.insert(":wake".into(), s(w));
+                "wake = :wake"
+            }
+            None => "attribute_not_exists(wake)",
+        };
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.delivery_item(updated)))
+            .condition_expression(format!("attempts = :n AND #st = :st AND {wake}"))
+            .expression_attribute_names("#st", "status")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        conditional(res.map(|_| ()), "PutItem delivery replace")
+    }
+
     async fn count_open(&self, limit: u32) -> PortResult<OpenDeliveries> {
         let oldest = self
             .client
@@ -955,6 +1135,69 @@ impl DynamoStore {
             .await
             .map_err(|e| classify("Query open index", e))?;
         Ok(out.items().to_vec())
+    }
+}
+
+/// Where a delivery-log page stopped: the day partition (for the all-endpoints log)
+/// and the index key of the last item.
+struct LogCursor {
+    day: Option<String>,
+    key: Item,
+}
+
+impl LogCursor {
+    fn encode(&self) -> String {
+        let mut m = serde_json::Map::new();
+        if let Some(d) = &self.day {
+            m.insert("d".into(), serde_json::Value::from(d.clone()));
+        }
+        for (k, v) in &self.key {
+            if let AttributeValue::S(x) = v {
+                m.insert(k.clone(), serde_json::Value::from(x.clone()));
+            }
+        }
+        URL_SAFE_NO_PAD.encode(serde_json::Value::Object(m).to_string())
+    }
+
+    fn decode(c: &str) -> PortResult<Self> {
+        let bad = || PortError::Permanent("the cursor is not one this API gave out".into());
+        let bytes = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+        let v: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&bytes).map_err(|_| bad())?;
+        let day = v.get("d").and_then(|d| d.as_str()).map(str::to_owned);
+        let mut key = Item::new();
+        for k in ["pk", "sk", "log_sk", "log_day", "endpoint_id"] {
+            if let Some(x) = v.get(k).and_then(|x| x.as_str()) {
+                key.insert(k.into(), s(x));
+            }
+        }
+        if !key.contains_key("pk") || !key.contains_key("log_sk") {
+            return Err(bad());
+        }
+        Ok(Self { day, key })
+    }
+}
+
+fn previous_day(day: &str) -> String {
+    let date = day.trim_start_matches("DAY#");
+    let t = Timestamp::parse_rfc3339(&format!("{date}T00:00:00Z")).unwrap_or(Timestamp::from_unix_millis(0));
+    log_day(t.minus(Duration::from_secs(86_400)))
+}
+
+impl DynamoStore {
+    /// The index key of a delivery as the log query saw it.
+    fn log_key(&self, d: &Delivery, by_endpoint: bool) -> Item {
+        let mut key = HashMap::from([
+            ("pk".to_owned(), s(event_pk(&d.event_id))),
+            ("sk".to_owned(), s(delivery_sk(&d.endpoint_id))),
+            ("log_sk".to_owned(), s(log_sk(d.created_at, &d.id))),
+        ]);
+        if by_endpoint {
+            key.insert("endpoint_id".into(), s(d.endpoint_id.as_str()));
+        } else {
+            key.insert("log_day".into(), s(log_day(d.created_at)));
+        }
+        key
     }
 }
 

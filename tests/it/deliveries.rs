@@ -1,0 +1,199 @@
+//! The delivery log on DynamoDB's indexes: listing with filters and cursors, one
+//! delivery with its attempts, an event with its deliveries, and retry.
+
+use crate::support::*;
+use serde_json::{Value, json};
+
+async fn send(h: &Harness, id: &str, event_type: &str) {
+    let body = json!({"id": id, "event_type": event_type, "data": {}}).to_string();
+    let r = h
+        .call_ingest("POST", "/v1/events", Some(INGEST_KEY), Some(&body))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.json);
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["event_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_delivery_log_lists_newest_first_with_filters_and_cursors() {
+    // GIVEN three events to a healthy endpoint and a failing one
+    let h = Harness::new().await;
+    let rx = Receiver::start().await;
+    rx.answer("/down", 500, "");
+    let (up, _) = h.register("up", &rx.url("/up"), &["*"]).await;
+    let (down, _) = h.register("down", &rx.url("/down"), &["agent.*"]).await;
+    for (id, t) in [("e1", "agent.a"), ("e2", "tool.b"), ("e3", "agent.c")] {
+        send(&h, id, t).await;
+        h.pump().await;
+    }
+
+    // One endpoint's log, newest first
+    let r = h
+        .call_admin(
+            "GET",
+            &format!("/v1/deliveries?endpoint_id={up}"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(ids(&r.json), ["e3", "e2", "e1"]);
+    assert_eq!(r.json["data"][0]["status"], "delivered");
+
+    // Filtered by status and by event type
+    let r = h
+        .call_admin("GET", "/v1/deliveries?status=retrying", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(ids(&r.json), ["e3", "e1"]);
+    assert!(
+        r.json["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["endpoint_id"] == down.as_str())
+    );
+    let r = h
+        .call_admin("GET", "/v1/deliveries?event_type=tool.b", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(ids(&r.json), ["e2"]);
+
+    // The whole log, two at a time
+    let mut seen = Vec::new();
+    let mut path = "/v1/deliveries?limit=2".to_owned();
+    for _ in 0..5 {
+        let r = h.call_admin("GET", &path, Some(ADMIN_KEY), None).await;
+        assert_eq!(r.status, 200, "{}", r.json);
+        seen.extend(ids(&r.json));
+        match r.json["next_cursor"].as_str() {
+            Some(c) => path = format!("/v1/deliveries?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert_eq!(seen.first().map(String::as_str), Some("e3"));
+
+    // Bad input is named
+    let r = h
+        .call_admin(
+            "GET",
+            "/v1/deliveries?status=lost&since=yesterday&colour=red",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    let ptrs: Vec<&str> = r.json["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(ptrs, ["?status", "?since", "?colour"]);
+    let r = h
+        .call_admin("GET", "/v1/deliveries?cursor=bm9wZQ", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(r.status, 422, "{}", r.json);
+}
+
+#[tokio::test]
+async fn a_delivery_shows_every_attempt_and_an_event_its_deliveries() {
+    let h = Harness::new().await;
+    let rx = Receiver::start().await;
+    rx.answer("/down", 503, "maintenance");
+    h.register("down", &rx.url("/down"), &["*"]).await;
+    send(&h, "evt-view", "agent.run.failed").await;
+    h.pump().await;
+
+    let event = h
+        .call_admin("GET", "/v1/events/evt-view", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(event.status, 200, "{}", event.json);
+    assert_eq!(event.json["event"]["event_type"], "agent.run.failed");
+    assert_eq!(event.json["fanned_out"], true);
+    let delivery_id = event.json["deliveries"][0]["id"].as_str().unwrap().to_owned();
+
+    let d = h
+        .call_admin(
+            "GET",
+            &format!("/v1/deliveries/{delivery_id}"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(d.status, 200, "{}", d.json);
+    assert_eq!(d.json["status"], "retrying");
+    assert_eq!(d.json["attempt_count"], 1);
+    let attempt = &d.json["attempts"][0];
+    assert_eq!(
+        (attempt["number"].as_u64(), attempt["status"].as_u64()),
+        (Some(1), Some(503))
+    );
+    assert_eq!(attempt["body"], "maintenance");
+
+    for path in [
+        "/v1/events/nope",
+        "/v1/deliveries/dlv_0192",
+        "/v1/deliveries/not-an-id",
+    ] {
+        assert_eq!(
+            h.call_admin("GET", path, Some(ADMIN_KEY), None).await.status,
+            404,
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_sent_again_on_request() {
+    // GIVEN a delivery that failed its only attempt
+    let h = Harness::new().await;
+    let rx = Receiver::start().await;
+    rx.answer("/once", 500, "");
+    let body = json!({"name": "once", "url": rx.url("/once"), "max_attempts": 1}).to_string();
+    assert_eq!(
+        h.call_admin("POST", "/v1/endpoints", Some(ADMIN_KEY), Some(&body))
+            .await
+            .status,
+        201
+    );
+    send(&h, "evt-retry", "agent.x").await;
+    h.pump().await;
+    let event = h
+        .call_admin("GET", "/v1/events/evt-retry", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(event.json["deliveries"][0]["status"], "failed");
+    let id = event.json["deliveries"][0]["id"].as_str().unwrap().to_owned();
+
+    // WHEN the receiver is fixed and an operator asks for a retry
+    rx.answer("/once", 200, "ok");
+    let r = h
+        .call_admin(
+            "POST",
+            &format!("/v1/deliveries/{id}/retry"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.json);
+    assert_eq!(r.json["status"], "retrying");
+    h.pump().await;
+
+    // THEN it is delivered on a second attempt, with the same webhook-id
+    let d = h
+        .call_admin("GET", &format!("/v1/deliveries/{id}"), Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(
+        (d.json["status"].as_str(), d.json["attempt_count"].as_u64()),
+        (Some("delivered"), Some(2))
+    );
+    let got = rx.received("/once");
+    assert_eq!(got.len(), 2);
+    assert!(got.iter().all(|r| r.header("webhook-id") == "evt-retry"));
+}
