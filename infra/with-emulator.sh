@@ -8,7 +8,7 @@ moto="$root/.tools/venv/bin/moto_server"
 [ -x "$moto" ] || { echo "with-emulator: $moto is missing; run 'make tools'" >&2; exit 1; }
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-log="$root/target/moto-test.log"
+log="$root/target/moto-test-$port.log"
 mkdir -p "$root/target"
 "$moto" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 moto_pid=$!
