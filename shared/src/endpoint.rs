@@ -125,11 +125,46 @@ pub struct Endpoint {
     /// Since when every attempt has failed; `None` after a success.
     pub failing_since: Option<Timestamp>,
     pub secret: EndpointSecret,
+    /// Secrets replaced by a rotation, still signing beside the new one until then.
+    pub previous_secrets: Vec<(EndpointSecret, Timestamp)>,
+    /// Bumped by every change, so concurrent updates cannot overwrite each other.
+    pub version: u64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
 
 impl Endpoint {
+    /// Its own list of waits, or none (the service's schedule); sets the attempts to match.
+    pub fn set_retry_schedule(&mut self, waits: Option<Vec<Duration>>) {
+        if let Some(w) = &waits {
+            self.max_attempts = u32::try_from(w.len() + 1).unwrap_or(MAX_MAX_ATTEMPTS);
+        }
+        self.retry_schedule = waits;
+    }
+
+    /// The secrets that sign at `now`: the current one first, then those in their
+    /// grace period.
+    pub fn signing_secrets(&self, now: Timestamp) -> Vec<&EndpointSecret> {
+        std::iter::once(&self.secret)
+            .chain(
+                self.previous_secrets
+                    .iter()
+                    .filter(|(_, until)| *until > now)
+                    .map(|(s, _)| s),
+            )
+            .collect()
+    }
+
+    /// Replaces the secret; the old one keeps signing for `grace`.
+    pub fn rotate_secret(&mut self, new: EndpointSecret, grace: Duration, now: Timestamp) {
+        let old = std::mem::replace(&mut self.secret, new);
+        self.previous_secrets.retain(|(_, until)| *until > now);
+        if !grace.is_zero() {
+            self.previous_secrets.push((old, now.saturating_add(grace)));
+        }
+        self.updated_at = now;
+    }
+
     pub fn retry_policy(&self, defaults: &RetryDefaults) -> RetryPolicy {
         RetryPolicy::for_endpoint(defaults, self.max_attempts, self.retry_schedule.as_deref())
     }
@@ -156,6 +191,10 @@ pub struct EndpointView<'a> {
     pub disabled_reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failing_since: Option<Timestamp>,
+    /// When the secrets replaced by rotations stop signing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub previous_secrets_expire_at: Vec<Timestamp>,
+    pub version: u64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -177,6 +216,8 @@ impl<'a> From<&'a Endpoint> for EndpointView<'a> {
             status: e.status,
             disabled_reason: e.disabled_reason.as_deref(),
             failing_since: e.failing_since,
+            previous_secrets_expire_at: e.previous_secrets.iter().map(|(_, t)| *t).collect(),
+            version: e.version,
             created_at: e.created_at,
             updated_at: e.updated_at,
         }

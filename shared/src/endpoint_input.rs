@@ -1,14 +1,15 @@
-//! What an operator may send to register an endpoint, and how it becomes an `Endpoint`.
-//! Every problem is reported at once, each with its JSON pointer.
+//! What an operator may send to register or change an endpoint, and how it becomes
+//! an `Endpoint`. Creation and `PATCH` read fields the same way; every problem is
+//! reported at once, each with its JSON pointer.
 
-use crate::api::{object, opt_str, pointer, refuse_unknown_fields, req_str};
+use crate::api::{object, pointer, refuse_unknown_fields};
 use crate::endpoint::*;
 use crate::ids::EndpointId;
 use crate::problem::FieldProblem;
 use crate::signing::EndpointSecret;
 use crate::ssrf::SsrfPolicy;
 use crate::timestamp::Timestamp;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -22,68 +23,102 @@ pub const FIELDS: &[&str] = &[
     "max_attempts",
     "retry_schedule",
 ];
+/// What `PATCH` may change: the fields above but the secret (rotate it instead),
+/// plus the status, a reason to go with `disabled`, and the version it was read at.
+pub const PATCH_FIELDS: &[&str] = &[
+    "name",
+    "url",
+    "event_types",
+    "headers",
+    "timeout_seconds",
+    "max_attempts",
+    "retry_schedule",
+    "status",
+    "disabled_reason",
+    "version",
+];
 /// The longest wait an endpoint's own schedule may ask for between two attempts.
 pub const MAX_SCHEDULED_WAIT_SECONDS: u64 = 24 * 3600;
 const MAX_NAME_LEN: usize = 128;
 
-fn int_in(
-    obj: &serde_json::Map<String, Value>,
-    key: &str,
-    range: std::ops::RangeInclusive<u32>,
-    default: u32,
-    errors: &mut Vec<FieldProblem>,
-) -> u32 {
-    match obj.get(key) {
-        None | Some(Value::Null) => default,
-        Some(v) => match v
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .filter(|n| range.contains(n))
-        {
-            Some(n) => n,
-            None => {
-                errors.push(FieldProblem::new(
-                    pointer("", key),
-                    format!("must be a whole number from {} to {}", range.start(), range.end()),
-                ));
-                default
-            }
-        },
+/// The fields a body gave, each read and checked; `None` where it gave none.
+#[derive(Default)]
+struct Fields {
+    name: Option<String>,
+    url: Option<String>,
+    event_types: Option<Vec<EventTypeFilter>>,
+    secret: Option<EndpointSecret>,
+    headers: Option<BTreeMap<String, String>>,
+    timeout_seconds: Option<u32>,
+    max_attempts: Option<u32>,
+    /// `Some(None)`: cleared, back to the service's schedule.
+    retry_schedule: Option<Option<Vec<Duration>>>,
+}
+
+fn present<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    obj.get(key).filter(|v| !v.is_null())
+}
+
+fn string(obj: &Map<String, Value>, key: &str, errors: &mut Vec<FieldProblem>) -> Option<String> {
+    match present(obj, key)? {
+        Value::String(s) => Some(s.clone()),
+        _ => {
+            errors.push(FieldProblem::new(pointer("", key), "must be a string"));
+            None
+        }
     }
 }
 
-/// Parses a new endpoint. The URL's form and literal addresses are checked here; a
-/// host name still has to be resolved and checked (`SsrfPolicy::resolve_destination`).
-pub fn parse_new_endpoint(
-    v: &Value,
-    policy: &SsrfPolicy,
-    now: Timestamp,
-) -> Result<Endpoint, Vec<FieldProblem>> {
-    let mut errors = Vec::new();
-    let Some(obj) = object(v, "/", &mut errors) else {
-        return Err(errors);
-    };
-    refuse_unknown_fields(obj, FIELDS, "", &mut errors);
+fn int_in(
+    obj: &Map<String, Value>,
+    key: &str,
+    range: std::ops::RangeInclusive<u32>,
+    errors: &mut Vec<FieldProblem>,
+) -> Option<u32> {
+    let v = present(obj, key)?;
+    let n = v
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| range.contains(n));
+    if n.is_none() {
+        errors.push(FieldProblem::new(
+            pointer("", key),
+            format!("must be a whole number from {} to {}", range.start(), range.end()),
+        ));
+    }
+    n
+}
 
-    let name = req_str(obj, "name", "", &mut errors).unwrap_or_default();
-    if obj.contains_key("name") && (name.trim().is_empty() || name.len() > MAX_NAME_LEN) {
+fn read_fields(
+    obj: &Map<String, Value>,
+    policy: &SsrfPolicy,
+    with_secret: bool,
+    errors: &mut Vec<FieldProblem>,
+) -> Fields {
+    let mut f = Fields {
+        name: string(obj, "name", errors),
+        ..Fields::default()
+    };
+    if let Some(name) = &f.name
+        && (name.trim().is_empty() || name.len() > MAX_NAME_LEN)
+    {
         errors.push(FieldProblem::new(
             "/name",
             format!("must be 1 to {MAX_NAME_LEN} characters long"),
         ));
     }
-    let url = req_str(obj, "url", "", &mut errors).unwrap_or_default();
-    if let (false, Err(e)) = (url.is_empty(), policy.parse_destination(url)) {
+    f.url = string(obj, "url", errors);
+    if let Some(Err(e)) = f.url.as_deref().map(|u| policy.parse_destination(u)) {
         errors.push(FieldProblem::new("/url", format!("the URL {e}")));
     }
-    let event_types = match obj.get("event_types") {
-        None | Some(Value::Null) => vec![EventTypeFilter::All],
+    f.event_types = match present(obj, "event_types") {
+        None => None,
         Some(Value::Array(a)) if a.is_empty() || a.len() > MAX_EVENT_TYPE_FILTERS => {
             errors.push(FieldProblem::new(
                 "/event_types",
                 format!("must hold 1 to {MAX_EVENT_TYPE_FILTERS} entries"),
             ));
-            Vec::new()
+            None
         }
         Some(Value::Array(a)) => {
             let mut out: Vec<EventTypeFilter> = Vec::new();
@@ -97,25 +132,25 @@ pub fn parse_new_endpoint(
                     None => errors.push(FieldProblem::new(format!("/event_types/{i}"), "must be a string")),
                 }
             }
-            out
+            Some(out)
         }
         Some(_) => {
             errors.push(FieldProblem::new(
                 "/event_types",
                 "must be an array of event types",
             ));
-            Vec::new()
+            None
         }
     };
-    let secret = match opt_str(obj, "secret", "", &mut errors) {
-        None => EndpointSecret::generate(),
-        Some(s) => EndpointSecret::parse(s).unwrap_or_else(|e| {
-            errors.push(FieldProblem::new("/secret", e.to_string()));
-            EndpointSecret::generate()
-        }),
-    };
-    let headers = match obj.get("headers") {
-        None | Some(Value::Null) => BTreeMap::new(),
+    f.secret = string(obj, "secret", errors)
+        .filter(|_| with_secret)
+        .and_then(|s| {
+            EndpointSecret::parse(&s)
+                .map_err(|e| errors.push(FieldProblem::new("/secret", e.to_string())))
+                .ok()
+        });
+    f.headers = match present(obj, "headers") {
+        None => None,
         Some(Value::Object(m)) => {
             let mut raw = BTreeMap::new();
             for (k, v) in m {
@@ -126,37 +161,25 @@ pub fn parse_new_endpoint(
                     None => errors.push(FieldProblem::new(pointer("/headers", k), "must be a string")),
                 }
             }
-            check_custom_headers(raw).unwrap_or_else(|e| {
-                errors.push(FieldProblem::new("/headers", e.to_string()));
-                BTreeMap::new()
-            })
+            check_custom_headers(raw)
+                .map_err(|e| errors.push(FieldProblem::new("/headers", e.to_string())))
+                .ok()
         }
         Some(_) => {
             errors.push(FieldProblem::new(
                 "/headers",
                 "must be an object of header names to values",
             ));
-            BTreeMap::new()
+            None
         }
     };
-    let timeout_seconds = int_in(
-        obj,
-        "timeout_seconds",
-        1..=MAX_TIMEOUT_SECONDS,
-        DEFAULT_TIMEOUT_SECONDS,
-        &mut errors,
-    );
-    let mut max_attempts = int_in(
-        obj,
-        "max_attempts",
-        1..=MAX_MAX_ATTEMPTS,
-        DEFAULT_MAX_ATTEMPTS,
-        &mut errors,
-    );
-    let retry_schedule = match obj.get("retry_schedule") {
-        None | Some(Value::Null) => None,
+    f.timeout_seconds = int_in(obj, "timeout_seconds", 1..=MAX_TIMEOUT_SECONDS, errors);
+    f.max_attempts = int_in(obj, "max_attempts", 1..=MAX_MAX_ATTEMPTS, errors);
+    f.retry_schedule = match obj.get("retry_schedule") {
+        None => None,
+        Some(Value::Null) => Some(None),
         Some(Value::Array(a)) if !a.is_empty() && a.len() < MAX_MAX_ATTEMPTS as usize => {
-            if obj.get("max_attempts").is_some_and(|v| !v.is_null()) {
+            if f.max_attempts.is_some() {
                 errors.push(FieldProblem::new(
                     "/retry_schedule",
                     "give either max_attempts or retry_schedule: a schedule of n waits makes n + 1 attempts",
@@ -172,37 +195,139 @@ pub fn parse_new_endpoint(
                     )),
                 }
             }
-            max_attempts = u32::try_from(waits.len() + 1).unwrap_or(MAX_MAX_ATTEMPTS);
-            Some(waits)
+            Some(Some(waits))
         }
         Some(_) => {
             errors.push(FieldProblem::new(
                 "/retry_schedule",
-                format!("must be a list of 1 to {} waits in seconds", MAX_MAX_ATTEMPTS - 1),
+                format!(
+                    "must be a list of 1 to {} waits in seconds, or null",
+                    MAX_MAX_ATTEMPTS - 1
+                ),
             ));
             None
         }
     };
+    f
+}
 
+/// Parses a new endpoint. The URL's form and literal addresses are checked here; a
+/// host name still has to be resolved and checked (`SsrfPolicy::resolve_destination`).
+pub fn parse_new_endpoint(
+    v: &Value,
+    policy: &SsrfPolicy,
+    now: Timestamp,
+) -> Result<Endpoint, Vec<FieldProblem>> {
+    let mut errors = Vec::new();
+    let Some(obj) = object(v, "/", &mut errors) else {
+        return Err(errors);
+    };
+    refuse_unknown_fields(obj, FIELDS, "", &mut errors);
+    for required in ["name", "url"] {
+        if present(obj, required).is_none() {
+            errors.push(FieldProblem::new(pointer("", required), "is required"));
+        }
+    }
+    let f = read_fields(obj, policy, true, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(Endpoint {
+    let mut e = Endpoint {
         id: EndpointId::generate(),
-        name: name.trim().to_owned(),
-        url: url.to_owned(),
-        event_types,
-        headers,
-        timeout_seconds,
-        max_attempts,
+        name: f.name.unwrap_or_default().trim().to_owned(),
+        url: f.url.unwrap_or_default(),
+        event_types: f.event_types.unwrap_or_else(|| vec![EventTypeFilter::All]),
+        headers: f.headers.unwrap_or_default(),
+        timeout_seconds: f.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS),
+        max_attempts: f.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
         status: EndpointStatus::Active,
         disabled_reason: None,
-        retry_schedule,
+        retry_schedule: None,
         failing_since: None,
-        secret,
+        secret: f.secret.unwrap_or_else(EndpointSecret::generate),
+        previous_secrets: Vec::new(),
+        version: 1,
         created_at: now,
         updated_at: now,
-    })
+    };
+    e.set_retry_schedule(f.retry_schedule.flatten());
+    Ok(e)
+}
+
+/// Applies a `PATCH` body to an endpoint: only the fields it gives change. Setting
+/// `status` to `active` clears the reason and the failing streak.
+pub fn apply_patch(
+    e: &mut Endpoint,
+    v: &Value,
+    policy: &SsrfPolicy,
+    now: Timestamp,
+) -> Result<(), Vec<FieldProblem>> {
+    let mut errors = Vec::new();
+    let Some(obj) = object(v, "/", &mut errors) else {
+        return Err(errors);
+    };
+    refuse_unknown_fields(obj, PATCH_FIELDS, "", &mut errors);
+    for required in ["name", "url"] {
+        if obj.get(required).is_some_and(Value::is_null) {
+            errors.push(FieldProblem::new(pointer("", required), "cannot be removed"));
+        }
+    }
+    let f = read_fields(obj, policy, false, &mut errors);
+    let status = match string(obj, "status", &mut errors).as_deref() {
+        None => None,
+        Some("active") => Some(EndpointStatus::Active),
+        Some("disabled") => Some(EndpointStatus::Disabled),
+        Some(_) => {
+            errors.push(FieldProblem::new("/status", "must be `active` or `disabled`"));
+            None
+        }
+    };
+    let reason = string(obj, "disabled_reason", &mut errors);
+    if reason.is_some() && status != Some(EndpointStatus::Disabled) {
+        errors.push(FieldProblem::new(
+            "/disabled_reason",
+            "goes with `status: disabled`",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    if let Some(n) = f.name {
+        e.name = n.trim().to_owned();
+    }
+    if let Some(u) = f.url {
+        e.url = u;
+    }
+    if let Some(t) = f.event_types {
+        e.event_types = t;
+    }
+    if let Some(h) = f.headers {
+        e.headers = h;
+    }
+    if let Some(t) = f.timeout_seconds {
+        e.timeout_seconds = t;
+    }
+    if let Some(m) = f.max_attempts {
+        e.max_attempts = m;
+        e.retry_schedule = None;
+    }
+    if let Some(s) = f.retry_schedule {
+        e.set_retry_schedule(s);
+    }
+    match status {
+        Some(EndpointStatus::Disabled) => {
+            e.status = EndpointStatus::Disabled;
+            e.disabled_reason = Some(reason.unwrap_or_else(|| "disabled by an operator".into()));
+        }
+        Some(EndpointStatus::Active) => {
+            e.status = EndpointStatus::Active;
+            e.disabled_reason = None;
+            e.failing_since = None;
+        }
+        None => {}
+    }
+    e.updated_at = now;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -93,6 +93,18 @@ impl EndpointStore for MemoryStore {
         Ok(self.endpoints.lock().unwrap().remove(id).is_some())
     }
 
+    async fn update_endpoint(&self, endpoint: &Endpoint, read_version: u64) -> PortResult<bool> {
+        self.check()?;
+        let mut all = self.endpoints.lock().unwrap();
+        match all.get_mut(&endpoint.id) {
+            Some(e) if e.version == read_version => {
+                *e = endpoint.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn all_endpoints(&self) -> PortResult<Vec<Endpoint>> {
         self.check()?;
         Ok(self.endpoints.lock().unwrap().values().cloned().collect())
@@ -131,6 +143,7 @@ impl EndpointStore for MemoryStore {
                 e.status = EndpointStatus::Disabled;
                 e.disabled_reason = Some(reason.to_owned());
                 e.updated_at = now;
+                e.version += 1;
                 Ok(true)
             }
             _ => Ok(false),

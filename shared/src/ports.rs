@@ -45,6 +45,9 @@ pub trait EndpointStore: Send + Sync {
     async fn list_endpoints(&self, limit: u32, cursor: Option<&str>) -> PortResult<Page<Endpoint>>;
     /// Whether it existed.
     async fn delete_endpoint(&self, id: &EndpointId) -> PortResult<bool>;
+    /// Writes a changed endpoint if it is still at the version it was read at; the
+    /// caller has bumped `endpoint.version`. Whether it was written.
+    async fn update_endpoint(&self, endpoint: &Endpoint, read_version: u64) -> PortResult<bool>;
     /// Every endpoint, for matching events against.
     async fn all_endpoints(&self) -> PortResult<Vec<Endpoint>>;
     /// An attempt failed: starts the failing streak unless one is running; returns

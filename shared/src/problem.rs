@@ -85,6 +85,19 @@ impl Problem {
         Self::new("conflict", "Conflict", 409, detail)
     }
 
+    pub fn precondition_failed(detail: impl Into<String>) -> Self {
+        Self::new("precondition-failed", "The resource changed", 412, detail)
+    }
+
+    pub fn precondition_required(detail: impl Into<String>) -> Self {
+        Self::new(
+            "precondition-required",
+            "Say which version you are changing",
+            428,
+            detail,
+        )
+    }
+
     pub fn too_large(limit: usize) -> Self {
         Self::new(
             "payload-too-large",

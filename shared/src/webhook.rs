@@ -33,7 +33,12 @@ pub fn signed_request(
         ("webhook-timestamp".into(), ts.clone()),
         (
             "webhook-signature".into(),
-            standard_signature_header(&[&endpoint.secret], id, unix_seconds, body.as_bytes()),
+            standard_signature_header(
+                &endpoint.signing_secrets(crate::Timestamp::from_unix_millis(unix_seconds * 1000)),
+                id,
+                unix_seconds,
+                body.as_bytes(),
+            ),
         ),
         (
             "x-webhook-signature".into(),

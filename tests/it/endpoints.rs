@@ -130,3 +130,223 @@ async fn the_admin_api_wants_an_admin_key() {
     assert_eq!(h.call_admin("GET", "/v1/endpoints", None, None).await.status, 401);
     assert_eq!(h.call_admin("GET", "/health", None, None).await.status, 200);
 }
+
+async fn create(h: &Harness, body: serde_json::Value) -> serde_json::Value {
+    let r = h
+        .call_admin("POST", "/v1/endpoints", Some(ADMIN_KEY), Some(&body.to_string()))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.json);
+    r.json
+}
+
+async fn patch(h: &Harness, id: &str, if_match: Option<&str>, body: serde_json::Value) -> Reply {
+    let mut req = request(
+        "PATCH",
+        &format!("/v1/endpoints/{id}"),
+        Some(ADMIN_KEY),
+        Some(&body.to_string()),
+    );
+    if let Some(v) = if_match {
+        req.headers_mut().insert("if-match", v.parse().unwrap());
+    }
+    reply(h.admin.handle(req).await)
+}
+
+#[tokio::test]
+async fn a_patch_changes_only_what_it_names_and_only_from_the_version_read() {
+    let h = Harness::new().await;
+    let e = create(
+        &h,
+        json!({"name": "crm", "url": "http://127.0.0.1:9/a", "event_types": ["agent.*"]}),
+    )
+    .await;
+    let id = e["id"].as_str().unwrap();
+    let got = h
+        .call_admin("GET", &format!("/v1/endpoints/{id}"), Some(ADMIN_KEY), None)
+        .await;
+    let etag = got.headers["etag"].to_str().unwrap().to_owned();
+    assert_eq!(etag, "\"1\"");
+
+    // Without saying which version: refused
+    let r = patch(&h, id, None, json!({"name": "CRM"})).await;
+    assert_eq!(r.status, 428, "{}", r.json);
+
+    // With the ETag: applied, and only the named field changed
+    let r = patch(&h, id, Some(&etag), json!({"name": "CRM", "timeout_seconds": 5})).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(
+        (r.json["name"].as_str(), r.json["timeout_seconds"].as_u64()),
+        (Some("CRM"), Some(5))
+    );
+    assert_eq!(r.json["event_types"], json!(["agent.*"]));
+    assert_eq!(r.json["version"], 2);
+
+    // A second operator still holding version 1 cannot overwrite it
+    let r = patch(&h, id, Some(&etag), json!({"name": "crm-old"})).await;
+    assert_eq!(r.status, 412, "{}", r.json);
+    assert!(r.json["detail"].as_str().unwrap().contains("version 2"));
+
+    // Disable with a reason, then enable again (version in the body works too)
+    let r = patch(
+        &h,
+        id,
+        None,
+        json!({"version": 2, "status": "disabled", "disabled_reason": "receiver migration"}),
+    )
+    .await;
+    assert_eq!(
+        (r.json["status"].as_str(), r.json["disabled_reason"].as_str()),
+        (Some("disabled"), Some("receiver migration"))
+    );
+    let r = patch(&h, id, None, json!({"version": 3, "status": "active"})).await;
+    assert_eq!(r.json["status"], "active");
+    assert!(r.json.get("disabled_reason").is_none());
+
+    // Bad fields are named; the secret cannot be patched, reserved headers cannot be set
+    let r = patch(
+        &h,
+        id,
+        None,
+        json!({"version": 4, "secret": "whsec_x", "headers": {"webhook-id": "x"}, "url": "http://10.0.0.1/"}),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.json);
+    let ptrs: Vec<&str> = r.json["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(ptrs, ["/secret", "/url", "/headers"]);
+}
+
+#[tokio::test]
+async fn after_a_rotation_both_secrets_sign_until_the_grace_period_ends() {
+    let h = Harness::new().await;
+    let rx = Receiver::start().await;
+    let e = create(&h, json!({"name": "crm", "url": rx.url("/hook")})).await;
+    let (id, old) = (
+        e["id"].as_str().unwrap(),
+        e["secret"].as_str().unwrap().to_owned(),
+    );
+
+    let r = h
+        .call_admin(
+            "POST",
+            &format!("/v1/endpoints/{id}/rotate-secret"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    let new = r.json["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    assert_eq!(r.json["previous_secrets_expire_at"].as_array().unwrap().len(), 1);
+    let got = h
+        .call_admin("GET", &format!("/v1/endpoints/{id}"), Some(ADMIN_KEY), None)
+        .await;
+    assert!(got.json.get("secret").is_none());
+
+    let body = json!({"event_type": "a", "data": 1}).to_string();
+    h.call_ingest("POST", "/v1/events", Some(INGEST_KEY), Some(&body))
+        .await;
+    h.pump().await;
+    let req = rx.received("/hook").remove(0);
+    let header = req.header("webhook-signature");
+    assert_eq!(header.split(' ').count(), 2, "{header}");
+    for secret in [&old, &new] {
+        let secret = hookline::signing::EndpointSecret::parse(secret).unwrap();
+        hookline::signing::verify_standard(
+            &secret,
+            &req.header("webhook-id"),
+            &req.header("webhook-timestamp"),
+            &header,
+            &req.body,
+            hookline::Timestamp::now().unix_seconds(),
+            300,
+        )
+        .expect("each secret verifies during the grace period");
+    }
+
+    // No grace: the old secret stops at once.
+    let r = h
+        .call_admin(
+            "POST",
+            &format!("/v1/endpoints/{id}/rotate-secret"),
+            Some(ADMIN_KEY),
+            Some(r#"{"grace_seconds": 0}"#),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(
+        r.json["previous_secrets_expire_at"].as_array().map(Vec::len),
+        Some(1),
+        "only the first rotation's secret is left"
+    );
+    let bad = h
+        .call_admin(
+            "POST",
+            &format!("/v1/endpoints/{id}/rotate-secret"),
+            Some(ADMIN_KEY),
+            Some(r#"{"grace_seconds": -1}"#),
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+}
+
+#[tokio::test]
+async fn recover_sends_again_the_failed_deliveries_of_a_time_range() {
+    let h = Harness::new().await;
+    let rx = Receiver::start().await;
+    rx.answer("/down", 500, "");
+    let e = create(
+        &h,
+        json!({"name": "down", "url": rx.url("/down"), "max_attempts": 1}),
+    )
+    .await;
+    let id = e["id"].as_str().unwrap();
+    for i in 0..3 {
+        let body = json!({"id": format!("rec-{i}"), "event_type": "a", "data": i}).to_string();
+        h.call_ingest("POST", "/v1/events", Some(INGEST_KEY), Some(&body))
+            .await;
+    }
+    h.pump().await;
+    rx.answer("/down", 200, "ok");
+
+    let since = hookline::Timestamp::from_unix_millis(hookline::Timestamp::now().unix_millis() - 3_600_000);
+    let body = json!({"since": since.to_rfc3339()}).to_string();
+    let r = h
+        .call_admin(
+            "POST",
+            &format!("/v1/endpoints/{id}/recover"),
+            Some(ADMIN_KEY),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.json);
+    assert_eq!(
+        (r.json["recovered"].as_u64(), r.json["more"].as_bool()),
+        (Some(3), Some(false))
+    );
+    h.pump().await;
+
+    let log = h
+        .call_admin(
+            "GET",
+            &format!("/v1/deliveries?endpoint_id={id}&status=delivered"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(log.json["data"].as_array().unwrap().len(), 3, "{}", log.json);
+    let missing = h
+        .call_admin(
+            "POST",
+            &format!("/v1/endpoints/{id}/recover"),
+            Some(ADMIN_KEY),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(missing.status, 422);
+    assert_eq!(missing.json["errors"][0]["pointer"], "/since");
+}

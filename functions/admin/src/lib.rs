@@ -7,12 +7,13 @@ use hookline::auth::{ApiKeys, Scope};
 use hookline::config::{ConfigError, Env, api_keys, retention, ssrf_policy};
 use hookline::delivery::DeliveryStatus;
 use hookline::endpoint::EndpointView;
-use hookline::endpoint_input::parse_new_endpoint;
+use hookline::endpoint_input::{apply_patch, parse_new_endpoint};
 use hookline::event::EventType;
 use hookline::ids::{DeliveryId, EndpointId, EventId};
 use hookline::message::QueueMessage;
 use hookline::ports::{Clock, DeliveryQuery, DeliveryStore, EndpointStore, EventStore, PortError, Queue};
 use hookline::problem::{FieldProblem, Problem};
+use hookline::signing::EndpointSecret;
 use hookline::ssrf::SsrfPolicy;
 use hookline::timestamp::Timestamp;
 use http::Method;
@@ -24,6 +25,10 @@ use std::time::Duration;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 200;
+pub const DEFAULT_ROTATION_GRACE_SECONDS: u64 = 86_400;
+pub const MAX_ROTATION_GRACE_SECONDS: u64 = 7 * 86_400;
+/// One recovery call re-sends at most this many deliveries; `more` says if it stopped.
+pub const MAX_RECOVER: u32 = 1000;
 
 #[derive(Debug)]
 pub struct Config {
@@ -92,7 +97,7 @@ where
         }
         let allowed = |m: &str| Problem::method_not_allowed(format!("`{path}` takes {m}"));
         match segments.as_slice() {
-            ["v1", "endpoints"] | ["v1", "endpoints", _] | ["v1", "deliveries", ..] | ["v1", "events", _] => {
+            ["v1", "endpoints", ..] | ["v1", "deliveries", ..] | ["v1", "events", _] => {
                 api::authorize(&self.keys, req.headers(), Scope::Admin)?;
             }
             _ => return Err(Problem::not_found(format!("no route for `{path}`"))),
@@ -105,10 +110,20 @@ where
                 let id = EndpointId::parse(id).map_err(|_| no_endpoint(id))?;
                 match m {
                     Method::GET => self.get(&id).await,
+                    Method::PATCH => self.patch(&id, req).await,
                     Method::DELETE => self.delete(&id).await,
-                    _ => Err(allowed("GET and DELETE")),
+                    _ => Err(allowed("GET, PATCH and DELETE")),
                 }
             }
+            (["v1", "endpoints", id, "rotate-secret"], Method::POST) => {
+                let id = EndpointId::parse(id).map_err(|_| no_endpoint(id))?;
+                self.rotate(&id, req).await
+            }
+            (["v1", "endpoints", id, "recover"], Method::POST) => {
+                let id = EndpointId::parse(id).map_err(|_| no_endpoint(id))?;
+                self.recover(&id, req).await
+            }
+            (["v1", "endpoints", _, "rotate-secret" | "recover"], _) => Err(allowed("POST")),
             (["v1", "deliveries"], Method::GET) => self.deliveries(req).await,
             (["v1", "deliveries"], _) => Err(allowed("GET")),
             (["v1", "deliveries", id], Method::GET) => self.delivery(&parse_delivery_id(id)?).await,
@@ -166,8 +181,239 @@ where
 
     async fn get(&self, id: &EndpointId) -> HttpResult {
         match self.store.get_endpoint(id).await.map_err(store_problem)? {
-            Some(e) => Ok(api::json(200, &EndpointView::from(&e))),
+            Some(e) => Ok(with_etag(api::json(200, &EndpointView::from(&e)), &e)),
             None => Err(no_endpoint(id.as_str())),
+        }
+    }
+
+    /// A partial update, made only against the version the caller read (`If-Match`
+    /// with the endpoint's ETag, or `version` in the body), so two operators cannot
+    /// silently overwrite each other.
+    async fn patch(&self, id: &EndpointId, req: &Request) -> HttpResult {
+        let value = api::json_body(req.headers(), req.body().as_ref(), MAX_BODY_BYTES)?;
+        let from_header = req
+            .headers()
+            .get(http::header::IF_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().trim_start_matches("W/").trim_matches('"').parse::<u64>());
+        let from_body = value.get("version").map(|v| v.as_u64().ok_or(()));
+        let read_version = match (from_header, from_body) {
+            (Some(Ok(v)), _) | (None, Some(Ok(v))) => v,
+            (Some(Err(_)), _) => {
+                return Err(Problem::bad_request("If-Match must be an ETag this API gave out"));
+            }
+            (None, Some(Err(()))) => {
+                return Err(Problem::validation(
+                    "the endpoint is not valid",
+                    vec![FieldProblem::new(
+                        "/version",
+                        "must be the endpoint's version, a whole number",
+                    )],
+                ));
+            }
+            (None, None) => {
+                return Err(Problem::precondition_required(
+                    "send the version you read: `If-Match` with the endpoint's ETag, or `version` in the body",
+                ));
+            }
+        };
+        let mut e = self
+            .store
+            .get_endpoint(id)
+            .await
+            .map_err(store_problem)?
+            .ok_or_else(|| no_endpoint(id.as_str()))?;
+        if e.version != read_version {
+            return Err(stale(&e));
+        }
+        let url_before = e.url.clone();
+        apply_patch(&mut e, &value, &self.ssrf, self.clock.now())
+            .map_err(|errors| Problem::validation("the endpoint is not valid", errors))?;
+        if e.url != url_before
+            && let Err(err) = self.ssrf.resolve_destination(&e.url).await
+        {
+            return Err(Problem::validation(
+                "the endpoint is not valid",
+                vec![FieldProblem::new("/url", format!("the URL {err}"))],
+            ));
+        }
+        e.version = read_version + 1;
+        if !self
+            .store
+            .update_endpoint(&e, read_version)
+            .await
+            .map_err(store_problem)?
+        {
+            let now = self
+                .store
+                .get_endpoint(id)
+                .await
+                .map_err(store_problem)?
+                .ok_or_else(|| no_endpoint(id.as_str()))?;
+            return Err(stale(&now));
+        }
+        tracing::info!(endpoint_id = %id, version = e.version, "endpoint updated");
+        Ok(with_etag(api::json(200, &EndpointView::from(&e)), &e))
+    }
+
+    /// A new secret; the old one keeps signing beside it for the grace period.
+    async fn rotate(&self, id: &EndpointId, req: &Request) -> HttpResult {
+        let body = req.body().as_ref();
+        let value = if body.iter().all(u8::is_ascii_whitespace) {
+            json!({})
+        } else {
+            api::json_body(req.headers(), body, MAX_BODY_BYTES)?
+        };
+        let mut errors = Vec::new();
+        let Some(obj) = api::object(&value, "/", &mut errors) else {
+            return Err(Problem::validation("the rotation is not valid", errors));
+        };
+        api::refuse_unknown_fields(obj, &["grace_seconds", "secret"], "", &mut errors);
+        let grace = match obj.get("grace_seconds") {
+            None => Duration::from_secs(DEFAULT_ROTATION_GRACE_SECONDS),
+            Some(v) => match v.as_u64().filter(|s| *s <= MAX_ROTATION_GRACE_SECONDS) {
+                Some(s) => Duration::from_secs(s),
+                None => {
+                    errors.push(FieldProblem::new(
+                        "/grace_seconds",
+                        format!("must be whole seconds from 0 to {MAX_ROTATION_GRACE_SECONDS}"),
+                    ));
+                    Duration::ZERO
+                }
+            },
+        };
+        let new = match api::opt_str(obj, "secret", "", &mut errors) {
+            None => Some(EndpointSecret::generate()),
+            Some(s) => EndpointSecret::parse(s)
+                .map_err(|e| errors.push(FieldProblem::new("/secret", e.to_string())))
+                .ok(),
+        };
+        let Some(new) = new.filter(|_| errors.is_empty()) else {
+            return Err(Problem::validation("the rotation is not valid", errors));
+        };
+        // Read, rotate, write on condition; another change in between means read again.
+        for _ in 0..3 {
+            let mut e = self
+                .store
+                .get_endpoint(id)
+                .await
+                .map_err(store_problem)?
+                .ok_or_else(|| no_endpoint(id.as_str()))?;
+            let read_version = e.version;
+            e.rotate_secret(new.clone(), grace, self.clock.now());
+            e.version = read_version + 1;
+            if self
+                .store
+                .update_endpoint(&e, read_version)
+                .await
+                .map_err(store_problem)?
+            {
+                tracing::info!(endpoint_id = %id, grace_seconds = grace.as_secs(), "secret rotated");
+                let mut body = serde_json::to_value(EndpointView::from(&e)).unwrap_or_default();
+                body["secret"] = json!(e.secret.expose());
+                return Ok(with_etag(api::json(200, &body), &e));
+            }
+        }
+        Err(Problem::conflict("the endpoint kept changing; try again"))
+    }
+
+    /// Sends again every failed delivery of the endpoint in a time range.
+    async fn recover(&self, id: &EndpointId, req: &Request) -> HttpResult {
+        let value = api::json_body(req.headers(), req.body().as_ref(), MAX_BODY_BYTES)?;
+        let mut errors = Vec::new();
+        let Some(obj) = api::object(&value, "/", &mut errors) else {
+            return Err(Problem::validation("the recovery is not valid", errors));
+        };
+        api::refuse_unknown_fields(obj, &["since", "until"], "", &mut errors);
+        let mut time = |key: &str| {
+            api::opt_str(obj, key, "", &mut errors).and_then(|raw| {
+                Timestamp::parse_rfc3339(raw)
+                    .map_err(|_| {
+                        errors.push(FieldProblem::new(
+                            format!("/{key}"),
+                            "must be an RFC 3339 date-time",
+                        ))
+                    })
+                    .ok()
+            })
+        };
+        let since = time("since");
+        let until = time("until");
+        if !obj.contains_key("since") {
+            errors.push(FieldProblem::new("/since", "is required"));
+        }
+        if !errors.is_empty() {
+            return Err(Problem::validation("the recovery is not valid", errors));
+        }
+        if self
+            .store
+            .get_endpoint(id)
+            .await
+            .map_err(store_problem)?
+            .is_none()
+        {
+            return Err(no_endpoint(id.as_str()));
+        }
+        let now = self.clock.now();
+        let mut query = DeliveryQuery {
+            endpoint: Some(id.clone()),
+            status: Some(DeliveryStatus::Failed),
+            event_type: None,
+            since: since.unwrap_or(now),
+            until: until.unwrap_or(now),
+            limit: MAX_PAGE,
+            cursor: None,
+        };
+        let (mut recovered, mut skipped) = (0u32, 0u32);
+        let mut events: std::collections::HashMap<EventId, Option<hookline::event::Event>> =
+            Default::default();
+        loop {
+            let page = self.store.list_deliveries(&query).await.map_err(store_problem)?;
+            for seen in page.items {
+                if !events.contains_key(&seen.event_id) {
+                    let stored = self
+                        .store
+                        .get_event(&seen.event_id)
+                        .await
+                        .map_err(store_problem)?;
+                    events.insert(seen.event_id.clone(), stored.map(|s| s.event));
+                }
+                let Some(Some(event)) = events.get(&seen.event_id) else {
+                    skipped += 1;
+                    continue;
+                };
+                let mut again = seen.clone();
+                again.retry_now(now);
+                if !self
+                    .store
+                    .replace_delivery(&seen, &again)
+                    .await
+                    .map_err(store_problem)?
+                {
+                    skipped += 1;
+                    continue;
+                }
+                let wake = again.wake.clone().unwrap_or_default();
+                let message = QueueMessage::AttemptV1 {
+                    event: event.clone(),
+                    endpoint_id: id.clone(),
+                    wake,
+                };
+                if let Err(e) = self.queue.send(&message).await {
+                    tracing::warn!(error = %e, delivery_id = %again.id, "could not queue a recovery; the sweeper will");
+                }
+                recovered += 1;
+            }
+            match page.next_cursor {
+                Some(c) if recovered + skipped < MAX_RECOVER => query.cursor = Some(c),
+                more => {
+                    tracing::info!(endpoint_id = %id, recovered, skipped, "recovery requested");
+                    return Ok(api::json(
+                        202,
+                        &json!({"recovered": recovered, "skipped": skipped, "more": more.is_some()}),
+                    ));
+                }
+            }
         }
     }
 
@@ -340,6 +586,20 @@ impl Query {
             Err(Problem::validation("the query is not valid", self.errors))
         }
     }
+}
+
+fn with_etag(mut res: http::Response<String>, e: &hookline::endpoint::Endpoint) -> http::Response<String> {
+    if let Ok(v) = format!("\"{}\"", e.version).parse() {
+        res.headers_mut().insert(http::header::ETAG, v);
+    }
+    res
+}
+
+fn stale(now: &hookline::endpoint::Endpoint) -> Problem {
+    Problem::precondition_failed(format!(
+        "the endpoint changed since you read it (it is at version {}); read it again, then apply your change",
+        now.version
+    ))
 }
 
 fn parse_delivery_id(raw: &str) -> Result<DeliveryId, Problem> {

@@ -35,6 +35,8 @@ fn endpoint(name: &str, filters: &[&str]) -> Endpoint {
         retry_schedule: None,
         failing_since: None,
         secret: EndpointSecret::generate(),
+        previous_secrets: Vec::new(),
+        version: 1,
         created_at: Timestamp::from_unix_millis(T0),
         updated_at: Timestamp::from_unix_millis(T0),
     }

@@ -168,6 +168,20 @@ fn endpoint_to_item(e: &Endpoint) -> Item {
     if let Some(t) = e.failing_since {
         item.insert("failing_since".into(), n(t.unix_millis()));
     }
+    if !e.previous_secrets.is_empty() {
+        let list = e
+            .previous_secrets
+            .iter()
+            .map(|(secret, until)| {
+                AttributeValue::M(HashMap::from([
+                    ("secret".to_owned(), s(secret.expose())),
+                    ("until".to_owned(), n(until.unix_millis())),
+                ]))
+            })
+            .collect();
+        item.insert("previous_secrets".into(), AttributeValue::L(list));
+    }
+    item.insert("version".into(), n(e.version));
     item
 }
 
@@ -223,6 +237,21 @@ fn endpoint_from_item(item: &Item) -> PortResult<Endpoint> {
         },
         failing_since: r.opt_num("failing_since").map(Timestamp::from_unix_millis),
         secret: r.parse("secret", EndpointSecret::parse)?,
+        previous_secrets: match item.get("previous_secrets") {
+            Some(AttributeValue::L(l)) => l
+                .iter()
+                .filter_map(|v| match v {
+                    AttributeValue::M(m) => {
+                        let r = Reader(m);
+                        let secret = r.parse("secret", EndpointSecret::parse).ok()?;
+                        Some((secret, Timestamp::from_unix_millis(r.opt_num("until")?)))
+                    }
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        },
+        version: r.opt_num("version").unwrap_or(0),
         created_at: Timestamp::from_unix_millis(r.num("created_at")?),
         updated_at: Timestamp::from_unix_millis(r.num("updated_at")?),
     })
@@ -452,6 +481,21 @@ impl EndpointStore for DynamoStore {
         Ok(out.attributes().is_some_and(|a| !a.is_empty()))
     }
 
+    async fn update_endpoint(&self, endpoint: &Endpoint, read_version: u64) -> PortResult<bool> {
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(endpoint_to_item(endpoint)));
+        let req = if read_version == 0 {
+            req.condition_expression("attribute_exists(pk) AND attribute_not_exists(version)")
+        } else {
+            req.condition_expression("version = :v")
+                .expression_attribute_values(":v", n(read_version))
+        };
+        conditional(req.send().await.map(|_| ()), "PutItem endpoint update")
+    }
+
     async fn all_endpoints(&self) -> PortResult<Vec<Endpoint>> {
         let query = self
             .client
@@ -514,7 +558,13 @@ impl EndpointStore for DynamoStore {
             .table_name(&self.table)
             .key("pk", s(ENDPOINT_PK))
             .key("sk", s(id.as_str()))
-            .update_expression("SET #st = :disabled, disabled_reason = :reason, updated_at = :now")
+            // A status change is an edit: it moves the version, so an operator's update
+            // made from an older read cannot silently undo it.
+            .update_expression(
+                "SET #st = :disabled, disabled_reason = :reason, updated_at = :now, version = if_not_exists(version, :zero) + :one",
+            )
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":disabled", s("disabled"))
             .expression_attribute_values(":active", s("active"))
