@@ -20,6 +20,7 @@ pub mod problem;
 pub mod retry;
 pub mod signing;
 pub mod ssrf;
+pub mod stats;
 pub mod telemetry;
 pub mod timestamp;
 pub mod webhook;

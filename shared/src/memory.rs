@@ -36,6 +36,7 @@ pub struct MemoryStore {
     endpoints: Mutex<BTreeMap<EndpointId, Endpoint>>,
     events: Mutex<HashMap<EventId, EventRow>>,
     deliveries: Mutex<DeliveryLog>,
+    stats: Mutex<BTreeMap<(EndpointId, String), crate::stats::HourStats>>,
     /// When set, every call fails with a retryable error.
     pub unavailable: std::sync::atomic::AtomicBool,
 }
@@ -587,5 +588,34 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         *self.0.lock().unwrap()
+    }
+}
+
+#[async_trait]
+impl StatsStore for MemoryStore {
+    async fn add_stats(&self, rows: &[(EndpointId, String, crate::stats::HourStats)]) -> PortResult<()> {
+        self.check()?;
+        let mut all = self.stats.lock().unwrap();
+        for (ep, hour, st) in rows {
+            all.entry((ep.clone(), hour.clone())).or_default().merge(st);
+        }
+        Ok(())
+    }
+
+    async fn read_stats(
+        &self,
+        endpoint: &EndpointId,
+        from: &str,
+        to: &str,
+    ) -> PortResult<Vec<crate::stats::HourStats>> {
+        self.check()?;
+        Ok(self
+            .stats
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((e, h), _)| e == endpoint && h.as_str() >= from && h.as_str() <= to)
+            .map(|(_, s)| s.clone())
+            .collect())
     }
 }

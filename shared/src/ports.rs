@@ -154,6 +154,20 @@ pub trait DeliveryStore: Send + Sync {
     async fn replace_delivery(&self, seen: &Delivery, updated: &Delivery) -> PortResult<bool>;
 }
 
+/// Hourly delivery counters per endpoint.
+#[async_trait]
+pub trait StatsStore: Send + Sync {
+    /// Adds each row's counters to its (endpoint, hour) bucket.
+    async fn add_stats(&self, rows: &[(EndpointId, String, crate::stats::HourStats)]) -> PortResult<()>;
+    /// The endpoint's buckets from hour `from` to hour `to`, both included.
+    async fn read_stats(
+        &self,
+        endpoint: &EndpointId,
+        from: &str,
+        to: &str,
+    ) -> PortResult<Vec<crate::stats::HourStats>>;
+}
+
 /// What the delivery log is asked for.
 #[derive(Clone, Debug)]
 pub struct DeliveryQuery {

@@ -197,3 +197,51 @@ async fn a_failed_delivery_is_sent_again_on_request() {
     assert_eq!(got.len(), 2);
     assert!(got.iter().all(|r| r.header("webhook-id") == "evt-retry"));
 }
+
+#[tokio::test]
+async fn stats_come_from_hourly_counters_kept_as_deliveries_happen() {
+    let h = Harness::new().await;
+    let rx = Receiver::start().await;
+    rx.answer("/down", 500, "");
+    let (up, _) = h.register("up", &rx.url("/up"), &["*"]).await;
+    let body = json!({"name": "down", "url": rx.url("/down"), "max_attempts": 1}).to_string();
+    assert_eq!(
+        h.call_admin("POST", "/v1/endpoints", Some(ADMIN_KEY), Some(&body))
+            .await
+            .status,
+        201
+    );
+    for i in 0..3 {
+        send(&h, &format!("st-{i}"), "agent.x").await;
+    }
+    h.pump().await;
+
+    let all = h
+        .call_admin("GET", "/v1/stats?hours=1", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(all.status, 200, "{}", all.json);
+    let t = &all.json["totals"];
+    assert_eq!(
+        (
+            t["attempts"].as_u64(),
+            t["delivered"].as_u64(),
+            t["failed"].as_u64()
+        ),
+        (Some(6), Some(3), Some(3))
+    );
+    assert_eq!(t["success_rate"], 0.5);
+    assert_eq!(all.json["endpoints"].as_array().unwrap().len(), 2);
+
+    let one = h
+        .call_admin("GET", &format!("/v1/endpoints/{up}/stats"), Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(one.json["stats"]["success_rate"], 1.0, "{}", one.json);
+    assert!(one.json["stats"]["mean_response_ms"].is_u64());
+    assert!(one.json["stats"]["p95_response_ms"].is_u64());
+    assert_eq!(
+        h.call_admin("GET", "/v1/stats?hours=0", Some(ADMIN_KEY), None)
+            .await
+            .status,
+        422
+    );
+}

@@ -11,10 +11,13 @@ use hookline::endpoint_input::{apply_patch, parse_new_endpoint};
 use hookline::event::EventType;
 use hookline::ids::{DeliveryId, EndpointId, EventId};
 use hookline::message::QueueMessage;
-use hookline::ports::{Clock, DeliveryQuery, DeliveryStore, EndpointStore, EventStore, PortError, Queue};
+use hookline::ports::{
+    Clock, DeliveryQuery, DeliveryStore, EndpointStore, EventStore, PortError, Queue, StatsStore,
+};
 use hookline::problem::{FieldProblem, Problem};
 use hookline::signing::EndpointSecret;
 use hookline::ssrf::SsrfPolicy;
+use hookline::stats::{HourStats, hour_of};
 use hookline::timestamp::Timestamp;
 use http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -29,6 +32,8 @@ pub const DEFAULT_ROTATION_GRACE_SECONDS: u64 = 86_400;
 pub const MAX_ROTATION_GRACE_SECONDS: u64 = 7 * 86_400;
 /// One recovery call re-sends at most this many deliveries; `more` says if it stopped.
 pub const MAX_RECOVER: u32 = 1000;
+/// Stats reach back at most this far (their counters live as long as deliveries).
+pub const MAX_STATS_HOURS: u32 = 24 * 30;
 
 #[derive(Debug)]
 pub struct Config {
@@ -71,7 +76,7 @@ type HttpResult = Result<http::Response<String>, Problem>;
 
 impl<S, Q, C> Admin<S, Q, C>
 where
-    S: EndpointStore + DeliveryStore + EventStore,
+    S: EndpointStore + DeliveryStore + EventStore + StatsStore,
     Q: Queue,
     C: Clock,
 {
@@ -97,7 +102,7 @@ where
         }
         let allowed = |m: &str| Problem::method_not_allowed(format!("`{path}` takes {m}"));
         match segments.as_slice() {
-            ["v1", "endpoints", ..] | ["v1", "deliveries", ..] | ["v1", "events", _] => {
+            ["v1", "endpoints", ..] | ["v1", "deliveries", ..] | ["v1", "events", _] | ["v1", "stats"] => {
                 api::authorize(&self.keys, req.headers(), Scope::Admin)?;
             }
             _ => return Err(Problem::not_found(format!("no route for `{path}`"))),
@@ -124,6 +129,13 @@ where
                 self.recover(&id, req).await
             }
             (["v1", "endpoints", _, "rotate-secret" | "recover"], _) => Err(allowed("POST")),
+            (["v1", "endpoints", id, "stats"], Method::GET) => {
+                let id = EndpointId::parse(id).map_err(|_| no_endpoint(id))?;
+                self.stats(Some(&id), req).await
+            }
+            (["v1", "endpoints", _, "stats"], _) => Err(allowed("GET")),
+            (["v1", "stats"], Method::GET) => self.stats(None, req).await,
+            (["v1", "stats"], _) => Err(allowed("GET")),
             (["v1", "deliveries"], Method::GET) => self.deliveries(req).await,
             (["v1", "deliveries"], _) => Err(allowed("GET")),
             (["v1", "deliveries", id], Method::GET) => self.delivery(&parse_delivery_id(id)?).await,
@@ -424,6 +436,53 @@ where
         } else {
             Err(no_endpoint(id.as_str()))
         }
+    }
+
+    /// Totals and per-endpoint figures over the last `hours`, from the hourly counters.
+    async fn stats(&self, only: Option<&EndpointId>, req: &Request) -> HttpResult {
+        let mut q = Query::new(req.uri());
+        let hours = q
+            .parse("hours", |s| match s.parse::<u32>() {
+                Ok(n) if (1..=MAX_STATS_HOURS).contains(&n) => Ok(n),
+                _ => Err(format!(
+                    "must be a whole number of hours from 1 to {MAX_STATS_HOURS}"
+                )),
+            })
+            .unwrap_or(24);
+        q.finish()?;
+        let now = self.clock.now();
+        let from = hour_of(now.minus(Duration::from_secs(u64::from(hours - 1) * 3600)));
+        let to = hour_of(now);
+        let endpoints = match only {
+            Some(id) => vec![
+                self.store
+                    .get_endpoint(id)
+                    .await
+                    .map_err(store_problem)?
+                    .ok_or_else(|| no_endpoint(id.as_str()))?,
+            ],
+            None => self.store.all_endpoints().await.map_err(store_problem)?,
+        };
+        let mut total = HourStats::default();
+        let mut per = Vec::with_capacity(endpoints.len());
+        for e in &endpoints {
+            let mut sum = HourStats::default();
+            for h in self
+                .store
+                .read_stats(&e.id, &from, &to)
+                .await
+                .map_err(store_problem)?
+            {
+                sum.merge(&h);
+            }
+            total.merge(&sum);
+            per.push(json!({"endpoint_id": e.id, "name": e.name, "stats": sum.summary()}));
+        }
+        let body = match only {
+            Some(_) => json!({"hours": hours, "endpoint_id": endpoints[0].id, "stats": total.summary()}),
+            None => json!({"hours": hours, "totals": total.summary(), "endpoints": per}),
+        };
+        Ok(api::json(200, &body))
     }
 
     async fn deliveries(&self, req: &Request) -> HttpResult {

@@ -15,7 +15,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::{StreamExt, stream};
 use hookline::config::{ConfigError, Env, retention, ssrf_policy};
-use hookline::delivery::{Attempt, AttemptOutcome, Delivery, DeliveryStatus};
+use hookline::delivery::{Attempt, Delivery, DeliveryStatus};
 use hookline::endpoint::{Endpoint, EndpointStatus};
 use hookline::event::Event;
 use hookline::ids::EndpointId;
@@ -23,10 +23,11 @@ use hookline::message::QueueMessage;
 use hookline::ops;
 use hookline::ports::{
     Clock, DeliveryStore, EndpointStore, EventStore, FanoutClaim, MAX_QUEUE_DELAY, MAX_VISIBILITY, PortError,
-    PortResult, Queue, WebhookSender,
+    PortResult, Queue, StatsStore, WebhookSender,
 };
 use hookline::retry::{RetryDefaults, Verdict, parse_schedule};
 use hookline::ssrf::SsrfPolicy;
+use hookline::stats::StatsBatch;
 use hookline::telemetry::{Metrics, Unit};
 use hookline::webhook::signed_request;
 use std::collections::{HashMap, HashSet};
@@ -213,12 +214,19 @@ enum Work {
     Unreadable,
 }
 
-/// Operational events raised while handling a batch, sent at its end.
-type OpsOut = Mutex<Vec<Event>>;
+/// What handling a batch produces besides its dispositions: operational events to
+/// send and statistics to add, both written once at the batch's end.
+#[derive(Default)]
+struct Outputs {
+    ops: Vec<Event>,
+    stats: StatsBatch,
+}
+
+type OpsOut = Mutex<Outputs>;
 
 impl<S, H, Q, C> Deliverer<S, H, Q, C>
 where
-    S: EventStore + EndpointStore + DeliveryStore,
+    S: EventStore + EndpointStore + DeliveryStore + StatsStore,
     H: WebhookSender,
     Q: Queue,
     C: Clock,
@@ -268,7 +276,13 @@ where
                 response.add_failure(r.message_id.clone().unwrap_or_default());
             }
         }
-        let ops = ops.into_inner().unwrap_or_default();
+        let Outputs { ops, stats } = ops.into_inner().unwrap_or_default();
+        let rows = stats.into_rows();
+        if !rows.is_empty()
+            && let Err(e) = self.store.add_stats(&rows).await
+        {
+            tracing::warn!(error = %e, "could not add this batch's statistics");
+        }
         if !ops.is_empty() {
             let messages: Vec<QueueMessage> = ops
                 .into_iter()
@@ -401,8 +415,7 @@ where
             .collect();
         self.store.record_attempts(&records).await?;
         for (ep, delivery, attempt, verdict) in &results {
-            self.after_attempt(ep, delivery, &attempt.outcome, verdict, ops)
-                .await;
+            self.after_attempt(ep, delivery, attempt, verdict, ops).await;
             if delivery.status == DeliveryStatus::Retrying {
                 self.schedule(event, delivery).await;
             }
@@ -489,8 +502,7 @@ where
             }
             Ok(true) => {}
         }
-        self.after_attempt(&ep, &updated, &attempt.outcome, &verdict, ops)
-            .await;
+        self.after_attempt(&ep, &updated, &attempt, &verdict, ops).await;
         match (&verdict, keep) {
             (Verdict::RetryIn(wait), true) => Disposition::Sleep(*wait),
             (Verdict::RetryIn(_), false) => {
@@ -512,6 +524,9 @@ where
                 if done {
                     tracing::warn!(reason, "delivery failed");
                     push(ops, ops::delivery_exhausted(&failed, now));
+                    if let Ok(mut out) = ops.lock() {
+                        out.stats.entry(&failed.endpoint_id, now).failed += 1;
+                    }
                 }
                 Disposition::Done
             }
@@ -579,11 +594,21 @@ where
         &self,
         ep: &Endpoint,
         d: &Delivery,
-        outcome: &AttemptOutcome,
+        attempt: &Attempt,
         verdict: &Verdict,
         ops: &OpsOut,
     ) {
         let now = self.clock.now();
+        let outcome = &attempt.outcome;
+        if let Ok(mut out) = ops.lock() {
+            let hour = out.stats.entry(&ep.id, attempt.started_at);
+            hour.attempt(attempt.duration_ms, outcome.is_success());
+            match d.status {
+                DeliveryStatus::Delivered => hour.delivered += 1,
+                DeliveryStatus::Failed => hour.failed += 1,
+                _ => {}
+            }
+        }
         if d.status == DeliveryStatus::Failed {
             push(ops, ops::delivery_exhausted(d, now));
         }
@@ -639,7 +664,7 @@ use hookline::Timestamp;
 
 fn push(ops: &OpsOut, event: Option<Event>) {
     if let (Some(e), Ok(mut out)) = (event, ops.lock()) {
-        out.push(e);
+        out.ops.push(e);
     }
 }
 
