@@ -350,3 +350,134 @@ async fn recover_sends_again_the_failed_deliveries_of_a_time_range() {
     assert_eq!(missing.status, 422);
     assert_eq!(missing.json["errors"][0]["pointer"], "/since");
 }
+
+#[tokio::test]
+async fn a_test_event_is_sent_signed_at_once_and_not_recorded() {
+    let h = Harness::new().await;
+    let rx = Receiver::start().await;
+    rx.answer("/hook", 202, "thanks");
+    let e = create(&h, json!({"name": "crm", "url": rx.url("/hook")})).await;
+    let id = e["id"].as_str().unwrap();
+
+    let r = h
+        .call_admin("POST", &format!("/v1/endpoints/{id}/test"), Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(
+        (r.json["success"].as_bool(), r.json["status"].as_u64()),
+        (Some(true), Some(202))
+    );
+    assert_eq!(r.json["body"], "thanks");
+    assert_eq!(r.json["event"]["event_type"], "hookline.endpoint.test");
+    let got = rx.received("/hook").remove(0);
+    let secret = hookline::signing::EndpointSecret::parse(e["secret"].as_str().unwrap()).unwrap();
+    hookline::signing::verify_standard(
+        &secret,
+        &got.header("webhook-id"),
+        &got.header("webhook-timestamp"),
+        &got.header("webhook-signature"),
+        &got.body,
+        hookline::Timestamp::now().unix_seconds(),
+        300,
+    )
+    .expect("the test event is signed like any webhook");
+    let log = h
+        .call_admin(
+            "GET",
+            &format!("/v1/deliveries?endpoint_id={id}"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert!(
+        log.json["data"].as_array().unwrap().is_empty(),
+        "a test is not a delivery"
+    );
+
+    rx.answer("/hook", 500, "nope");
+    let r = h
+        .call_admin(
+            "POST",
+            &format!("/v1/endpoints/{id}/test"),
+            Some(ADMIN_KEY),
+            Some(r#"{"event_type": "agent.run.completed", "data": {"x": 1}}"#),
+        )
+        .await;
+    assert_eq!(
+        (r.json["success"].as_bool(), r.json["status"].as_u64()),
+        (Some(false), Some(500))
+    );
+}
+
+#[tokio::test]
+async fn diagnose_says_what_is_wrong_and_what_to_do() {
+    let h = Harness::new().await;
+    let rx = Receiver::start().await;
+    let healthy = create(&h, json!({"name": "ok", "url": rx.url("/hook")})).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dead = create(
+        &h,
+        json!({"name": "dead", "url": format!("http://{closed}/hook")}),
+    )
+    .await;
+
+    let r = h
+        .call_admin(
+            "GET",
+            &format!("/v1/endpoints/{}/diagnose", healthy["id"].as_str().unwrap()),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["dns"]["resolved"], true);
+    assert_eq!(r.json["reachability"]["reachable"], true);
+    assert_eq!(r.json["advice"], json!(["No problem found."]));
+
+    let id = dead["id"].as_str().unwrap();
+    let r = h
+        .call_admin(
+            "GET",
+            &format!("/v1/endpoints/{id}/diagnose"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(r.json["reachability"]["reachable"], false, "{}", r.json);
+    assert!(
+        r.json["advice"][0]
+            .as_str()
+            .unwrap()
+            .contains("Nothing accepts connections"),
+        "{}",
+        r.json
+    );
+
+    let r = patch(
+        &h,
+        id,
+        Some("\"1\""),
+        json!({"status": "disabled", "disabled_reason": "gone away"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    let r = h
+        .call_admin(
+            "GET",
+            &format!("/v1/endpoints/{id}/diagnose"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    let advice = r.json["advice"].as_array().unwrap();
+    assert!(
+        advice
+            .iter()
+            .any(|a| a.as_str().unwrap().contains("It is disabled (gone away)")),
+        "{}",
+        r.json
+    );
+}

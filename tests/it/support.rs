@@ -67,7 +67,7 @@ pub struct Harness {
     pub sqs: aws_sdk_sqs::Client,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub ingest: Ingest<SqsQueue, SystemClock>,
-    pub admin: Admin<DynamoStore, SqsQueue, SystemClock>,
+    pub admin: Admin<DynamoStore, SqsQueue, HttpSender, SystemClock>,
     pub deliverer: Arc<Deliverer<DynamoStore, HttpSender, SqsQueue, SystemClock>>,
     pub sweep: SweepSettings,
     pub esm: EventSourceMapping,
@@ -141,9 +141,11 @@ impl Harness {
             keys,
             store: store(),
             queue: SqsQueue::new(sqs.clone(), stack.queue_url("DeliveryQueue")),
+            sender: HttpSender::new(local_policy()).expect("http client"),
             clock: SystemClock,
             ssrf: local_policy(),
             retention: Duration::from_secs(30 * 86_400),
+            disable_after: Duration::from_secs(5 * 86_400),
         };
         let deliverer = Arc::new(Deliverer {
             store: store(),

@@ -5,20 +5,24 @@
 use hookline::api;
 use hookline::auth::{ApiKeys, Scope};
 use hookline::config::{ConfigError, Env, api_keys, retention, ssrf_policy};
+use hookline::delivery::AttemptOutcome;
 use hookline::delivery::DeliveryStatus;
 use hookline::endpoint::EndpointView;
 use hookline::endpoint_input::{apply_patch, parse_new_endpoint};
+use hookline::event::Event;
 use hookline::event::EventType;
 use hookline::ids::{DeliveryId, EndpointId, EventId};
 use hookline::message::QueueMessage;
 use hookline::ports::{
     Clock, DeliveryQuery, DeliveryStore, EndpointStore, EventStore, PortError, Queue, StatsStore,
+    WebhookSender,
 };
 use hookline::problem::{FieldProblem, Problem};
 use hookline::signing::EndpointSecret;
 use hookline::ssrf::SsrfPolicy;
 use hookline::stats::{HourStats, hour_of};
 use hookline::timestamp::Timestamp;
+use hookline::webhook::signed_request;
 use http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
@@ -34,6 +38,8 @@ pub const MAX_ROTATION_GRACE_SECONDS: u64 = 7 * 86_400;
 pub const MAX_RECOVER: u32 = 1000;
 /// Stats reach back at most this far (their counters live as long as deliveries).
 pub const MAX_STATS_HOURS: u32 = 24 * 30;
+/// The type of `POST /v1/endpoints/{id}/test`'s event unless the caller names one.
+pub const TEST_EVENT_TYPE: &str = "hookline.endpoint.test";
 
 #[derive(Debug)]
 pub struct Config {
@@ -42,6 +48,7 @@ pub struct Config {
     pub queue_url: String,
     pub retention: Duration,
     pub ssrf: SsrfPolicy,
+    pub disable_after: Duration,
 }
 
 impl Config {
@@ -51,6 +58,8 @@ impl Config {
         let queue_url = env.required("HOOKLINE_QUEUE_URL");
         let retention = retention(&mut env);
         let ssrf = ssrf_policy(&mut env);
+        let disable_after =
+            Duration::from_secs(env.parsed_or("HOOKLINE_DISABLE_AFTER_SECONDS", 5 * 86_400u64));
         env.finish()?;
         Ok(Self {
             keys,
@@ -58,26 +67,32 @@ impl Config {
             queue_url,
             retention,
             ssrf,
+            disable_after,
         })
     }
 }
 
-pub struct Admin<S, Q, C> {
+pub struct Admin<S, Q, H, C> {
     pub keys: ApiKeys,
     pub store: S,
     pub queue: Q,
+    /// Sends test events, through the same signing, SSRF and HTTP code as delivery.
+    pub sender: H,
     pub clock: C,
     pub ssrf: SsrfPolicy,
     /// How far back the delivery log reaches by default.
     pub retention: Duration,
+    /// How long an endpoint may fail before it is disabled (as the delivery side has it).
+    pub disable_after: Duration,
 }
 
 type HttpResult = Result<http::Response<String>, Problem>;
 
-impl<S, Q, C> Admin<S, Q, C>
+impl<S, Q, H, C> Admin<S, Q, H, C>
 where
     S: EndpointStore + DeliveryStore + EventStore + StatsStore,
     Q: Queue,
+    H: WebhookSender,
     C: Clock,
 {
     pub async fn handle(&self, req: Request) -> Response<Body> {
@@ -134,6 +149,16 @@ where
                 self.stats(Some(&id), req).await
             }
             (["v1", "endpoints", _, "stats"], _) => Err(allowed("GET")),
+            (["v1", "endpoints", id, "test"], Method::POST) => {
+                let id = EndpointId::parse(id).map_err(|_| no_endpoint(id))?;
+                self.test(&id, req).await
+            }
+            (["v1", "endpoints", _, "test"], _) => Err(allowed("POST")),
+            (["v1", "endpoints", id, "diagnose"], Method::GET) => {
+                let id = EndpointId::parse(id).map_err(|_| no_endpoint(id))?;
+                self.diagnose(&id).await
+            }
+            (["v1", "endpoints", _, "diagnose"], _) => Err(allowed("GET")),
             (["v1", "stats"], Method::GET) => self.stats(None, req).await,
             (["v1", "stats"], _) => Err(allowed("GET")),
             (["v1", "deliveries"], Method::GET) => self.deliveries(req).await,
@@ -436,6 +461,207 @@ where
         } else {
             Err(no_endpoint(id.as_str()))
         }
+    }
+
+    /// Sends a signed test event now and answers with what the endpoint said. Nothing
+    /// is recorded: it is a probe, not a delivery.
+    async fn test(&self, id: &EndpointId, req: &Request) -> HttpResult {
+        let body = req.body().as_ref();
+        let value = if body.iter().all(u8::is_ascii_whitespace) {
+            json!({})
+        } else {
+            api::json_body(req.headers(), body, MAX_BODY_BYTES)?
+        };
+        let mut errors = Vec::new();
+        let Some(obj) = api::object(&value, "/", &mut errors) else {
+            return Err(Problem::validation("the test is not valid", errors));
+        };
+        api::refuse_unknown_fields(obj, &["event_type", "data"], "", &mut errors);
+        let event_type = match api::opt_str(obj, "event_type", "", &mut errors) {
+            None => EventType::parse(TEST_EVENT_TYPE).ok(),
+            Some(t) => EventType::parse(t)
+                .map_err(|e| errors.push(FieldProblem::new("/event_type", e.to_string())))
+                .ok(),
+        };
+        let (Some(event_type), true) = (event_type, errors.is_empty()) else {
+            return Err(Problem::validation("the test is not valid", errors));
+        };
+        let e = self
+            .store
+            .get_endpoint(id)
+            .await
+            .map_err(store_problem)?
+            .ok_or_else(|| no_endpoint(id.as_str()))?;
+        let now = self.clock.now();
+        let event = Event {
+            id: EventId::generate(),
+            event_type,
+            data: obj
+                .get("data")
+                .cloned()
+                .unwrap_or_else(|| json!({"message": "a test event from Hookline"})),
+            timestamp: now,
+            source: "hookline.test".into(),
+            version: hookline::event::ENVELOPE_VERSION.into(),
+        };
+        let body = event.envelope_json();
+        let request = signed_request(&event, &body, &e, &DeliveryId::generate(), now.unix_seconds());
+        let started = std::time::Instant::now();
+        let outcome = self.sender.post(request).await;
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(endpoint_id = %id, status = outcome.status_code(), latency_ms, "test event sent");
+        let mut answer = json!({
+            "success": outcome.is_success(),
+            "latency_ms": latency_ms,
+            "event": event,
+        });
+        match &outcome {
+            AttemptOutcome::Response { status, body, .. } => {
+                answer["status"] = json!(status);
+                answer["body"] = json!(body);
+            }
+            AttemptOutcome::Error { error, message } => {
+                answer["error"] = json!(error);
+                answer["message"] = json!(message);
+            }
+        }
+        Ok(api::json(200, &answer))
+    }
+
+    /// What stands between the endpoint and its webhooks: DNS, reachability, recent
+    /// failures and latency, the auto-disable clock, and what to do about it.
+    async fn diagnose(&self, id: &EndpointId) -> HttpResult {
+        let e = self
+            .store
+            .get_endpoint(id)
+            .await
+            .map_err(store_problem)?
+            .ok_or_else(|| no_endpoint(id.as_str()))?;
+        let now = self.clock.now();
+        let mut advice: Vec<String> = Vec::new();
+        let url = url::Url::parse(&e.url).ok();
+        let host = url
+            .as_ref()
+            .and_then(|u| u.host_str())
+            .unwrap_or_default()
+            .trim_matches(['[', ']'])
+            .to_owned();
+        let port = url
+            .as_ref()
+            .and_then(url::Url::port_or_known_default)
+            .unwrap_or(443);
+
+        // DNS, and which addresses the SSRF policy lets Hookline reach.
+        let (addresses, dns_error) = match tokio::net::lookup_host((host.as_str(), port)).await {
+            Ok(found) => (found.collect::<Vec<_>>(), None),
+            Err(err) => (Vec::new(), Some(err.to_string())),
+        };
+        let checked: Vec<serde_json::Value> = addresses
+            .iter()
+            .map(|a| match self.ssrf.check_ip(a.ip()) {
+                Ok(()) => json!({"address": a.ip().to_string(), "allowed": true}),
+                Err(why) => {
+                    json!({"address": a.ip().to_string(), "allowed": false, "reason": why.to_string()})
+                }
+            })
+            .collect();
+        let allowed: Vec<std::net::SocketAddr> = addresses
+            .iter()
+            .copied()
+            .filter(|a| self.ssrf.check_ip(a.ip()).is_ok())
+            .collect();
+        if let Some(err) = &dns_error {
+            advice.push(format!(
+                "The host `{host}` does not resolve ({err}): check the URL's host name."
+            ));
+        } else if allowed.is_empty() {
+            advice.push(format!(
+                "`{host}` resolves only to addresses Hookline may not reach (not public): point the endpoint at a public address."
+            ));
+        }
+
+        // Reachability: a TCP connection to the first address Hookline may use.
+        let reach = match allowed.first() {
+            None => json!({"checked": false}),
+            Some(addr) => {
+                let started = std::time::Instant::now();
+                match tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await
+                {
+                    Ok(Ok(_)) => json!({"checked": true, "reachable": true, "address": addr.to_string(),
+                                        "connect_ms": started.elapsed().as_millis() as u64}),
+                    Ok(Err(err)) => {
+                        advice.push(format!("Nothing accepts connections at {addr}: is the receiver running, and the port open to the internet?"));
+                        json!({"checked": true, "reachable": false, "address": addr.to_string(), "error": err.to_string()})
+                    }
+                    Err(_) => {
+                        advice.push(format!("Connecting to {addr} timed out after 5 s: a firewall may be dropping the traffic."));
+                        json!({"checked": true, "reachable": false, "address": addr.to_string(), "error": "timed out after 5 s"})
+                    }
+                }
+            }
+        };
+
+        // The last day's attempts, from the hourly counters.
+        let mut day = HourStats::default();
+        for h in self
+            .store
+            .read_stats(
+                id,
+                &hour_of(now.minus(Duration::from_secs(23 * 3600))),
+                &hour_of(now),
+            )
+            .await
+            .map_err(store_problem)?
+        {
+            day.merge(&h);
+        }
+        let summary = day.summary();
+        if day.attempts >= 3 && day.attempt_failures * 2 > day.attempts {
+            advice.push(format!(
+                "{} of the last day's {} attempts failed: the errors are in GET /v1/deliveries?endpoint_id={id}&status=retrying.",
+                day.attempt_failures, day.attempts
+            ));
+        }
+        if let Some(mean) = summary.mean_response_ms
+            && mean * 10 > u64::from(e.timeout_seconds) * 1000 * 8
+        {
+            advice.push(format!(
+                "Answers take {mean} ms on average, close to the {} s timeout: answer 2xx first and do the work afterwards, or raise timeout_seconds.",
+                e.timeout_seconds
+            ));
+        }
+
+        // The auto-disable clock.
+        let disables_at = e.failing_since.map(|t| t.saturating_add(self.disable_after));
+        match (&e.status, e.failing_since) {
+            (hookline::endpoint::EndpointStatus::Disabled, _) => advice.push(format!(
+                "It is disabled ({}): once the receiver is fixed, enable it with PATCH {{\"status\": \"active\"}} and send the missed webhooks again with POST /v1/endpoints/{id}/recover.",
+                e.disabled_reason.as_deref().unwrap_or("by an operator")
+            )),
+            (_, Some(since)) => advice.push(format!(
+                "Every attempt has failed since {since}; it will be disabled at {} unless one succeeds.",
+                disables_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+            )),
+            _ => {}
+        }
+        if advice.is_empty() {
+            advice.push("No problem found.".into());
+        }
+        Ok(api::json(
+            200,
+            &json!({
+                "endpoint_id": id,
+                "url": e.url,
+                "dns": {"host": host, "resolved": dns_error.is_none(), "error": dns_error, "addresses": checked},
+                "reachability": reach,
+                "last_24h": summary,
+                "status": e.status,
+                "disabled_reason": e.disabled_reason,
+                "failing_since": e.failing_since,
+                "disables_at": disables_at,
+                "advice": advice,
+            }),
+        ))
     }
 
     /// Totals and per-endpoint figures over the last `hours`, from the hourly counters.

@@ -1,5 +1,5 @@
 use admin_fn::{Admin, Config};
-use hookline::adapters::{aws_config, dynamo::DynamoStore, sqs::SqsQueue};
+use hookline::adapters::{aws_config, dynamo::DynamoStore, http::HttpSender, sqs::SqsQueue};
 use hookline::config::Env;
 use hookline::ports::SystemClock;
 use lambda_http::{Error, Request, run, service_fn};
@@ -17,9 +17,11 @@ async fn main() -> Result<(), Error> {
             config.retention,
         ),
         queue: SqsQueue::new(hookline::adapters::sqs::Client::new(&aws), config.queue_url),
+        sender: HttpSender::new(config.ssrf.clone())?,
         clock: SystemClock,
         ssrf: config.ssrf,
         retention: config.retention,
+        disable_after: config.disable_after,
     };
     let admin = &admin;
     run(service_fn(move |req: Request| async move {

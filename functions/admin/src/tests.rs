@@ -1,7 +1,7 @@
 //! The admin handler with an in-memory store, fed API Gateway fixture requests.
 
 use super::*;
-use hookline::memory::{ManualClock, MemoryQueue, MemoryStore};
+use hookline::memory::{ManualClock, MemoryQueue, MemoryStore, ScriptedSender};
 use hookline::{EndpointId, Timestamp};
 use lambda_http::Body;
 use serde_json::Value;
@@ -11,16 +11,18 @@ const LIST_FIXTURE: &str = include_str!("../fixtures/apigw-list-endpoints.json")
 const ADMIN: &str = "fixture-admin-key";
 const INGEST: &str = "fixture-ingest-key";
 
-type Subject = Admin<MemoryStore, MemoryQueue, ManualClock>;
+type Subject = Admin<MemoryStore, MemoryQueue, ScriptedSender, ManualClock>;
 
 fn subject() -> Subject {
     Admin {
         keys: ApiKeys::new(INGEST, ADMIN),
         store: MemoryStore::default(),
         queue: MemoryQueue::default(),
+        sender: ScriptedSender::default(),
         clock: ManualClock::at(Timestamp::from_unix_millis(1_795_935_600_000)),
         ssrf: SsrfPolicy::parse_allowed("127.0.0.0/8").unwrap(),
         retention: Duration::from_secs(30 * 86_400),
+        disable_after: Duration::from_secs(5 * 86_400),
     }
 }
 
