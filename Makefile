@@ -9,7 +9,7 @@ REQS := infra/requirements.txt
 STAMP := $(VENV)/.installed-$(shell python3 -c 'import hashlib,sys;print(hashlib.sha1(open(sys.argv[1],"rb").read()).hexdigest()[:12])' $(REQS))
 NEXTEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo yes)
 
-.PHONY: help dev test soak tools lint fmt-check clippy cfn-lint unit package clean
+.PHONY: help dev test soak tools lint fmt-check clippy cfn-lint openapi unit package clean
 
 help:
 	@echo "make dev    - the whole local stack at http://127.0.0.1:9000 (Ctrl-C stops it)"
@@ -30,7 +30,7 @@ $(STAMP): $(REQS)
 dev: tools
 	@infra/dev.sh
 
-test: tools fmt-check clippy cfn-lint unit
+test: tools fmt-check clippy cfn-lint openapi unit
 
 fmt-check:
 	@echo "==> cargo fmt --check"
@@ -43,6 +43,10 @@ clippy:
 cfn-lint: tools
 	@echo "==> cfn-lint template.yaml"
 	@$(VENV)/bin/cfn-lint template.yaml
+
+openapi: tools
+	@echo "==> openapi-spec-validator infra/openapi.yaml"
+	@$(VENV)/bin/openapi-spec-validator infra/openapi.yaml
 
 unit: tools
 	@echo "==> tests (unit and integration, against a fresh AWS emulator)"

@@ -7,5 +7,6 @@ mod esm;
 mod fan_out;
 mod fault;
 mod ingest;
+mod openapi;
 mod support;
 mod sweeper;

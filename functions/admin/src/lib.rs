@@ -28,6 +28,9 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 use std::time::Duration;
 
+/// The API's OpenAPI document, served at `GET /openapi.yaml`.
+pub const OPENAPI: &str = include_str!("../../../infra/openapi.yaml");
+
 /// Endpoint bodies are small; anything larger is a mistake.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_PAGE: u32 = 50;
@@ -106,6 +109,16 @@ where
         let path = req.uri().path().trim_end_matches('/');
         let segments: Vec<&str> = path.split('/').skip(1).collect();
         let method = req.method();
+        if segments.as_slice() == ["openapi.yaml"] {
+            return match *method {
+                Method::GET => Ok(http::Response::builder()
+                    .status(200)
+                    .header(http::header::CONTENT_TYPE, "application/yaml")
+                    .body(OPENAPI.to_owned())
+                    .unwrap_or_default()),
+                _ => Err(Problem::method_not_allowed("`/openapi.yaml` takes GET")),
+            };
+        }
         if segments.as_slice() == ["health"] {
             return match *method {
                 Method::GET => Ok(api::json(
