@@ -245,3 +245,31 @@ async fn stats_come_from_hourly_counters_kept_as_deliveries_happen() {
         422
     );
 }
+
+#[tokio::test]
+async fn a_long_time_range_is_read_a_month_of_days_per_page() {
+    use hookline::ports::{DeliveryQuery, DeliveryStore};
+    let h = Harness::new().await;
+    let now = hookline::Timestamp::now();
+    let mut query = DeliveryQuery {
+        endpoint: None,
+        status: None,
+        event_type: None,
+        since: now.minus(std::time::Duration::from_secs(70 * 86_400)),
+        until: now,
+        limit: 50,
+        cursor: None,
+    };
+    let mut pages = 0;
+    loop {
+        let page = h.store().list_deliveries(&query).await.unwrap();
+        pages += 1;
+        assert!(page.items.is_empty());
+        match page.next_cursor {
+            Some(c) => query.cursor = Some(c),
+            None => break,
+        }
+        assert!(pages < 10, "the walk must end");
+    }
+    assert_eq!(pages, 3, "71 days in pages of at most 31");
+}

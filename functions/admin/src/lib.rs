@@ -742,11 +742,13 @@ where
         let limit = q.limit();
         let cursor = q.take("cursor");
         q.finish()?;
+        // Nothing older than the retention period is kept, so nothing older is looked for.
+        let oldest = now.minus(self.retention);
         let query = DeliveryQuery {
             endpoint,
             status,
             event_type,
-            since: since.unwrap_or(now.minus(self.retention)),
+            since: since.map_or(oldest, |s| s.max(oldest)),
             until: until.unwrap_or(now),
             limit,
             cursor: cursor.clone(),

@@ -122,3 +122,18 @@ async fn health_needs_no_key() {
     let (status, body) = send(&admin, req).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
 }
+
+#[tokio::test]
+async fn a_body_that_is_not_utf8_is_a_400_not_a_crash() {
+    let admin = subject();
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("/v1/endpoints")
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .header("content-type", "application/json")
+        .body(Body::Binary(vec![0xff, 0xfe, b'{']))
+        .unwrap();
+    let (status, body) = send(&admin, req).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["type"], "urn:hookline:problem:invalid-json");
+}

@@ -1010,9 +1010,11 @@ impl DeliveryStore for DynamoStore {
             (None, Some(c)) => c.day.clone(),
             (None, None) => Some(log_day(q.until)),
         };
-        let mut start = cursor.map(|c| c.key);
+        let mut start = cursor.and_then(|c| c.key);
         let first_day = log_day(q.since);
         let mut items: Vec<Delivery> = Vec::new();
+        // Each page reads at most this many day partitions; the cursor goes on from there.
+        let mut days_left = MAX_DAYS_PER_PAGE;
         loop {
             let mut query = self
                 .client
@@ -1074,7 +1076,7 @@ impl DeliveryStore for DynamoStore {
                 let next = match (more_here, items.last()) {
                     (_, Some(last)) => Some(LogCursor {
                         day: day.clone(),
-                        key: self.log_key(last, q.endpoint.is_some()),
+                        key: Some(self.log_key(last, q.endpoint.is_some())),
                     }),
                     _ => None,
                 };
@@ -1086,7 +1088,20 @@ impl DeliveryStore for DynamoStore {
             match more_here {
                 Some(k) => start = Some(k),
                 None => match &day {
-                    Some(d) if *d > first_day => day = Some(previous_day(d)),
+                    Some(d) if *d > first_day => {
+                        day = Some(previous_day(d));
+                        days_left -= 1;
+                        if days_left == 0 {
+                            let next = LogCursor {
+                                day: day.clone(),
+                                key: None,
+                            };
+                            return Ok(Page {
+                                items,
+                                next_cursor: Some(next.encode()),
+                            });
+                        }
+                    }
                     _ => {
                         return Ok(Page {
                             items,
@@ -1192,8 +1207,12 @@ impl DynamoStore {
 /// and the index key of the last item.
 struct LogCursor {
     day: Option<String>,
-    key: Item,
+    /// `None`: start at the top of `day`.
+    key: Option<Item>,
 }
+
+/// Day partitions one page of the all-endpoints log may read.
+const MAX_DAYS_PER_PAGE: u32 = 31;
 
 impl LogCursor {
     fn encode(&self) -> String {
@@ -1201,7 +1220,7 @@ impl LogCursor {
         if let Some(d) = &self.day {
             m.insert("d".into(), serde_json::Value::from(d.clone()));
         }
-        for (k, v) in &self.key {
+        for (k, v) in self.key.iter().flatten() {
             if let AttributeValue::S(x) = v {
                 m.insert(k.clone(), serde_json::Value::from(x.clone()));
             }
@@ -1221,10 +1240,15 @@ impl LogCursor {
                 key.insert(k.into(), s(x));
             }
         }
-        if !key.contains_key("pk") || !key.contains_key("log_sk") {
-            return Err(bad());
+        match (
+            key.contains_key("pk") && key.contains_key("log_sk"),
+            key.is_empty(),
+            &day,
+        ) {
+            (true, _, _) => Ok(Self { day, key: Some(key) }),
+            (false, true, Some(d)) if d.starts_with("DAY#") => Ok(Self { day, key: None }),
+            _ => Err(bad()),
         }
-        Ok(Self { day, key })
     }
 }
 
