@@ -197,6 +197,13 @@ impl Delivery {
         self.updated_at = now;
     }
 
+    /// Puts the next attempt off until `at` (a rate limit's turn), under a new wake
+    /// token for the message that will make it.
+    pub fn defer(&mut self, at: Timestamp) {
+        self.next_attempt_at = Some(at);
+        self.wake = Some(new_wake());
+    }
+
     /// Ends the delivery as `failed` with the reason.
     pub fn fail(&mut self, reason: &str, now: Timestamp) {
         self.status = DeliveryStatus::Failed;

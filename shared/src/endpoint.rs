@@ -17,6 +17,7 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 pub const MAX_MAX_ATTEMPTS: u32 = 20;
 pub const MAX_EVENT_TYPE_FILTERS: usize = 100;
 pub const MAX_CUSTOM_HEADERS: usize = 20;
+pub const MAX_RATE_LIMIT_PER_SECOND: u32 = 1000;
 
 /// Headers Hookline sets on every delivery, which an endpoint's own headers may not override.
 pub const RESERVED_HEADERS: &[&str] = &[
@@ -124,6 +125,8 @@ pub struct Endpoint {
     pub retry_schedule: Option<Vec<Duration>>,
     /// Since when every attempt has failed; `None` after a success.
     pub failing_since: Option<Timestamp>,
+    /// At most this many requests a second; what exceeds it waits its turn.
+    pub rate_limit_per_second: Option<u32>,
     pub secret: EndpointSecret,
     /// Secrets replaced by a rotation, still signing beside the new one until then.
     pub previous_secrets: Vec<(EndpointSecret, Timestamp)>,
@@ -186,6 +189,8 @@ pub struct EndpointView<'a> {
     pub max_attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_schedule: Option<Vec<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_second: Option<u32>,
     pub status: EndpointStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<&'a str>,
@@ -213,6 +218,7 @@ impl<'a> From<&'a Endpoint> for EndpointView<'a> {
                 .retry_schedule
                 .as_ref()
                 .map(|s| s.iter().map(Duration::as_secs).collect()),
+            rate_limit_per_second: e.rate_limit_per_second,
             status: e.status,
             disabled_reason: e.disabled_reason.as_deref(),
             failing_since: e.failing_since,

@@ -22,6 +22,7 @@ pub const FIELDS: &[&str] = &[
     "timeout_seconds",
     "max_attempts",
     "retry_schedule",
+    "rate_limit_per_second",
 ];
 /// What `PATCH` may change: the fields above but the secret (rotate it instead),
 /// plus the status, a reason to go with `disabled`, and the version it was read at.
@@ -33,6 +34,7 @@ pub const PATCH_FIELDS: &[&str] = &[
     "timeout_seconds",
     "max_attempts",
     "retry_schedule",
+    "rate_limit_per_second",
     "status",
     "disabled_reason",
     "version",
@@ -53,6 +55,8 @@ struct Fields {
     max_attempts: Option<u32>,
     /// `Some(None)`: cleared, back to the service's schedule.
     retry_schedule: Option<Option<Vec<Duration>>>,
+    /// `Some(None)`: cleared, no limit.
+    rate_limit: Option<Option<u32>>,
 }
 
 fn present<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
@@ -175,6 +179,17 @@ fn read_fields(
     };
     f.timeout_seconds = int_in(obj, "timeout_seconds", 1..=MAX_TIMEOUT_SECONDS, errors);
     f.max_attempts = int_in(obj, "max_attempts", 1..=MAX_MAX_ATTEMPTS, errors);
+    f.rate_limit = match obj.get("rate_limit_per_second") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(_) => int_in(
+            obj,
+            "rate_limit_per_second",
+            1..=MAX_RATE_LIMIT_PER_SECOND,
+            errors,
+        )
+        .map(Some),
+    };
     f.retry_schedule = match obj.get("retry_schedule") {
         None => None,
         Some(Value::Null) => Some(None),
@@ -244,6 +259,7 @@ pub fn parse_new_endpoint(
         disabled_reason: None,
         retry_schedule: None,
         failing_since: None,
+        rate_limit_per_second: f.rate_limit.flatten(),
         secret: f.secret.unwrap_or_else(EndpointSecret::generate),
         previous_secrets: Vec::new(),
         version: 1,
@@ -313,6 +329,9 @@ pub fn apply_patch(
     }
     if let Some(s) = f.retry_schedule {
         e.set_retry_schedule(s);
+    }
+    if let Some(r) = f.rate_limit {
+        e.rate_limit_per_second = r;
     }
     match status {
         Some(EndpointStatus::Disabled) => {

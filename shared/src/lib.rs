@@ -17,6 +17,7 @@ pub mod message;
 pub mod ops;
 pub mod ports;
 pub mod problem;
+pub mod ratelimit;
 pub mod retry;
 pub mod signing;
 pub mod ssrf;

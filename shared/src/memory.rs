@@ -37,6 +37,7 @@ pub struct MemoryStore {
     events: Mutex<HashMap<EventId, EventRow>>,
     deliveries: Mutex<DeliveryLog>,
     stats: Mutex<BTreeMap<(EndpointId, String), crate::stats::HourStats>>,
+    buckets: Mutex<HashMap<EndpointId, crate::ratelimit::Bucket>>,
     /// When set, every call fails with a retryable error.
     pub unavailable: std::sync::atomic::AtomicBool,
 }
@@ -617,5 +618,25 @@ impl StatsStore for MemoryStore {
             .filter(|((e, h), _)| e == endpoint && h.as_str() >= from && h.as_str() <= to)
             .map(|(_, s)| s.clone())
             .collect())
+    }
+}
+
+#[async_trait]
+impl RateLimiter for MemoryStore {
+    async fn take(
+        &self,
+        endpoint: &EndpointId,
+        per_second: u32,
+        now: Timestamp,
+    ) -> PortResult<Option<Duration>> {
+        self.check()?;
+        let mut buckets = self.buckets.lock().unwrap();
+        match crate::ratelimit::take(buckets.get(endpoint).copied(), per_second, now) {
+            Ok(b) => {
+                buckets.insert(endpoint.clone(), b);
+                Ok(None)
+            }
+            Err(wait) => Ok(Some(wait)),
+        }
     }
 }

@@ -154,6 +154,18 @@ pub trait DeliveryStore: Send + Sync {
     async fn replace_delivery(&self, seen: &Delivery, updated: &Delivery) -> PortResult<bool>;
 }
 
+/// Endpoints' rate limits, as token buckets that hold one second's worth.
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Takes a token from the endpoint's bucket; `Some(wait)` when there is none yet.
+    async fn take(
+        &self,
+        endpoint: &EndpointId,
+        per_second: u32,
+        now: Timestamp,
+    ) -> PortResult<Option<Duration>>;
+}
+
 /// Hourly delivery counters per endpoint.
 #[async_trait]
 pub trait StatsStore: Send + Sync {

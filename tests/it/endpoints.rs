@@ -481,3 +481,38 @@ async fn diagnose_says_what_is_wrong_and_what_to_do() {
         r.json
     );
 }
+
+#[tokio::test]
+async fn a_rate_limit_is_a_token_bucket_in_dynamodb() {
+    use hookline::ports::RateLimiter;
+    let h = Harness::new().await;
+    let e = create(
+        &h,
+        json!({"name": "limited", "url": "http://127.0.0.1:9/", "rate_limit_per_second": 2}),
+    )
+    .await;
+    assert_eq!(e["rate_limit_per_second"], 2);
+    let id = hookline::EndpointId::parse(e["id"].as_str().unwrap()).unwrap();
+    let t0 = hookline::Timestamp::now();
+    let store = h.store();
+    assert_eq!(store.take(&id, 2, t0).await.unwrap(), None);
+    assert_eq!(store.take(&id, 2, t0).await.unwrap(), None);
+    let wait = store
+        .take(&id, 2, t0)
+        .await
+        .unwrap()
+        .expect("the bucket is empty");
+    assert_eq!(wait, std::time::Duration::from_millis(500));
+    let later = t0.saturating_add(std::time::Duration::from_millis(500));
+    assert_eq!(store.take(&id, 2, later).await.unwrap(), None);
+
+    let r = patch(
+        &h,
+        e["id"].as_str().unwrap(),
+        Some("\"1\""),
+        json!({"rate_limit_per_second": null}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert!(r.json.get("rate_limit_per_second").is_none());
+}

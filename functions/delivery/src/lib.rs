@@ -23,7 +23,7 @@ use hookline::message::QueueMessage;
 use hookline::ops;
 use hookline::ports::{
     Clock, DeliveryStore, EndpointStore, EventStore, FanoutClaim, MAX_QUEUE_DELAY, MAX_VISIBILITY, PortError,
-    PortResult, Queue, StatsStore, WebhookSender,
+    PortResult, Queue, RateLimiter, StatsStore, WebhookSender,
 };
 use hookline::retry::{RetryDefaults, Verdict, parse_schedule};
 use hookline::ssrf::SsrfPolicy;
@@ -226,7 +226,7 @@ type OpsOut = Mutex<Outputs>;
 
 impl<S, H, Q, C> Deliverer<S, H, Q, C>
 where
-    S: EventStore + EndpointStore + DeliveryStore + StatsStore,
+    S: EventStore + EndpointStore + DeliveryStore + StatsStore + RateLimiter,
     H: WebhookSender,
     Q: Queue,
     C: Clock,
@@ -387,22 +387,33 @@ where
             .collect();
         let body = event.envelope_json();
         let body = body.as_str();
+        // An endpoint over its rate limit gets a pending delivery whose attempt waits its turn.
+        let now = self.clock.now();
+        let mut sendable = Vec::with_capacity(targets.len());
+        let mut waiting: Vec<Delivery> = Vec::new();
+        for ep in targets {
+            let mut fresh = Delivery::new(
+                event.id.clone(),
+                ep.id.clone(),
+                event.event_type.clone(),
+                ep.max_attempts,
+                now,
+            );
+            match self.turn(ep, now).await? {
+                None => sendable.push((ep, fresh)),
+                Some(wait) => {
+                    fresh.defer(now.saturating_add(wait));
+                    waiting.push(fresh);
+                }
+            }
+        }
         // The futures are built up front: a closure inside the stream would hide
         // their `Send`-ness from the compiler (rust-lang/rust#102211).
-        let attempts: Vec<_> = targets
+        let attempts: Vec<_> = sendable
             .into_iter()
-            .map(|ep| {
-                let fresh = Delivery::new(
-                    event.id.clone(),
-                    ep.id.clone(),
-                    event.event_type.clone(),
-                    ep.max_attempts,
-                    self.clock.now(),
-                );
-                async move {
-                    let (updated, attempt, verdict) = self.attempt(event, body, ep, &fresh).await;
-                    (ep, updated, attempt, verdict)
-                }
+            .map(|(ep, fresh)| async move {
+                let (updated, attempt, verdict) = self.attempt(event, body, ep, &fresh).await;
+                (ep, updated, attempt, verdict)
             })
             .collect();
         let results: Vec<(&Endpoint, Delivery, Attempt, Verdict)> = stream::iter(attempts)
@@ -412,6 +423,7 @@ where
         let records: Vec<(Delivery, Option<Attempt>)> = results
             .iter()
             .map(|(_, d, a, _)| (d.clone(), Some(a.clone())))
+            .chain(waiting.iter().map(|d| (d.clone(), None)))
             .collect();
         self.store.record_attempts(&records).await?;
         for (ep, delivery, attempt, verdict) in &results {
@@ -420,7 +432,18 @@ where
                 self.schedule(event, delivery).await;
             }
         }
+        for delivery in &waiting {
+            self.schedule(event, delivery).await;
+        }
         Ok(u32::try_from(records.len() + already.len()).unwrap_or(u32::MAX))
+    }
+
+    /// Whether the endpoint's rate limit lets a request go now, or how long to wait.
+    async fn turn(&self, ep: &Endpoint, now: Timestamp) -> PortResult<Option<Duration>> {
+        match ep.rate_limit_per_second {
+            None => Ok(None),
+            Some(rate) => self.store.take(&ep.id, rate, now).await,
+        }
     }
 
     /// Sends the message that will make the delivery's next attempt. If sending fails
@@ -474,6 +497,23 @@ where
             }
             Ok(Some(ep)) => ep,
         };
+        match self.turn(&ep, now).await {
+            Err(e) => return Disposition::Again(e),
+            Ok(None) => {}
+            Ok(Some(wait)) if receives + 3 <= self.settings.max_receives => return Disposition::Sleep(wait),
+            // Received often already: a fresh message, same token, waits instead.
+            Ok(Some(wait)) => {
+                let message = QueueMessage::AttemptV1 {
+                    event: event.clone(),
+                    endpoint_id: endpoint_id.clone(),
+                    wake: wake.to_owned(),
+                };
+                return match self.queue.send_after(&message, wait).await {
+                    Ok(()) => Disposition::Done,
+                    Err(e) => Disposition::Again(e),
+                };
+            }
+        }
         match self.store.claim_attempt(&seen, now, self.settings.lease).await {
             Err(e) => return Disposition::Again(e),
             // Another worker holds it, and its own message carries the delivery on.

@@ -34,6 +34,7 @@ fn endpoint(name: &str, filters: &[&str]) -> Endpoint {
         disabled_reason: None,
         retry_schedule: None,
         failing_since: None,
+        rate_limit_per_second: None,
         secret: EndpointSecret::generate(),
         previous_secrets: Vec::new(),
         version: 1,
@@ -622,4 +623,72 @@ async fn a_pending_retry_to_a_deleted_endpoint_fails_with_the_reason() {
         Some("the endpoint was deleted")
     );
     assert_eq!(d.sender.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn over_its_rate_limit_an_endpoint_waits_its_turn_and_loses_nothing() {
+    // GIVEN an endpoint limited to 1 request a second and three events at once
+    let mut ep = endpoint("limited", &["*"]);
+    ep.rate_limit_per_second = Some(1);
+    let d = subject(&[&ep]).await;
+    let mut batch = fixture();
+    let template = batch.records[0].clone();
+    batch.records.clear();
+    for i in 0..3 {
+        let Work::Event(mut e) = parse(&template) else {
+            panic!("an event")
+        };
+        e.id = EventId::parse(&format!("evt_rate_{i}")).unwrap();
+        let mut r = template.clone();
+        r.body = Some(QueueMessage::EventV1 { event: e }.to_body());
+        r.message_id = Some(format!("m{i}"));
+        batch.records.push(r);
+    }
+
+    // WHEN they arrive
+    let response = d.handle(batch).await;
+
+    // THEN one goes now; the other two are pending, each with a delayed attempt message
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(d.sender.requests().len(), 1);
+    let waiting = attempt_messages(&d);
+    assert_eq!(waiting.len(), 2);
+    for (_, _, delay) in &waiting {
+        assert!(
+            *delay > Duration::ZERO && *delay <= Duration::from_secs(1),
+            "{delay:?}"
+        );
+    }
+
+    // AND a second later one more goes; the last sleeps until its turn
+    d.clock.advance(Duration::from_secs(1));
+    let mut slept = 0;
+    for (i, (endpoint_id, wake, _)) in waiting.iter().enumerate() {
+        let Work::Event(mut e) = parse(&template) else {
+            panic!("an event")
+        };
+        let ids: Vec<String> = d
+            .queue
+            .sent()
+            .iter()
+            .filter_map(|m| match m {
+                QueueMessage::AttemptV1 { event, wake: w, .. } if w == wake => Some(event.id.to_string()),
+                _ => None,
+            })
+            .collect();
+        e.id = EventId::parse(&ids[0]).unwrap();
+        let mut b = fixture();
+        b.records[0].body = Some(
+            QueueMessage::AttemptV1 {
+                event: e,
+                endpoint_id: endpoint_id.clone(),
+                wake: wake.clone(),
+            }
+            .to_body(),
+        );
+        b.records[0].message_id = Some(format!("a{i}"));
+        slept += d.handle(b).await.batch_item_failures.len();
+    }
+    assert_eq!(d.sender.requests().len(), 2);
+    assert_eq!(slept, 1);
 }

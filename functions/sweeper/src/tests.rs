@@ -35,6 +35,7 @@ fn endpoint() -> Endpoint {
         disabled_reason: None,
         retry_schedule: None,
         failing_since: None,
+        rate_limit_per_second: None,
         secret: EndpointSecret::generate(),
         previous_secrets: Vec::new(),
         version: 1,

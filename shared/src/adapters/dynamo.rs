@@ -168,6 +168,9 @@ fn endpoint_to_item(e: &Endpoint) -> Item {
     if let Some(t) = e.failing_since {
         item.insert("failing_since".into(), n(t.unix_millis()));
     }
+    if let Some(r) = e.rate_limit_per_second {
+        item.insert("rate_limit_per_second".into(), n(r));
+    }
     if !e.previous_secrets.is_empty() {
         let list = e
             .previous_secrets
@@ -236,6 +239,7 @@ fn endpoint_from_item(item: &Item) -> PortResult<Endpoint> {
             _ => None,
         },
         failing_since: r.opt_num("failing_since").map(Timestamp::from_unix_millis),
+        rate_limit_per_second: r.opt_num("rate_limit_per_second"),
         secret: r.parse("secret", EndpointSecret::parse)?,
         previous_secrets: match item.get("previous_secrets") {
             Some(AttributeValue::L(l)) => l
@@ -1374,5 +1378,63 @@ impl crate::ports::StatsStore for DynamoStore {
                 st
             })
             .collect())
+    }
+}
+
+#[async_trait]
+impl crate::ports::RateLimiter for DynamoStore {
+    async fn take(
+        &self,
+        endpoint: &EndpointId,
+        per_second: u32,
+        now: Timestamp,
+    ) -> PortResult<Option<Duration>> {
+        use crate::ratelimit::{Bucket, take};
+        let pk = format!("RATE#{endpoint}");
+        // Read, take, write on condition; a concurrent taker means read again.
+        for _ in 0..5 {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .key("sk", s("BUCKET"))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| classify("GetItem rate bucket", e))?;
+            let seen = out.item().and_then(|i| {
+                let r = Reader(i);
+                Some(Bucket {
+                    tokens: r.opt_num("tokens")?,
+                    at: Timestamp::from_unix_millis(r.opt_num("at")?),
+                })
+            });
+            let next = match take(seen, per_second, now) {
+                Ok(b) => b,
+                Err(wait) => return Ok(Some(wait)),
+            };
+            let req = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(&pk))
+                .item("sk", s("BUCKET"))
+                .item("tokens", n(next.tokens))
+                .item("at", n(next.at.unix_millis()))
+                .item("expires_at", n(now.unix_seconds() + 86_400));
+            let req = match seen {
+                Some(b) => req
+                    .condition_expression("#at = :seen")
+                    .expression_attribute_names("#at", "at")
+                    .expression_attribute_values(":seen", n(b.at.unix_millis())),
+                None => req.condition_expression("attribute_not_exists(pk)"),
+            };
+            if conditional(req.send().await.map(|_| ()), "PutItem rate bucket")? {
+                return Ok(None);
+            }
+        }
+        // Heavily contended: wait one token's time.
+        Ok(Some(Duration::from_secs_f64(1.0 / f64::from(per_second.max(1)))))
     }
 }
