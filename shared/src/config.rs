@@ -83,6 +83,31 @@ pub fn is_local_stage(env: &mut Env) -> bool {
 pub const DEV_INGEST_KEY: &str = "dev-ingest-key";
 pub const DEV_ADMIN_KEY: &str = "dev-admin-key";
 
+/// Where the API keys come from.
+#[derive(Clone, Debug)]
+pub enum KeySource {
+    /// Given in the environment (or the local stage's dev keys).
+    Env(crate::auth::ApiKeys),
+    /// Two Secrets Manager secrets (`HOOKLINE_INGEST_KEY_SECRET`, `HOOKLINE_ADMIN_KEY_SECRET`),
+    /// read once per cold start.
+    SecretsManager { ingest: String, admin: String },
+}
+
+/// Secrets Manager when both secret ids are set, else the environment (`api_keys`).
+pub fn key_source(env: &mut Env) -> KeySource {
+    match (
+        env.optional("HOOKLINE_INGEST_KEY_SECRET"),
+        env.optional("HOOKLINE_ADMIN_KEY_SECRET"),
+    ) {
+        (Some(ingest), Some(admin)) => KeySource::SecretsManager { ingest, admin },
+        (None, None) => KeySource::Env(api_keys(env)),
+        _ => {
+            env.problem("HOOKLINE_INGEST_KEY_SECRET and HOOKLINE_ADMIN_KEY_SECRET go together");
+            KeySource::Env(crate::auth::ApiKeys::new("", ""))
+        }
+    }
+}
+
 /// The API keys from `HOOKLINE_INGEST_KEY` and `HOOKLINE_ADMIN_KEY`. On the local
 /// stage they default to the documented dev keys; elsewhere both must be set, be at
 /// least 16 characters and differ.

@@ -7,6 +7,7 @@ mod esm;
 mod fan_out;
 mod fault;
 mod ingest;
+mod keys;
 mod openapi;
 mod support;
 mod sweeper;

@@ -4,7 +4,7 @@
 
 use hookline::api;
 use hookline::auth::{ApiKeys, Scope};
-use hookline::config::{ConfigError, Env, api_keys, retention, ssrf_policy};
+use hookline::config::{ConfigError, Env, KeySource, key_source, retention, ssrf_policy};
 use hookline::delivery::AttemptOutcome;
 use hookline::delivery::DeliveryStatus;
 use hookline::endpoint::EndpointView;
@@ -46,7 +46,7 @@ pub const TEST_EVENT_TYPE: &str = "hookline.endpoint.test";
 
 #[derive(Debug)]
 pub struct Config {
-    pub keys: ApiKeys,
+    pub keys: KeySource,
     pub table: String,
     pub queue_url: String,
     pub retention: Duration,
@@ -56,7 +56,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
-        let keys = api_keys(&mut env);
+        let keys = key_source(&mut env);
         let table = env.required("HOOKLINE_TABLE");
         let queue_url = env.required("HOOKLINE_QUEUE_URL");
         let retention = retention(&mut env);

@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env(Env::from_process())?;
     let aws = aws_config().await;
     let admin = Admin {
-        keys: config.keys,
+        keys: hookline::adapters::secrets::resolve(config.keys, &aws).await?,
         store: DynamoStore::new(
             hookline::adapters::dynamo::Client::new(&aws),
             config.table,

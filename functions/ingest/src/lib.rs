@@ -3,7 +3,7 @@
 
 use hookline::api;
 use hookline::auth::{ApiKeys, Scope};
-use hookline::config::{ConfigError, Env, api_keys};
+use hookline::config::{ConfigError, Env, KeySource, key_source};
 use hookline::event_input::parse_event;
 use hookline::message::QueueMessage;
 use hookline::ports::{Clock, PortError, Queue};
@@ -20,14 +20,14 @@ pub const MAX_BATCH_BODY_BYTES: usize = 6_000_000 - 64 * 1024;
 
 #[derive(Debug)]
 pub struct Config {
-    pub keys: ApiKeys,
+    pub keys: KeySource,
     pub queue_url: String,
     pub max_body_bytes: usize,
 }
 
 impl Config {
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
-        let keys = api_keys(&mut env);
+        let keys = key_source(&mut env);
         let queue_url = env.required("HOOKLINE_QUEUE_URL");
         let max_body_bytes =
             env.parsed_with(

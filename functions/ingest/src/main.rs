@@ -1,4 +1,4 @@
-use hookline::adapters::{aws_config, sqs::SqsQueue};
+use hookline::adapters::{aws_config, secrets, sqs::SqsQueue};
 use hookline::config::Env;
 use hookline::ports::SystemClock;
 use ingest_fn::{Config, Ingest};
@@ -8,10 +8,10 @@ use lambda_http::{Error, Request, run, service_fn};
 async fn main() -> Result<(), Error> {
     hookline::telemetry::init_tracing();
     let config = Config::from_env(Env::from_process())?;
-    let sqs = aws_sdk_sqs_client().await;
+    let aws = aws_config().await;
     let app = Ingest {
-        keys: config.keys,
-        queue: SqsQueue::new(sqs, config.queue_url),
+        keys: secrets::resolve(config.keys, &aws).await?,
+        queue: SqsQueue::new(hookline::adapters::sqs::Client::new(&aws), config.queue_url),
         clock: SystemClock,
         max_body_bytes: config.max_body_bytes,
     };
@@ -20,8 +20,4 @@ async fn main() -> Result<(), Error> {
         Ok::<_, Error>(app.handle(req).await)
     }))
     .await
-}
-
-async fn aws_sdk_sqs_client() -> hookline::adapters::sqs::Client {
-    hookline::adapters::sqs::Client::new(&aws_config().await)
 }

@@ -2,6 +2,7 @@
 
 pub mod dynamo;
 pub mod http;
+pub mod secrets;
 pub mod sqs;
 
 use crate::ports::PortError;
