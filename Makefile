@@ -9,7 +9,7 @@ REQS := infra/requirements.txt
 STAMP := $(VENV)/.installed-$(shell python3 -c 'import hashlib,sys;print(hashlib.sha1(open(sys.argv[1],"rb").read()).hexdigest()[:12])' $(REQS))
 NEXTEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo yes)
 
-.PHONY: help dev test soak tools lint fmt-check clippy cfn-lint openapi unit package clean
+.PHONY: help dev test soak tools lint fmt-check clippy cfn-lint openapi unit schemathesis package clean
 
 help:
 	@echo "make dev    - the whole local stack at http://127.0.0.1:9000 (Ctrl-C stops it)"
@@ -30,7 +30,7 @@ $(STAMP): $(REQS)
 dev: tools
 	@infra/dev.sh
 
-test: tools fmt-check clippy cfn-lint openapi unit
+test: tools fmt-check clippy cfn-lint openapi unit schemathesis
 
 fmt-check:
 	@echo "==> cargo fmt --check"
@@ -55,6 +55,13 @@ ifeq ($(NEXTEST),yes)
 else
 	@infra/with-emulator.sh cargo test --workspace --all-targets --locked --no-fail-fast
 endif
+
+# Generated requests against the local stack, checked against infra/openapi.yaml:
+# no server error, documented statuses, content types and bodies.
+SCHEMATHESIS_EXAMPLES ?= 10
+schemathesis: tools
+	@echo "==> schemathesis against the local stack ($(SCHEMATHESIS_EXAMPLES) examples per operation)"
+	@infra/schemathesis.sh $(SCHEMATHESIS_EXAMPLES)
 
 # The fault test at full size. The per-attempt metric lines are left out of the output.
 SOAK_EVENTS ?= 10000

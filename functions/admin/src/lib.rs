@@ -23,6 +23,7 @@ use hookline::ssrf::SsrfPolicy;
 use hookline::stats::{HourStats, hour_of};
 use hookline::timestamp::Timestamp;
 use hookline::webhook::signed_request;
+use futures::StreamExt;
 use http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
@@ -41,6 +42,7 @@ pub const MAX_ROTATION_GRACE_SECONDS: u64 = 7 * 86_400;
 pub const MAX_RECOVER: u32 = 1000;
 /// Stats reach back at most this far (their counters live as long as deliveries).
 pub const MAX_STATS_HOURS: u32 = 24 * 30;
+const STATS_READS_AT_ONCE: usize = 16;
 /// The type of `POST /v1/endpoints/{id}/test`'s event unless the caller names one.
 pub const TEST_EVENT_TYPE: &str = "hookline.endpoint.test";
 
@@ -702,18 +704,25 @@ where
             ],
             None => self.store.all_endpoints().await.map_err(store_problem)?,
         };
+        // One query per endpoint, several at once.
+        let reads: Vec<_> = endpoints
+            .iter()
+            .map(|e| {
+                let (from, to) = (from.clone(), to.clone());
+                async move {
+                    let mut sum = HourStats::default();
+                    for h in self.store.read_stats(&e.id, &from, &to).await? {
+                        sum.merge(&h);
+                    }
+                    Ok::<_, PortError>((e, sum))
+                }
+            })
+            .collect();
+        let sums: Vec<_> = futures::stream::iter(reads).buffered(STATS_READS_AT_ONCE).collect().await;
         let mut total = HourStats::default();
         let mut per = Vec::with_capacity(endpoints.len());
-        for e in &endpoints {
-            let mut sum = HourStats::default();
-            for h in self
-                .store
-                .read_stats(&e.id, &from, &to)
-                .await
-                .map_err(store_problem)?
-            {
-                sum.merge(&h);
-            }
+        for r in sums {
+            let (e, sum) = r.map_err(store_problem)?;
             total.merge(&sum);
             per.push(json!({"endpoint_id": e.id, "name": e.name, "stats": sum.summary()}));
         }
