@@ -51,6 +51,7 @@ impl HourStats {
     pub fn summary(&self) -> StatsSummary {
         let finished = self.delivered + self.failed;
         StatsSummary {
+            total: finished,
             attempts: self.attempts,
             failed_attempts: self.attempt_failures,
             delivered: self.delivered,
@@ -80,6 +81,8 @@ impl HourStats {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StatsSummary {
+    /// Deliveries that ended (delivered or failed) in the period.
+    pub total: u64,
     pub attempts: u64,
     pub failed_attempts: u64,
     /// Deliveries that ended delivered, and that ended failed.

@@ -2,6 +2,7 @@
 //! delivery log (list, get with attempts, retry), events with their deliveries, and
 //! `GET /health`.
 
+use futures::StreamExt;
 use hookline::api;
 use hookline::auth::{ApiKeys, Scope};
 use hookline::config::{ConfigError, Env, KeySource, key_source, retention, ssrf_policy};
@@ -23,7 +24,6 @@ use hookline::ssrf::SsrfPolicy;
 use hookline::stats::{HourStats, hour_of};
 use hookline::timestamp::Timestamp;
 use hookline::webhook::signed_request;
-use futures::StreamExt;
 use http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
@@ -718,7 +718,10 @@ where
                 }
             })
             .collect();
-        let sums: Vec<_> = futures::stream::iter(reads).buffered(STATS_READS_AT_ONCE).collect().await;
+        let sums: Vec<_> = futures::stream::iter(reads)
+            .buffered(STATS_READS_AT_ONCE)
+            .collect()
+            .await;
         let mut total = HourStats::default();
         let mut per = Vec::with_capacity(endpoints.len());
         for r in sums {
