@@ -11,7 +11,10 @@ api_port="${HOOKLINE_API_PORT:-9000}"
 aws_port="${HOOKLINE_EMULATOR_PORT:-4567}"
 prefix="${HOOKLINE_DEV_PREFIX:-hookline-dev}"
 venv="$root/.tools/venv"
-state="$root/.dev"
+state="${HOOKLINE_DEV_STATE:-$root/.dev}"
+# Scripted runs (schemathesis) want a stack that never reloads under them.
+reload_flag=()
+[ "${HOOKLINE_DEV_NO_RELOAD:-}" = 1 ] && reload_flag=(--ignore-changes)
 mkdir -p "$state"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
@@ -82,7 +85,7 @@ export HOOKLINE_ENDPOINT_CACHE_SECONDS="${HOOKLINE_ENDPOINT_CACHE_SECONDS:-1}"
 export HOOKLINE_LOG_FORMAT="${HOOKLINE_LOG_FORMAT:-text}"
 
 say "starting the functions: cargo lambda watch on 127.0.0.1:$api_port"
-cargo lambda watch -A 127.0.0.1 -P "$api_port" >"$state/functions.log" 2>&1 &
+cargo lambda watch -A 127.0.0.1 -P "$api_port" "${reload_flag[@]}" >"$state/functions.log" 2>&1 &
 pids+=($!)
 printf '    waiting for http://127.0.0.1:%s/health ' "$api_port"
 for i in $(seq 1 600); do

@@ -14,6 +14,7 @@ log="$root/target/schemathesis-stack.log"
 mkdir -p "$root/target"
 
 HOOKLINE_API_PORT="$api_port" HOOKLINE_EMULATOR_PORT="$emulator_port" HOOKLINE_DEV_PREFIX=schema \
+  HOOKLINE_DEV_STATE="$root/target/schemathesis-stack" HOOKLINE_DEV_NO_RELOAD=1 \
   infra/dev.sh >"$log" 2>&1 &
 stack=$!
 trap 'kill -TERM "$stack" 2>/dev/null || true; wait "$stack" 2>/dev/null || true' EXIT
@@ -37,5 +38,5 @@ PY
 
 .tools/venv/bin/schemathesis run infra/openapi.yaml --url "$base" \
   -H "Authorization: Bearer dev-admin-key" \
-  --mode positive -n "$examples" --generation-deterministic --request-timeout 30 \
+  --mode positive -n "$examples" --generation-deterministic --request-timeout 120 \
   -c not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance

@@ -13,6 +13,9 @@ use std::str::FromStr;
 use thiserror::Error;
 use url::{Host, Url};
 
+/// A name that does not resolve within this is treated as unresolvable.
+pub const DNS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Addresses that are never allowed, whatever the allowed ranges say.
 const METADATA: [IpAddr; 2] = [
     IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)),
@@ -195,8 +198,13 @@ impl SsrfPolicy {
         let dest = self.parse_destination(raw)?;
         if let Some(Host::Domain(host)) = dest.0.host() {
             let port = dest.0.port_or_known_default().unwrap_or(443);
-            let addrs: Vec<_> = tokio::net::lookup_host((host, port))
+            let lookup = tokio::time::timeout(DNS_TIMEOUT, tokio::net::lookup_host((host, port)));
+            let addrs: Vec<_> = lookup
                 .await
+                .map_err(|_| DestinationError::Unresolvable {
+                    host: host.to_owned(),
+                    reason: format!("no answer within {} s", DNS_TIMEOUT.as_secs()),
+                })?
                 .map_err(|e| DestinationError::Unresolvable {
                     host: host.to_owned(),
                     reason: e.to_string(),

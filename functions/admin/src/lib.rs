@@ -567,9 +567,14 @@ where
             .unwrap_or(443);
 
         // DNS, and which addresses the SSRF policy lets Hookline reach.
-        let (addresses, dns_error) = match tokio::net::lookup_host((host.as_str(), port)).await {
-            Ok(found) => (found.collect::<Vec<_>>(), None),
-            Err(err) => (Vec::new(), Some(err.to_string())),
+        let lookup = tokio::time::timeout(
+            hookline::ssrf::DNS_TIMEOUT,
+            tokio::net::lookup_host((host.as_str(), port)),
+        );
+        let (addresses, dns_error) = match lookup.await {
+            Ok(Ok(found)) => (found.collect::<Vec<_>>(), None),
+            Ok(Err(err)) => (Vec::new(), Some(err.to_string())),
+            Err(_) => (Vec::new(), Some("no answer within 5 s".to_owned())),
         };
         let checked: Vec<serde_json::Value> = addresses
             .iter()

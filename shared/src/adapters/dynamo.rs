@@ -1216,7 +1216,7 @@ struct LogCursor {
 }
 
 /// Day partitions one page of the all-endpoints log may read.
-const MAX_DAYS_PER_PAGE: u32 = 31;
+const MAX_DAYS_PER_PAGE: u32 = 7;
 
 impl LogCursor {
     fn encode(&self) -> String {

@@ -31,8 +31,16 @@ impl Resolve for SsrfResolver {
         let policy = self.policy.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let found: Vec<_> = tokio::net::lookup_host((host.as_str(), 0))
+            let lookup = tokio::time::timeout(
+                crate::ssrf::DNS_TIMEOUT,
+                tokio::net::lookup_host((host.as_str(), 0)),
+            );
+            let found: Vec<_> = lookup
                 .await
+                .map_err(|_| ResolveError::Lookup {
+                    host: host.clone(),
+                    reason: "no answer in time".into(),
+                })?
                 .map_err(|e| ResolveError::Lookup {
                     host: host.clone(),
                     reason: e.to_string(),

@@ -35,6 +35,72 @@ impl SqsQueue {
     }
 }
 
+impl SqsQueue {
+    /// One SendMessageBatch; one result per message of the range.
+    async fn send_chunk(&self, bodies: &[String], range: std::ops::Range<usize>) -> Vec<PortResult<()>> {
+        let entries: Result<Vec<_>, _> = range
+            .clone()
+            .map(|i| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(&bodies[i])
+                    .build()
+            })
+            .collect();
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(e) => return range.map(|_| Err(PortError::Permanent(e.to_string()))).collect(),
+        };
+        let req = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries));
+        match req.send().await {
+            Ok(out) => {
+                let mut chunk: Vec<PortResult<()>> = range.clone().map(|_| Ok(())).collect();
+                for f in out.failed() {
+                    let Some(pos) = f
+                        .id()
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| i.checked_sub(range.start))
+                    else {
+                        continue;
+                    };
+                    let text = format!(
+                        "SendMessageBatch entry: {} {}",
+                        f.code(),
+                        f.message().unwrap_or("")
+                    );
+                    if let Some(slot) = chunk.get_mut(pos) {
+                        *slot = Err(if f.sender_fault() {
+                            PortError::Permanent(text)
+                        } else {
+                            PortError::Retryable(text)
+                        });
+                    }
+                }
+                chunk
+            }
+            Err(e) => {
+                let err = classify("SendMessageBatch", e);
+                let retry = err.is_retryable();
+                let text = err.to_string();
+                range
+                    .map(|_| {
+                        Err(if retry {
+                            PortError::Retryable(text.clone())
+                        } else {
+                            PortError::Permanent(text.clone())
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
 /// Seconds, rounded up so a message never wakes before its time.
 fn whole_seconds(d: Duration) -> i32 {
     let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
@@ -99,72 +165,14 @@ impl Queue for SqsQueue {
 
     async fn send_batch(&self, messages: &[QueueMessage]) -> Vec<PortResult<()>> {
         let bodies: Vec<String> = messages.iter().map(QueueMessage::to_body).collect();
-        let mut results: Vec<PortResult<()>> = Vec::with_capacity(bodies.len());
-        for range in chunk_bodies(&bodies) {
-            let entries: Result<Vec<_>, _> = range
-                .clone()
-                .map(|i| {
-                    SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(&bodies[i])
-                        .build()
-                })
-                .collect();
-            let entries = match entries {
-                Ok(entries) => entries,
-                Err(e) => {
-                    let text = e.to_string();
-                    results.extend(range.map(|_| Err(PortError::Permanent(text.clone()))));
-                    continue;
-                }
-            };
-            let req = self
-                .client
-                .send_message_batch()
-                .queue_url(&self.url)
-                .set_entries(Some(entries));
-            match req.send().await {
-                Ok(out) => {
-                    let mut chunk: Vec<PortResult<()>> = range.clone().map(|_| Ok(())).collect();
-                    for f in out.failed() {
-                        let Some(pos) = f
-                            .id()
-                            .parse::<usize>()
-                            .ok()
-                            .and_then(|i| i.checked_sub(range.start))
-                        else {
-                            continue;
-                        };
-                        let text = format!(
-                            "SendMessageBatch entry: {} {}",
-                            f.code(),
-                            f.message().unwrap_or("")
-                        );
-                        if let Some(slot) = chunk.get_mut(pos) {
-                            *slot = Err(if f.sender_fault() {
-                                PortError::Permanent(text)
-                            } else {
-                                PortError::Retryable(text)
-                            });
-                        }
-                    }
-                    results.extend(chunk);
-                }
-                Err(e) => {
-                    let err = classify("SendMessageBatch", e);
-                    let retry = err.is_retryable();
-                    let text = err.to_string();
-                    results.extend(range.map(|_| {
-                        Err(if retry {
-                            PortError::Retryable(text.clone())
-                        } else {
-                            PortError::Permanent(text.clone())
-                        })
-                    }));
-                }
-            }
-        }
-        results
+        // The batches go at once; their results come back in the messages' order.
+        let chunks = chunk_bodies(&bodies);
+        let sends = chunks.into_iter().map(|range| self.send_chunk(&bodies, range));
+        futures::future::join_all(sends)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 }
 
