@@ -265,6 +265,15 @@ fn event_from_item(item: &Item) -> PortResult<Event> {
     Reader(item).parse("body", |b| serde_json::from_str::<Event>(b))
 }
 
+/// The event an item belongs to, from its `EVT#<id>` partition key.
+fn event_id_of(r: &Reader<'_>) -> PortResult<EventId> {
+    r.parse("pk", |pk| {
+        pk.strip_prefix("EVT#")
+            .ok_or("not an event key".to_owned())
+            .and_then(|id| EventId::parse(id).map_err(|e| e.to_string()))
+    })
+}
+
 /// Every page of a query.
 async fn query_all(query: QueryFluentBuilder, what: &str) -> PortResult<Vec<Item>> {
     let mut items = Vec::new();
@@ -736,11 +745,7 @@ impl EventStore for DynamoStore {
             .iter()
             .map(|i| {
                 let r = Reader(i);
-                let id = r.parse("pk", |pk| {
-                    pk.strip_prefix("EVT#")
-                        .ok_or("not an event key".to_owned())
-                        .and_then(|id| EventId::parse(id).map_err(|e| e.to_string()))
-                })?;
+                let id = event_id_of(&r)?;
                 Ok((id, Timestamp::from_unix_millis(r.num("due_at")?)))
             })
             .collect()
@@ -855,24 +860,15 @@ impl DeliveryStore for DynamoStore {
     }
 
     async fn claim_attempt(&self, seen: &Delivery, now: Timestamp, lease: Duration) -> PortResult<bool> {
-        let (cond, mut values) = as_seen(seen);
-        values.insert(":until".into(), n(now.saturating_add(lease).unix_millis()));
-        values.insert(":now".into(), n(now.unix_millis()));
-        let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(event_pk(&seen.event_id)))
-            .key("sk", s(delivery_sk(&seen.endpoint_id)))
-            .update_expression("SET lease_until = :until")
-            .condition_expression(format!(
-                "{cond} AND (attribute_not_exists(lease_until) OR lease_until < :now)"
-            ))
-            .expression_attribute_names("#st", "status")
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        conditional(res.map(|_| ()), "UpdateItem delivery claim")
+        let values = [(":until", n(now.saturating_add(lease).unix_millis()))];
+        self.update_unleased(
+            seen,
+            now,
+            "SET lease_until = :until",
+            values,
+            "UpdateItem delivery claim",
+        )
+        .await
     }
 
     async fn record_attempt(
@@ -907,25 +903,10 @@ impl DeliveryStore for DynamoStore {
     }
 
     async fn redrive(&self, seen: &Delivery, wake: &str, now: Timestamp) -> PortResult<bool> {
-        let (cond, mut values) = as_seen(seen);
-        values.insert(":new".into(), s(wake));
-        values.insert(":now".into(), n(now.unix_millis()));
-        let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(event_pk(&seen.event_id)))
-            .key("sk", s(delivery_sk(&seen.endpoint_id)))
-            .update_expression("SET wake = :new, due_at = :now, redriven_at = :now ADD redriven :one")
-            .condition_expression(format!(
-                "{cond} AND (attribute_not_exists(lease_until) OR lease_until < :now)"
-            ))
-            .expression_attribute_names("#st", "status")
-            .set_expression_attribute_values(Some(values))
-            .expression_attribute_values(":one", n(1))
-            .send()
-            .await;
-        conditional(res.map(|_| ()), "UpdateItem delivery redrive")
+        let update = "SET wake = :new, due_at = :now, redriven_at = :now ADD redriven :one";
+        let values = [(":new", s(wake)), (":one", n(1))];
+        self.update_unleased(seen, now, update, values, "UpdateItem delivery redrive")
+            .await
     }
 
     async fn fail_delivery(&self, seen: &Delivery, failed: &Delivery) -> PortResult<bool> {
@@ -949,11 +930,7 @@ impl DeliveryStore for DynamoStore {
             .iter()
             .map(|item| {
                 let r = Reader(item);
-                let event_id = r.parse("pk", |pk| {
-                    pk.strip_prefix("EVT#")
-                        .ok_or("not an event key".to_owned())
-                        .and_then(|id| EventId::parse(id).map_err(|e| e.to_string()))
-                })?;
+                let event_id = event_id_of(&r)?;
                 Ok(DueDelivery {
                     delivery: delivery_from_item(&event_id, item)?,
                     leased_until: r.opt_num("lease_until").map(Timestamp::from_unix_millis),
@@ -977,11 +954,7 @@ impl DeliveryStore for DynamoStore {
             return Ok(None);
         };
         let r = Reader(item);
-        let event_id = r.parse("pk", |pk| {
-            pk.strip_prefix("EVT#")
-                .ok_or("not an event key".to_owned())
-                .and_then(|id| EventId::parse(id).map_err(|e| e.to_string()))
-        })?;
+        let event_id = event_id_of(&r)?;
         let sk = r.str("sk")?.to_owned();
         let query = self
             .client
@@ -1066,11 +1039,7 @@ impl DeliveryStore for DynamoStore {
                 .map_err(|e| classify("Query delivery log", e))?;
             for item in out.items() {
                 let r = Reader(item);
-                let event_id = r.parse("pk", |pk| {
-                    pk.strip_prefix("EVT#")
-                        .ok_or("not an event key".to_owned())
-                        .and_then(|id| EventId::parse(id).map_err(|e| e.to_string()))
-                })?;
+                let event_id = event_id_of(&r)?;
                 items.push(delivery_from_item(&event_id, item)?);
             }
             let more_here = out.last_evaluated_key().filter(|k| !k.is_empty()).cloned();
@@ -1189,6 +1158,35 @@ impl DeliveryStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// Updates a delivery that is still as `seen` and that no worker holds at `now`.
+    async fn update_unleased<const N: usize>(
+        &self,
+        seen: &Delivery,
+        now: Timestamp,
+        update: &str,
+        extra: [(&str, AttributeValue); N],
+        what: &str,
+    ) -> PortResult<bool> {
+        let (cond, mut values) = as_seen(seen);
+        values.insert(":now".into(), n(now.unix_millis()));
+        values.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(event_pk(&seen.event_id)))
+            .key("sk", s(delivery_sk(&seen.endpoint_id)))
+            .update_expression(update)
+            .condition_expression(format!(
+                "{cond} AND (attribute_not_exists(lease_until) OR lease_until < :now)"
+            ))
+            .expression_attribute_names("#st", "status")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        conditional(res.map(|_| ()), what)
+    }
+
     /// Items of the sparse `open` index under `partition` due by `before`, most overdue first.
     async fn due_in_index(&self, partition: &str, before: Timestamp, limit: u32) -> PortResult<Vec<Item>> {
         let out = self
