@@ -45,6 +45,8 @@ pub struct Options {
     pub visibility_timeout: Option<Duration>,
     /// How long the delivery side caches endpoints (none, so new ones count at once).
     pub endpoint_cache: Duration,
+    /// Overrides the queue's `maxReceiveCount` (the template's is 10).
+    pub max_receive_count: Option<u32>,
 }
 
 impl Default for Options {
@@ -58,6 +60,7 @@ impl Default for Options {
             sweep: SweepSettings::default(),
             visibility_timeout: None,
             endpoint_cache: Duration::ZERO,
+            max_receive_count: None,
         }
     }
 }
@@ -102,6 +105,7 @@ impl Harness {
             sweep,
             visibility_timeout,
             endpoint_cache,
+            max_receive_count,
         } = options;
         assert!(
             std::env::var_os("AWS_ENDPOINT_URL").is_some(),
@@ -118,6 +122,18 @@ impl Harness {
         let stack = provision(&template, &prefix, &sqs, &dynamo)
             .await
             .expect("stack provisions");
+        if let Some(max) = max_receive_count {
+            let policy = serde_json::json!({"deadLetterTargetArn": stack.queue_arn("DeliveryDLQ"), "maxReceiveCount": max});
+            sqs.set_queue_attributes()
+                .queue_url(stack.queue_url("DeliveryQueue"))
+                .attributes(
+                    aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+                    policy.to_string(),
+                )
+                .send()
+                .await
+                .expect("redrive policy set");
+        }
         if let Some(v) = visibility_timeout {
             sqs.set_queue_attributes()
                 .queue_url(stack.queue_url("DeliveryQueue"))
