@@ -100,6 +100,14 @@ pub fn json_body(headers: &HeaderMap, body: &[u8], limit: usize) -> Result<Value
         .map_err(|e| Problem::invalid_json(format!("line {}, column {}: {e}", e.line(), e.column())))
 }
 
+/// Like `json_body`, but an empty body reads as `{}` (for routes whose fields are all optional).
+pub fn optional_json_body(headers: &HeaderMap, body: &[u8], limit: usize) -> Result<Value, Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Map::new()));
+    }
+    json_body(headers, body, limit)
+}
+
 /// A JSON pointer segment, escaped as RFC 6901 says.
 pub fn pointer(base: &str, key: &str) -> String {
     format!("{base}/{}", key.replace('~', "~0").replace('/', "~1"))

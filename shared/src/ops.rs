@@ -62,3 +62,20 @@ pub fn endpoint_disabled(e: &Endpoint, reason: &str, now: Timestamp) -> Option<E
         now,
     )
 }
+
+/// Queues operational events, one batch for all; a failure is logged, not raised,
+/// since the work that raised them is done and must not be undone for a report.
+pub async fn send(queue: &impl crate::ports::Queue, events: Vec<Event>) {
+    if events.is_empty() {
+        return;
+    }
+    let messages: Vec<crate::message::QueueMessage> = events
+        .into_iter()
+        .map(|event| crate::message::QueueMessage::EventV1 { event })
+        .collect();
+    for r in queue.send_batch(&messages).await {
+        if let Err(e) = r {
+            tracing::error!(error = %e, "an operational event could not be queued");
+        }
+    }
+}

@@ -310,12 +310,7 @@ where
 
     /// A new secret; the old one keeps signing beside it for the grace period.
     async fn rotate(&self, id: &EndpointId, req: &Request) -> HttpResult {
-        let body = req.body().as_ref();
-        let value = if body.iter().all(u8::is_ascii_whitespace) {
-            json!({})
-        } else {
-            api::json_body(req.headers(), body, MAX_BODY_BYTES)?
-        };
+        let value = api::optional_json_body(req.headers(), req.body().as_ref(), MAX_BODY_BYTES)?;
         let mut errors = Vec::new();
         let Some(obj) = api::object(&value, "/", &mut errors) else {
             return Err(Problem::validation("the rotation is not valid", errors));
@@ -481,12 +476,7 @@ where
     /// Sends a signed test event now and answers with what the endpoint said. Nothing
     /// is recorded: it is a probe, not a delivery.
     async fn test(&self, id: &EndpointId, req: &Request) -> HttpResult {
-        let body = req.body().as_ref();
-        let value = if body.iter().all(u8::is_ascii_whitespace) {
-            json!({})
-        } else {
-            api::json_body(req.headers(), body, MAX_BODY_BYTES)?
-        };
+        let value = api::optional_json_body(req.headers(), req.body().as_ref(), MAX_BODY_BYTES)?;
         let mut errors = Vec::new();
         let Some(obj) = api::object(&value, "/", &mut errors) else {
             return Err(Problem::validation("the test is not valid", errors));

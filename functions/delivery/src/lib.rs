@@ -283,17 +283,7 @@ where
         {
             tracing::warn!(error = %e, "could not add this batch's statistics");
         }
-        if !ops.is_empty() {
-            let messages: Vec<QueueMessage> = ops
-                .into_iter()
-                .map(|event| QueueMessage::EventV1 { event })
-                .collect();
-            for r in self.queue.send_batch(&messages).await {
-                if let Err(e) = r {
-                    tracing::error!(error = %e, "an operational event could not be queued");
-                }
-            }
-        }
+        ops::send(&self.queue, ops).await;
         response
     }
 

@@ -151,17 +151,7 @@ where
         report.queue_delayed = queue.delayed;
         report.dlq_depth = dlq.visible + dlq.in_flight + dlq.delayed;
 
-        if !ops.is_empty() {
-            let messages: Vec<QueueMessage> = ops
-                .into_iter()
-                .map(|event| QueueMessage::EventV1 { event })
-                .collect();
-            for r in self.queue.send_batch(&messages).await {
-                if let Err(e) = r {
-                    tracing::error!(error = %e, "an operational event could not be queued");
-                }
-            }
-        }
+        ops::send(&self.queue, ops).await;
         tracing::info!(?report, "sweep finished");
         Metrics::new()
             .dimension("Function", "sweeper")

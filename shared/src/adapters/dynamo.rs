@@ -888,18 +888,7 @@ impl DeliveryStore for DynamoStore {
             .send()
             .await
             .map_err(|e| classify("PutItem attempt", e))?;
-        let (cond, values) = as_seen(seen);
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.delivery_item(updated)))
-            .condition_expression(cond)
-            .expression_attribute_names("#st", "status")
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        conditional(res.map(|_| ()), "PutItem delivery")
+        self.put_as_seen(seen, updated, "PutItem delivery").await
     }
 
     async fn redrive(&self, seen: &Delivery, wake: &str, now: Timestamp) -> PortResult<bool> {
@@ -910,18 +899,7 @@ impl DeliveryStore for DynamoStore {
     }
 
     async fn fail_delivery(&self, seen: &Delivery, failed: &Delivery) -> PortResult<bool> {
-        let (cond, values) = as_seen(seen);
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.delivery_item(failed)))
-            .condition_expression(cond)
-            .expression_attribute_names("#st", "status")
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        conditional(res.map(|_| ()), "PutItem delivery failed")
+        self.put_as_seen(seen, failed, "PutItem delivery failed").await
     }
 
     async fn due_deliveries(&self, before: Timestamp, limit: u32) -> PortResult<Vec<DueDelivery>> {
@@ -1158,6 +1136,22 @@ impl DeliveryStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// Writes `updated` over a delivery that is still open and as `seen`.
+    async fn put_as_seen(&self, seen: &Delivery, updated: &Delivery, what: &str) -> PortResult<bool> {
+        let (cond, values) = as_seen(seen);
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.delivery_item(updated)))
+            .condition_expression(cond)
+            .expression_attribute_names("#st", "status")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        conditional(res.map(|_| ()), what)
+    }
+
     /// Updates a delivery that is still as `seen` and that no worker holds at `now`.
     async fn update_unleased<const N: usize>(
         &self,
