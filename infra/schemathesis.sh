@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs schemathesis against the local stack: starts `make dev`'s stack on free ports,
 # warms each function (cargo lambda builds one on its first call), runs a bounded
-# number of generated cases per operation, and stops the stack.
+# number of generated cases per operation, and stops the stack. The stack is closed
+# (HOOKLINE_PUBLIC_DESTINATIONS=deny): generated endpoints can only be loopback addresses.
 #   infra/schemathesis.sh [max examples per operation, default 10]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -15,6 +16,7 @@ mkdir -p "$root/target"
 
 HOOKLINE_API_PORT="$api_port" HOOKLINE_EMULATOR_PORT="$emulator_port" HOOKLINE_DEV_PREFIX=schema \
   HOOKLINE_DEV_STATE="$root/target/schemathesis-stack" HOOKLINE_DEV_NO_RELOAD=1 \
+  HOOKLINE_PUBLIC_DESTINATIONS=deny \
   infra/dev.sh >"$log" 2>&1 &
 stack=$!
 trap 'kill -TERM "$stack" 2>/dev/null || true; wait "$stack" 2>/dev/null || true' EXIT

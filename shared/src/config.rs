@@ -131,12 +131,19 @@ pub fn api_keys(env: &mut Env) -> crate::auth::ApiKeys {
 }
 
 /// `HOOKLINE_ALLOWED_CIDRS`: non-public ranges that endpoints may point at.
+/// `HOOKLINE_PUBLIC_DESTINATIONS=deny` closes the deployment to everything else.
 pub fn ssrf_policy(env: &mut Env) -> crate::ssrf::SsrfPolicy {
-    env.parsed_with(
+    let policy = env.parsed_with(
         "HOOKLINE_ALLOWED_CIDRS",
         crate::ssrf::SsrfPolicy::default(),
         |s| crate::ssrf::SsrfPolicy::parse_allowed(s).map_err(|e| e.to_string()),
-    )
+    );
+    let public = env.parsed_with("HOOKLINE_PUBLIC_DESTINATIONS", true, |s| match s {
+        "allow" => Ok(true),
+        "deny" => Ok(false),
+        _ => Err("must be `allow` or `deny`".into()),
+    });
+    if public { policy } else { policy.closed() }
 }
 
 /// `HOOKLINE_RETENTION_DAYS` (default 30): how long events, deliveries and attempts are kept.
@@ -161,5 +168,32 @@ mod tests {
         assert_eq!(err.0.len(), 2);
         assert!(err.to_string().contains("A is not set"));
         assert!(err.to_string().contains("N=`x` is invalid"));
+    }
+
+    #[test]
+    fn public_destinations_deny_closes_the_policy_and_a_typo_is_reported() {
+        let env = |v: &str| {
+            Env::from_map(HashMap::from([
+                ("HOOKLINE_ALLOWED_CIDRS".to_owned(), "127.0.0.0/8".to_owned()),
+                ("HOOKLINE_PUBLIC_DESTINATIONS".to_owned(), v.to_owned()),
+            ]))
+        };
+        let mut open = env("allow");
+        assert!(
+            ssrf_policy(&mut open)
+                .parse_destination("https://93.184.216.34/")
+                .is_ok()
+        );
+        let mut closed = env("deny");
+        let policy = ssrf_policy(&mut closed);
+        assert!(policy.parse_destination("https://93.184.216.34/").is_err());
+        assert!(policy.parse_destination("http://127.0.0.1:9/").is_ok());
+        let mut typo = env("no");
+        let _ = ssrf_policy(&mut typo);
+        let err = typo.finish().unwrap_err().to_string();
+        assert!(
+            err.contains("HOOKLINE_PUBLIC_DESTINATIONS=`no` is invalid"),
+            "{err}"
+        );
     }
 }

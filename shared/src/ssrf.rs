@@ -113,21 +113,57 @@ pub enum DestinationError {
     NotPublic { addr: IpAddr, class: &'static str },
     #[error("host `{host}` could not be resolved: {reason}")]
     Unresolvable { host: String, reason: String },
+    #[error("points at {what}, but this deployment only allows the ranges {allowed}")]
+    OutsideAllowed { what: String, allowed: String },
 }
 
 #[derive(Debug, Error)]
 #[error("`{0}` is not an IP range (CIDR)")]
 pub struct CidrError(String);
 
-/// Which non-public ranges an operator allows (the metadata addresses stay refused).
-#[derive(Clone, Debug, Default)]
+/// Which non-public ranges an operator allows (the metadata addresses stay refused),
+/// and whether public addresses are allowed besides (they are, unless the deployment is
+/// closed: a test stack that must never reach past its allowed ranges).
+#[derive(Clone, Debug)]
 pub struct SsrfPolicy {
     allowed: Vec<IpNet>,
+    public: bool,
+}
+
+impl Default for SsrfPolicy {
+    fn default() -> Self {
+        Self {
+            allowed: Vec::new(),
+            public: true,
+        }
+    }
 }
 
 impl SsrfPolicy {
     pub fn new(allowed: Vec<IpNet>) -> Self {
-        Self { allowed }
+        Self {
+            allowed,
+            public: true,
+        }
+    }
+
+    /// Only the allowed ranges: public addresses and host names other than `localhost`
+    /// are refused, so not even a DNS query leaves the machine.
+    pub fn closed(self) -> Self {
+        Self {
+            public: false,
+            ..self
+        }
+    }
+
+    fn outside(&self, what: String) -> DestinationError {
+        let allowed = self
+            .allowed
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        DestinationError::OutsideAllowed { what, allowed }
     }
 
     /// Parses a comma-separated list such as `127.0.0.0/8,::1/128`.
@@ -142,15 +178,16 @@ impl SsrfPolicy {
                     .map_err(|_| CidrError(s.to_owned()))
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { allowed })
+        Ok(Self::new(allowed))
     }
 
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), DestinationError> {
         let canon = canonical(ip);
         match classify(canon) {
             AddressClass::Metadata => Err(DestinationError::Metadata { addr: ip }),
-            AddressClass::Global => Ok(()),
-            AddressClass::Special(_) if self.allows(canon) || self.allows(ip) => Ok(()),
+            _ if self.allows(canon) || self.allows(ip) => Ok(()),
+            AddressClass::Global if self.public => Ok(()),
+            AddressClass::Global => Err(self.outside(ip.to_string())),
             AddressClass::Special(class) => Err(DestinationError::NotPublic { addr: ip, class }),
         }
     }
@@ -187,6 +224,8 @@ impl SsrfPolicy {
                 let d = d.trim_end_matches('.').to_ascii_lowercase();
                 if d == "localhost" || d.ends_with(".localhost") {
                     self.check_ip(IpAddr::V4(Ipv4Addr::LOCALHOST))?;
+                } else if !self.public {
+                    return Err(self.outside(format!("the host name `{d}`")));
                 }
             }
         }
@@ -350,6 +389,37 @@ mod tests {
             refused(&local, "http://10.0.0.1/"),
             DestinationError::NotPublic { .. }
         ));
+    }
+
+    #[tokio::test]
+    async fn a_closed_policy_allows_only_its_ranges_and_never_asks_dns() {
+        let closed = SsrfPolicy::parse_allowed("127.0.0.0/8,::1/128").unwrap().closed();
+        assert!(closed.parse_destination("http://127.0.0.1:9/hook").is_ok());
+        assert!(closed.parse_destination("http://[::1]:9/").is_ok());
+        assert!(closed.resolve_destination("http://localhost:9/").await.is_ok());
+        for url in [
+            "https://93.184.216.34/",
+            "https://example.com/",
+            "http://[2606:4700::1]/",
+        ] {
+            let err = closed.parse_destination(url).unwrap_err();
+            assert!(
+                matches!(err, DestinationError::OutsideAllowed { .. }),
+                "{url}: {err:?}"
+            );
+            assert!(err.to_string().contains("127.0.0.0/8, ::1/128"), "{err}");
+        }
+        // A name is refused before any lookup, so the answer does not wait for DNS.
+        let started = std::time::Instant::now();
+        assert!(
+            closed
+                .resolve_destination("https://no-such-host.invalid/")
+                .await
+                .is_err()
+        );
+        assert!(started.elapsed() < std::time::Duration::from_millis(100));
+        let err = closed.parse_destination("http://169.254.169.254/").unwrap_err();
+        assert!(matches!(err, DestinationError::Metadata { .. }), "{err:?}");
     }
 
     #[test]
