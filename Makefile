@@ -9,12 +9,13 @@ REQS := infra/requirements.txt
 STAMP := $(VENV)/.installed-$(shell python3 -c 'import hashlib,sys;print(hashlib.sha1(open(sys.argv[1],"rb").read()).hexdigest()[:12])' $(REQS))
 NEXTEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo yes)
 
-.PHONY: help dev test soak tools lint fmt-check clippy cfn-lint openapi unit schemathesis package clean
+.PHONY: help dev test soak tools lint fmt-check clippy cfn-lint sam-validate openapi unit iam schemathesis package clean
 
 help:
 	@echo "make dev    - the whole local stack at http://127.0.0.1:9000 (Ctrl-C stops it)"
 	@echo "make test   - every test, lint and check (what CI runs)"
 	@echo "make soak   - the fault test at 10,000 events (prints lost = 0 when nothing is lost)"
+	@echo "make package - the four arm64 Lambda artifacts with sam build (.aws-sam/build)"
 	@echo "make tools  - install the pinned tools into $(VENV)"
 
 tools: $(STAMP)
@@ -30,7 +31,7 @@ $(STAMP): $(REQS)
 dev: tools
 	@infra/dev.sh
 
-test: tools fmt-check clippy cfn-lint openapi unit schemathesis
+test: tools fmt-check clippy cfn-lint sam-validate openapi unit iam schemathesis
 
 fmt-check:
 	@echo "==> cargo fmt --check"
@@ -44,17 +45,30 @@ cfn-lint: tools
 	@echo "==> cfn-lint template.yaml"
 	@$(VENV)/bin/cfn-lint template.yaml
 
+# Offline: SAM needs a region name to translate the template, not credentials.
+sam-validate: tools
+	@echo "==> sam validate --lint"
+	@SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/sam validate --lint
+
 openapi: tools
 	@echo "==> openapi-spec-validator infra/openapi.yaml"
 	@$(VENV)/bin/openapi-spec-validator infra/openapi.yaml
 
+# The integration tests record each function's AWS calls here, for `make iam`.
+CALL_LOG := $(CURDIR)/target/aws-calls
 unit: tools
 	@echo "==> tests (unit and integration, against a fresh AWS emulator)"
+	@rm -rf $(CALL_LOG)
 ifeq ($(NEXTEST),yes)
-	@infra/with-emulator.sh cargo nextest run --workspace --all-targets --locked --no-fail-fast
+	@HOOKLINE_CALL_LOG_DIR=$(CALL_LOG) infra/with-emulator.sh cargo nextest run --workspace --all-targets --locked --no-fail-fast
 else
-	@infra/with-emulator.sh cargo test --workspace --all-targets --locked --no-fail-fast
+	@HOOKLINE_CALL_LOG_DIR=$(CALL_LOG) infra/with-emulator.sh cargo test --workspace --all-targets --locked --no-fail-fast
 endif
+
+# Least privilege: each function's role against the calls its code made in `make unit`.
+iam: tools
+	@echo "==> least privilege: template.yaml's roles against the recorded AWS calls"
+	@$(VENV)/bin/python infra/iam_check.py template.yaml $(CALL_LOG)
 
 # Generated requests against the local stack, checked against infra/openapi.yaml:
 # no server error, documented statuses, content types and bodies. The stack runs
@@ -73,6 +87,20 @@ soak: tools
 	@HOOKLINE_FAULT_EVENTS=$(SOAK_EVENTS) HOOKLINE_FAULT_SECONDS=$(SOAK_SECONDS) infra/with-emulator.sh \
 	  cargo nextest run --workspace --locked -E 'test(under_every_fault)' --no-capture 2>&1 | grep --line-buffered -v '"_aws"'
 
+# The four arm64 artifacts, as `sam deploy` uploads them (.aws-sam/build/<Function>/bootstrap).
+# cargo-lambda cross-compiles with zig from the same venv; the Rust target comes from rustup.
+package: tools
+	@rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu \
+	  || rustup target add aarch64-unknown-linux-gnu \
+	  || { echo "make package: the Rust target aarch64-unknown-linux-gnu cannot be installed here (rustup target add failed), so the arm64 artifacts cannot be built on this machine" >&2; exit 1; }
+	@echo "==> sam build (cargo lambda build --release --arm64, four functions)"
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/sam build
+	@for f in IngestFunction DeliveryFunction SweeperFunction AdminFunction; do \
+	  b=.aws-sam/build/$$f/bootstrap; \
+	  [ -f $$b ] || { echo "make package: $$b is missing" >&2; exit 1; }; \
+	  python3 -c 'import sys; d=open(sys.argv[1],"rb").read(20); ok=d[:4]==b"\x7fELF" and int.from_bytes(d[18:20],"little")==183; print(f"{sys.argv[2]:<18} {sys.argv[3]:>10} bytes  " + ("ELF arm64" if ok else "NOT an arm64 ELF")); sys.exit(0 if ok else 1)' $$b $$f $$(stat -c %s $$b); \
+	done
+
 clean:
 	cargo clean
-	rm -rf .tools .dev
+	rm -rf .tools .dev .aws-sam

@@ -57,6 +57,7 @@ impl Unit {
 #[derive(Debug, Default)]
 pub struct Metrics {
     dimensions: Vec<(&'static str, String)>,
+    rollups: Vec<Vec<&'static str>>,
     metrics: Vec<(&'static str, f64, Unit)>,
     properties: Vec<(&'static str, Value)>,
 }
@@ -68,6 +69,13 @@ impl Metrics {
 
     pub fn dimension(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.dimensions.push((name, value.into()));
+        self
+    }
+
+    /// Also publishes the metrics under fewer dimensions (`&[]`: the total), which
+    /// CloudWatch alarms need: they cannot add up a metric's dimension values.
+    pub fn rollup(mut self, names: &[&'static str]) -> Self {
+        self.rollups.push(names.to_vec());
         self
     }
 
@@ -85,6 +93,9 @@ impl Metrics {
     pub fn to_line(&self, unix_millis: i64) -> String {
         let mut root = Map::new();
         let dims: Vec<&str> = self.dimensions.iter().map(|(k, _)| *k).collect();
+        let sets: Vec<&[&str]> = std::iter::once(dims.as_slice())
+            .chain(self.rollups.iter().map(Vec::as_slice))
+            .collect();
         let defs: Vec<Value> = self
             .metrics
             .iter()
@@ -94,7 +105,7 @@ impl Metrics {
             "_aws".into(),
             json!({
                 "Timestamp": unix_millis,
-                "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [dims], "Metrics": defs}]
+                "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": sets, "Metrics": defs}]
             }),
         );
         for (k, v) in &self.dimensions {
@@ -139,5 +150,22 @@ mod tests {
         assert_eq!(v["Latency"], 12.0);
         assert_eq!(v["Function"], "delivery");
         assert_eq!(v["event_id"], "evt_1");
+    }
+
+    #[test]
+    fn rollups_publish_the_same_values_under_fewer_dimensions() {
+        let line = Metrics::new()
+            .dimension("Outcome", "delivered")
+            .dimension("StatusClass", "2xx")
+            .rollup(&["Outcome"])
+            .rollup(&[])
+            .metric("Attempts", 1.0, Unit::Count)
+            .to_line(0);
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Outcome", "StatusClass"], ["Outcome"], []])
+        );
+        assert_eq!(v["Attempts"], 1.0);
     }
 }

@@ -263,3 +263,70 @@ async fn redirects_are_not_followed_and_long_answers_are_cut_to_1_kib() {
         "{by_status:?}"
     );
 }
+
+#[tokio::test]
+async fn a_wait_longer_than_sqs_can_delay_sleeps_hidden_in_the_queue_without_a_request() {
+    // GIVEN an endpoint that asks for an hour (503, Retry-After: 3600), and a stack
+    // whose longest message delay is 1 s, so the hour must be slept another way
+    let h = Harness::with(Options {
+        settings: delivery_fn::Settings {
+            concurrency: 8,
+            max_delay: std::time::Duration::from_secs(1),
+            ..delivery_fn::Settings::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let rx = Receiver::start().await;
+    rx.behave("/busy", |_| Answer::Respond {
+        status: 503,
+        body: String::new(),
+        retry_after: Some(3600),
+        delay: std::time::Duration::ZERO,
+    });
+    h.register("busy", &rx.url("/busy"), &["*"]).await;
+    let body = json!({"event_type": "agent.run.completed", "data": {}}).to_string();
+    let r = h
+        .call_ingest("POST", "/v1/events", Some(INGEST_KEY), Some(&body))
+        .await;
+    let id = r.json["id"].as_str().unwrap().to_owned();
+
+    // WHEN the first attempt fails, and its attempt message (delayed 1 s) comes back
+    h.pump().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let stats = h.pump().await;
+
+    // THEN the early message is kept, hidden for the rest of the hour, not sent again
+    assert_eq!(
+        (stats.received, stats.deleted, stats.kept),
+        (1, 0, 1),
+        "{stats:?}"
+    );
+    assert_eq!(rx.received("/busy").len(), 1);
+    assert!(
+        h.queue_is_empty().await,
+        "the kept message is hidden, not visible"
+    );
+    let attrs = h
+        .sqs
+        .get_queue_attributes()
+        .queue_url(h.stack.queue_url("DeliveryQueue"))
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap();
+    let hidden = attrs
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+        .cloned();
+    assert_eq!(hidden.as_deref(), Some("1"));
+    let (d, _) = h
+        .store()
+        .deliveries_for_event(&EventId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(d.status, DeliveryStatus::Retrying);
+    let wait = d.next_attempt_at.unwrap().unix_seconds() - now_unix();
+    assert!((3000..=4000).contains(&wait), "next attempt in {wait} s");
+}

@@ -1,11 +1,12 @@
 //! API keys from Secrets Manager, as the cloud stack keeps them.
 
+use crate::calls;
 use hookline::adapters::secrets;
 use hookline::auth::Scope;
 use hookline::config::{Env, KeySource, key_source};
 
-async fn secret(client: &aws_sdk_secretsmanager::Client, value: &str) -> String {
-    let name = format!("it-key-{}", uuid::Uuid::now_v7().simple());
+async fn secret(client: &aws_sdk_secretsmanager::Client, logical_id: &str, value: &str) -> String {
+    let name = format!("it-{}-{logical_id}", uuid::Uuid::now_v7().simple());
     client
         .create_secret()
         .name(&name)
@@ -20,8 +21,8 @@ async fn secret(client: &aws_sdk_secretsmanager::Client, value: &str) -> String 
 async fn keys_are_read_from_two_secrets_once_configured() {
     let cfg = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let client = aws_sdk_secretsmanager::Client::new(&cfg);
-    let ingest = secret(&client, "ingest-key-0123456789abcdef").await;
-    let admin = secret(&client, "admin-key-0123456789abcdef").await;
+    let ingest = secret(&client, "IngestKeySecret", "ingest-key-0123456789abcdef").await;
+    let admin = secret(&client, "AdminKeySecret", "admin-key-0123456789abcdef").await;
 
     let mut env = Env::from_map(
         [
@@ -34,11 +35,16 @@ async fn keys_are_read_from_two_secrets_once_configured() {
     );
     let source = key_source(&mut env);
     assert!(matches!(source, KeySource::SecretsManager { .. }));
-    let keys = secrets::resolve(source, &cfg).await.expect("keys read");
-    assert_eq!(keys.scope_of("ingest-key-0123456789abcdef"), Some(Scope::Ingest));
-    assert_eq!(keys.scope_of("admin-key-0123456789abcdef"), Some(Scope::Admin));
+    // Both HTTP functions read the keys at their cold start, with their own roles.
+    for function in ["ingest", "admin"] {
+        let keys = secrets::resolve(source.clone(), || calls::secrets_for(&cfg, function))
+            .await
+            .expect("keys read");
+        assert_eq!(keys.scope_of("ingest-key-0123456789abcdef"), Some(Scope::Ingest));
+        assert_eq!(keys.scope_of("admin-key-0123456789abcdef"), Some(Scope::Admin));
+    }
 
-    let short = secret(&client, "short").await;
+    let short = secret(&client, "ShortKeySecret", "short").await;
     let err = secrets::api_keys(&client, &short, &admin).await.unwrap_err();
     assert!(err.to_string().contains("at least 16"), "{err}");
 }

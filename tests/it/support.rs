@@ -2,6 +2,7 @@
 //! from template.yaml under a unique prefix), the real handlers wired to the real
 //! adapters, the event-source mapping that feeds them, and HTTP receivers on 127.0.0.1.
 
+use crate::calls;
 use admin_fn::Admin;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -12,7 +13,7 @@ use hookline::adapters::dynamo::DynamoStore;
 use hookline::adapters::http::HttpSender;
 use hookline::adapters::sqs::SqsQueue;
 use hookline::auth::ApiKeys;
-use hookline::ports::SystemClock;
+use hookline::ports::{Clock, SystemClock};
 use hookline::ssrf::SsrfPolicy;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -67,8 +68,11 @@ impl Default for Options {
 
 pub struct Harness {
     pub stack: Stack,
+    /// The test's own clients, for setting up and looking; not any function's calls.
     pub sqs: aws_sdk_sqs::Client,
     pub dynamo: aws_sdk_dynamodb::Client,
+    /// The sweeper's clients (the other functions' are inside their handlers).
+    sweeper_clients: (aws_sdk_sqs::Client, aws_sdk_dynamodb::Client),
     pub ingest: Ingest<SqsQueue, SystemClock>,
     pub admin: Admin<DynamoStore, SqsQueue, HttpSender, SystemClock>,
     pub deliverer: Arc<Deliverer<DynamoStore, HttpSender, SqsQueue, SystemClock>>,
@@ -146,17 +150,26 @@ impl Harness {
                 .expect("visibility timeout set");
         }
         let keys = ApiKeys::new(INGEST_KEY, ADMIN_KEY);
-        let store = || DynamoStore::new(dynamo.clone(), stack.table("Table"), Duration::from_secs(86_400));
+        // Each function gets clients of its own, which record its calls (calls.rs).
+        let store = |function| {
+            DynamoStore::new(
+                calls::dynamo_for(&cfg, function),
+                stack.table("Table"),
+                Duration::from_secs(86_400),
+            )
+        };
+        let queue =
+            |function| SqsQueue::new(calls::sqs_for(&cfg, function), stack.queue_url("DeliveryQueue"));
         let ingest = Ingest {
             keys: keys.clone(),
-            queue: SqsQueue::new(sqs.clone(), stack.queue_url("DeliveryQueue")),
+            queue: queue("ingest"),
             clock: SystemClock,
             max_body_bytes: 256 * 1024,
         };
         let admin = Admin {
             keys,
-            store: store(),
-            queue: SqsQueue::new(sqs.clone(), stack.queue_url("DeliveryQueue")),
+            store: store("admin"),
+            queue: queue("admin"),
             sender: HttpSender::new(local_policy()).expect("http client"),
             clock: SystemClock,
             ssrf: local_policy(),
@@ -164,23 +177,30 @@ impl Harness {
             disable_after: Duration::from_secs(5 * 86_400),
         };
         let deliverer = Arc::new(Deliverer {
-            store: store(),
+            store: store("delivery"),
             sender: HttpSender::new(send_policy).expect("http client"),
-            queue: SqsQueue::new(sqs.clone(), stack.queue_url("DeliveryQueue")),
+            queue: queue("delivery"),
             clock: SystemClock,
             endpoints: EndpointCache::new(endpoint_cache),
             settings,
         });
+        // Lambda's event-source mapping polls with the function's role, so its calls
+        // are the delivery function's too.
         let mut esm = EventSourceMapping::new(
-            sqs.clone(),
+            calls::sqs_for(&cfg, "delivery"),
             stack.queue_url("DeliveryQueue"),
             stack.queue_arn("DeliveryQueue"),
         );
         esm.wait = Duration::ZERO;
+        let sweeper_clients = (
+            calls::sqs_for(&cfg, "sweeper"),
+            calls::dynamo_for(&cfg, "sweeper"),
+        );
         Self {
             stack,
             sqs,
             dynamo,
+            sweeper_clients,
             ingest,
             admin,
             deliverer,
@@ -190,11 +210,16 @@ impl Harness {
     }
 
     pub fn sweeper(&self) -> Sweeper<DynamoStore, SqsQueue, SqsQueue, SystemClock> {
+        self.sweeper_with(SystemClock)
+    }
+
+    pub fn sweeper_with<C: Clock>(&self, clock: C) -> Sweeper<DynamoStore, SqsQueue, SqsQueue, C> {
+        let (sqs, dynamo) = self.sweeper_clients.clone();
         Sweeper {
-            store: self.store(),
-            queue: SqsQueue::new(self.sqs.clone(), self.stack.queue_url("DeliveryQueue")),
-            dlq: SqsQueue::new(self.sqs.clone(), self.stack.queue_url("DeliveryDLQ")),
-            clock: SystemClock,
+            store: DynamoStore::new(dynamo, self.stack.table("Table"), Duration::from_secs(86_400)),
+            queue: SqsQueue::new(sqs.clone(), self.stack.queue_url("DeliveryQueue")),
+            dlq: SqsQueue::new(sqs, self.stack.queue_url("DeliveryDLQ")),
+            clock,
             settings: self.sweep.clone(),
         }
     }

@@ -4,14 +4,13 @@
 use crate::support::*;
 use delivery_fn::Settings;
 use hookline::EventId;
-use hookline::adapters::sqs::SqsQueue;
 use hookline::delivery::DeliveryStatus;
 use hookline::memory::ManualClock;
 use hookline::message::QueueMessage;
 use hookline::ports::DeliveryStore;
 use serde_json::json;
 use std::time::Duration;
-use sweeper_fn::{SweepSettings, Sweeper};
+use sweeper_fn::SweepSettings;
 
 /// Retries after 1 s, and a sweeper that steps in after 1 s.
 fn quick() -> Options {
@@ -157,13 +156,7 @@ async fn the_sweeper_counts_open_deliveries_and_queue_depths() {
     h.pump().await;
 
     let clock = ManualClock::at(hookline::Timestamp::now());
-    let sweeper = Sweeper {
-        store: h.store(),
-        queue: SqsQueue::new(h.sqs.clone(), h.stack.queue_url("DeliveryQueue")),
-        dlq: SqsQueue::new(h.sqs.clone(), h.stack.queue_url("DeliveryDLQ")),
-        clock,
-        settings: SweepSettings::default(),
-    };
+    let sweeper = h.sweeper_with(clock);
     let report = sweeper.sweep().await.unwrap();
     assert_eq!(report.open_deliveries, 1);
     assert_eq!(

@@ -1,5 +1,5 @@
 use admin_fn::{Admin, Config};
-use hookline::adapters::{aws_config, dynamo::DynamoStore, http::HttpSender, sqs::SqsQueue};
+use hookline::adapters::{aws_config, dynamo::DynamoStore, http::HttpSender, secrets, sqs::SqsQueue};
 use hookline::config::Env;
 use hookline::ports::SystemClock;
 use lambda_http::{Error, Request, run, service_fn};
@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env(Env::from_process())?;
     let aws = aws_config().await;
     let admin = Admin {
-        keys: hookline::adapters::secrets::resolve(config.keys, &aws).await?,
+        keys: secrets::resolve(config.keys, || secrets::Client::new(&aws)).await?,
         store: DynamoStore::new(
             hookline::adapters::dynamo::Client::new(&aws),
             config.table,

@@ -589,6 +589,7 @@ where
                 .status_code()
                 .map_or_else(|| "error".to_owned(), |s| format!("{}xx", s / 100));
             tracing::info!(
+                event_id = %event.id,
                 delivery_id = %delivery.id,
                 status = delivery.status.as_str(),
                 status_code = outcome.status_code(),
@@ -600,9 +601,12 @@ where
             Metrics::new()
                 .dimension("Outcome", delivery.status.as_str())
                 .dimension("StatusClass", status_class)
+                .rollup(&["Outcome"])
+                .rollup(&[])
                 .metric("Attempts", 1.0, Unit::Count)
                 .metric("AttemptLatency", duration_ms as f64, Unit::Milliseconds)
                 .property("event_id", event.id.as_str())
+                .property("delivery_id", delivery.id.as_str())
                 .property("endpoint_id", ep.id.as_str())
                 .property("attempt", number)
                 .emit();

@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env(Env::from_process())?;
     let aws = aws_config().await;
     let app = Ingest {
-        keys: secrets::resolve(config.keys, &aws).await?,
+        keys: secrets::resolve(config.keys, || secrets::Client::new(&aws)).await?,
         queue: SqsQueue::new(hookline::adapters::sqs::Client::new(&aws), config.queue_url),
         clock: SystemClock,
         max_body_bytes: config.max_body_bytes,

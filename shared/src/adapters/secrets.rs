@@ -32,12 +32,16 @@ pub async fn api_keys(client: &Client, ingest_secret: &str, admin_secret: &str) 
     Ok(ApiKeys::new(ingest, admin))
 }
 
-/// The keys, wherever the configuration says they are.
-pub async fn resolve(source: crate::config::KeySource, aws: &aws_config::SdkConfig) -> PortResult<ApiKeys> {
+/// The keys, wherever the configuration says they are (the client is made only when
+/// they are in Secrets Manager).
+pub async fn resolve(
+    source: crate::config::KeySource,
+    client: impl FnOnce() -> Client,
+) -> PortResult<ApiKeys> {
     match source {
         crate::config::KeySource::Env(keys) => Ok(keys),
         crate::config::KeySource::SecretsManager { ingest, admin } => {
-            api_keys(&Client::new(aws), &ingest, &admin).await
+            api_keys(&client(), &ingest, &admin).await
         }
     }
 }
