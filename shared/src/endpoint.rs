@@ -39,11 +39,13 @@ pub const RESERVED_HEADERS: &[&str] = &[
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum FilterError {
-    #[error("`{0}` is neither an event type, `*`, nor a prefix wildcard like `agent.*`")]
+    #[error("`{0}` is neither an event type, `*`, nor a prefix wildcard like `agent.*` or `node_*`")]
     Malformed(String),
 }
 
-/// One entry of an endpoint's `event_types`: an exact type, `*`, or a prefix like `agent.*`.
+/// One entry of an endpoint's `event_types`: an exact type, `*`, a dotted prefix like
+/// `agent.*`, or a word prefix like `node_*` (for flat names such as LangGraph's
+/// `node_started`, `node_completed`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum EventTypeFilter {
@@ -51,6 +53,8 @@ pub enum EventTypeFilter {
     Exact(EventType),
     /// Matches types that start with this prefix followed by a dot.
     Prefix(EventType),
+    /// Matches types that start with this text, which ends in `_` or `-`.
+    Starts(String),
 }
 
 impl EventTypeFilter {
@@ -59,10 +63,17 @@ impl EventTypeFilter {
             return Ok(Self::All);
         }
         let bad = || FilterError::Malformed(s.to_owned());
-        match s.strip_suffix(".*") {
-            Some(prefix) => EventType::parse(prefix).map(Self::Prefix).map_err(|_| bad()),
-            None => EventType::parse(s).map(Self::Exact).map_err(|_| bad()),
+        if let Some(prefix) = s.strip_suffix(".*") {
+            return EventType::parse(prefix).map(Self::Prefix).map_err(|_| bad());
         }
+        if let Some(start) = s.strip_suffix('*') {
+            let word = start.strip_suffix(['_', '-']).ok_or_else(bad)?;
+            return match EventType::parse(word) {
+                Ok(_) => Ok(Self::Starts(start.to_owned())),
+                Err(_) => Err(bad()),
+            };
+        }
+        EventType::parse(s).map(Self::Exact).map_err(|_| bad())
     }
 
     pub fn matches(&self, t: &EventType) -> bool {
@@ -73,6 +84,7 @@ impl EventTypeFilter {
                 .as_str()
                 .strip_prefix(p.as_str())
                 .is_some_and(|rest| rest.starts_with('.')),
+            Self::Starts(start) => t.as_str().starts_with(start.as_str()),
         }
     }
 }
@@ -96,6 +108,7 @@ impl fmt::Display for EventTypeFilter {
             Self::All => f.write_str("*"),
             Self::Exact(t) => f.write_str(t.as_str()),
             Self::Prefix(p) => write!(f, "{p}.*"),
+            Self::Starts(start) => write!(f, "{start}*"),
         }
     }
 }
@@ -301,8 +314,31 @@ mod tests {
     }
 
     #[test]
+    fn a_word_prefix_matches_flat_names_that_start_with_it() {
+        let nodes = EventTypeFilter::parse("node_*").unwrap();
+        assert!(nodes.matches(&t("node_started")));
+        assert!(nodes.matches(&t("node_failed")));
+        assert!(!nodes.matches(&t("node")));
+        assert!(!nodes.matches(&t("tool_started")));
+        let runs = EventTypeFilter::parse("agent_invocation_*").unwrap();
+        assert!(runs.matches(&t("agent_invocation_error")));
+        assert_eq!(runs.to_string(), "agent_invocation_*");
+        assert!(EventTypeFilter::parse("tool-*").unwrap().matches(&t("tool-done")));
+    }
+
+    #[test]
     fn malformed_filters_are_refused() {
-        for bad in ["", "agent*", "*.run", "agent.*.x", "a..b", "agent.**"] {
+        for bad in [
+            "",
+            "agent*",
+            "*.run",
+            "agent.*.x",
+            "a..b",
+            "agent.**",
+            "_*",
+            "a._*",
+            "-*",
+        ] {
             assert!(EventTypeFilter::parse(bad).is_err(), "{bad}");
         }
     }

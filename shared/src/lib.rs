@@ -11,6 +11,7 @@ pub mod endpoint_input;
 pub mod event;
 pub mod event_input;
 pub mod ids;
+pub mod langgraph;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod message;
@@ -24,6 +25,7 @@ pub mod ssrf;
 pub mod stats;
 pub mod telemetry;
 pub mod timestamp;
+pub mod verify;
 pub mod webhook;
 
 pub use event::{Event, EventType};

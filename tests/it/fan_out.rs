@@ -49,6 +49,9 @@ async fn an_event_reaches_both_matching_endpoints_signed_and_not_the_other() {
         .expect("the Standard Webhooks signature verifies");
         verify_seed(&secret, &req.header("x-webhook-signature"), &req.body)
             .expect("the seed signature verifies");
+        // AND the receiver-side verifier accepts it as it came off the wire
+        hookline::verify::verify_webhook(&secret, &req.headers, &req.body, now_unix(), 300)
+            .expect("verify_webhook accepts a real delivery");
         assert_eq!(req.header("x-webhook-event"), "agent.run.completed");
         assert_eq!(req.header("content-type"), "application/json");
         let envelope: serde_json::Value = serde_json::from_slice(&req.body).unwrap();

@@ -9,6 +9,7 @@ mod fan_out;
 mod fault;
 mod ingest;
 mod keys;
+mod langgraph;
 mod openapi;
 mod support;
 mod sweeper;

@@ -2,7 +2,7 @@
 //! routes are the same set.
 
 use crate::support::*;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 fn yaml(rel: &str) -> serde_norway::Value {
@@ -24,10 +24,10 @@ fn documented() -> BTreeSet<(String, String)> {
     ops
 }
 
-/// Paths the HTTP API routes to a function in template.yaml.
-fn deployed_paths() -> BTreeSet<String> {
+/// Path → the function (its binary) the HTTP API routes it to in template.yaml.
+fn deployed_routes() -> BTreeMap<String, String> {
     let doc = yaml("../template.yaml");
-    let mut paths = BTreeSet::new();
+    let mut routes = BTreeMap::new();
     for (_, res) in doc["Resources"].as_mapping().expect("resources") {
         let Some(events) = res
             .get("Properties")
@@ -36,24 +36,56 @@ fn deployed_paths() -> BTreeSet<String> {
         else {
             continue;
         };
+        let binary = res["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap_or("?");
         for (_, ev) in events {
             if ev["Type"].as_str() == Some("HttpApi") {
-                paths.insert(ev["Properties"]["Path"].as_str().unwrap().to_owned());
+                let path = ev["Properties"]["Path"].as_str().unwrap().to_owned();
+                routes.insert(path, binary.to_owned());
             }
         }
     }
-    paths
+    routes
+}
+
+/// Path → function in `cargo lambda watch`'s router (Cargo.toml), which the local stack uses.
+fn local_routes() -> BTreeMap<String, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let text = std::fs::read_to_string(path).expect("Cargo.toml reads");
+    let table = text
+        .split("[workspace.metadata.lambda.watch.router]")
+        .nth(1)
+        .expect("the router table");
+    table
+        .lines()
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .filter_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            Some((
+                k.trim().trim_matches('"').to_owned(),
+                v.trim().trim_matches('"').to_owned(),
+            ))
+        })
+        .collect()
 }
 
 #[test]
 fn the_document_and_the_template_route_the_same_paths() {
     let documented: BTreeSet<String> = documented().into_iter().map(|(_, p)| p).collect();
-    assert_eq!(documented, deployed_paths());
+    let deployed: BTreeSet<String> = deployed_routes().into_keys().collect();
+    assert_eq!(documented, deployed);
+}
+
+#[test]
+fn the_local_stack_routes_each_path_to_the_same_function_as_the_cloud() {
+    assert_eq!(local_routes(), deployed_routes());
 }
 
 #[tokio::test]
 async fn every_documented_operation_is_served() {
     let h = Harness::new().await;
+    let routes = deployed_routes();
     for (method, path) in documented() {
         let concrete = path
             .replace("{id}", "dlv_0000")
@@ -63,7 +95,7 @@ async fn every_documented_operation_is_served() {
         } else {
             Some("{}")
         };
-        let r = if path.starts_with("/v1/events") && !path.contains("{id}") {
+        let r = if routes[&path] == "ingest" {
             h.call_ingest(&method, &concrete, Some(ADMIN_KEY), body).await
         } else if path == "/openapi.yaml" {
             let res = h.admin.handle(request(&method, &concrete, None, None)).await;

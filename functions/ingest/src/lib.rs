@@ -1,5 +1,6 @@
-//! The ingest function: `POST /v1/events` and `POST /v1/events/batch`. It validates,
-//! assigns ids and queues; it never talks to DynamoDB, so it stays fast and cheap.
+//! The ingest function: `POST /v1/events`, `POST /v1/events/batch` and
+//! `POST /v1/langgraph/runs` (LangGraph Platform's run webhooks). It validates, assigns
+//! ids and queues; it never talks to DynamoDB, so it stays fast and cheap.
 
 use hookline::api;
 use hookline::auth::{ApiKeys, Scope};
@@ -64,20 +65,56 @@ impl<Q: Queue, C: Clock> Ingest<Q, C> {
 
     async fn route(&self, req: &Request) -> Result<http::Response<String>, Problem> {
         let path = req.uri().path().trim_end_matches('/');
-        let batch = match path {
-            "/v1/events" => false,
-            "/v1/events/batch" => true,
-            _ => return Err(Problem::not_found(format!("no route for `{path}`"))),
-        };
+        if !matches!(path, "/v1/events" | "/v1/events/batch" | "/v1/langgraph/runs") {
+            return Err(Problem::not_found(format!("no route for `{path}`")));
+        }
         if req.method() != http::Method::POST {
             return Err(Problem::method_not_allowed(format!("`{path}` takes POST")));
         }
-        api::authorize(&self.keys, req.headers(), Scope::Ingest)?;
-        if batch {
-            self.batch(req).await
-        } else {
-            self.single(req).await
+        match path {
+            "/v1/events" => {
+                api::authorize(&self.keys, req.headers(), Scope::Ingest)?;
+                self.single(req).await
+            }
+            "/v1/events/batch" => {
+                api::authorize(&self.keys, req.headers(), Scope::Ingest)?;
+                self.batch(req).await
+            }
+            _ => self.langgraph_run(req).await,
         }
+    }
+
+    /// A LangGraph Platform run webhook. The Platform can send static headers, but a
+    /// `token` in the webhook URL's query string is simpler to set per run, so both
+    /// are accepted; the query string is never logged.
+    async fn langgraph_run(&self, req: &Request) -> Result<http::Response<String>, Problem> {
+        let token = api::query(req.uri())
+            .into_iter()
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v);
+        match token {
+            Some(t) => {
+                let mut headers = http::HeaderMap::new();
+                if let Ok(v) = http::HeaderValue::from_str(&t) {
+                    headers.insert("x-api-key", v);
+                }
+                api::authorize(&self.keys, &headers, Scope::Ingest)?
+            }
+            None => api::authorize(&self.keys, req.headers(), Scope::Ingest)?,
+        };
+        // The sender cannot shrink a run's state, and does not retry a 413: take what
+        // fits in a queue message.
+        let value = api::json_body(req.headers(), req.body().as_ref(), MAX_EVENT_BYTES)?;
+        let event = hookline::langgraph::run_event(&value, self.clock.now())
+            .map_err(|errors| Problem::validation("the body is not a LangGraph run that ended", errors))?;
+        let (id, event_type) = (event.id.clone(), event.event_type.clone());
+        let message = QueueMessage::EventV1 { event };
+        if message.to_body().len() > MAX_EVENT_BYTES {
+            return Err(Problem::too_large(MAX_EVENT_BYTES));
+        }
+        self.queue.send(&message).await.map_err(|e| queue_problem(&e))?;
+        tracing::info!(event_id = %id, %event_type, "langgraph run queued");
+        Ok(api::json(202, &json!({ "id": id, "event_type": event_type })))
     }
 
     async fn single(&self, req: &Request) -> Result<http::Response<String>, Problem> {

@@ -134,3 +134,106 @@ fn config_reports_every_problem_at_once() {
     }
     assert!(!err.contains("short"), "a key must never be printed: {err}");
 }
+
+const RUN_SUCCESS: &str = include_str!("../fixtures/langgraph/run-webhook-success.json");
+const RUN_ERROR: &str = include_str!("../fixtures/langgraph/run-webhook-error.json");
+
+fn platform_post(uri: &str, content_type: Option<&str>, body: &str) -> Request {
+    let mut b = http::Request::builder().method("POST").uri(uri);
+    if let Some(ct) = content_type {
+        b = b.header("content-type", ct);
+    }
+    b.body(Body::from(body.to_owned())).unwrap()
+}
+
+#[tokio::test]
+async fn a_langgraph_run_webhook_with_a_token_becomes_one_agent_invocation_event() {
+    // GIVEN the body `langgraph dev` posted for a successful run, to a webhook URL
+    // carrying the ingest key as `token`
+    let ingest = subject();
+    let run: Value = serde_json::from_str(RUN_SUCCESS).unwrap();
+    let uri = format!("/v1/langgraph/runs?token={INGEST}");
+
+    // WHEN it arrives, and arrives again (the Platform retries a 5xx byte for byte)
+    let first = ingest
+        .handle(platform_post(&uri, Some("application/json"), RUN_SUCCESS))
+        .await;
+    let again = ingest
+        .handle(platform_post(&uri, Some("application/json"), RUN_SUCCESS))
+        .await;
+
+    // THEN both name the same event, so it is delivered once
+    assert_eq!(first.status(), 202, "{:?}", first.body());
+    let id = format!("lg:{}:success", run["run_id"].as_str().unwrap());
+    assert_eq!(
+        json_of(&first),
+        json!({"id": id, "event_type": "agent_invocation_success"})
+    );
+    assert_eq!(json_of(&again), json_of(&first));
+    let sent = ingest.queue.sent();
+    let QueueMessage::EventV1 { event } = &sent[0] else {
+        panic!("an event message")
+    };
+    assert_eq!(event.source, "langgraph-platform");
+    assert_eq!(event.data["thread_id"], run["thread_id"]);
+    assert!(
+        !event.envelope_json().contains(INGEST),
+        "the token is not in the event"
+    );
+}
+
+#[tokio::test]
+async fn a_langgraph_run_webhook_may_come_as_text_plain_with_a_bearer_header() {
+    let ingest = subject();
+    let mut req = platform_post("/v1/langgraph/runs", Some("text/plain;charset=UTF-8"), RUN_ERROR);
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {INGEST}").parse().unwrap());
+    let res = ingest.handle(req).await;
+    assert_eq!(res.status(), 202, "{:?}", res.body());
+    assert_eq!(json_of(&res)["event_type"], "agent_invocation_error");
+    let no_type = ingest
+        .handle(platform_post(
+            &format!("/v1/langgraph/runs?token={ADMIN}"),
+            None,
+            RUN_ERROR,
+        ))
+        .await;
+    assert_eq!(
+        no_type.status(),
+        202,
+        "no Content-Type, as the JS server sends it"
+    );
+}
+
+#[tokio::test]
+async fn a_langgraph_run_webhook_without_a_good_token_or_an_ended_run_is_refused() {
+    let ingest = subject();
+    let res = ingest
+        .handle(platform_post(
+            "/v1/langgraph/runs?token=wrong",
+            Some("application/json"),
+            RUN_SUCCESS,
+        ))
+        .await;
+    assert_eq!(res.status(), 401);
+    let res = ingest
+        .handle(platform_post(
+            "/v1/langgraph/runs",
+            Some("application/json"),
+            RUN_SUCCESS,
+        ))
+        .await;
+    assert_eq!(res.status(), 401);
+    let running = RUN_SUCCESS.replace("\"status\": \"success\"", "\"status\": \"running\"");
+    assert_ne!(running, RUN_SUCCESS);
+    let res = ingest
+        .handle(platform_post(
+            &format!("/v1/langgraph/runs?token={INGEST}"),
+            Some("application/json"),
+            &running,
+        ))
+        .await;
+    assert_eq!(res.status(), 422);
+    assert_eq!(json_of(&res)["errors"][0]["pointer"], "/status");
+    assert!(ingest.queue.sent().is_empty());
+}

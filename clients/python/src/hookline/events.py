@@ -1,0 +1,191 @@
+"""Events as sent to Hookline, their ids, and batch results."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal, Union
+
+from .errors import FieldError
+
+__all__ = [
+    "Event",
+    "EventLike",
+    "BatchResult",
+    "BatchItemResult",
+    "new_event_id",
+    "format_timestamp",
+    "is_valid_event_id",
+    "is_valid_event_type",
+    "MAX_BATCH_EVENTS",
+]
+
+#: At most this many events go in one ``POST /v1/events/batch``.
+MAX_BATCH_EVENTS = 100
+
+_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_TYPE_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+_RESERVED_PREFIX = "hookline."
+
+
+def is_valid_event_id(value: str) -> bool:
+    """1–128 ASCII letters, digits, ``_ - . :``."""
+    return bool(_ID_RE.match(value))
+
+
+def is_valid_event_type(value: str) -> bool:
+    """Dot-separated segments of letters, digits, ``_``, ``-``; at most 128 chars; not ``hookline.*``."""
+    return len(value) <= 128 and bool(_TYPE_RE.match(value)) and not value.startswith(_RESERVED_PREFIX)
+
+
+_id_lock = threading.Lock()
+_last_ms = 0
+_seq = 0
+
+
+def new_event_id(prefix: str = "evt_") -> str:
+    """A new time-sortable id: ``evt_`` and 32 hex digits laid out as a UUIDv7.
+
+    48 bits of Unix milliseconds, then a 12-bit counter that keeps ids made in the same
+    millisecond by this process in order, then 62 random bits.
+    """
+    global _last_ms, _seq
+    with _id_lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _last_ms:
+            _seq += 1
+            if _seq > 0xFFF:  # counter exhausted: borrow the next millisecond
+                _last_ms += 1
+                _seq = 0
+            ms = _last_ms
+        else:
+            _last_ms, _seq = ms, int.from_bytes(os.urandom(2), "big") & 0x3FF
+        seq = _seq
+    rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62 | rand
+    return f"{prefix}{value:032x}"
+
+
+def format_timestamp(value: datetime | str | None) -> str | None:
+    """RFC 3339 in UTC with milliseconds; a naive datetime is taken as UTC; strings pass as is."""
+    if value is None or isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+@dataclass
+class Event:
+    """One event. ``id`` is filled in (``evt_…``) before the first try when left out."""
+
+    event_type: str
+    data: Any
+    id: str | None = None
+    timestamp: datetime | str | None = None
+    source: str | None = None
+
+    def to_json(self, default_source: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"event_type": self.event_type, "data": self.data}
+        if self.id is not None:
+            body["id"] = self.id
+        source = self.source or default_source
+        if source is not None:
+            body["source"] = source
+        ts = format_timestamp(self.timestamp)
+        if ts is not None:
+            body["timestamp"] = ts
+        return body
+
+    @classmethod
+    def coerce(cls, value: EventLike) -> Event:
+        if isinstance(value, Event):
+            return value
+        if isinstance(value, Mapping):
+            unknown = set(value) - {"event_type", "data", "id", "timestamp", "source"}
+            if unknown:
+                raise ValueError(f"unknown event fields: {sorted(unknown)}")
+            if "event_type" not in value or "data" not in value:
+                raise ValueError("an event needs `event_type` and `data`")
+            return cls(
+                event_type=value["event_type"],
+                data=value["data"],
+                id=value.get("id"),
+                timestamp=value.get("timestamp"),
+                source=value.get("source"),
+            )
+        raise TypeError(f"an event is an Event or a mapping, not {type(value).__name__}")
+
+
+EventLike = Union[Event, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class BatchItemResult:
+    """What happened to one event of a batch (``index`` is its position in the request)."""
+
+    index: int
+    status: Literal["accepted", "rejected", "failed"]
+    id: str | None = None
+    errors: list[FieldError] = field(default_factory=list)
+    retryable: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "accepted"
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """The answer to ``send_batch``: counts and one result per event, in request order."""
+
+    accepted: int
+    rejected: int
+    failed: int
+    results: list[BatchItemResult]
+
+    @property
+    def ok(self) -> bool:
+        """True when every event was accepted."""
+        return self.rejected == 0 and self.failed == 0
+
+    @property
+    def accepted_ids(self) -> list[str]:
+        return [r.id for r in self.results if r.ok and r.id is not None]
+
+    @property
+    def retryable(self) -> list[BatchItemResult]:
+        """Results that failed on Hookline's side and may be sent again (with the same id)."""
+        return [r for r in self.results if r.status == "failed" and r.retryable]
+
+    @classmethod
+    def from_json(
+        cls, body: Mapping[str, Any], sent_ids: Sequence[str | None] | None = None
+    ) -> BatchResult:
+        """Parse an answer; ``sent_ids`` fills in the ids the server leaves out (rejected events)."""
+
+        def sent_id(index: int) -> str | None:
+            return sent_ids[index] if sent_ids is not None and 0 <= index < len(sent_ids) else None
+
+        results = [
+            BatchItemResult(
+                index=int(r.get("index", i)),
+                status=r.get("status", "failed"),
+                id=r.get("id") or sent_id(int(r.get("index", i))),
+                errors=[FieldError.from_json(e) for e in r.get("errors") or []],
+                retryable=bool(r.get("retryable", False)),
+            )
+            for i, r in enumerate(body.get("results") or [])
+        ]
+        return cls(
+            accepted=int(body.get("accepted", 0)),
+            rejected=int(body.get("rejected", 0)),
+            failed=int(body.get("failed", 0)),
+            results=results,
+        )

@@ -1,0 +1,797 @@
+"""A LangChain callback handler that turns LangGraph runs into Hookline events.
+
+    from hookline.langgraph import HooklineCallbackHandler
+
+    handler = HooklineCallbackHandler()          # HOOKLINE_URL / HOOKLINE_API_KEY
+    graph.invoke(inputs, config={"callbacks": [handler], "configurable": {"thread_id": "t1"}})
+
+The handler never blocks or breaks the graph. Each callback only builds a small dict and
+puts it on a bounded in-memory queue (no I/O, no waiting), so it is safe to call from the
+graph's worker threads and, being ``run_inline``, directly on an asyncio event loop. A
+daemon thread drains the queue in batches with the synchronous client. A full queue drops
+the event (counted in :attr:`HooklineCallbackHandler.dropped`); a batch that cannot be sent
+is logged and counted in :attr:`HooklineCallbackHandler.failed`.
+
+How LangGraph 1.2 reports a human-in-the-loop pause: ``interrupt()`` raises
+``GraphInterrupt`` inside the node, which reaches ``on_chain_error`` of the node (and of
+every enclosing subgraph and node; ``on_tool_error`` first when the tool itself called
+``interrupt()``), and then the root run ends *normally* through ``on_chain_end`` (its
+output does not hold ``__interrupt__``: ``invoke`` adds that afterwards). The handler
+therefore remembers the interrupt and reports the root's end as ``agent_interrupted``
+(never as a failure). A run started with ``Command(resume=...)`` (or with ``None`` input,
+which continues from the checkpoint) is reported as ``agent_resumed`` *instead of*
+``agent_invocation_started``; it ends like any run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import queue
+import threading
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, timezone
+from enum import Enum
+from typing import Any, Protocol, runtime_checkable
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+
+from .client import Hookline
+from .events import MAX_BATCH_EVENTS, BatchResult, Event, is_valid_event_type
+
+__all__ = ["HooklineCallbackHandler", "EventSink", "EVENT_TYPES"]
+
+logger = logging.getLogger("hookline.langgraph")
+
+#: Every event type the handler sends (before ``event_prefix``).
+EVENT_TYPES = (
+    "agent_invocation_started",
+    "agent_resumed",
+    "agent_invocation_success",
+    "agent_invocation_error",
+    "agent_interrupted",
+    "node_started",
+    "node_completed",
+    "node_failed",
+    "tool_started",
+    "tool_completed",
+    "tool_failed",
+    "agent_processing",
+)
+
+#: A batch request stays below Hookline's 256 KiB body limit.
+_MAX_BATCH_BYTES = 200_000
+#: At most this many runs are tracked at once (runs that never end are forgotten).
+_MAX_TRACKED_RUNS = 10_000
+_MAX_ERROR_MESSAGE = 2_000
+#: Retries, inside the sender thread, of batch items Hookline marked ``retryable``.
+_ITEM_RETRIES = 2
+
+
+@runtime_checkable
+class EventSink(Protocol):
+    """Anything with ``send_batch(events)``: a :class:`~hookline.Hookline` client or a test fake."""
+
+    def send_batch(self, events: Sequence[Event]) -> Any: ...
+
+
+def _exc_name(obj: BaseException, name: str) -> bool:
+    return any(c.__name__ == name for c in type(obj).__mro__)
+
+
+def _is_interrupt(error: BaseException) -> bool:
+    # By name, so that langgraph itself is not a dependency of this module.
+    return _exc_name(error, "GraphInterrupt")
+
+
+def _is_bubble_up(error: BaseException) -> bool:
+    return _exc_name(error, "GraphBubbleUp")
+
+
+def _is_resume(inputs: Any) -> bool:
+    if inputs is None:
+        return True  # graph.invoke(None, config): go on from the checkpoint
+    return type(inputs).__name__ == "Command" and getattr(inputs, "resume", None) is not None
+
+
+def _error_json(error: BaseException) -> dict[str, str]:
+    message = str(error)
+    if len(message) > _MAX_ERROR_MESSAGE:
+        message = message[:_MAX_ERROR_MESSAGE] + "…"
+    return {"type": type(error).__name__, "message": message}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _Budget:
+    def __init__(self, items: int) -> None:
+        self.items = items
+
+
+def to_jsonable(value: Any, *, _depth: int = 0, _budget: _Budget | None = None) -> Any:
+    """A JSON-safe copy of ``value``: models dumped, unknown objects as their repr."""
+    budget = _budget if _budget is not None else _Budget(5_000)
+    budget.items -= 1
+    if budget.items < 0 or _depth > 20:
+        return "…"
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (UUID, Enum)):
+        return str(value.value if isinstance(value, Enum) else value)
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    kw = {"_depth": _depth + 1, "_budget": budget}
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v, **kw) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v, **kw) for v in value]
+    dump = getattr(value, "model_dump", None)  # pydantic v2 (LangChain messages, ...)
+    if callable(dump):
+        try:
+            return to_jsonable(dump(), **kw)
+        except Exception:
+            pass
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name, None), **kw) for f in dataclasses.fields(value)}
+    text = repr(value)
+    return text if len(text) <= 500 else text[:500] + "…"
+
+
+def _capped(value: Any, max_chars: int) -> Any:
+    """``value`` made JSON-safe; when its JSON is longer than ``max_chars``, a preview of it."""
+    try:
+        safe = to_jsonable(value)
+        text = json.dumps(safe, ensure_ascii=False, separators=(",", ":"))
+    except Exception as e:  # never let a strange object break the graph
+        return {"unserializable": type(e).__name__}
+    if len(text) <= max_chars:
+        return safe
+    return {"truncated": True, "size": len(text), "preview": text[:max_chars]}
+
+
+@dataclasses.dataclass
+class _Root:
+    run_id: UUID
+    name: str | None
+    thread_id: Any
+    started: float
+    seq: int = 0
+    interrupts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    interrupt_ids: set[str] = dataclasses.field(default_factory=set)
+    failed_node: tuple[str, Any] | None = None
+    customs: dict[UUID, int] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class _Run:
+    root: UUID
+    kind: str  # "root" | "node" | "tool" | "chain"
+    name: str | None
+    node: str | None
+    step: Any
+    started: float
+    tool_call_id: str | None = None
+
+
+class _RateLimitedLog:
+    """Logs a warning at most once every ``every`` seconds per key, saying how many were held back."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def warning(self, key: str, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.every:
+                self._held[key] = self._held.get(key, 0) + 1
+                return
+            self._last[key] = now
+            held = self._held.pop(key, 0)
+        if held:
+            message += f" ({held} similar warning(s) held back)"
+        logger.warning(message, *args)
+
+
+class HooklineCallbackHandler(BaseCallbackHandler):
+    """Sends a LangGraph run's lifecycle to Hookline as events (see the module doc).
+
+    ``client`` is a :class:`~hookline.Hookline` (or any :class:`EventSink`); when left out,
+    one is made from ``base_url``/``api_key`` or ``HOOKLINE_URL``/``HOOKLINE_API_KEY`` and
+    closed by :meth:`close`.
+    """
+
+    #: Called directly (not in an executor) on the event loop in async runs: every
+    #: callback only enqueues, so it never blocks the loop, and order is kept.
+    run_inline = True
+    raise_error = False
+
+    def __init__(
+        self,
+        client: Hookline | EventSink | None = None,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        event_prefix: str = "",
+        source: str = "langgraph",
+        include_inputs: bool = False,
+        include_outputs: bool = False,
+        max_payload_chars: int = 8_192,
+        max_queue: int = 1_000,
+        flush_interval: float = 0.5,
+        batch_size: int = MAX_BATCH_EVENTS,
+        flush_at_exit: bool = True,
+    ) -> None:
+        super().__init__()
+        if event_prefix and not is_valid_event_type(event_prefix + "x"):
+            raise ValueError(f"event_prefix {event_prefix!r} does not make valid event types")
+        if not 1 <= batch_size <= MAX_BATCH_EVENTS:
+            raise ValueError(f"batch_size must be 1 to {MAX_BATCH_EVENTS}")
+        if max_queue < 1:
+            raise ValueError("max_queue must be at least 1")
+        self._owns_client = client is None
+        self._client: EventSink = client if client is not None else Hookline(base_url, api_key)
+        self.event_prefix = event_prefix
+        self.source = source
+        self.include_inputs = include_inputs
+        self.include_outputs = include_outputs
+        self.max_payload_chars = max_payload_chars
+        self.flush_interval = flush_interval
+        self.batch_size = batch_size
+
+        #: Events dropped because the queue was full (or the handler closed).
+        self.dropped = 0
+        #: Events that could not be sent (Hookline unreachable, refused or rejected them).
+        self.failed = 0
+        #: Events Hookline accepted.
+        self.sent = 0
+
+        self._queue: queue.Queue[Event] = queue.Queue(maxsize=max_queue)
+        self._lock = threading.Lock()  # run state and counters
+        self._roots: dict[UUID, _Root] = {}
+        self._runs: dict[UUID, _Run] = {}
+        self._pending = 0  # enqueued, not yet sent or given up
+        self._drained = threading.Condition(self._lock)
+        self._urgent = 0  # flush() callers waiting: send without waiting for a full batch
+        self._custom_seq = 0
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._log = _RateLimitedLog()
+        if flush_at_exit:
+            _flush_at_exit(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(client={self._client!r}, pending={self._pending}, "
+            f"sent={self.sent}, failed={self.failed}, dropped={self.dropped})"
+        )
+
+    # -- which callbacks we want ----------------------------------------------------------
+
+    @property
+    def ignore_llm(self) -> bool:
+        return True
+
+    @property
+    def ignore_chat_model(self) -> bool:
+        return True
+
+    @property
+    def ignore_retriever(self) -> bool:
+        return True
+
+    @property
+    def ignore_retry(self) -> bool:
+        return True
+
+    # -- run bookkeeping ----------------------------------------------------------------
+
+    def _track(self, run_id: UUID, run: _Run) -> None:
+        if len(self._runs) >= _MAX_TRACKED_RUNS:
+            self._runs.pop(next(iter(self._runs)))
+        self._runs[run_id] = run
+
+    def _root_of(self, parent_run_id: UUID | None) -> UUID | None:
+        if parent_run_id is None:
+            return None
+        parent = self._runs.get(parent_run_id)
+        return parent.root if parent is not None else parent_run_id
+
+    def _data(
+        self, root: _Root | None, root_id: UUID, metadata: Mapping[str, Any] | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        thread_id = root.thread_id if root else None
+        if thread_id is None and metadata:
+            thread_id = metadata.get("thread_id")
+        data: dict[str, Any] = {
+            "run_id": str(root_id),
+            "thread_id": to_jsonable(thread_id),
+            "graph": root.name if root else None,
+        }
+        if root is not None:
+            root.seq += 1
+            data["seq"] = root.seq
+        data.update({k: v for k, v in fields.items() if v is not None})
+        return data
+
+    def _emit(self, kind: str, root_id: UUID, run_id: UUID, data: dict[str, Any], suffix: str = "") -> None:
+        event_type = self.event_prefix + kind
+        event_id = f"lg.{root_id.hex}.{run_id.hex}.{event_type}{suffix}"
+        if len(event_id) > 128:
+            event_id = "lg." + hashlib.sha256(event_id.encode()).hexdigest()
+        self._enqueue(Event(event_type, data, id=event_id, timestamp=_now(), source=self.source))
+
+    # -- chains: the root run and graph nodes ----------------------------------------------
+
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        try:
+            self._chain_start(serialized, inputs, run_id, parent_run_id, metadata or {}, kwargs)
+        except Exception:
+            logger.debug("hookline: on_chain_start failed", exc_info=True)
+
+    def _chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: Any,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        metadata: dict[str, Any],
+        kwargs: dict[str, Any],
+    ) -> None:
+        name = kwargs.get("name") or (serialized or {}).get("name")
+        now = time.monotonic()
+        with self._lock:
+            if parent_run_id is None:
+                root = _Root(run_id, name, metadata.get("thread_id"), now)
+                self._roots[run_id] = root
+                if len(self._roots) > _MAX_TRACKED_RUNS:
+                    self._roots.pop(next(iter(self._roots)))
+                self._track(run_id, _Run(run_id, "root", name, None, None, now))
+                resumed = _is_resume(inputs)
+                fields: dict[str, Any] = {}
+                if self.include_inputs:
+                    if resumed and inputs is not None:
+                        fields["resume"] = _capped(getattr(inputs, "resume", None), self.max_payload_chars)
+                    elif not resumed:
+                        fields["inputs"] = _capped(inputs, self.max_payload_chars)
+                kind = "agent_resumed" if resumed else "agent_invocation_started"
+                self._emit(kind, run_id, run_id, self._data(root, run_id, **fields))
+                return
+            root_id = self._root_of(parent_run_id)
+            assert root_id is not None
+            node = metadata.get("langgraph_node")
+            is_node = node is not None and node == name
+            step = metadata.get("langgraph_step")
+            self._track(run_id, _Run(root_id, "node" if is_node else "chain", name, node, step, now))
+            if not is_node:
+                return
+            root = self._roots.get(root_id)
+            if root is not None and root.thread_id is None:
+                root.thread_id = metadata.get("thread_id")
+            fields = {"node": node, "step": step}
+            if self.include_inputs:
+                fields["inputs"] = _capped(inputs, self.max_payload_chars)
+            self._emit("node_started", root_id, run_id, self._data(root, root_id, metadata, **fields))
+
+    def on_chain_end(
+        self,
+        outputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        try:
+            self._chain_end(outputs, run_id)
+        except Exception:
+            logger.debug("hookline: on_chain_end failed", exc_info=True)
+
+    def _chain_end(self, outputs: Any, run_id: UUID) -> None:
+        with self._lock:
+            run = self._runs.pop(run_id, None)
+            if run is None or run.kind == "chain":
+                return
+            duration_ms = _ms(run.started)
+            if run.kind == "root":
+                root = self._roots.pop(run_id, None)
+                if isinstance(outputs, Mapping) and outputs.get("__interrupt__") and root is not None:
+                    self._note_interrupts(root, outputs["__interrupt__"], None, None, None)
+                if root is not None and root.interrupts:
+                    self._emit_interrupted(root, duration_ms, "interrupt")
+                    return
+                fields: dict[str, Any] = {"duration_ms": duration_ms}
+                if self.include_outputs:
+                    fields["outputs"] = _capped(outputs, self.max_payload_chars)
+                self._emit("agent_invocation_success", run_id, run_id, self._data(root, run_id, **fields))
+                return
+            root = self._roots.get(run.root)
+            fields = {"node": run.node, "step": run.step, "duration_ms": duration_ms}
+            if self.include_outputs:
+                fields["outputs"] = _capped(outputs, self.max_payload_chars)
+            self._emit("node_completed", run.root, run_id, self._data(root, run.root, **fields))
+
+    def on_chain_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        try:
+            self._chain_error(error, run_id)
+        except Exception:
+            logger.debug("hookline: on_chain_error failed", exc_info=True)
+
+    def _chain_error(self, error: BaseException, run_id: UUID) -> None:
+        with self._lock:
+            run = self._runs.pop(run_id, None)
+            if run is None:
+                return
+            duration_ms = _ms(run.started)
+            if run.kind == "root":
+                root = self._roots.pop(run_id, None)
+                if root is not None and (_is_interrupt(error) or _exc_name(error, "GraphDrained")):
+                    if _is_interrupt(error):
+                        self._note_interrupts(root, _interrupts_of(error), None, None, None)
+                    reason = "interrupt" if _is_interrupt(error) else "drained"
+                    self._emit_interrupted(root, duration_ms, reason)
+                    return
+                fields: dict[str, Any] = {"duration_ms": duration_ms, "error": _error_json(error)}
+                if root is not None and root.failed_node is not None:
+                    fields["node"], fields["step"] = root.failed_node
+                self._emit("agent_invocation_error", run_id, run_id, self._data(root, run_id, **fields))
+                return
+            root = self._roots.get(run.root)
+            if _is_interrupt(error):
+                if root is not None:
+                    self._note_interrupts(root, _interrupts_of(error), run.node, run.step, None)
+                return  # a pause, not a failure: reported when the root run ends
+            if run.kind != "node":
+                return
+            if _is_bubble_up(error):
+                # Control flow (e.g. Command(graph=Command.PARENT)), not a failure.
+                fields = {"node": run.node, "step": run.step, "duration_ms": duration_ms}
+                self._emit("node_completed", run.root, run_id, self._data(root, run.root, **fields))
+                return
+            if root is not None and root.failed_node is None:
+                root.failed_node = (run.node or "", run.step)
+            fields = {"node": run.node, "step": run.step, "duration_ms": duration_ms, "error": _error_json(error)}
+            self._emit("node_failed", run.root, run_id, self._data(root, run.root, **fields))
+
+    def _note_interrupts(
+        self, root: _Root, interrupts: Any, node: str | None, step: Any, tool: str | None
+    ) -> None:
+        for item in interrupts or ():
+            interrupt_id = getattr(item, "id", None) or getattr(item, "interrupt_id", None)
+            key = str(interrupt_id) if interrupt_id else f"#{len(root.interrupts)}"
+            if key in root.interrupt_ids:
+                continue
+            root.interrupt_ids.add(key)
+            entry: dict[str, Any] = {"id": interrupt_id, "node": node, "step": step}
+            if tool is not None:
+                entry["tool"] = tool
+            if self.include_outputs:
+                entry["value"] = _capped(getattr(item, "value", item), self.max_payload_chars)
+            root.interrupts.append({k: v for k, v in entry.items() if v is not None})
+
+    def _emit_interrupted(self, root: _Root, duration_ms: float, reason: str) -> None:
+        first = root.interrupts[0] if root.interrupts else {}
+        fields = {
+            "node": first.get("node"),
+            "step": first.get("step"),
+            "reason": reason,
+            "duration_ms": duration_ms,
+            "interrupts": root.interrupts,
+        }
+        self._emit("agent_interrupted", root.run_id, root.run_id, self._data(root, root.run_id, **fields))
+
+    # -- tools ----------------------------------------------------------------------------
+
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any] | None,
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        try:
+            md = metadata or {}
+            name = (serialized or {}).get("name") or kwargs.get("name")
+            now = time.monotonic()
+            with self._lock:
+                root_id = self._root_of(parent_run_id) or run_id
+                run = _Run(root_id, "tool", name, md.get("langgraph_node"), md.get("langgraph_step"), now,
+                           tool_call_id=kwargs.get("tool_call_id"))
+                self._track(run_id, run)
+                root = self._roots.get(root_id)
+                fields: dict[str, Any] = {
+                    "tool": name, "node": run.node, "step": run.step, "tool_call_id": run.tool_call_id,
+                }
+                if self.include_inputs:
+                    fields["inputs"] = _capped(inputs if inputs is not None else input_str, self.max_payload_chars)
+                self._emit("tool_started", root_id, run_id, self._data(root, root_id, md, **fields))
+        except Exception:
+            logger.debug("hookline: on_tool_start failed", exc_info=True)
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        try:
+            with self._lock:
+                run = self._runs.pop(run_id, None)
+                if run is None:
+                    return
+                root = self._roots.get(run.root)
+                fields: dict[str, Any] = {
+                    "tool": run.name, "node": run.node, "step": run.step,
+                    "tool_call_id": run.tool_call_id, "duration_ms": _ms(run.started),
+                }
+                if self.include_outputs:
+                    fields["output"] = _capped(output, self.max_payload_chars)
+                self._emit("tool_completed", run.root, run_id, self._data(root, run.root, **fields))
+        except Exception:
+            logger.debug("hookline: on_tool_end failed", exc_info=True)
+
+    def on_tool_error(
+        self, error: BaseException, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        try:
+            with self._lock:
+                run = self._runs.pop(run_id, None)
+                if run is None:
+                    return
+                root = self._roots.get(run.root)
+                if _is_interrupt(error):
+                    if root is not None:
+                        self._note_interrupts(root, _interrupts_of(error), run.node, run.step, run.name)
+                    return
+                fields: dict[str, Any] = {
+                    "tool": run.name, "node": run.node, "step": run.step, "tool_call_id": run.tool_call_id,
+                    "duration_ms": _ms(run.started), "error": _error_json(error),
+                }
+                self._emit("tool_failed", run.root, run_id, self._data(root, run.root, **fields))
+        except Exception:
+            logger.debug("hookline: on_tool_error failed", exc_info=True)
+
+    # -- custom progress events -------------------------------------------------------------
+
+    def on_custom_event(
+        self,
+        name: str,
+        data: Any,
+        *,
+        run_id: UUID,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        try:
+            md = metadata or {}
+            with self._lock:
+                run = self._runs.get(run_id)
+                root_id = run.root if run is not None else run_id
+                root = self._roots.get(root_id)
+                if root is not None:
+                    n = root.customs.get(run_id, 0) + 1
+                    root.customs[run_id] = n
+                else:
+                    self._custom_seq += 1
+                    n = self._custom_seq
+                node = md.get("langgraph_node", run.node if run else None)
+                step = md.get("langgraph_step", run.step if run else None)
+                fields = {
+                    "name": name,
+                    "node": node,
+                    "step": step,
+                    "data": _capped(data, self.max_payload_chars),
+                }
+                self._emit("agent_processing", root_id, run_id, self._data(root, root_id, md, **fields), suffix=f".{n}")
+        except Exception:
+            logger.debug("hookline: on_custom_event failed", exc_info=True)
+
+    # -- the queue and the sender thread ------------------------------------------------------
+
+    def _enqueue(self, event: Event) -> None:
+        # Called with self._lock held; never blocks.
+        if self._closed:
+            self.dropped += 1
+            return
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            self.dropped += 1
+            self._log.warning(
+                "dropped", "hookline: event queue full (%d); dropping %s (%d dropped so far)",
+                self._queue.maxsize, event.event_type, self.dropped,
+            )
+            return
+        self._pending += 1
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run_sender, name="hookline-sender", daemon=True)
+            self._thread.start()
+
+    def _run_sender(self) -> None:
+        carry: Event | None = None
+        while True:
+            if carry is not None:
+                first, carry = carry, None
+            else:
+                try:
+                    first = self._queue.get(timeout=0.25)
+                except queue.Empty:
+                    if self._closed:
+                        return
+                    continue
+            batch, size = [first], _size(first)
+            deadline = time.monotonic() + self.flush_interval
+            while len(batch) < self.batch_size:
+                try:
+                    event = self._queue.get_nowait()
+                except queue.Empty:
+                    if self._urgent or self._closed:
+                        break
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    try:
+                        event = self._queue.get(timeout=min(remaining, 0.05))
+                    except queue.Empty:
+                        continue
+                event_size = _size(event)
+                if size + event_size > _MAX_BATCH_BYTES:
+                    carry = event
+                    break
+                batch.append(event)
+                size += event_size
+            self._send(batch)
+
+    def _send(self, batch: list[Event]) -> None:
+        sent = failed = 0
+        try:
+            todo = batch
+            for attempt in range(_ITEM_RETRIES + 1):
+                result = self._client.send_batch(todo)
+                if not isinstance(result, BatchResult):
+                    sent += len(todo)  # a sink that does not report per event
+                    break
+                sent += result.accepted
+                bad = [r for r in result.results if r.status == "rejected" or (r.status == "failed" and not r.retryable)]
+                for r in bad:
+                    self._log.warning(
+                        "rejected", "hookline: event %s was %s: %s", r.id, r.status,
+                        "; ".join(f"{e.pointer}: {e.detail}" for e in r.errors) or "no detail",
+                    )
+                failed += len(bad)
+                retry = {r.index for r in result.retryable}
+                if not retry:
+                    break
+                if attempt == _ITEM_RETRIES:
+                    failed += len(retry)
+                    break
+                todo = [e for i, e in enumerate(todo) if i in retry]
+                time.sleep(0.2 * (attempt + 1))
+        except Exception as e:
+            failed = len(batch) - sent
+            self._log.warning(
+                "send", "hookline: could not send %d event(s): %s: %s", failed, type(e).__name__, e
+            )
+        with self._lock:
+            self.sent += sent
+            self.failed += failed
+            self._pending -= len(batch)
+            if self._pending <= 0:
+                self._drained.notify_all()
+
+    def flush(self, timeout: float | None = 5.0) -> bool:
+        """Wait until every queued event is sent (or given up); True when the queue drained in time."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            self._urgent += 1
+            try:
+                while self._pending > 0:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._drained.wait(remaining)
+                return True
+            finally:
+                self._urgent -= 1
+
+    def close(self, timeout: float | None = 5.0) -> bool:
+        """Flush, stop the sender thread, and close the client if the handler made it."""
+        if self._closed:
+            return self._pending == 0
+        drained = self.flush(timeout)
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        _LIVE.discard(self)
+        if thread is not None:
+            # The idle sender notices `_closed` within its 0.25 s poll; a sender stuck in a
+            # slow request is a daemon thread and is left to finish on its own.
+            thread.join(timeout=0.5 if drained else 0.05)
+        if self._owns_client:
+            close = getattr(self._client, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:
+                    logger.debug("hookline: closing the client failed", exc_info=True)
+        return drained
+
+    def __enter__(self) -> HooklineCallbackHandler:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _interrupts_of(error: BaseException) -> Any:
+    # GraphInterrupt(interrupts: Sequence[Interrupt]) keeps them in args[0].
+    if error.args and isinstance(error.args[0], (list, tuple)):
+        return error.args[0]
+    return ()
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 3)
+
+
+def _size(event: Event) -> int:
+    try:
+        return len(json.dumps(event.to_json(), default=str)) + 1
+    except Exception:
+        return 1_000
+
+
+_LIVE: weakref.WeakSet[HooklineCallbackHandler] = weakref.WeakSet()
+_atexit_registered = False
+_atexit_lock = threading.Lock()
+
+
+def _flush_at_exit(handler: HooklineCallbackHandler) -> None:
+    """Remember ``handler`` (weakly) so that one atexit hook closes every live handler."""
+    global _atexit_registered
+    with _atexit_lock:
+        _LIVE.add(handler)
+        if not _atexit_registered:
+            atexit.register(_close_all)
+            _atexit_registered = True
+
+
+def _close_all() -> None:
+    for handler in list(_LIVE):
+        try:
+            handler.close(timeout=2.0)
+        except Exception:
+            pass

@@ -1,0 +1,318 @@
+"""The synchronous client against a real HTTP server on 127.0.0.1 (and MockTransport where
+a socket is not the point)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+from _support import API_KEY, FakeHookline, Reply, problem
+
+from hookline import (
+    APIError,
+    AuthenticationError,
+    BatchResult,
+    ConfigurationError,
+    Event,
+    Hookline,
+    HooklineConnectionError,
+    RateLimitError,
+    ServerError,
+    ValidationError,
+    new_event_id,
+)
+from hookline.events import format_timestamp, is_valid_event_id
+
+
+def client_for(server: FakeHookline, **kw) -> Hookline:
+    kw.setdefault("backoff", 0.01)
+    return Hookline(server.url, API_KEY, **kw)
+
+
+def test_send_posts_the_event_with_a_client_made_id(hookline_server: FakeHookline) -> None:
+    with client_for(hookline_server, source="agent-7") as hl:
+        event_id = hl.send("agent_invocation_started", {"run_id": "r-1"})
+    [req] = hookline_server.requests
+    assert req.path == "/v1/events"
+    assert req.headers["authorization"] == f"Bearer {API_KEY}"
+    assert req.headers["content-type"] == "application/json"
+    assert req.body["event_type"] == "agent_invocation_started"
+    assert req.body["data"] == {"run_id": "r-1"}
+    assert req.body["source"] == "agent-7"
+    assert set(req.body) == {"id", "event_type", "data", "source"}  # no unknown fields (422)
+    assert event_id == req.body["id"]
+    assert event_id.startswith("evt_") and is_valid_event_id(event_id)
+
+
+def test_send_keeps_the_callers_id_timestamp_and_source(hookline_server: FakeHookline) -> None:
+    ts = datetime(2026, 1, 31, 12, 0, 0, 123456, tzinfo=timezone.utc)
+    with client_for(hookline_server, source="default") as hl:
+        assert hl.send("node_completed", [1, 2], id="run-1:node:a", timestamp=ts, source="mine") == "run-1:node:a"
+    body = hookline_server.requests[0].body
+    assert body == {
+        "id": "run-1:node:a",
+        "event_type": "node_completed",
+        "data": [1, 2],
+        "source": "mine",
+        "timestamp": "2026-01-31T12:00:00.123Z",
+    }
+
+
+def test_the_same_id_is_sent_again_after_a_503(hookline_server: FakeHookline) -> None:
+    hookline_server.then(Reply(503, problem(503, "Temporarily unavailable", "retry with the same event id")))
+    with client_for(hookline_server) as hl:
+        event_id = hl.send("tool_failed", {"x": 1})
+    first, second = hookline_server.requests
+    assert first.body == second.body
+    assert first.body["id"] == event_id
+
+
+def test_the_same_id_is_sent_again_after_a_dropped_connection(hookline_server: FakeHookline) -> None:
+    hookline_server.then(Reply(drop=True), Reply(drop=True))
+    with client_for(hookline_server, max_retries=3) as hl:
+        event_id = hl.send("tool_failed", {"x": 1})
+    ids = [r.body["id"] for r in hookline_server.requests]
+    assert ids == [event_id] * 3
+
+
+def test_the_same_id_is_sent_again_after_a_timeout(hookline_server: FakeHookline) -> None:
+    hookline_server.then(Reply(delay=0.6))
+    with client_for(hookline_server, timeout=0.2) as hl:
+        event_id = hl.send("tool_failed", {"x": 1})
+    assert [r.body["id"] for r in hookline_server.requests] == [event_id, event_id]
+
+
+def test_retry_after_is_honoured(hookline_server: FakeHookline) -> None:
+    hookline_server.then(Reply(429, {"message": "Too Many Requests"}, headers={"Retry-After": "1"}))
+    with client_for(hookline_server, backoff=0.001) as hl:
+        hl.send("node_started", {})
+    first, second = hookline_server.requests
+    assert second.at - first.at >= 0.9
+    assert first.body["id"] == second.body["id"]
+
+
+def test_retry_after_is_capped_and_backoff_grows(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr("hookline.client.time.sleep", waits.append)
+    answers = iter([
+        httpx.Response(429, headers={"Retry-After": "3600"}),
+        httpx.Response(503),
+        httpx.Response(502),
+        httpx.Response(202, json={"id": "x"}),
+    ])
+    transport = httpx.MockTransport(lambda request: next(answers))
+    with Hookline("http://hookline.test", API_KEY, transport=transport, backoff=1.0) as hl:
+        hl.send("a", {})
+    assert waits[0] == 30.0  # an hour is cut to 30 s
+    assert 1.0 <= waits[1] <= 2.0 and 2.0 <= waits[2] <= 4.0  # backoff * 2^n with jitter in [0.5, 1]
+
+
+def test_422_raises_validation_error_with_field_errors_and_request_id(hookline_server: FakeHookline) -> None:
+    body = problem(
+        422, "The request is not valid", "the event is not valid",
+        errors=[{"pointer": "/event_type", "detail": "must be dot-separated segments"}],
+        request_id="req-42",
+    )
+    hookline_server.then(Reply(422, body))
+    with client_for(hookline_server) as hl, pytest.raises(ValidationError) as info:
+        hl.send("bad type", {})
+    err = info.value
+    assert err.status == 422
+    assert err.title == "The request is not valid"
+    assert err.detail == "the event is not valid"
+    assert err.type == "urn:hookline:problem:the-request-is-not-valid"
+    assert [(e.pointer, e.detail) for e in err.errors] == [("/event_type", "must be dot-separated segments")]
+    assert err.request_id == "req-42"
+    assert "req-42" in str(err) and "/event_type" in str(err)
+    assert len(hookline_server.requests) == 1  # never retried
+
+
+def test_request_id_falls_back_to_the_api_gateway_header(hookline_server: FakeHookline) -> None:
+    hookline_server.then(Reply(415, problem(415, "Unsupported media type", "send JSON"),
+                               headers={"apigw-requestid": "Abc123="}))
+    with client_for(hookline_server) as hl, pytest.raises(ValidationError) as info:
+        hl.send("a", {})
+    assert info.value.request_id == "Abc123="
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_401_and_403_raise_authentication_error(hookline_server: FakeHookline, status: int) -> None:
+    hookline_server.then(Reply(status, problem(status, "Missing or invalid API key", "send a valid key")))
+    with client_for(hookline_server) as hl, pytest.raises(AuthenticationError) as info:
+        hl.send("a", {})
+    assert info.value.status == status
+    assert len(hookline_server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [(400, ValidationError), (404, APIError), (409, APIError), (413, ValidationError), (415, ValidationError)],
+)
+def test_other_4xx_are_never_retried(hookline_server: FakeHookline, status: int, cls: type) -> None:
+    hookline_server.then(Reply(status, problem(status, "Nope", "no")))
+    with client_for(hookline_server, max_retries=5) as hl, pytest.raises(cls) as info:
+        hl.send("a", {})
+    assert type(info.value) is cls
+    assert info.value.retryable is False
+    assert len(hookline_server.requests) == 1
+
+
+def test_5xx_and_429_give_up_after_max_retries(hookline_server: FakeHookline) -> None:
+    hookline_server.then(*[Reply(503, problem(503, "Temporarily unavailable", "later"))] * 3)
+    with client_for(hookline_server, max_retries=2) as hl, pytest.raises(ServerError) as info:
+        hl.send("a", {})
+    assert info.value.attempts == 3 and info.value.retryable
+    assert len(hookline_server.requests) == 3
+
+    hookline_server.then(*[Reply(429, {"message": "Too Many Requests"})] * 2)
+    with client_for(hookline_server, max_retries=1) as hl, pytest.raises(RateLimitError) as info2:
+        hl.send("a", {})
+    assert info2.value.detail == "Too Many Requests"
+
+
+def test_a_server_that_is_down_raises_connection_error(closed_port: int) -> None:
+    with Hookline(f"http://127.0.0.1:{closed_port}", API_KEY, max_retries=2, backoff=0.01) as hl:
+        with pytest.raises(HooklineConnectionError) as info:
+            hl.send("a", {})
+    assert info.value.attempts == 3
+    assert "ConnectError" in str(info.value)
+
+
+def test_send_batch_returns_per_event_results(hookline_server: FakeHookline) -> None:
+    answer = {
+        "accepted": 1, "rejected": 1, "failed": 1,
+        "results": [
+            {"index": 0, "id": "a-1", "status": "accepted"},
+            {"index": 1, "status": "rejected", "errors": [{"pointer": "/events/1/event_type", "detail": "reserved"}]},
+            {"index": 2, "id": "c-3", "status": "failed", "retryable": True},
+        ],
+    }
+    hookline_server.then(Reply(202, answer))
+    event = Event("tool_completed", {"n": 3}, id="c-3")
+    with client_for(hookline_server) as hl:
+        result = hl.send_batch([
+            {"event_type": "node_started", "data": {}, "id": "a-1"},
+            {"event_type": "hookline.x", "data": {}},
+            event,
+        ])
+    assert isinstance(result, BatchResult)
+    assert (result.accepted, result.rejected, result.failed, result.ok) == (1, 1, 1, False)
+    sent = hookline_server.requests[0].body["events"]
+    assert hookline_server.requests[0].path == "/v1/events/batch"
+    assert [e["id"] for e in sent][::2] == ["a-1", "c-3"] and sent[1]["id"].startswith("evt_")
+    # The rejected event's id (left out by the server) is the one the client made.
+    assert result.results[1].id == sent[1]["id"]
+    assert result.results[1].errors[0].pointer == "/events/1/event_type"
+    assert [r.id for r in result.retryable] == ["c-3"]
+    assert result.accepted_ids == ["a-1"]
+
+
+def test_send_batch_all_accepted_and_ids_made_before_the_first_try(hookline_server: FakeHookline) -> None:
+    hookline_server.then(Reply(drop=True))
+    events = [Event("node_started", {"i": i}) for i in range(100)]
+    with client_for(hookline_server) as hl:
+        result = hl.send_batch(events)
+    assert result.ok and result.accepted == 100
+    first, second = hookline_server.requests
+    assert first.body == second.body
+    assert [e.id for e in events] == result.accepted_ids
+
+
+def test_send_batch_refuses_an_empty_or_too_large_batch() -> None:
+    transport = httpx.MockTransport(lambda r: httpx.Response(500))
+    with Hookline("http://hookline.test", API_KEY, transport=transport) as hl:
+        with pytest.raises(ValueError):
+            hl.send_batch([])
+        with pytest.raises(ValueError):
+            hl.send_batch([{"event_type": "a", "data": 1}] * 101)
+        with pytest.raises(ValueError):
+            hl.send_batch([{"event_type": "a", "data": 1, "extra": 2}])
+
+
+def test_a_batch_with_no_valid_event_raises(hookline_server: FakeHookline) -> None:
+    hookline_server.then(Reply(422, problem(422, "The request is not valid", "no event in the batch is valid",
+                                            errors=[{"pointer": "/events/0/data", "detail": "is required"}])))
+    with client_for(hookline_server) as hl, pytest.raises(ValidationError) as info:
+        hl.send_batch([{"event_type": "a", "data": None}])
+    assert info.value.errors[0].pointer == "/events/0/data"
+
+
+def test_configuration_comes_from_the_environment(hookline_server: FakeHookline, monkeypatch) -> None:
+    monkeypatch.setenv("HOOKLINE_URL", hookline_server.url + "/")
+    monkeypatch.setenv("HOOKLINE_API_KEY", API_KEY)
+    with Hookline() as hl:
+        assert hl.base_url == hookline_server.url
+        hl.send("a", {})
+    assert hookline_server.requests[0].headers["authorization"] == f"Bearer {API_KEY}"
+
+
+def test_missing_configuration_is_a_clear_error(monkeypatch) -> None:
+    with pytest.raises(ConfigurationError, match="HOOKLINE_URL"):
+        Hookline(api_key=API_KEY)
+    with pytest.raises(ConfigurationError, match="HOOKLINE_API_KEY"):
+        Hookline("http://127.0.0.1:9")
+    monkeypatch.setenv("HOOKLINE_URL", "http://127.0.0.1:9")
+    with pytest.raises(ConfigurationError, match="HOOKLINE_API_KEY"):
+        Hookline()
+
+
+def test_the_key_is_never_in_reprs_errors_or_logs(
+    hookline_server: FakeHookline, closed_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    hookline_server.then(
+        Reply(503, problem(503, "Temporarily unavailable", "later")),
+        Reply(401, problem(401, "Missing or invalid API key", "send a valid key")),
+        Reply(422, problem(422, "The request is not valid", "bad", errors=[{"pointer": "/id", "detail": "x"}])),
+    )
+    texts = []
+    with client_for(hookline_server) as hl:
+        texts.append(repr(hl))
+        texts.append(str(hl))
+        for _ in range(2):
+            with pytest.raises(APIError) as info:
+                hl.send("a", {})
+            texts += [str(info.value), repr(info.value), repr(info.value.__cause__)]
+    with Hookline(f"http://127.0.0.1:{closed_port}", API_KEY, max_retries=1, backoff=0.01) as hl:
+        with pytest.raises(HooklineConnectionError) as info2:
+            hl.send("a", {})
+        texts += [str(info2.value), repr(info2.value), repr(hl._http.headers)]
+    texts.append(caplog.text)
+    assert "***" in texts[0]
+    for text in texts:
+        assert API_KEY not in text
+
+
+def test_event_ids_are_valid_unique_and_time_sortable() -> None:
+    ids = [new_event_id() for _ in range(5000)]
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    assert all(is_valid_event_id(i) and len(i) == 36 for i in ids)
+    time.sleep(0.002)
+    assert new_event_id() > ids[-1]
+
+
+def test_timestamps_are_rfc3339_utc() -> None:
+    naive = datetime(2026, 1, 2, 3, 4, 5)
+    assert format_timestamp(naive) == "2026-01-02T03:04:05.000Z"
+    assert format_timestamp("2026-01-02T03:04:05+02:00") == "2026-01-02T03:04:05+02:00"
+
+
+def test_non_json_data_fails_before_sending() -> None:
+    calls = []
+    transport = httpx.MockTransport(lambda r: calls.append(r) or httpx.Response(202, json={"id": "x"}))
+    with Hookline("http://hookline.test", API_KEY, transport=transport) as hl:
+        with pytest.raises(ValueError):
+            hl.send("a", {"x": float("nan")})
+        with pytest.raises(TypeError):
+            hl.send("a", {"x": object()})
+    assert calls == []
+    # and a sent body is compact JSON
+    transport = httpx.MockTransport(lambda r: calls.append(json.loads(r.content)) or httpx.Response(202, json={}))
+    with Hookline("http://hookline.test", API_KEY, transport=transport) as hl:
+        assert hl.send("a", {"é": 1}, id="given") == "given"
+    assert calls == [{"id": "given", "event_type": "a", "data": {"é": 1}}]

@@ -1,0 +1,301 @@
+//! LangGraph Platform run webhooks: what `langgraph dev` or LangGraph Platform POSTs
+//! when a run started with `webhook=` ends, turned into one `agent_invocation_*` event.
+//!
+//! The body is the whole run object (`run_id`, `thread_id`, `assistant_id`, `status`,
+//! `metadata`, `kwargs`, `values`, `error`, `run_started_at`, `run_ended_at`, …). The
+//! event id comes from the run id and its status, so the Platform's own retries (it
+//! re-sends a byte-identical body after a 5xx or 429) are delivered once. Secrets the
+//! run carries are removed before the event fans out: the webhook URL's query string
+//! (where the Platform's token for us sits) and configurable values whose names say
+//! they are keys, tokens, secrets or passwords.
+
+use crate::api::{object, pointer};
+use crate::event::{ENVELOPE_VERSION, Event, EventType};
+use crate::ids::EventId;
+use crate::problem::FieldProblem;
+use crate::timestamp::Timestamp;
+use serde_json::{Map, Value, json};
+
+pub const SOURCE: &str = "langgraph-platform";
+const REDACTED: &str = "[redacted]";
+
+/// The run statuses that end a run, and the event each becomes.
+pub const STATUSES: &[(&str, &str)] = &[
+    ("success", "agent_invocation_success"),
+    ("error", "agent_invocation_error"),
+    ("timeout", "agent_invocation_timeout"),
+    ("interrupted", "agent_invocation_interrupted"),
+    ("rollback", "agent_invocation_rollback"),
+];
+
+/// The event for one run webhook, or the problems with the body.
+pub fn run_event(body: &Value, now: Timestamp) -> Result<Event, Vec<FieldProblem>> {
+    let mut errors = Vec::new();
+    let Some(run) = object(body, "/", &mut errors) else {
+        return Err(errors);
+    };
+    let text = |key: &str, errors: &mut Vec<FieldProblem>| match run.get(key) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            errors.push(FieldProblem::new(pointer("", key), "is required"));
+            None
+        }
+        Some(_) => {
+            errors.push(FieldProblem::new(pointer("", key), "must be a string"));
+            None
+        }
+    };
+    let run_id = text("run_id", &mut errors);
+    let status = text("status", &mut errors);
+    let event_type = status.as_deref().and_then(|s| {
+        let found = STATUSES.iter().find(|(st, _)| *st == s).map(|(_, t)| *t);
+        if found.is_none() {
+            let known: Vec<&str> = STATUSES.iter().map(|(s, _)| *s).collect();
+            errors.push(FieldProblem::new(
+                "/status",
+                format!(
+                    "`{s}` is not a status that ends a run; expected one of {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+        found
+    });
+    let id = match (&run_id, &status) {
+        (Some(run), Some(status)) => match EventId::parse(&format!("lg:{run}:{status}")) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                errors.push(FieldProblem::new("/run_id", format!("cannot name an event: {e}")));
+                None
+            }
+        },
+        _ => None,
+    };
+    let started = time_field(run, "run_started_at", &mut errors);
+    let ended = time_field(run, "run_ended_at", &mut errors);
+    let (Some(id), Some(event_type)) = (id, event_type) else {
+        return Err(errors);
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+
+    let mut data = run.clone();
+    redact(&mut data);
+    if let Some(e) = run.get("error").filter(|e| !e.is_null()) {
+        data.insert("error".into(), normalise_error(e));
+    }
+    if let Some(graph) = run
+        .get("metadata")
+        .and_then(|m| m.get("graph_id"))
+        .filter(|g| g.is_string())
+    {
+        data.entry("graph_id").or_insert_with(|| graph.clone());
+    }
+    if let (Some(s), Some(e)) = (started, ended) {
+        let ms = e.unix_millis().saturating_sub(s.unix_millis()).max(0);
+        data.insert("duration_ms".into(), json!(ms));
+    }
+    Ok(Event {
+        id,
+        event_type: EventType::parse(event_type)
+            .map_err(|e| vec![FieldProblem::new("/status", e.to_string())])?,
+        data: Value::Object(data),
+        timestamp: ended.unwrap_or(now),
+        source: SOURCE.into(),
+        version: ENVELOPE_VERSION.into(),
+    })
+}
+
+fn time_field(run: &Map<String, Value>, key: &str, errors: &mut Vec<FieldProblem>) -> Option<Timestamp> {
+    match run.get(key) {
+        Some(Value::String(s)) => match Timestamp::parse_rfc3339(s) {
+            Ok(t) => Some(t),
+            Err(_) => {
+                errors.push(FieldProblem::new(pointer("", key), "must be an RFC 3339 time"));
+                None
+            }
+        },
+        _ => None,
+    }
+}
+
+/// `{"error": "ValueError", "message": "…"}` (langgraph-api today) or a plain string
+/// (older releases, the JS server) → `{"type", "message"}`.
+fn normalise_error(e: &Value) -> Value {
+    match e {
+        Value::String(s) => json!({"type": null, "message": s}),
+        Value::Object(o) => json!({
+            "type": o.get("error").or_else(|| o.get("type")).cloned().unwrap_or(Value::Null),
+            "message": o.get("message").cloned().unwrap_or(Value::Null),
+        }),
+        other => json!({"type": null, "message": other.to_string()}),
+    }
+}
+
+/// Removes what must not reach endpoints: the webhook URL's query string (the
+/// Platform repeats the URL it posted to, with our token in it) and secret-looking
+/// configurable values, at any depth below `configurable`.
+fn redact(run: &mut Map<String, Value>) {
+    let Some(Value::Object(kwargs)) = run.get_mut("kwargs") else {
+        return;
+    };
+    if let Some(Value::String(hook)) = kwargs.get_mut("webhook") {
+        *hook = without_query(hook);
+    }
+    if let Some(Value::Object(config)) = kwargs.get_mut("config")
+        && let Some(configurable) = config.get_mut("configurable")
+    {
+        redact_secrets(configurable);
+    }
+}
+
+fn without_query(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            let _ = u.set_password(None);
+            let _ = u.set_username("");
+            u.to_string()
+        }
+        Err(_) => REDACTED.to_owned(),
+    }
+}
+
+fn redact_secrets(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            for (k, v) in o.iter_mut() {
+                if looks_secret(k) && !v.is_null() {
+                    *v = Value::String(REDACTED.into());
+                } else {
+                    redact_secrets(v);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(redact_secrets),
+        _ => {}
+    }
+}
+
+/// `api_key`, `OPENAI_API_KEY`, `accessToken`, `client_secret`, `db_password`, …
+fn looks_secret(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "key",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "credential",
+        "authorization",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!(
+            "{}/../functions/ingest/fixtures/langgraph/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_successful_run_becomes_agent_invocation_success_with_its_duration() {
+        let run = fixture("run-webhook-success.json");
+        let e = run_event(&run, Timestamp::from_unix_millis(0)).unwrap();
+        assert_eq!(e.event_type.as_str(), "agent_invocation_success");
+        assert_eq!(
+            e.id.as_str(),
+            format!("lg:{}:success", run["run_id"].as_str().unwrap())
+        );
+        assert_eq!(e.source, SOURCE);
+        assert_eq!(e.data["run_id"], run["run_id"]);
+        assert_eq!(e.data["thread_id"], run["thread_id"]);
+        assert_eq!(e.data["graph_id"], run["metadata"]["graph_id"]);
+        assert_eq!(e.data["values"], run["values"]);
+        assert!(e.data["duration_ms"].as_i64().unwrap() >= 0);
+        assert_eq!(
+            e.timestamp,
+            Timestamp::parse_rfc3339(run["run_ended_at"].as_str().unwrap()).unwrap()
+        );
+    }
+
+    #[test]
+    fn an_error_run_carries_its_error_as_type_and_message_from_either_shape() {
+        let run = fixture("run-webhook-error.json");
+        let e = run_event(&run, Timestamp::now()).unwrap();
+        assert_eq!(e.event_type.as_str(), "agent_invocation_error");
+        assert_eq!(e.data["error"]["type"], "ValueError");
+        assert!(e.data["error"]["message"].as_str().unwrap().contains("boom"));
+
+        let mut old = run.clone();
+        old["error"] = json!("TimeoutError: took too long");
+        let e = run_event(&old, Timestamp::now()).unwrap();
+        assert_eq!(
+            e.data["error"],
+            json!({"type": null, "message": "TimeoutError: took too long"})
+        );
+    }
+
+    #[test]
+    fn the_same_run_and_status_always_name_the_same_event() {
+        let run = fixture("run-webhook-success.json");
+        let a = run_event(&run, Timestamp::from_unix_millis(1)).unwrap();
+        let b = run_event(&run, Timestamp::from_unix_millis(2)).unwrap();
+        assert_eq!(a.id, b.id);
+        assert_eq!(a.envelope_json(), b.envelope_json(), "a retry is byte-identical");
+        let mut timed_out = run.clone();
+        timed_out["status"] = json!("timeout");
+        let c = run_event(&timed_out, Timestamp::now()).unwrap();
+        assert_ne!(a.id, c.id);
+        assert_eq!(c.event_type.as_str(), "agent_invocation_timeout");
+    }
+
+    #[test]
+    fn the_token_and_secret_looking_configurable_values_never_reach_endpoints() {
+        let mut run = fixture("run-webhook-success.json");
+        run["kwargs"]["webhook"] = json!("https://hooks.example.com/v1/langgraph/runs?token=sk-live-123");
+        run["kwargs"]["config"]["configurable"]["openai_api_key"] = json!("sk-abc");
+        run["kwargs"]["config"]["configurable"]["nested"] = json!({"db_password": "hunter2", "region": "eu"});
+        run["kwargs"]["config"]["configurable"]["accessToken"] = json!("t");
+        let e = run_event(&run, Timestamp::now()).unwrap();
+        let text = e.envelope_json();
+        for secret in ["sk-live-123", "sk-abc", "hunter2", "\"t\""] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+        assert_eq!(
+            e.data["kwargs"]["webhook"],
+            "https://hooks.example.com/v1/langgraph/runs"
+        );
+        let configurable = &e.data["kwargs"]["config"]["configurable"];
+        assert_eq!(configurable["openai_api_key"], REDACTED);
+        assert_eq!(configurable["nested"]["region"], "eu");
+        assert_eq!(configurable["thread_id"], run["thread_id"], "ids are not secrets");
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_ended_run_is_refused_field_by_field() {
+        let errs = run_event(
+            &json!({"status": "running", "run_ended_at": "later"}),
+            Timestamp::now(),
+        )
+        .unwrap_err();
+        let pointers: Vec<&str> = errs.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/run_id", "/status", "/run_ended_at"]);
+        assert!(
+            errs[1]
+                .detail
+                .contains("success, error, timeout, interrupted, rollback")
+        );
+        let errs = run_event(&json!({"run_id": "a b", "status": "success"}), Timestamp::now()).unwrap_err();
+        assert_eq!(errs[0].pointer, "/run_id");
+        assert!(run_event(&json!([1]), Timestamp::now()).is_err());
+    }
+}
