@@ -9,7 +9,7 @@ REQS := infra/requirements.txt
 STAMP := $(VENV)/.installed-$(shell python3 -c 'import hashlib,sys;print(hashlib.sha1(open(sys.argv[1],"rb").read()).hexdigest()[:12])' $(REQS))
 NEXTEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo yes)
 
-.PHONY: help dev test soak tools lint fmt-check clippy cfn-lint sam-validate openapi unit iam schemathesis package clean
+.PHONY: help dev test soak tools lint fmt-check clippy cfn-lint sam-validate openapi unit iam schemathesis python-client package clean
 
 help:
 	@echo "make dev    - the whole local stack at http://127.0.0.1:9000 (Ctrl-C stops it)"
@@ -19,6 +19,19 @@ help:
 	@echo "make tools  - install the pinned tools into $(VENV)"
 
 tools: $(STAMP)
+
+# The Python package's own venv (its pins would fight the tools' in one venv).
+PYCLIENT := .tools/pyclient
+PYREQS := clients/python/requirements-test.txt
+PYSTAMP := $(PYCLIENT)/.installed-$(shell python3 -c 'import hashlib,sys;print(hashlib.sha1(open(sys.argv[1],"rb").read()).hexdigest()[:12])' $(PYREQS))
+
+$(PYSTAMP): $(PYREQS)
+	@echo "==> installing the Python package's pinned test dependencies into $(PYCLIENT)"
+	@python3 -m venv $(PYCLIENT) || { echo "python3 -m venv failed (is python3-venv installed?)" >&2; exit 1; }
+	@$(PYCLIENT)/bin/pip install --disable-pip-version-check --progress-bar off -q -r $(PYREQS) \
+	  || { echo "installing $(PYREQS) into $(PYCLIENT) failed (see above)" >&2; exit 1; }
+	@rm -f $(PYCLIENT)/.installed-*
+	@touch $@
 
 $(STAMP): $(REQS)
 	@echo "==> installing the pinned tools into $(VENV): $$(grep -v '^#' $(REQS) | tr '\n' ' ')"
@@ -31,7 +44,7 @@ $(STAMP): $(REQS)
 dev: tools
 	@infra/dev.sh
 
-test: tools fmt-check clippy cfn-lint sam-validate openapi unit iam schemathesis
+test: tools fmt-check clippy cfn-lint sam-validate openapi unit iam schemathesis python-client
 
 fmt-check:
 	@echo "==> cargo fmt --check"
@@ -78,6 +91,14 @@ SCHEMATHESIS_EXAMPLES ?= 10
 schemathesis: tools
 	@echo "==> schemathesis against the local stack ($(SCHEMATHESIS_EXAMPLES) examples per operation)"
 	@infra/schemathesis.sh $(SCHEMATHESIS_EXAMPLES)
+
+# The Python package (clients/python), installed as users install it: its tests, then a
+# real LangGraph graph with the callback handler against a fresh local stack.
+python-client: tools $(PYSTAMP)
+	@echo "==> clients/python: pip install, pytest, and a LangGraph graph against the local stack"
+	@$(PYCLIENT)/bin/pip install --disable-pip-version-check -q --force-reinstall --no-deps ./clients/python
+	@$(PYCLIENT)/bin/pytest clients/python/tests -q -p no:cacheprovider
+	@infra/with-stack.sh langgraph $(PYCLIENT)/bin/pytest clients/python/e2e -q -p no:cacheprovider
 
 # The fault test at full size. The per-attempt metric lines are left out of the output.
 SOAK_EVENTS ?= 10000

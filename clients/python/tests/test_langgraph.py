@@ -22,7 +22,7 @@ from langgraph.prebuilt import ToolNode
 from langgraph.types import Command, interrupt
 from typing_extensions import TypedDict
 
-from hookline import Event, Hookline
+from hookline import AsyncHookline, Event, Hookline
 from hookline.events import is_valid_event_id, is_valid_event_type
 from hookline.langgraph import HooklineCallbackHandler
 
@@ -298,6 +298,8 @@ def test_prefix_and_opt_in_inputs_and_outputs_are_json_safe_and_capped() -> None
     assert node_done.data["outputs"] == {"answer": "5"}
     with pytest.raises(ValueError):
         HooklineCallbackHandler(sink, event_prefix="hookline.", flush_at_exit=False)
+    with pytest.raises(TypeError, match="AsyncHookline"):
+        HooklineCallbackHandler(AsyncHookline("http://127.0.0.1:9", API_KEY), flush_at_exit=False)
 
 
 # -- never blocking or breaking the graph -----------------------------------------------------------
@@ -311,6 +313,9 @@ def test_a_slow_sink_does_not_slow_the_graph() -> None:
         for i in range(3):
             run(build(), {"mode": "ok"}, handler, thread_id=f"slow-{i}")
         assert time.monotonic() - start < 1.0
+        deadline = time.monotonic() + 2
+        while sink.calls == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert sink.calls >= 1  # the sender is busy sending in its own thread
     finally:
         assert handler.close(timeout=0.1) is False  # bounded: gave up waiting, did not hang
@@ -368,8 +373,8 @@ def test_end_to_end_with_the_real_client_over_http(hookline_server: FakeHookline
     client.close()
     sent = [e for r in hookline_server.requests for e in r.body["events"]]
     assert {r.path for r in hookline_server.requests} == {"/v1/events/batch"}
-    assert [e["event_type"] for e in sent][0] == "agent_invocation_started"
-    assert [e["event_type"] for e in sent][-1] == "agent_invocation_success"
+    assert sent[0]["event_type"] == "agent_invocation_started"
+    assert sent[-1]["event_type"] == "agent_invocation_success"
     assert all(set(e) == {"id", "event_type", "data", "timestamp", "source"} for e in sent)
     assert all(e["id"].startswith("lg.") and e["data"]["thread_id"] == "t-http" for e in sent)
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["timestamp"]) for e in sent)
@@ -390,3 +395,38 @@ def test_the_handler_logs_nothing_noisy_on_a_normal_run(handler, sink, caplog) -
     run(build(), {"mode": "ok"}, handler)
     handler.flush(5)
     assert not [r for r in caplog.records if r.name.startswith("hookline")]
+
+
+def test_a_subgraph_interrupt_is_reported_once_and_a_none_input_is_a_resume(handler, sink) -> None:
+    def ask(state: State) -> dict[str, Any]:
+        return {"answer": interrupt("which way?")}
+
+    inner = StateGraph(State)
+    inner.add_node("ask", ask)
+    inner.add_edge(START, "ask")
+    outer = StateGraph(State)
+    outer.add_node("outer", inner.compile())
+    outer.add_node("after", lambda s: {"mode": "done"})
+    outer.add_edge(START, "outer")
+    outer.add_edge("outer", "after")
+    graph = outer.compile(checkpointer=MemorySaver(), interrupt_before=["after"])
+
+    run(graph, {"mode": "x"}, handler, thread_id="t-sub")
+    handler.flush(5)
+    assert summary(sink.events) == [
+        ("agent_invocation_started", None, None),
+        ("node_started", "outer", 1),
+        ("node_started", "ask", 1),  # the subgraph's node
+        ("agent_interrupted", "ask", 1),
+    ]
+    assert len(sink.events[-1].data["interrupts"]) == 1  # seen at three levels, reported once
+
+    n = len(sink.events)
+    run(graph, Command(resume="left"), handler, thread_id="t-sub")  # stops at the static breakpoint
+    run(graph, None, handler, thread_id="t-sub")  # goes on from the checkpoint
+    handler.flush(5)
+    assert kinds(sink.events[n:]) == [
+        "agent_resumed", "node_started", "node_started", "node_completed", "node_completed",
+        "agent_invocation_success",  # a static breakpoint is invisible to callbacks
+        "agent_resumed", "node_started", "node_completed", "agent_invocation_success",
+    ]

@@ -10,6 +10,7 @@ import asyncio
 import email.utils
 import json
 import logging
+import math
 import os
 import random
 import time
@@ -130,7 +131,9 @@ class _Core:
             if when.tzinfo is None:
                 when = when.replace(tzinfo=timezone.utc)
             seconds = (when - datetime.now(timezone.utc)).total_seconds()
-        return max(0.0, seconds) if seconds == seconds else None  # NaN guard
+        if math.isnan(seconds):
+            return None
+        return max(0.0, seconds)
 
     @staticmethod
     def _error(response: httpx.Response, attempts: int) -> APIError:
@@ -181,7 +184,7 @@ class _Core:
         if retry_after is not None:
             return min(retry_after, MAX_RETRY_AFTER)
         base = min(MAX_BACKOFF, self.backoff * (2 ** (retry - 1)))
-        return base * random.uniform(0.5, 1.0)
+        return float(base * random.uniform(0.5, 1.0))
 
     @staticmethod
     def _connection_error(exc: httpx.HTTPError, attempts: int) -> HooklineConnectionError:

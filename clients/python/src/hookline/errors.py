@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "HooklineError",
@@ -124,7 +124,7 @@ class WebhookVerificationError(HooklineError):
     ``invalid_signature`` (it is not authentic or is a replay: :attr:`status` 401).
     """
 
-    _STATUS = {
+    _STATUS: ClassVar[dict[str, int]] = {
         "missing_header": 400,
         "invalid_timestamp": 400,
         "invalid_body": 400,

@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from .errors import FieldError
 
@@ -123,7 +123,7 @@ class Event:
         raise TypeError(f"an event is an Event or a mapping, not {type(value).__name__}")
 
 
-EventLike = Union[Event, Mapping[str, Any]]
+EventLike = Event | Mapping[str, Any]
 
 
 @dataclass(frozen=True)

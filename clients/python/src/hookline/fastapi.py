@@ -19,7 +19,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from fastapi import HTTPException, Request
+try:
+    from fastapi import HTTPException, Request
+except ImportError as e:  # pragma: no cover
+    raise ImportError("hookline.fastapi needs FastAPI: pip install 'hookline[fastapi]'") from e
 
 from .errors import WebhookVerificationError
 from .verify import DEFAULT_TOLERANCE, _secrets, verify_webhook

@@ -28,6 +28,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import hashlib
+import inspect
 import json
 import logging
 import math
@@ -41,9 +42,12 @@ from enum import Enum
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
-from langchain_core.callbacks import BaseCallbackHandler
+try:
+    from langchain_core.callbacks import BaseCallbackHandler
+except ImportError as e:  # pragma: no cover
+    raise ImportError("hookline.langgraph needs langchain-core: pip install 'hookline[langgraph]'") from e
 
-from .client import Hookline
+from .client import AsyncHookline, Hookline
 from .events import MAX_BATCH_EVENTS, BatchResult, Event, is_valid_event_type
 
 __all__ = ["HooklineCallbackHandler", "EventSink", "EVENT_TYPES"]
@@ -112,42 +116,46 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class _Budget:
-    def __init__(self, items: int) -> None:
-        self.items = items
+def to_jsonable(value: Any, *, max_items: int = 5_000, max_depth: int = 20) -> Any:
+    """A JSON-safe copy of ``value``: models dumped, unknown objects as their repr.
 
+    At most ``max_items`` values are visited and ``max_depth`` levels descended (the rest
+    become ``"…"``), so the work stays bounded whatever the state holds.
+    """
+    budget = [max_items]
 
-def to_jsonable(value: Any, *, _depth: int = 0, _budget: _Budget | None = None) -> Any:
-    """A JSON-safe copy of ``value``: models dumped, unknown objects as their repr."""
-    budget = _budget if _budget is not None else _Budget(5_000)
-    budget.items -= 1
-    if budget.items < 0 or _depth > 20:
-        return "…"
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, (UUID, Enum)):
-        return str(value.value if isinstance(value, Enum) else value)
-    if isinstance(value, (bytes, bytearray)):
-        return f"<{len(value)} bytes>"
-    kw = {"_depth": _depth + 1, "_budget": budget}
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v, **kw) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_jsonable(v, **kw) for v in value]
-    dump = getattr(value, "model_dump", None)  # pydantic v2 (LangChain messages, ...)
-    if callable(dump):
-        try:
-            return to_jsonable(dump(), **kw)
-        except Exception:
-            pass
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name, None), **kw) for f in dataclasses.fields(value)}
-    text = repr(value)
-    return text if len(text) <= 500 else text[:500] + "…"
+    def convert(v: Any, depth: int) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0 or depth > max_depth:
+            return "…"
+        if v is None or isinstance(v, (bool, int, str)):
+            return v
+        if isinstance(v, float):
+            return v if math.isfinite(v) else str(v)
+        if isinstance(v, (datetime, date)):
+            return v.isoformat()
+        if isinstance(v, Enum):
+            return convert(v.value, depth + 1)
+        if isinstance(v, UUID):
+            return str(v)
+        if isinstance(v, (bytes, bytearray)):
+            return f"<{len(v)} bytes>"
+        if isinstance(v, Mapping):
+            return {str(k): convert(x, depth + 1) for k, x in v.items()}
+        if isinstance(v, (list, tuple, set, frozenset)):
+            return [convert(x, depth + 1) for x in v]
+        dump = getattr(v, "model_dump", None)  # pydantic v2 (LangChain messages, ...)
+        if callable(dump):
+            try:
+                return convert(dump(), depth + 1)
+            except Exception:
+                pass
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return {f.name: convert(getattr(v, f.name, None), depth + 1) for f in dataclasses.fields(v)}
+        text = repr(v)
+        return text if len(text) <= 500 else text[:500] + "…"
+
+    return convert(value, 0)
 
 
 def _capped(value: Any, max_chars: int) -> Any:
@@ -245,6 +253,8 @@ class HooklineCallbackHandler(BaseCallbackHandler):
             raise ValueError(f"batch_size must be 1 to {MAX_BATCH_EVENTS}")
         if max_queue < 1:
             raise ValueError("max_queue must be at least 1")
+        if isinstance(client, AsyncHookline) or inspect.iscoroutinefunction(getattr(client, "send_batch", None)):
+            raise TypeError("the handler sends from its own thread: give it a Hookline, not an AsyncHookline")
         self._owns_client = client is None
         self._client: EventSink = client if client is not None else Hookline(base_url, api_key)
         self.event_prefix = event_prefix
@@ -314,7 +324,11 @@ class HooklineCallbackHandler(BaseCallbackHandler):
         return parent.root if parent is not None else parent_run_id
 
     def _data(
-        self, root: _Root | None, root_id: UUID, metadata: Mapping[str, Any] | None = None, **fields: Any
+        self,
+        root: _Root | None,
+        root_id: UUID,
+        fields: Mapping[str, Any],
+        metadata: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         thread_id = root.thread_id if root else None
         if thread_id is None and metadata:
@@ -381,7 +395,7 @@ class HooklineCallbackHandler(BaseCallbackHandler):
                     elif not resumed:
                         fields["inputs"] = _capped(inputs, self.max_payload_chars)
                 kind = "agent_resumed" if resumed else "agent_invocation_started"
-                self._emit(kind, run_id, run_id, self._data(root, run_id, **fields))
+                self._emit(kind, run_id, run_id, self._data(root, run_id, fields))
                 return
             root_id = self._root_of(parent_run_id)
             assert root_id is not None
@@ -391,13 +405,13 @@ class HooklineCallbackHandler(BaseCallbackHandler):
             self._track(run_id, _Run(root_id, "node" if is_node else "chain", name, node, step, now))
             if not is_node:
                 return
-            root = self._roots.get(root_id)
-            if root is not None and root.thread_id is None:
-                root.thread_id = metadata.get("thread_id")
+            node_root = self._roots.get(root_id)
+            if node_root is not None and node_root.thread_id is None:
+                node_root.thread_id = metadata.get("thread_id")
             fields = {"node": node, "step": step}
             if self.include_inputs:
                 fields["inputs"] = _capped(inputs, self.max_payload_chars)
-            self._emit("node_started", root_id, run_id, self._data(root, root_id, metadata, **fields))
+            self._emit("node_started", root_id, run_id, self._data(node_root, root_id, fields, metadata))
 
     def on_chain_end(
         self,
@@ -428,13 +442,13 @@ class HooklineCallbackHandler(BaseCallbackHandler):
                 fields: dict[str, Any] = {"duration_ms": duration_ms}
                 if self.include_outputs:
                     fields["outputs"] = _capped(outputs, self.max_payload_chars)
-                self._emit("agent_invocation_success", run_id, run_id, self._data(root, run_id, **fields))
+                self._emit("agent_invocation_success", run_id, run_id, self._data(root, run_id, fields))
                 return
             root = self._roots.get(run.root)
             fields = {"node": run.node, "step": run.step, "duration_ms": duration_ms}
             if self.include_outputs:
                 fields["outputs"] = _capped(outputs, self.max_payload_chars)
-            self._emit("node_completed", run.root, run_id, self._data(root, run.root, **fields))
+            self._emit("node_completed", run.root, run_id, self._data(root, run.root, fields))
 
     def on_chain_error(
         self,
@@ -466,7 +480,7 @@ class HooklineCallbackHandler(BaseCallbackHandler):
                 fields: dict[str, Any] = {"duration_ms": duration_ms, "error": _error_json(error)}
                 if root is not None and root.failed_node is not None:
                     fields["node"], fields["step"] = root.failed_node
-                self._emit("agent_invocation_error", run_id, run_id, self._data(root, run_id, **fields))
+                self._emit("agent_invocation_error", run_id, run_id, self._data(root, run_id, fields))
                 return
             root = self._roots.get(run.root)
             if _is_interrupt(error):
@@ -478,12 +492,12 @@ class HooklineCallbackHandler(BaseCallbackHandler):
             if _is_bubble_up(error):
                 # Control flow (e.g. Command(graph=Command.PARENT)), not a failure.
                 fields = {"node": run.node, "step": run.step, "duration_ms": duration_ms}
-                self._emit("node_completed", run.root, run_id, self._data(root, run.root, **fields))
+                self._emit("node_completed", run.root, run_id, self._data(root, run.root, fields))
                 return
             if root is not None and root.failed_node is None:
                 root.failed_node = (run.node or "", run.step)
             fields = {"node": run.node, "step": run.step, "duration_ms": duration_ms, "error": _error_json(error)}
-            self._emit("node_failed", run.root, run_id, self._data(root, run.root, **fields))
+            self._emit("node_failed", run.root, run_id, self._data(root, run.root, fields))
 
     def _note_interrupts(
         self, root: _Root, interrupts: Any, node: str | None, step: Any, tool: str | None
@@ -503,14 +517,14 @@ class HooklineCallbackHandler(BaseCallbackHandler):
 
     def _emit_interrupted(self, root: _Root, duration_ms: float, reason: str) -> None:
         first = root.interrupts[0] if root.interrupts else {}
-        fields = {
+        fields: dict[str, Any] = {
             "node": first.get("node"),
             "step": first.get("step"),
             "reason": reason,
             "duration_ms": duration_ms,
             "interrupts": root.interrupts,
         }
-        self._emit("agent_interrupted", root.run_id, root.run_id, self._data(root, root.run_id, **fields))
+        self._emit("agent_interrupted", root.run_id, root.run_id, self._data(root, root.run_id, fields))
 
     # -- tools ----------------------------------------------------------------------------
 
@@ -541,7 +555,7 @@ class HooklineCallbackHandler(BaseCallbackHandler):
                 }
                 if self.include_inputs:
                     fields["inputs"] = _capped(inputs if inputs is not None else input_str, self.max_payload_chars)
-                self._emit("tool_started", root_id, run_id, self._data(root, root_id, md, **fields))
+                self._emit("tool_started", root_id, run_id, self._data(root, root_id, fields, md))
         except Exception:
             logger.debug("hookline: on_tool_start failed", exc_info=True)
 
@@ -558,7 +572,7 @@ class HooklineCallbackHandler(BaseCallbackHandler):
                 }
                 if self.include_outputs:
                     fields["output"] = _capped(output, self.max_payload_chars)
-                self._emit("tool_completed", run.root, run_id, self._data(root, run.root, **fields))
+                self._emit("tool_completed", run.root, run_id, self._data(root, run.root, fields))
         except Exception:
             logger.debug("hookline: on_tool_end failed", exc_info=True)
 
@@ -579,7 +593,7 @@ class HooklineCallbackHandler(BaseCallbackHandler):
                     "tool": run.name, "node": run.node, "step": run.step, "tool_call_id": run.tool_call_id,
                     "duration_ms": _ms(run.started), "error": _error_json(error),
                 }
-                self._emit("tool_failed", run.root, run_id, self._data(root, run.root, **fields))
+                self._emit("tool_failed", run.root, run_id, self._data(root, run.root, fields))
         except Exception:
             logger.debug("hookline: on_tool_error failed", exc_info=True)
 
@@ -615,7 +629,7 @@ class HooklineCallbackHandler(BaseCallbackHandler):
                     "step": step,
                     "data": _capped(data, self.max_payload_chars),
                 }
-                self._emit("agent_processing", root_id, run_id, self._data(root, root_id, md, **fields), suffix=f".{n}")
+                self._emit("agent_processing", root_id, run_id, self._data(root, root_id, fields, md), suffix=f".{n}")
         except Exception:
             logger.debug("hookline: on_custom_event failed", exc_info=True)
 

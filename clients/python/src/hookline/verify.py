@@ -33,7 +33,7 @@ _SECRET_PREFIX = "whsec_"
 
 
 def _key(secret: str) -> bytes:
-    b64 = secret[len(_SECRET_PREFIX) :] if secret.startswith(_SECRET_PREFIX) else secret
+    b64 = secret.removeprefix(_SECRET_PREFIX)
     try:
         return base64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError):
