@@ -9,6 +9,13 @@ use thiserror::Error;
 /// The envelope's schema version, sent as `version` in every delivered body.
 pub const ENVELOPE_VERSION: &str = "1";
 
+/// The largest event Hookline takes: an event is stored whole in one DynamoDB item
+/// (at most 400 KB), beside its fan-out bookkeeping.
+pub const MAX_STORED_BYTES: usize = 350 * 1024;
+
+/// DynamoDB's item size limit, which the in-memory store enforces too.
+pub const STORE_ITEM_LIMIT: usize = 400 * 1024;
+
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum EventTypeError {
     #[error("must not be empty")]

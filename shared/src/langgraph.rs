@@ -107,6 +107,15 @@ pub fn run_event(body: &Value, now: Timestamp) -> Result<Event, Vec<FieldProblem
     })
 }
 
+/// Replaces the run's final state (`values`) with its size, for a run too large to
+/// deliver whole: its end is still reported.
+pub fn drop_values(event: &mut Event) {
+    if let Value::Object(data) = &mut event.data {
+        let size = data.get("values").map_or(0, |v| v.to_string().len());
+        data.insert("values".into(), json!({"omitted": true, "bytes": size}));
+    }
+}
+
 fn time_field(run: &Map<String, Value>, key: &str, errors: &mut Vec<FieldProblem>) -> Option<Timestamp> {
     match run.get(key) {
         Some(Value::String(s)) => match Timestamp::parse_rfc3339(s) {
@@ -135,18 +144,23 @@ fn normalise_error(e: &Value) -> Value {
 
 /// Removes what must not reach endpoints: the webhook URL's query string (the
 /// Platform repeats the URL it posted to, with our token in it) and secret-looking
-/// configurable values, at any depth below `configurable`.
+/// values, at any depth, in what callers pass a run: `kwargs.config` (its
+/// `configurable` and `metadata`), `kwargs.context` (LangGraph 0.6+'s run context) and
+/// the run's `metadata`.
 fn redact(run: &mut Map<String, Value>) {
+    if let Some(metadata) = run.get_mut("metadata") {
+        redact_secrets(metadata);
+    }
     let Some(Value::Object(kwargs)) = run.get_mut("kwargs") else {
         return;
     };
     if let Some(Value::String(hook)) = kwargs.get_mut("webhook") {
         *hook = without_query(hook);
     }
-    if let Some(Value::Object(config)) = kwargs.get_mut("config")
-        && let Some(configurable) = config.get_mut("configurable")
-    {
-        redact_secrets(configurable);
+    for key in ["config", "context"] {
+        if let Some(v) = kwargs.get_mut(key) {
+            redact_secrets(v);
+        }
     }
 }
 
@@ -178,20 +192,23 @@ fn redact_secrets(v: &mut Value) {
     }
 }
 
-/// `api_key`, `OPENAI_API_KEY`, `accessToken`, `client_secret`, `db_password`, …
+/// `api_key`, `OPENAI_API_KEY`, `accessToken`, `client_secret`, `db_password`,
+/// `langgraph_auth_user`, `session_cookie`, …
 fn looks_secret(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    [
+    const WORDS: &[&str] = &[
         "key",
         "token",
         "secret",
         "password",
         "passwd",
         "credential",
-        "authorization",
-    ]
-    .iter()
-    .any(|w| n.contains(w))
+        "auth",
+        "bearer",
+        "cookie",
+        "session",
+    ];
+    let n = name.to_ascii_lowercase();
+    WORDS.iter().any(|w| n.contains(w))
 }
 
 #[cfg(test)]
@@ -265,9 +282,20 @@ mod tests {
         run["kwargs"]["config"]["configurable"]["openai_api_key"] = json!("sk-abc");
         run["kwargs"]["config"]["configurable"]["nested"] = json!({"db_password": "hunter2", "region": "eu"});
         run["kwargs"]["config"]["configurable"]["accessToken"] = json!("t");
+        run["kwargs"]["context"] = json!({"user": "u-1", "github_token": "ghp_ctx"});
+        run["kwargs"]["config"]["metadata"]["session_cookie"] = json!("c00kie");
+        run["metadata"]["Authorization"] = json!("Bearer meta");
         let e = run_event(&run, Timestamp::now()).unwrap();
         let text = e.envelope_json();
-        for secret in ["sk-live-123", "sk-abc", "hunter2", "\"t\""] {
+        for secret in [
+            "sk-live-123",
+            "sk-abc",
+            "hunter2",
+            "\"t\"",
+            "ghp_ctx",
+            "c00kie",
+            "Bearer meta",
+        ] {
             assert!(!text.contains(secret), "{secret} leaked: {text}");
         }
         assert_eq!(
@@ -278,6 +306,8 @@ mod tests {
         assert_eq!(configurable["openai_api_key"], REDACTED);
         assert_eq!(configurable["nested"]["region"], "eu");
         assert_eq!(configurable["thread_id"], run["thread_id"], "ids are not secrets");
+        assert_eq!(e.data["kwargs"]["context"]["user"], "u-1");
+        assert_eq!(e.data["metadata"]["graph_id"], run["metadata"]["graph_id"]);
     }
 
     #[test]

@@ -157,6 +157,12 @@ impl EndpointStore for MemoryStore {
 impl EventStore for MemoryStore {
     async fn claim_fanout(&self, event: &Event, now: Timestamp, lease: Duration) -> PortResult<FanoutClaim> {
         self.check()?;
+        if event.envelope_json().len() > crate::event::STORE_ITEM_LIMIT {
+            // As DynamoDB refuses an item over 400 KB.
+            return Err(PortError::Permanent(
+                "ValidationException: item size too large (test)".into(),
+            ));
+        }
         let mut events = self.events.lock().unwrap();
         let until = now.saturating_add(lease);
         match events.get_mut(&event.id) {

@@ -128,7 +128,7 @@ pub fn verify_standard(
     tolerance_secs: i64,
 ) -> Result<(), VerifyError> {
     let ts: i64 = timestamp.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
-    if (now_unix - ts).abs() > tolerance_secs {
+    if now_unix.abs_diff(ts) > tolerance_secs.unsigned_abs() {
         return Err(VerifyError::TimestampOutOfWindow);
     }
     let mut m = mac(&secret.key);

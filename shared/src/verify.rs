@@ -1,13 +1,14 @@
 //! For receivers: checks that a webhook came from Hookline, from its headers and the
 //! raw body, before the body is trusted or even parsed.
 //!
-//! The Standard Webhooks headers (`webhook-id`, `webhook-timestamp`,
-//! `webhook-signature`) are checked when present: any one of the space-separated `v1,`
+//! `verify_webhook` checks the Standard Webhooks headers (`webhook-id`,
+//! `webhook-timestamp`, `webhook-signature`): any one of the space-separated `v1,`
 //! signatures may match (during a secret rotation there is one per valid secret), in
 //! constant time, and the timestamp must be within the tolerance of now, so a captured
-//! request cannot be replayed later. Without them, the seed design's
-//! `X-Webhook-Signature: sha256=<hex>` is checked (it signs the body only, so it
-//! cannot stop replays; prefer the standard headers).
+//! request cannot be replayed later. It never falls back to the seed design's
+//! `X-Webhook-Signature` (which signs the body only): a replayed request stripped of
+//! the standard headers would pass that. Receivers built for the seed design, which
+//! accept that risk, call `verify_seed_webhook`.
 
 use crate::signing::{EndpointSecret, VerifyError, verify_seed, verify_standard};
 use http::HeaderMap;
@@ -17,7 +18,7 @@ pub const DEFAULT_TOLERANCE_SECS: i64 = 300;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WebhookError {
-    #[error("the request carries no Hookline signature header")]
+    #[error("the request carries no Hookline signature header (webhook-signature)")]
     Unsigned,
     #[error("the `{0}` header is missing or not text")]
     MissingHeader(&'static str),
@@ -34,23 +35,33 @@ pub fn verify_webhook(
     tolerance_secs: i64,
 ) -> Result<(), WebhookError> {
     let text = |name: &'static str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(signature) = text("webhook-signature") {
-        let id = text("webhook-id").ok_or(WebhookError::MissingHeader("webhook-id"))?;
-        let ts = text("webhook-timestamp").ok_or(WebhookError::MissingHeader("webhook-timestamp"))?;
-        return Ok(verify_standard(
-            secret,
-            id,
-            ts,
-            signature,
-            body,
-            now_unix,
-            tolerance_secs,
-        )?);
-    }
-    match text("x-webhook-signature") {
-        Some(seed) => Ok(verify_seed(secret, seed, body)?),
-        None => Err(WebhookError::Unsigned),
-    }
+    let signature = text("webhook-signature").ok_or(WebhookError::Unsigned)?;
+    let id = text("webhook-id").ok_or(WebhookError::MissingHeader("webhook-id"))?;
+    let ts = text("webhook-timestamp").ok_or(WebhookError::MissingHeader("webhook-timestamp"))?;
+    Ok(verify_standard(
+        secret,
+        id,
+        ts,
+        signature,
+        body,
+        now_unix,
+        tolerance_secs,
+    )?)
+}
+
+/// The seed design's `X-Webhook-Signature: sha256=<hex>` only. It has no timestamp, so
+/// it cannot tell a replay; use it only for receivers that cannot read the standard
+/// headers.
+pub fn verify_seed_webhook(
+    secret: &EndpointSecret,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), WebhookError> {
+    let seed = headers
+        .get("x-webhook-signature")
+        .and_then(|v| v.to_str().ok())
+        .ok_or(WebhookError::Unsigned)?;
+    Ok(verify_seed(secret, seed, body)?)
 }
 
 #[cfg(test)]
@@ -117,11 +128,16 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_header_is_checked_when_the_standard_ones_are_absent() {
+    fn the_seed_header_alone_never_passes_the_standard_check() {
+        // A captured delivery replayed without its standard headers must not verify.
         let secret = EndpointSecret::parse(SECRET).unwrap();
         let seed = crate::signing::seed_signature_header(&secret, BODY);
         let h = headers(&[("x-webhook-signature", &seed)]);
-        assert_eq!(verify_webhook(&secret, &h, BODY, 0, 300), Ok(()));
-        assert!(verify_webhook(&secret, &h, b"other", 0, 300).is_err());
+        assert_eq!(
+            verify_webhook(&secret, &h, BODY, 0, 300),
+            Err(WebhookError::Unsigned)
+        );
+        assert_eq!(verify_seed_webhook(&secret, &h, BODY), Ok(()));
+        assert!(verify_seed_webhook(&secret, &h, b"other").is_err());
     }
 }

@@ -10,6 +10,7 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
+from hookline.errors import ConfigurationError
 from hookline.fastapi import webhook_verifier
 from hookline.verify import sign_webhook
 
@@ -61,10 +62,15 @@ def test_missing_headers_are_400(client: TestClient) -> None:
     assert r.status_code == 400
 
 
-def test_the_seed_header_alone_is_accepted(client: TestClient) -> None:
+def test_the_seed_header_alone_is_refused(client: TestClient) -> None:
     body, headers = body_and_headers()
     r = client.post("/webhooks", content=body, headers={"X-Webhook-Signature": headers["X-Webhook-Signature"]})
-    assert r.status_code == 200
+    assert r.status_code == 400
+
+
+def test_a_malformed_secret_fails_at_start_up() -> None:
+    with pytest.raises(ConfigurationError):
+        webhook_verifier("whsec_not base64!")
 
 
 def test_no_secret_fails_at_start_up() -> None:

@@ -94,16 +94,25 @@ def test_malformed_requests_are_400() -> None:
     assert reason(info) == ("invalid_body", 400)
 
 
-def test_the_seed_header_verifies_when_there_is_no_standard_signature() -> None:
+def test_the_seed_header_alone_is_refused_unless_allowed() -> None:
+    # A captured delivery replayed without its standard headers must not pass by default.
     hex_sig = hmac.new(SECRET.encode(), BODY, hashlib.sha256).hexdigest()
-    assert verify_webhook(BODY, {"X-Webhook-Signature": f"sha256={hex_sig}"}, SECRET) == {"test": 2432232314}
-    assert verify_webhook(BODY, {"x-webhook-signature": f"sha256={hex_sig.upper()}"}, SECRET)
+    with pytest.raises(WebhookVerificationError) as info:
+        verify_webhook(BODY, {"X-Webhook-Signature": f"sha256={hex_sig}"}, SECRET)
+    assert reason(info)[0] == "missing_header"
+
+
+def test_the_seed_header_verifies_when_allowed_and_there_is_no_standard_signature() -> None:
+    hex_sig = hmac.new(SECRET.encode(), BODY, hashlib.sha256).hexdigest()
+    seed = {"X-Webhook-Signature": f"sha256={hex_sig}"}
+    assert verify_webhook(BODY, seed, SECRET, allow_seed=True) == {"test": 2432232314}
+    assert verify_webhook(BODY, {"x-webhook-signature": f"sha256={hex_sig.upper()}"}, SECRET, allow_seed=True)
     for bad in (f"sha256={hex_sig[:-2]}00", "sha256=zz", hex_sig, f"sha1={hex_sig}"):
         with pytest.raises(WebhookVerificationError) as info:
-            verify_webhook(BODY, {"X-Webhook-Signature": bad}, SECRET)
+            verify_webhook(BODY, {"X-Webhook-Signature": bad}, SECRET, allow_seed=True)
         assert reason(info) == ("invalid_signature", 401)
     with pytest.raises(WebhookVerificationError):
-        verify_webhook(b'{"test": 1}', {"X-Webhook-Signature": f"sha256={hex_sig}"}, SECRET)
+        verify_webhook(b'{"test": 1}', seed, SECRET, allow_seed=True)
 
 
 def test_the_standard_signature_wins_over_the_seed_header() -> None:
@@ -118,7 +127,7 @@ def test_what_sign_webhook_makes_verifies_both_ways() -> None:
     signed = sign_webhook(body, SECRET, msg_id="evt_1", timestamp=1_700_000_000)
     assert verify_webhook(body, signed, SECRET, now=1_700_000_000)["id"] == "evt_1"
     seed_only = {"X-Webhook-Signature": signed["X-Webhook-Signature"]}
-    assert verify_webhook(body, seed_only, SECRET)["event_type"] == "node_completed"
+    assert verify_webhook(body, seed_only, SECRET, allow_seed=True)["event_type"] == "node_completed"
 
 
 def test_a_bad_secret_is_a_configuration_error() -> None:

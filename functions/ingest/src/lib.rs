@@ -13,9 +13,11 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
-/// An SQS message holds at most 1 MiB; the envelope adds a little to the event.
-pub const MAX_EVENT_BYTES: usize = 1024 * 1024 - 4096;
+/// An event is stored whole in one DynamoDB item; its queue message is a little larger.
+pub const MAX_EVENT_BYTES: usize = hookline::event::MAX_STORED_BYTES;
 pub const MAX_BATCH_EVENTS: usize = 100;
+/// A LangGraph run webhook may carry a large state, which is trimmed rather than refused.
+pub const MAX_LANGGRAPH_BODY_BYTES: usize = 6_000_000 - 64 * 1024;
 /// Lambda takes at most 6 MB in a synchronous invocation.
 pub const MAX_BATCH_BODY_BYTES: usize = 6_000_000 - 64 * 1024;
 
@@ -102,11 +104,14 @@ impl<Q: Queue, C: Clock> Ingest<Q, C> {
             }
             None => api::authorize(&self.keys, req.headers(), Scope::Ingest)?,
         };
-        // The sender cannot shrink a run's state, and does not retry a 413: take what
-        // fits in a queue message.
-        let value = api::json_body(req.headers(), req.body().as_ref(), MAX_EVENT_BYTES)?;
-        let event = hookline::langgraph::run_event(&value, self.clock.now())
+        // The sender cannot shrink a run's state and does not retry a 413: a run whose
+        // state is too large is reported without it (`values` says how large it was).
+        let value = api::json_body(req.headers(), req.body().as_ref(), MAX_LANGGRAPH_BODY_BYTES)?;
+        let mut event = hookline::langgraph::run_event(&value, self.clock.now())
             .map_err(|errors| Problem::validation("the body is not a LangGraph run that ended", errors))?;
+        if event.envelope_json().len() > MAX_EVENT_BYTES {
+            hookline::langgraph::drop_values(&mut event);
+        }
         let (id, event_type) = (event.id.clone(), event.event_type.clone());
         let message = QueueMessage::EventV1 { event };
         if message.to_body().len() > MAX_EVENT_BYTES {

@@ -237,3 +237,25 @@ async fn a_langgraph_run_webhook_without_a_good_token_or_an_ended_run_is_refused
     assert_eq!(json_of(&res)["errors"][0]["pointer"], "/status");
     assert!(ingest.queue.sent().is_empty());
 }
+
+#[tokio::test]
+async fn a_langgraph_run_with_a_state_too_large_to_store_is_reported_without_it() {
+    let ingest = subject();
+    let mut run: Value = serde_json::from_str(RUN_SUCCESS).unwrap();
+    run["values"] = json!({"messages": ["m".repeat(2 * MAX_EVENT_BYTES)]});
+    let res = ingest
+        .handle(platform_post(
+            &format!("/v1/langgraph/runs?token={INGEST}"),
+            Some("application/json"),
+            &run.to_string(),
+        ))
+        .await;
+    assert_eq!(res.status(), 202, "{:?}", res.body());
+    let sent = ingest.queue.sent();
+    let QueueMessage::EventV1 { event } = &sent[0] else {
+        panic!("an event message")
+    };
+    assert_eq!(event.data["values"]["omitted"], true);
+    assert!(event.data["values"]["bytes"].as_u64().unwrap() > 2 * MAX_EVENT_BYTES as u64);
+    assert!(event.envelope_json().len() <= MAX_EVENT_BYTES);
+}

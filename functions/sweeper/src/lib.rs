@@ -17,8 +17,8 @@ use hookline::ids::EventId;
 use hookline::message::QueueMessage;
 use hookline::ops;
 use hookline::ports::{
-    Clock, DeadLetters, DeliveryStore, EndpointStore, EventStore, FanoutClaim, PortResult, Queue, QueueDepth,
-    QueueGauge, Received,
+    Clock, DeadLetters, DeliveryStore, EndpointStore, EventStore, FanoutClaim, PortError, PortResult, Queue,
+    QueueDepth, QueueGauge, Received,
 };
 use hookline::telemetry::{Metrics, Unit};
 use hookline::timestamp::Timestamp;
@@ -102,6 +102,8 @@ pub struct SweepReport {
     pub exhausted: u32,
     pub in_flight_overdue: u32,
     pub dlq_drained: u32,
+    /// Dead letters that could not be recorded as failed deliveries (their first KiB is logged).
+    pub dlq_dropped: u32,
     pub open_deliveries: u32,
     pub oldest_open_age_seconds: u64,
     pub queue_visible: u64,
@@ -162,6 +164,7 @@ where
             )
             .metric("Exhausted", f64::from(report.exhausted), Unit::Count)
             .metric("DlqDrained", f64::from(report.dlq_drained), Unit::Count)
+            .metric("DlqDropped", f64::from(report.dlq_dropped), Unit::Count)
             .metric("OpenDeliveries", f64::from(report.open_deliveries), Unit::Count)
             .metric(
                 "OldestOpenAge",
@@ -278,10 +281,32 @@ where
                 break;
             }
             for m in batch {
-                if self.settle_dead(&m, now, ops).await? {
-                    self.dlq.remove(&m.receipt_handle).await?;
-                    report.dlq_drained += 1;
+                match self.settle_dead(&m, now, ops).await {
+                    Ok(true) => {}
+                    // A worker holds its event: a later sweep settles it.
+                    Ok(false) => continue,
+                    // It can never be settled (the store refuses it): it is logged and
+                    // removed, so that it does not stop the drain every minute.
+                    Err(PortError::Permanent(e)) => {
+                        let head: String = m.body.chars().take(1024).collect();
+                        tracing::error!(
+                            error = %e,
+                            receives = m.receive_count,
+                            body_bytes = m.body.len(),
+                            body_head = head,
+                            "dropping a dead-lettered message that cannot be recorded"
+                        );
+                        report.dlq_dropped += 1;
+                    }
+                    // The store is unavailable now: this one waits for the next sweep,
+                    // the others are still tried.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a dead-lettered message is left for the next sweep");
+                        continue;
+                    }
                 }
+                self.dlq.remove(&m.receipt_handle).await?;
+                report.dlq_drained += 1;
             }
         }
         Ok(())

@@ -227,3 +227,29 @@ async fn dead_letters_become_failed_deliveries_and_leave_the_dlq() {
         Some("its attempt message was dead-lettered after 10 receives")
     );
 }
+
+#[tokio::test]
+async fn a_dead_letter_the_store_can_never_take_is_logged_and_removed_without_stopping_the_drain() {
+    // GIVEN a dead-lettered event too large for the store, and a readable one behind it
+    let s = subject();
+    let mut huge = event();
+    huge.id = hookline::EventId::parse("too-big").unwrap();
+    huge.data = serde_json::json!({"blob": "x".repeat(hookline::event::STORE_ITEM_LIMIT)});
+    for body in [
+        QueueMessage::EventV1 { event: huge }.to_body(),
+        "not json".to_owned(),
+    ] {
+        s.dlq.dead.lock().unwrap().push_back(hookline::ports::Received {
+            body,
+            receipt_handle: "r".into(),
+            receive_count: 10,
+        });
+    }
+
+    // WHEN the sweeper drains the DLQ
+    let report = s.sweep().await.unwrap();
+
+    // THEN both left it, the one that could not be recorded counted apart
+    assert_eq!((report.dlq_drained, report.dlq_dropped), (2, 1));
+    assert!(s.dlq.dead.lock().unwrap().is_empty());
+}

@@ -28,19 +28,19 @@ __all__ = [
 #: At most this many events go in one ``POST /v1/events/batch``.
 MAX_BATCH_EVENTS = 100
 
-_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-_TYPE_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_TYPE_RE = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 _RESERVED_PREFIX = "hookline."
 
 
 def is_valid_event_id(value: str) -> bool:
     """1–128 ASCII letters, digits, ``_ - . :``."""
-    return bool(_ID_RE.match(value))
+    return bool(_ID_RE.fullmatch(value))
 
 
 def is_valid_event_type(value: str) -> bool:
     """Dot-separated segments of letters, digits, ``_``, ``-``; at most 128 chars; not ``hookline.*``."""
-    return len(value) <= 128 and bool(_TYPE_RE.match(value)) and not value.startswith(_RESERVED_PREFIX)
+    return len(value) <= 128 and bool(_TYPE_RE.fullmatch(value)) and not value.startswith(_RESERVED_PREFIX)
 
 
 _id_lock = threading.Lock()

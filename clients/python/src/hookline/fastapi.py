@@ -25,21 +25,23 @@ except ImportError as e:  # pragma: no cover
     raise ImportError("hookline.fastapi needs FastAPI: pip install 'hookline[fastapi]'") from e
 
 from .errors import WebhookVerificationError
-from .verify import DEFAULT_TOLERANCE, _secrets, verify_webhook
+from .verify import DEFAULT_TOLERANCE, _key, _secrets, verify_webhook
 
 __all__ = ["webhook_verifier"]
 
 
 def webhook_verifier(
-    secret: str | Sequence[str], tolerance: int = DEFAULT_TOLERANCE
+    secret: str | Sequence[str], tolerance: int = DEFAULT_TOLERANCE, *, allow_seed: bool = False
 ) -> Callable[[Request], Awaitable[dict[str, Any]]]:
     """A dependency that reads the raw body, verifies it and returns the parsed payload."""
-    _secrets(secret)  # a missing secret is the app's bug: fail at start-up, not per request
+    # A missing or malformed secret is the app's bug: fail at start-up, not per request.
+    for s in _secrets(secret):
+        _key(s)
 
     async def verified_webhook(request: Request) -> dict[str, Any]:
         body = await request.body()
         try:
-            return verify_webhook(body, request.headers, secret, tolerance=tolerance)
+            return verify_webhook(body, request.headers, secret, tolerance=tolerance, allow_seed=allow_seed)
         except WebhookVerificationError as e:
             raise HTTPException(status_code=e.status, detail=e.reason) from None
 

@@ -141,9 +141,21 @@ def to_jsonable(value: Any, *, max_items: int = 5_000, max_depth: int = 20) -> A
         if isinstance(v, (bytes, bytearray)):
             return f"<{len(v)} bytes>"
         if isinstance(v, Mapping):
-            return {str(k): convert(x, depth + 1) for k, x in v.items()}
+            out: dict[str, Any] = {}
+            for k, x in v.items():
+                if budget[0] <= 0:  # stop walking, not only converting, once spent
+                    out["…"] = f"{len(v) - len(out)} more"
+                    break
+                out[str(k)] = convert(x, depth + 1)
+            return out
         if isinstance(v, (list, tuple, set, frozenset)):
-            return [convert(x, depth + 1) for x in v]
+            items: list[Any] = []
+            for x in v:
+                if budget[0] <= 0:
+                    items.append(f"… {len(v) - len(items)} more")
+                    break
+                items.append(convert(x, depth + 1))
+            return items
         dump = getattr(v, "model_dump", None)  # pydantic v2 (LangChain messages, ...)
         if callable(dump):
             try:
@@ -247,7 +259,8 @@ class HooklineCallbackHandler(BaseCallbackHandler):
         flush_at_exit: bool = True,
     ) -> None:
         super().__init__()
-        if event_prefix and not is_valid_event_type(event_prefix + "x"):
+        # The longest type it will send must still be valid (and within 128 characters).
+        if event_prefix and not is_valid_event_type(event_prefix + "agent_invocation_started"):
             raise ValueError(f"event_prefix {event_prefix!r} does not make valid event types")
         if not 1 <= batch_size <= MAX_BATCH_EVENTS:
             raise ValueError(f"batch_size must be 1 to {MAX_BATCH_EVENTS}")

@@ -6,8 +6,9 @@ Every delivery is signed twice:
   v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`` (space-separated, one entry
   per valid secret while a secret is rotated), the key being the base64 after ``whsec_``;
 - the seed design's ``X-Webhook-Signature: sha256=<hex HMAC-SHA256(secret, body)>``, keyed
-  with the whole ``whsec_…`` string. It has no timestamp, so it does not stop replays: it
-  is checked only when ``webhook-signature`` is absent.
+  with the whole ``whsec_…`` string. It has no timestamp, so it does not stop replays (a
+  captured delivery replayed without its standard headers would pass it): it is checked
+  only with ``allow_seed=True``, and only when ``webhook-signature`` is absent.
 """
 
 from __future__ import annotations
@@ -79,12 +80,15 @@ def verify_webhook(
     *,
     tolerance: int = DEFAULT_TOLERANCE,
     now: float | datetime | None = None,
+    allow_seed: bool = False,
 ) -> dict[str, Any]:
     """Check a delivery's signature and return its parsed JSON body.
 
     ``body`` must be the raw bytes as received (not re-serialised JSON). ``headers`` are
     matched case-insensitively. ``secret`` is the endpoint's ``whsec_…`` secret, or a list
-    of them while rotating. Raises :class:`WebhookVerificationError` saying why it failed.
+    of them while rotating. ``allow_seed`` also accepts a request signed only with the
+    seed design's ``X-Webhook-Signature`` (no replay protection; for old receivers).
+    Raises :class:`WebhookVerificationError` saying why it failed.
     """
     raw = body.encode() if isinstance(body, str) else bytes(body)
     lower = {str(k).lower(): v for k, v in headers.items()}
@@ -93,12 +97,10 @@ def verify_webhook(
     signature = lower.get("webhook-signature")
     if signature is not None:
         _verify_standard(raw, lower, signature, secrets, tolerance, _now(now))
-    elif lower.get("x-webhook-signature") is not None:
+    elif allow_seed and lower.get("x-webhook-signature") is not None:
         _verify_seed(raw, lower["x-webhook-signature"], secrets)
     else:
-        raise WebhookVerificationError(
-            "no webhook-signature (or X-Webhook-Signature) header", code="missing_header"
-        )
+        raise WebhookVerificationError("no webhook-signature header", code="missing_header")
 
     try:
         payload = json.loads(raw)
