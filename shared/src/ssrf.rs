@@ -188,7 +188,9 @@ impl SsrfPolicy {
             _ if self.allows(canon) || self.allows(ip) => Ok(()),
             AddressClass::Global if self.public => Ok(()),
             AddressClass::Global => Err(self.outside(ip.to_string())),
-            AddressClass::Special(class) if !self.public => Err(self.outside(format!("{ip}, a {class} address"))),
+            AddressClass::Special(class) if !self.public => {
+                Err(self.outside(format!("{ip}, a {class} address")))
+            }
             AddressClass::Special(class) => Err(DestinationError::NotPublic { addr: ip, class }),
         }
     }
