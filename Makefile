@@ -9,12 +9,13 @@ REQS := infra/requirements.txt
 STAMP := $(VENV)/.installed-$(shell python3 -c 'import hashlib,sys;print(hashlib.sha1(open(sys.argv[1],"rb").read()).hexdigest()[:12])' $(REQS))
 NEXTEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo yes)
 
-.PHONY: help dev test soak tools lint fmt-check clippy cfn-lint sam-validate openapi unit iam schemathesis python-client package clean
+.PHONY: help dev test soak bench tools lint fmt-check clippy cfn-lint sam-validate openapi unit iam schemathesis python-client package clean
 
 help:
 	@echo "make dev    - the whole local stack at http://127.0.0.1:9000 (Ctrl-C stops it)"
 	@echo "make test   - every test, lint and check (what CI runs)"
 	@echo "make soak   - the fault test at 10,000 events (prints lost = 0 when nothing is lost)"
+	@echo "make bench  - speed figures beside their baselines (target/bench/*.json)"
 	@echo "make package - the four arm64 Lambda artifacts with sam build (.aws-sam/build)"
 	@echo "make tools  - install the pinned tools into $(VENV)"
 
@@ -99,6 +100,20 @@ python-client: tools $(PYSTAMP)
 	@$(PYCLIENT)/bin/pip install --disable-pip-version-check -q --force-reinstall --no-deps ./clients/python
 	@$(PYCLIENT)/bin/pytest clients/python/tests -q -p no:cacheprovider
 	@infra/with-stack.sh langgraph $(PYCLIENT)/bin/pytest clients/python/e2e -q -p no:cacheprovider
+
+# Speed figures beside their baselines (release build; JSON in target/bench/). Only
+# loopback traffic; nothing here is a test.
+BENCH_EVENTS ?= 10000
+BENCH_FANOUT ?= 5
+BENCH_RUNS ?= 10
+bench: tools
+	@echo "==> cargo build --release (the four functions, the hello-world baseline, the harness)"
+	@cargo build --release --locked -p bench -p ingest -p delivery -p sweeper -p admin
+	@mkdir -p target/bench
+	@infra/with-emulator.sh target/release/bench coldstart --runs $(BENCH_RUNS) --json target/bench/coldstart.json
+	@# The handler's own log and metric lines go to stdout, as on Lambda; only the figures are shown.
+	@target/release/bench throughput --events $(BENCH_EVENTS) --fanout $(BENCH_FANOUT) --json target/bench/throughput.json \
+	  | grep --line-buffered -v -e '"_aws"' -e '"level":'
 
 # The fault test at full size. The per-attempt metric lines are left out of the output.
 SOAK_EVENTS ?= 10000

@@ -1,0 +1,406 @@
+//! `make bench`: Hookline's speed figures beside their baselines, measured on this
+//! machine, printed and written as JSON. Benchmarks are not tests: they assert nothing
+//! beyond "every webhook was delivered", and only send to 127.0.0.1.
+//!
+//!   bench coldstart [--runs N] [--json PATH]   (with the emulator: infra/with-emulator.sh)
+//!   bench throughput [--events N] [--fanout F] [--json PATH]
+//!   bench receiver      (the HTTP receiver, run as a child process so that its CPU
+//!                        time is not counted as the sender's)
+//!
+//! Cold start: see coldstart.rs.
+//!
+//! Delivery throughput: the delivery handler (real signing, serialisation, the SSRF
+//! resolver's client, bookkeeping through the in-memory store and queue ports, so the
+//! figure is Hookline's and not the emulator's) processes SQS batches of 10 events
+//! fanned out to F endpoints on a local receiver; the baseline is a bare reqwest loop
+//! sending the same, already signed requests with the same concurrency, batch by batch.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use delivery_fn::{Deliverer, EndpointCache, Settings};
+use futures::future::join_all;
+use hookline::endpoint::{Endpoint, EndpointStatus, EventTypeFilter};
+use hookline::event::{ENVELOPE_VERSION, Event, EventType};
+use hookline::ids::{DeliveryId, EndpointId, EventId};
+use hookline::memory::{MemoryQueue, MemoryStore};
+use hookline::message::QueueMessage;
+use hookline::ports::{EndpointStore, OutboundRequest, SystemClock};
+use hookline::signing::EndpointSecret;
+use hookline::ssrf::SsrfPolicy;
+use hookline::timestamp::Timestamp;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod coldstart;
+
+const BATCH: usize = 10;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opt = |name: &str, default: usize| -> Result<usize, String> {
+        match args.iter().position(|a| a == name) {
+            Some(i) => args
+                .get(i + 1)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("{name} takes a number")),
+            None => Ok(default),
+        }
+    };
+    let json_path = args
+        .iter()
+        .position(|a| a == "--json")
+        .and_then(|i| args.get(i + 1).cloned());
+    let result = match args.first().map(String::as_str) {
+        Some("receiver") => return receiver(),
+        Some("throughput") => {
+            // Logs as on Lambda (JSON lines on stdout): writing them is part of the cost.
+            // SAFETY: set before any other thread exists.
+            unsafe { std::env::set_var("HOOKLINE_LOG_FORMAT", "json") };
+            hookline::telemetry::init_tracing();
+            let events = opt("--events", 10_000)?;
+            let fanout = opt("--fanout", 5)?;
+            tokio::runtime::Runtime::new()?.block_on(throughput(events.max(BATCH), fanout.max(1)))?
+        }
+        Some("coldstart") => {
+            let runs = opt("--runs", 10)?;
+            tokio::runtime::Runtime::new()?.block_on(cold_starts(runs.max(1)))?
+        }
+        _ => {
+            return Err(
+                "usage: bench coldstart [--runs N] [--json PATH] | bench throughput [--events N] [--fanout F] [--json PATH]"
+                    .into(),
+            );
+        }
+    };
+    if let Some(path) = json_path {
+        std::fs::write(&path, serde_json::to_string_pretty(&result)?)?;
+        println!("written to {path}");
+    }
+    Ok(())
+}
+
+/// Each function's release binary, and the hello-world baseline, started `runs` times.
+async fn cold_starts(runs: usize) -> Result<Value, Box<dyn std::error::Error>> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .map_err(|_| "coldstart needs the emulator: run it through infra/with-emulator.sh")?;
+    let cfg = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let (sqs, dynamo) = (
+        aws_sdk_sqs::Client::new(&cfg),
+        aws_sdk_dynamodb::Client::new(&cfg),
+    );
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let template = devstack::template::load(&root.join("template.yaml"))?;
+    let stack = devstack::provision::provision(&template, "bench", &sqs, &dynamo).await?;
+    let env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("HOOKLINE_STAGE", "local"),
+        ("HOOKLINE_INGEST_KEY", "fixture-ingest-key"),
+        ("HOOKLINE_ADMIN_KEY", "fixture-admin-key"),
+        ("HOOKLINE_QUEUE_URL", stack.queue_url("DeliveryQueue")),
+        ("HOOKLINE_DLQ_URL", stack.queue_url("DeliveryDLQ")),
+        ("HOOKLINE_TABLE", stack.table("Table")),
+        ("HOOKLINE_LOG_FORMAT", "json"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let fixture = |rel: &str| -> Result<Value, Box<dyn std::error::Error>> {
+        Ok(serde_json::from_str(&std::fs::read_to_string(root.join(rel))?)?)
+    };
+    let ingest_event = fixture("functions/ingest/fixtures/apigw-post-event.json")?;
+    let admin_event = fixture("functions/admin/fixtures/apigw-list-endpoints.json")?;
+    println!(
+        "cold start: {runs} starts of each release binary against a fake Runtime API (first invocation against the emulator)"
+    );
+    println!(
+        "{:<10} {:>12} {:>16} {:>16} {:>22} {:>22}",
+        "function", "bytes", "init p50 ms", "init p95 ms", "1st invocation p50 ms", "1st invocation p95 ms"
+    );
+    let mut out = serde_json::Map::new();
+    let mut hello_init = 0.0;
+    for name in ["hello", "ingest", "delivery", "sweeper", "admin"] {
+        let binary = coldstart::release_binary(name);
+        let bytes = std::fs::metadata(&binary)
+            .map_err(|e| format!("{}: {e} (build it: cargo build --release)", binary.display()))?
+            .len();
+        let (mut init, mut first) = (Vec::new(), Vec::new());
+        for i in 0..runs {
+            let event = match name {
+                "ingest" => ingest_event.clone(),
+                "admin" => admin_event.clone(),
+                // A fresh event each time, so each start fans one out.
+                "delivery" => serde_json::to_value(sqs_batch(&[event(i)?])?)?,
+                _ => json!({}),
+            };
+            let s = coldstart::measure_once(&binary, &event, &env).await?;
+            init.push(s.init);
+            first.push(s.first_invocation);
+        }
+        let mut summary = coldstart::summary(&mut init, &mut first);
+        let p = |k: &str, q: &str| summary[k][q].as_f64().unwrap_or(0.0);
+        let (init50, init95) = (p("init_ms", "p50"), p("init_ms", "p95"));
+        let (first50, first95) = (p("first_invocation_ms", "p50"), p("first_invocation_ms", "p95"));
+        if name == "hello" {
+            hello_init = init50;
+        }
+        println!("{name:<10} {bytes:>12} {init50:>16.1} {init95:>16.1} {first50:>22.1} {first95:>22.1}");
+        summary["bytes"] = json!(bytes);
+        summary["init_vs_hello"] = json!(init50 / hello_init.max(1e-9));
+        out.insert(name.to_owned(), summary);
+    }
+    println!("targets: init ≤ 20 ms here, within 1.5× the hello-world's");
+    Ok(json!({ "cold_start": out }))
+}
+
+/// Process CPU time (user + system, every thread) in seconds, from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let ticks = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .unwrap_or(100.0);
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses: utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / ticks
+}
+
+/// The receiver: 200 "ok" to everything, on 127.0.0.1, until its stdin closes.
+fn receiver() -> Result<(), Box<dyn std::error::Error>> {
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    use hyper_util::rt::TokioIo;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("port {}", listener.local_addr()?.port());
+        std::thread::spawn(|| {
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            std::process::exit(0);
+        });
+        loop {
+            let (stream, _) = listener.accept().await?;
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                        let _ = req.into_body().collect().await;
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                            Bytes::from_static(b"ok"),
+                        )))
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+}
+
+struct ReceiverProcess {
+    child: Child,
+    port: u16,
+}
+
+impl ReceiverProcess {
+    fn start() -> Result<Self, Box<dyn std::error::Error>> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("receiver")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
+        let port = line
+            .trim()
+            .strip_prefix("port ")
+            .and_then(|p| p.parse().ok())
+            .ok_or("the receiver did not say its port")?;
+        Ok(Self { child, port })
+    }
+}
+
+impl Drop for ReceiverProcess {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take()); // it exits when its stdin closes
+        let _ = self.child.wait();
+    }
+}
+
+fn endpoint(i: usize, port: u16) -> Endpoint {
+    let now = Timestamp::now();
+    Endpoint {
+        id: EndpointId::generate(),
+        name: format!("bench-{i}"),
+        url: format!("http://127.0.0.1:{port}/hooks/{i}"),
+        event_types: vec![EventTypeFilter::All],
+        headers: BTreeMap::new(),
+        timeout_seconds: 15,
+        max_attempts: 8,
+        status: EndpointStatus::Active,
+        disabled_reason: None,
+        retry_schedule: None,
+        failing_since: None,
+        rate_limit_per_second: None,
+        secret: EndpointSecret::generate(),
+        previous_secrets: Vec::new(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// An agent's event with about 1 KiB of data, as the cost model assumes.
+fn event(i: usize) -> Result<Event, Box<dyn std::error::Error>> {
+    Ok(Event {
+        id: EventId::generate(),
+        event_type: EventType::parse("node_completed")?,
+        data: json!({"run_id": format!("run-{}", i / 20), "node": "plan", "step": i % 20, "output": "x".repeat(900)}),
+        timestamp: Timestamp::now(),
+        source: "bench".into(),
+        version: ENVELOPE_VERSION.into(),
+    })
+}
+
+fn sqs_batch(events: &[Event]) -> Result<SqsEvent, serde_json::Error> {
+    let records: Vec<Value> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            json!({
+                "messageId": format!("m-{}-{i}", e.id),
+                "receiptHandle": format!("r-{}", e.id),
+                "body": QueueMessage::EventV1 { event: e.clone() }.to_body(),
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": Timestamp::now().unix_millis().to_string()},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records }))
+}
+
+async fn throughput(events: usize, fanout: usize) -> Result<Value, Box<dyn std::error::Error>> {
+    let rx = ReceiverProcess::start()?;
+    let endpoints: Vec<Endpoint> = (0..fanout).map(|i| endpoint(i, rx.port)).collect();
+    let all: Vec<Event> = (0..events + BATCH).map(event).collect::<Result<_, _>>()?;
+    let (warm, measured) = all.split_at(BATCH);
+    let webhooks = measured.len() * fanout;
+    println!(
+        "delivery throughput: {} events × {fanout} endpoints = {webhooks} webhooks, SQS batches of {BATCH}, to a receiver on 127.0.0.1",
+        measured.len()
+    );
+
+    // Hookline: the delivery handler, batch after batch, as one warm Lambda would.
+    let store = MemoryStore::default();
+    for e in &endpoints {
+        store.create_endpoint(e).await?;
+    }
+    let deliverer = Deliverer {
+        store,
+        sender: hookline::adapters::http::HttpSender::new(SsrfPolicy::parse_allowed("127.0.0.0/8")?)?,
+        queue: MemoryQueue::default(),
+        clock: SystemClock,
+        endpoints: EndpointCache::new(Duration::from_secs(60)),
+        settings: Settings::default(),
+    };
+    deliverer.handle(sqs_batch(warm)?).await;
+    let batches: Vec<SqsEvent> = measured.chunks(BATCH).map(sqs_batch).collect::<Result<_, _>>()?;
+    let (cpu0, t0) = (cpu_seconds(), Instant::now());
+    for batch in batches {
+        let res = deliverer.handle(batch).await;
+        if !res.batch_item_failures.is_empty() {
+            return Err(format!("{} records failed", res.batch_item_failures.len()).into());
+        }
+    }
+    let (hook_secs, hook_cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
+    let retries = deliverer.queue.sent().len();
+    if retries > 0 {
+        return Err(format!("{retries} webhooks were not delivered at the first attempt").into());
+    }
+
+    // The baseline: the same requests, signed beforehand, from a bare reqwest client.
+    let now = Timestamp::now().unix_seconds();
+    let requests: Vec<Vec<OutboundRequest>> = measured
+        .chunks(BATCH)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .flat_map(|e| {
+                    let body = e.envelope_json();
+                    endpoints.iter().map(move |ep| {
+                        hookline::webhook::signed_request(e, &body, ep, &DeliveryId::generate(), now)
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let send = |r: &OutboundRequest| {
+        let mut b = client.post(&r.url).timeout(r.timeout).body(r.body.clone());
+        for (k, v) in &r.headers {
+            b = b.header(k, v);
+        }
+        async move {
+            b.send()
+                .await
+                .map(|res| res.status().is_success())
+                .unwrap_or(false)
+        }
+    };
+    join_all(requests[0].iter().map(send)).await; // the same warm connections
+    let (cpu0, t0) = (cpu_seconds(), Instant::now());
+    let mut ok = 0;
+    for batch in &requests {
+        ok += join_all(batch.iter().map(send))
+            .await
+            .into_iter()
+            .filter(|s| *s)
+            .count();
+    }
+    let (bare_secs, bare_cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
+    if ok != webhooks {
+        return Err(format!("the bare loop delivered {ok} of {webhooks}").into());
+    }
+    drop(rx);
+
+    let per_sec = |secs: f64| webhooks as f64 / secs;
+    let us_per = |cpu: f64| cpu * 1e6 / webhooks as f64;
+    println!("{:<26} {:>12} {:>18}", "", "webhooks/s", "CPU µs/webhook");
+    println!(
+        "{:<26} {:>12.0} {:>18.1}",
+        "Hookline delivery handler",
+        per_sec(hook_secs),
+        us_per(hook_cpu)
+    );
+    println!(
+        "{:<26} {:>12.0} {:>18.1}",
+        "bare reqwest loop",
+        per_sec(bare_secs),
+        us_per(bare_cpu)
+    );
+    println!(
+        "ratio {:.2}× the bare loop (target ≥ 0.9×); Hookline's own work (signing, serialisation, bookkeeping): {:.1} µs per webhook",
+        per_sec(hook_secs) / per_sec(bare_secs),
+        us_per(hook_cpu) - us_per(bare_cpu)
+    );
+    Ok(json!({
+        "delivery_throughput": {
+            "events": measured.len(), "fanout": fanout, "webhooks": webhooks, "batch": BATCH,
+            "hookline": {"seconds": hook_secs, "webhooks_per_second": per_sec(hook_secs), "cpu_us_per_webhook": us_per(hook_cpu)},
+            "bare_reqwest": {"seconds": bare_secs, "webhooks_per_second": per_sec(bare_secs), "cpu_us_per_webhook": us_per(bare_cpu)},
+            "ratio": per_sec(hook_secs) / per_sec(bare_secs),
+        }
+    }))
+}
