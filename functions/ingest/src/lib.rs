@@ -5,7 +5,9 @@
 use hookline::api;
 use hookline::auth::{ApiKeys, Scope};
 use hookline::config::{ConfigError, Env, KeySource, key_source};
+use hookline::event::{Event, EventType};
 use hookline::event_input::parse_event;
+use hookline::ids::EventId;
 use hookline::message::QueueMessage;
 use hookline::ports::{Clock, PortError, Queue};
 use hookline::problem::{FieldProblem, Problem};
@@ -112,14 +114,20 @@ impl<Q: Queue, C: Clock> Ingest<Q, C> {
         if event.envelope_json().len() > MAX_EVENT_BYTES {
             hookline::langgraph::drop_values(&mut event);
         }
+        let (id, event_type) = self.queue_event(event).await?;
+        Ok(api::json(202, &json!({ "id": id, "event_type": event_type })))
+    }
+
+    /// Queues one event as its message, if the message is not too large.
+    async fn queue_event(&self, event: Event) -> Result<(EventId, EventType), Problem> {
         let (id, event_type) = (event.id.clone(), event.event_type.clone());
         let message = QueueMessage::EventV1 { event };
         if message.to_body().len() > MAX_EVENT_BYTES {
             return Err(Problem::too_large(MAX_EVENT_BYTES));
         }
         self.queue.send(&message).await.map_err(|e| queue_problem(&e))?;
-        tracing::info!(event_id = %id, %event_type, "langgraph run queued");
-        Ok(api::json(202, &json!({ "id": id, "event_type": event_type })))
+        tracing::info!(event_id = %id, %event_type, "event queued");
+        Ok((id, event_type))
     }
 
     async fn single(&self, req: &Request) -> Result<http::Response<String>, Problem> {
@@ -128,13 +136,7 @@ impl<Q: Queue, C: Clock> Ingest<Q, C> {
         let Some(event) = parse_event(&value, "", self.clock.now(), &mut errors) else {
             return Err(Problem::validation("the event is not valid", errors));
         };
-        let (id, event_type) = (event.id.clone(), event.event_type.clone());
-        let message = QueueMessage::EventV1 { event };
-        if message.to_body().len() > MAX_EVENT_BYTES {
-            return Err(Problem::too_large(MAX_EVENT_BYTES));
-        }
-        self.queue.send(&message).await.map_err(|e| queue_problem(&e))?;
-        tracing::info!(event_id = %id, %event_type, "event queued");
+        let (id, _) = self.queue_event(event).await?;
         Ok(api::json(202, &json!({ "id": id })))
     }
 
