@@ -61,7 +61,21 @@ where
 /// Checks the request's key (`Authorization: Bearer K` or `x-api-key: K`) for `need`.
 pub fn authorize(keys: &ApiKeys, headers: &HeaderMap, need: Scope) -> Result<Scope, Problem> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    keys.authorize(get("authorization"), get("x-api-key"), need)
+    authorize_key(keys, get("authorization"), get("x-api-key"), need)
+}
+
+/// Checks a key that came some other way (a `token` in the URL), as `x-api-key` would be.
+pub fn authorize_token(keys: &ApiKeys, token: &str, need: Scope) -> Result<Scope, Problem> {
+    authorize_key(keys, None, Some(token), need)
+}
+
+fn authorize_key(
+    keys: &ApiKeys,
+    authorization: Option<&str>,
+    x_api_key: Option<&str>,
+    need: Scope,
+) -> Result<Scope, Problem> {
+    keys.authorize(authorization, x_api_key, need)
         .map_err(|e| match e {
             AuthError::Unauthenticated => Problem::unauthorized(),
             AuthError::Forbidden { .. } => Problem::forbidden(match need {

@@ -97,13 +97,7 @@ impl<Q: Queue, C: Clock> Ingest<Q, C> {
             .find(|(k, _)| k == "token")
             .map(|(_, v)| v);
         match token {
-            Some(t) => {
-                let mut headers = http::HeaderMap::new();
-                if let Ok(v) = http::HeaderValue::from_str(&t) {
-                    headers.insert("x-api-key", v);
-                }
-                api::authorize(&self.keys, &headers, Scope::Ingest)?
-            }
+            Some(t) => api::authorize_token(&self.keys, &t, Scope::Ingest)?,
             None => api::authorize(&self.keys, req.headers(), Scope::Ingest)?,
         };
         // The sender cannot shrink a run's state and does not retry a 413: a run whose

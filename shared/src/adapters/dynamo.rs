@@ -55,6 +55,18 @@ pub struct DynamoStore {
 }
 
 impl DynamoStore {
+    /// An UpdateItem on one endpoint's item; the caller adds the expressions.
+    fn update_endpoint_item(
+        &self,
+        id: &EndpointId,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(ENDPOINT_PK))
+            .key("sk", s(id.as_str()))
+    }
+
     pub fn new(client: Client, table: impl Into<String>, retention: Duration) -> Self {
         Self {
             client,
@@ -522,11 +534,7 @@ impl EndpointStore for DynamoStore {
 
     async fn note_failure(&self, id: &EndpointId, now: Timestamp) -> PortResult<Timestamp> {
         let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(ENDPOINT_PK))
-            .key("sk", s(id.as_str()))
+            .update_endpoint_item(id)
             .update_expression("SET failing_since = if_not_exists(failing_since, :now)")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":now", n(now.unix_millis()))
@@ -546,11 +554,7 @@ impl EndpointStore for DynamoStore {
 
     async fn note_success(&self, id: &EndpointId) -> PortResult<()> {
         let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(ENDPOINT_PK))
-            .key("sk", s(id.as_str()))
+            .update_endpoint_item(id)
             .update_expression("REMOVE failing_since")
             .condition_expression("attribute_exists(failing_since)")
             .send()
@@ -566,11 +570,7 @@ impl EndpointStore for DynamoStore {
         failing_before: Option<Timestamp>,
     ) -> PortResult<bool> {
         let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(ENDPOINT_PK))
-            .key("sk", s(id.as_str()))
+            .update_endpoint_item(id)
             // A status change is an edit: it moves the version, so an operator's update
             // made from an older read cannot silently undo it.
             .update_expression(
