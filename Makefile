@@ -9,7 +9,7 @@ REQS := infra/requirements.txt
 STAMP := $(VENV)/.installed-$(shell python3 -c 'import hashlib,sys;print(hashlib.sha1(open(sys.argv[1],"rb").read()).hexdigest()[:12])' $(REQS))
 NEXTEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo yes)
 
-.PHONY: help dev test soak bench tools lint fmt-check clippy cfn-lint sam-validate openapi unit iam schemathesis python-client package clean
+.PHONY: help dev test soak bench localstack tools lint fmt-check clippy cfn-lint sam-validate openapi unit iam schemathesis python-client package clean
 
 help:
 	@echo "make dev    - the whole local stack at http://127.0.0.1:9000 (Ctrl-C stops it)"
@@ -106,14 +106,36 @@ python-client: tools $(PYSTAMP)
 BENCH_EVENTS ?= 10000
 BENCH_FANOUT ?= 5
 BENCH_RUNS ?= 10
-bench: tools
-	@echo "==> cargo build --release (the four functions, the hello-world baseline, the harness)"
-	@cargo build --release --locked -p bench -p ingest -p delivery -p sweeper -p admin
+BENCH_RATE ?= 100
+BENCH_SECONDS ?= 60
+BENCH_COUNT_EVENTS ?= 200
+bench: tools localstack
+	@echo "==> cargo build --release (the four functions, the local stack's runner, the harness and the hello-world baseline)"
+	@# Selected by --bin, as cargo lambda watch and sam build select them: the same features.
+	@cargo build --release --locked --bin ingest --bin delivery --bin sweeper --bin admin --bin devstack --bin bench --bin hello
 	@mkdir -p target/bench
 	@infra/with-emulator.sh target/release/bench coldstart --runs $(BENCH_RUNS) --json target/bench/coldstart.json
 	@# The handler's own log and metric lines go to stdout, as on Lambda; only the figures are shown.
 	@target/release/bench throughput --events $(BENCH_EVENTS) --fanout $(BENCH_FANOUT) --json target/bench/throughput.json \
 	  | grep --line-buffered -v -e '"_aws"' -e '"level":'
+	@target/release/bench e2e --rate $(BENCH_RATE) --seconds $(BENCH_SECONDS) --events $(BENCH_COUNT_EVENTS) --json target/bench/e2e.json
+
+# LocalStack's SQS for the bench's local stack, in its own venv. It needs Python >= 3.13
+# (2026.3.0 imports warnings.deprecated, new in 3.13).
+LOCALSTACK := .tools/localstack
+LSREQS := infra/requirements-localstack.txt
+LSSTAMP := $(LOCALSTACK)/.installed-$(shell python3 -c 'import hashlib,sys;print(hashlib.sha1(open(sys.argv[1],"rb").read()).hexdigest()[:12])' $(LSREQS))
+# The first Python >= 3.13 on PATH, else one that pyenv holds.
+LSPYTHON ?= $(shell for p in python3.14 python3.13 $$(ls -d "$$(pyenv root 2>/dev/null)"/versions/3.1[3-9]*/bin/python3 2>/dev/null); do $$p -c 'import sys; sys.exit(sys.version_info < (3, 13))' >/dev/null 2>&1 && { echo $$p; break; }; done)
+localstack: $(LSSTAMP)
+$(LSSTAMP): $(LSREQS)
+	@[ -n "$(LSPYTHON)" ] || { echo "make localstack: LocalStack needs Python >= 3.13 (python3.13 on PATH, a pyenv 3.13, or LSPYTHON=...)" >&2; exit 1; }
+	@echo "==> installing LocalStack (SQS only) into $(LOCALSTACK) with $(LSPYTHON)"
+	@$(LSPYTHON) -m venv $(LOCALSTACK)
+	@$(LOCALSTACK)/bin/pip install --disable-pip-version-check --progress-bar off -q -r $(LSREQS) \
+	  || { echo "installing $(LSREQS) into $(LOCALSTACK) failed (see above)" >&2; exit 1; }
+	@rm -f $(LOCALSTACK)/.installed-*
+	@touch $@
 
 # The fault test at full size. The per-attempt metric lines are left out of the output.
 SOAK_EVENTS ?= 10000

@@ -15,6 +15,13 @@ state="${HOOKLINE_DEV_STATE:-$root/.dev}"
 # Scripted runs (schemathesis) want a stack that never reloads under them.
 reload_flag=()
 [ "${HOOKLINE_DEV_NO_RELOAD:-}" = 1 ] && reload_flag=(--ignore-changes)
+# `make bench` runs the stack as it measures it: release builds, several instances
+# of each function and pollers of the queue (as Lambda's event-source mapping has),
+# and its own AWS endpoint for the functions (a proxy that counts their calls).
+profile=()
+[ "${HOOKLINE_DEV_RELEASE:-}" = 1 ] && profile=(--release)
+concurrency="${HOOKLINE_DEV_CONCURRENCY:-1}"
+sweep_every="${HOOKLINE_DEV_SWEEP_EVERY:-60}"
 mkdir -p "$state"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
@@ -46,7 +53,15 @@ cleanup() {
     say "stopping (${#pids[@]} processes)"
     for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
     sleep 1
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    # What has not stopped 5 s after TERM (LocalStack can hang in its shutdown) is killed.
+    for _ in $(seq 1 50); do
+      alive=0
+      for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+      [ "$alive" = 0 ] && break
+      sleep 0.1
+    done
+    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   fi
 }
 trap cleanup EXIT
@@ -65,19 +80,57 @@ for i in $(seq 1 100); do
 done
 
 export AWS_ENDPOINT_URL="http://127.0.0.1:$aws_port"
+
+# `make bench` runs SQS on LocalStack (flat latency at any depth; moto's SQS slows down
+# as the queue grows), from the venv `make localstack` makes.
+if [ "${HOOKLINE_DEV_SQS:-moto}" = localstack ]; then
+  sqs_port="${HOOKLINE_SQS_PORT:-4566}"
+  ls_venv="$root/.tools/localstack"
+  [ -x "$ls_venv/bin/python" ] || die "LocalStack is not installed in $ls_venv; run 'make localstack'"
+  port_free "$sqs_port" || die "port $sqs_port (LocalStack's SQS) is taken: set HOOKLINE_SQS_PORT"
+  say "starting LocalStack's SQS on 127.0.0.1:$sqs_port"
+  mkdir -p "$state/localstack"
+  GATEWAY_SERVER=hypercorn GATEWAY_LISTEN="127.0.0.1:$sqs_port" SERVICES=sqs EAGER_SERVICE_LOADING=1 \
+    SQS_ENDPOINT_STRATEGY=path SQS_DISABLE_CLOUDWATCH_METRICS=1 DISABLE_EVENTS=1 DNS_ADDRESS=0 \
+    OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$state/localstack" LOCALSTACK_VOLUME_DIR="$state/localstack" \
+    LOCALSTACK_HOST="127.0.0.1:$sqs_port" "$ls_venv/bin/python" -m localstack.runtime.main >"$state/localstack.log" 2>&1 &
+  pids+=($!)
+  for i in $(seq 1 300); do
+    python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$sqs_port/_localstack/health', timeout=1)" 2>/dev/null && break
+    kill -0 "${pids[-1]}" 2>/dev/null || die "LocalStack exited; see $state/localstack.log"
+    [ "$i" = 300 ] && die "LocalStack did not answer in 30 s; see $state/localstack.log"
+    sleep 0.1
+  done
+  export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$sqs_port"
+fi
 export AWS_ACCESS_KEY_ID=dev AWS_SECRET_ACCESS_KEY=dev AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 export PATH="$venv/bin:$PATH"
 
 say "building the workspace (the first build takes a few minutes)"
-cargo build --workspace --locked
+if [ ${#profile[@]} -gt 0 ]; then
+  # Release builds are slow to link (LTO): only what the stack runs, selected by
+  # `--bin` as `cargo lambda watch --release` selects them (the same features, so it
+  # finds them built).
+  cargo build --locked --release --bin ingest --bin delivery --bin sweeper --bin admin --bin devstack
+else
+  cargo build --workspace --locked
+fi
+bin="$root/target/debug"
+[ ${#profile[@]} -gt 0 ] && bin="$root/target/release"
 
 say "creating the queues and table from template.yaml"
-"$root/target/debug/devstack" provision --template template.yaml --prefix "$prefix" --env-out "$state/stack.env"
+"$bin/devstack" provision --template template.yaml --prefix "$prefix" --env-out "$state/stack.env"
 set -a
 # shellcheck disable=SC1091
 . "$state/stack.env"
 set +a
 export HOOKLINE_STAGE=local
+# From here on, what the functions and the runner call AWS at (a proxy, when given,
+# takes every service's calls).
+if [ -n "${HOOKLINE_FUNCTIONS_AWS_URL:-}" ]; then
+  export AWS_ENDPOINT_URL="$HOOKLINE_FUNCTIONS_AWS_URL"
+  unset AWS_ENDPOINT_URL_SQS
+fi
 export HOOKLINE_INGEST_KEY="${HOOKLINE_INGEST_KEY:-dev-ingest-key}"
 export HOOKLINE_ADMIN_KEY="${HOOKLINE_ADMIN_KEY:-dev-admin-key}"
 export HOOKLINE_ALLOWED_CIDRS="${HOOKLINE_ALLOWED_CIDRS:-127.0.0.0/8,::1/128}"
@@ -85,20 +138,20 @@ export HOOKLINE_ENDPOINT_CACHE_SECONDS="${HOOKLINE_ENDPOINT_CACHE_SECONDS:-1}"
 export HOOKLINE_LOG_FORMAT="${HOOKLINE_LOG_FORMAT:-text}"
 
 say "starting the functions: cargo lambda watch on 127.0.0.1:$api_port"
-cargo lambda watch -A 127.0.0.1 -P "$api_port" "${reload_flag[@]}" >"$state/functions.log" 2>&1 &
+cargo lambda watch -A 127.0.0.1 -P "$api_port" --concurrency "$concurrency" "${profile[@]}" "${reload_flag[@]}" >"$state/functions.log" 2>&1 &
 pids+=($!)
 printf '    waiting for http://127.0.0.1:%s/health ' "$api_port"
 for i in $(seq 1 600); do
   if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$api_port/health', timeout=5)" 2>/dev/null; then
     echo " up"; break
   fi
-  kill -0 "${pids[1]}" 2>/dev/null || { echo; die "cargo lambda watch exited; see $state/functions.log"; }
+  kill -0 "${pids[-1]}" 2>/dev/null || { echo; die "cargo lambda watch exited; see $state/functions.log"; }
   [ "$i" = 600 ] && { echo; die "the API did not come up in 10 min; see $state/functions.log"; }
   printf '.'; sleep 1
 done
 
 say "starting the SQS event-source mapping and the sweeper schedule"
-"$root/target/debug/devstack" run --lambda "http://127.0.0.1:$api_port" --sweep-every 60 >"$state/runner.log" 2>&1 &
+"$bin/devstack" run --lambda "http://127.0.0.1:$api_port" --sweep-every "$sweep_every" --pollers "$concurrency" >"$state/runner.log" 2>&1 &
 pids+=($!)
 
 cat <<MSG
@@ -120,7 +173,7 @@ tail -n 0 -F "$state/functions.log" "$state/runner.log" &
 tail_pid=$!
 pids+=("$tail_pid")
 while :; do
-  for pid in "${pids[@]:0:3}"; do
+  for pid in "${pids[@]:0:${#pids[@]}-1}"; do
     kill -0 "$pid" 2>/dev/null || die "a part of the stack stopped (pid $pid); see the logs in $state"
   done
   sleep 2

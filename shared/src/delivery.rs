@@ -147,7 +147,9 @@ impl Delivery {
         now: Timestamp,
     ) -> Self {
         Self {
-            id: DeliveryId::generate(),
+            // The id carries the creation time: the store finds a delivery by its id
+            // through the delivery log's key (day, time, id), with no index of ids.
+            id: DeliveryId::generate_at(now),
             event_id,
             endpoint_id,
             event_type,

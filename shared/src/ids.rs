@@ -22,6 +22,26 @@ fn sortable(prefix: &str) -> String {
     format!("{prefix}{}", Uuid::now_v7().simple())
 }
 
+/// A sortable id whose time is `unix_millis` (a UUIDv7: its first 48 bits).
+fn sortable_at(prefix: &str, unix_millis: i64) -> String {
+    let ms = u64::try_from(unix_millis).unwrap_or(0);
+    let ts = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        ms / 1000,
+        u32::try_from(ms % 1000).unwrap_or(0) * 1_000_000,
+    );
+    format!("{prefix}{}", Uuid::new_v7(ts).simple())
+}
+
+/// The time (unix ms) a sortable id was made at, if it is one.
+fn sortable_millis(prefix: &str, id: &str) -> Option<i64> {
+    let hex = id.strip_prefix(prefix)?;
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    i64::from_str_radix(&hex[..12], 16).ok()
+}
+
 fn check_charset(s: &str, max: usize) -> Result<(), IdError> {
     if s.is_empty() || s.len() > max {
         return Err(IdError::Length { max });
@@ -48,6 +68,16 @@ macro_rules! prefixed_id {
             /// A new, time-sortable id.
             pub fn generate() -> Self {
                 Self(sortable(Self::PREFIX))
+            }
+
+            /// A new, time-sortable id made at `at`.
+            pub fn generate_at(at: crate::Timestamp) -> Self {
+                Self(sortable_at(Self::PREFIX, at.unix_millis()))
+            }
+
+            /// When a generated id was made (unix ms); `None` for other ids.
+            pub fn made_at_millis(&self) -> Option<i64> {
+                sortable_millis(Self::PREFIX, &self.0)
             }
 
             pub fn parse(s: &str) -> Result<Self, IdError> {
@@ -139,6 +169,16 @@ impl fmt::Display for EventId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_made_at_a_time_tells_that_time_to_the_millisecond() {
+        let at = crate::Timestamp::from_unix_millis(1_795_950_000_123);
+        let id = DeliveryId::generate_at(at);
+        assert!(id.as_str().starts_with("dlv_"));
+        assert_eq!(id.made_at_millis(), Some(1_795_950_000_123));
+        assert_ne!(DeliveryId::generate_at(at), id, "still unique");
+        assert_eq!(DeliveryId::parse("dlv_custom").unwrap().made_at_millis(), None);
+    }
 
     #[test]
     fn generated_ids_carry_their_prefix_and_sort_by_creation_time() {

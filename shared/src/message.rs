@@ -11,6 +11,11 @@ pub enum QueueMessage {
     /// A new event to fan out to every matching endpoint.
     #[serde(rename = "event.v1")]
     EventV1 { event: Event },
+    /// Several new events, each fanned out on its own: events sent in one batch
+    /// travel packed, so that SQS's requests (and Lambda's invocations) are shared
+    /// by up to `PACK_EVENTS` of them. A copy read again fans out only what did not.
+    #[serde(rename = "events.v1")]
+    EventsV1 { events: Vec<Event> },
     /// Wakes the delivery of `event` to `endpoint_id` for its next attempt. Only the
     /// message whose `wake` matches the delivery's may act; others are stale.
     #[serde(rename = "attempt.v1")]
@@ -19,6 +24,46 @@ pub enum QueueMessage {
         endpoint_id: EndpointId,
         wake: String,
     },
+}
+
+/// At most this many events share a message.
+pub const PACK_EVENTS: usize = 10;
+/// And their bodies at most this many bytes, so that ten packed messages still fit in
+/// one SendMessageBatch (256 KiB).
+pub const PACK_BYTES: usize = 24 * 1024;
+
+/// Packs events, in order, into as few messages as the limits allow; each message
+/// with the positions of its events. A lone event goes as `event.v1`.
+pub fn pack(events: Vec<(usize, Event)>) -> Vec<(Vec<usize>, QueueMessage)> {
+    let mut out: Vec<(Vec<usize>, Vec<Event>)> = Vec::new();
+    let mut bytes = 0;
+    for (i, event) in events {
+        let size = serde_json::to_string(&event).map_or(usize::MAX, |b| b.len());
+        let fits = out
+            .last()
+            .is_some_and(|(_, evs)| evs.len() < PACK_EVENTS && bytes + size <= PACK_BYTES);
+        if !fits {
+            out.push((Vec::new(), Vec::new()));
+            bytes = 0;
+        }
+        bytes += size;
+        if let Some((at, evs)) = out.last_mut() {
+            at.push(i);
+            evs.push(event);
+        }
+    }
+    out.into_iter()
+        .map(|(at, mut events)| {
+            let message = if events.len() == 1 {
+                QueueMessage::EventV1 {
+                    event: events.remove(0),
+                }
+            } else {
+                QueueMessage::EventsV1 { events }
+            };
+            (at, message)
+        })
+        .collect()
 }
 
 impl QueueMessage {
@@ -52,5 +97,45 @@ mod tests {
         assert!(body.starts_with(r#"{"type":"event.v1","#), "{body}");
         assert_eq!(QueueMessage::from_body(&body).unwrap(), m);
         assert!(QueueMessage::from_body(r#"{"type":"event.v9","event":{}}"#).is_err());
+    }
+
+    fn event(i: usize, data_bytes: usize) -> Event {
+        Event {
+            id: EventId::parse(&format!("evt_{i}")).unwrap(),
+            event_type: EventType::parse("a.b").unwrap(),
+            data: serde_json::json!("x".repeat(data_bytes)),
+            timestamp: Timestamp::from_unix_millis(0),
+            source: "api".into(),
+            version: "1".into(),
+        }
+    }
+
+    #[test]
+    fn small_events_travel_ten_to_a_message_in_order() {
+        let packed = pack((0..23).map(|i| (i, event(i, 900))).collect());
+        let sizes: Vec<usize> = packed.iter().map(|(at, _)| at.len()).collect();
+        assert_eq!(sizes, vec![10, 10, 3]);
+        assert_eq!(packed[1].0, (10..20).collect::<Vec<_>>());
+        let QueueMessage::EventsV1 { events } = &packed[2].1 else {
+            panic!("not packed: {:?}", packed[2].1)
+        };
+        assert_eq!(events[0].id.as_str(), "evt_20");
+        let body = packed[0].1.to_body();
+        assert!(body.starts_with(r#"{"type":"events.v1","#), "{body}");
+        assert!(body.len() <= PACK_BYTES + 100);
+        assert_eq!(QueueMessage::from_body(&body).unwrap(), packed[0].1);
+    }
+
+    #[test]
+    fn large_events_travel_alone_as_event_v1() {
+        let packed = pack(vec![
+            (0, event(0, 20_000)),
+            (1, event(1, 20_000)),
+            (2, event(2, 100)),
+        ]);
+        let sizes: Vec<usize> = packed.iter().map(|(at, _)| at.len()).collect();
+        assert_eq!(sizes, vec![1, 2]);
+        assert!(matches!(packed[0].1, QueueMessage::EventV1 { .. }));
+        assert!(matches!(packed[1].1, QueueMessage::EventsV1 { .. }));
     }
 }

@@ -58,7 +58,7 @@ impl Unit {
 pub struct Metrics {
     dimensions: Vec<(&'static str, String)>,
     rollups: Vec<Vec<&'static str>>,
-    metrics: Vec<(&'static str, f64, Unit)>,
+    metrics: Vec<(&'static str, Value, Unit)>,
     properties: Vec<(&'static str, Value)>,
 }
 
@@ -80,7 +80,13 @@ impl Metrics {
     }
 
     pub fn metric(mut self, name: &'static str, value: f64, unit: Unit) -> Self {
-        self.metrics.push((name, value, unit));
+        self.metrics.push((name, json!(value), unit));
+        self
+    }
+
+    /// Many samples of one metric in one line (EMF takes up to 100 per metric).
+    pub fn samples(mut self, name: &'static str, values: &[f64], unit: Unit) -> Self {
+        self.metrics.push((name, json!(values), unit));
         self
     }
 
@@ -115,7 +121,7 @@ impl Metrics {
             root.insert((*k).into(), v.clone());
         }
         for (n, v, _) in &self.metrics {
-            root.insert((*n).into(), json!(v));
+            root.insert((*n).into(), v.clone());
         }
         Value::Object(root).to_string()
     }
@@ -150,6 +156,22 @@ mod tests {
         assert_eq!(v["Latency"], 12.0);
         assert_eq!(v["Function"], "delivery");
         assert_eq!(v["event_id"], "evt_1");
+    }
+
+    #[test]
+    fn samples_go_out_as_one_array() {
+        let line = Metrics::new()
+            .dimension("Outcome", "delivered")
+            .metric("Attempts", 3.0, Unit::Count)
+            .samples("AttemptLatency", &[4.0, 5.0, 90.0], Unit::Milliseconds)
+            .to_line(1_700_000_000_000);
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["Attempts"], 3.0);
+        assert_eq!(v["AttemptLatency"], json!([4.0, 5.0, 90.0]));
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Metrics"][1],
+            json!({"Name": "AttemptLatency", "Unit": "Milliseconds"})
+        );
     }
 
     #[test]

@@ -235,7 +235,7 @@ async fn a_store_outage_leaves_the_record_for_sqs_to_bring_back() {
 async fn an_event_another_worker_is_fanning_out_comes_back_later() {
     let ep = endpoint("crm", &["*"]);
     let d = subject(&[&ep]).await;
-    let Work::Event(event) = parse(&fixture().records[0]) else {
+    let Some(Work::Event(event)) = parse(&fixture().records[0]).pop() else {
         panic!("an event")
     };
     d.store
@@ -253,7 +253,7 @@ async fn a_fan_out_cut_short_resumes_with_only_the_endpoints_not_yet_recorded() 
     let first = endpoint("first", &["*"]);
     let second = endpoint("second", &["*"]);
     let d = subject(&[&first, &second]).await;
-    let Work::Event(event) = parse(&fixture().records[0]) else {
+    let Some(Work::Event(event)) = parse(&fixture().records[0]).pop() else {
         panic!("an event")
     };
     d.store
@@ -331,7 +331,7 @@ fn attempt_messages(d: &Subject) -> Vec<(EndpointId, String, Duration)> {
             QueueMessage::AttemptV1 {
                 endpoint_id, wake, ..
             } => Some((endpoint_id, wake, delay)),
-            QueueMessage::EventV1 { .. } => None,
+            QueueMessage::EventV1 { .. } | QueueMessage::EventsV1 { .. } => None,
         })
         .collect()
 }
@@ -342,14 +342,14 @@ fn ops_types(d: &Subject) -> Vec<String> {
         .into_iter()
         .filter_map(|m| match m {
             QueueMessage::EventV1 { event } => Some(event.event_type.to_string()),
-            QueueMessage::AttemptV1 { .. } => None,
+            QueueMessage::AttemptV1 { .. } | QueueMessage::EventsV1 { .. } => None,
         })
         .collect()
 }
 
 /// An SQS batch holding one attempt message for the fixture's event.
 fn attempt_batch(endpoint: &EndpointId, wake: &str, receives: u32) -> SqsEvent {
-    let Work::Event(event) = parse(&fixture().records[0]) else {
+    let Some(Work::Event(event)) = parse(&fixture().records[0]).pop() else {
         panic!("an event")
     };
     let mut batch = fixture();
@@ -635,7 +635,7 @@ async fn over_its_rate_limit_an_endpoint_waits_its_turn_and_loses_nothing() {
     let template = batch.records[0].clone();
     batch.records.clear();
     for i in 0..3 {
-        let Work::Event(mut e) = parse(&template) else {
+        let Some(Work::Event(mut e)) = parse(&template).pop() else {
             panic!("an event")
         };
         e.id = EventId::parse(&format!("evt_rate_{i}")).unwrap();
@@ -664,7 +664,7 @@ async fn over_its_rate_limit_an_endpoint_waits_its_turn_and_loses_nothing() {
     d.clock.advance(Duration::from_secs(1));
     let mut slept = 0;
     for (i, (endpoint_id, wake, _)) in waiting.iter().enumerate() {
-        let Work::Event(mut e) = parse(&template) else {
+        let Some(Work::Event(mut e)) = parse(&template).pop() else {
             panic!("an event")
         };
         let ids: Vec<String> = d
@@ -691,4 +691,45 @@ async fn over_its_rate_limit_an_endpoint_waits_its_turn_and_loses_nothing() {
     }
     assert_eq!(d.sender.requests().len(), 2);
     assert_eq!(slept, 1);
+}
+
+#[tokio::test]
+async fn a_packed_message_fans_out_each_event_and_a_copy_read_again_sends_nothing_more() {
+    // GIVEN one record carrying three events, as batch ingest packs them
+    let ep = endpoint("crm", &["*"]);
+    let d = subject(&[&ep]).await;
+    let mut batch = fixture();
+    let Some(Work::Event(template)) = parse(&batch.records[0]).pop() else {
+        panic!("an event")
+    };
+    let events: Vec<Event> = (0..3)
+        .map(|i| {
+            let mut e = template.clone();
+            e.id = EventId::parse(&format!("evt_packed_{i}")).unwrap();
+            e
+        })
+        .collect();
+    batch.records.truncate(1);
+    batch.records[0].body = Some(QueueMessage::EventsV1 { events }.to_body());
+
+    // WHEN it is handled, and then SQS brings the same message back
+    let first = d.handle(batch.clone()).await;
+    let again = d.handle(batch).await;
+
+    // THEN each event went once, and the copy sent nothing
+    assert!(first.batch_item_failures.is_empty());
+    assert!(again.batch_item_failures.is_empty());
+    let mut ids: Vec<String> = d
+        .sender
+        .requests()
+        .iter()
+        .filter_map(|r| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == "webhook-id")
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec!["evt_packed_0", "evt_packed_1", "evt_packed_2"]);
 }

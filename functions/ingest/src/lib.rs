@@ -8,7 +8,7 @@ use hookline::config::{ConfigError, Env, KeySource, key_source};
 use hookline::event::{Event, EventType};
 use hookline::event_input::parse_event;
 use hookline::ids::EventId;
-use hookline::message::QueueMessage;
+use hookline::message::{self, QueueMessage};
 use hookline::ports::{Clock, PortError, Queue};
 use hookline::problem::{FieldProblem, Problem};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -170,23 +170,24 @@ impl<Q: Queue, C: Clock> Ingest<Q, C> {
         // Validate every event first; queue the valid ones in as few calls as SQS allows.
         let now = self.clock.now();
         let mut results: Vec<Value> = Vec::with_capacity(events.len());
-        let mut to_send: Vec<(usize, QueueMessage)> = Vec::new();
+        let mut to_send: Vec<(usize, Event)> = Vec::new();
         let mut all_errors = Vec::new();
         for (i, v) in events.iter().enumerate() {
             let at = format!("/events/{i}");
             let mut errs = Vec::new();
-            let parsed = parse_event(v, &at, now, &mut errs)
-                .map(|event| (event.id.clone(), QueueMessage::EventV1 { event }));
-            match parsed {
-                Some((_, m)) if m.to_body().len() > self.max_body_bytes.max(1024) + 1024 => {
+            match parse_event(v, &at, now, &mut errs) {
+                Some(event)
+                    if QueueMessage::EventV1 { event: event.clone() }.to_body().len()
+                        > self.max_body_bytes.max(1024) + 1024 =>
+                {
                     errs.push(FieldProblem::new(
                         &at,
                         format!("the event is larger than {} bytes", self.max_body_bytes),
                     ));
                 }
-                Some((id, m)) => {
-                    results.push(json!({"index": i, "id": id, "status": "accepted"}));
-                    to_send.push((i, m));
+                Some(event) => {
+                    results.push(json!({"index": i, "id": event.id, "status": "accepted"}));
+                    to_send.push((i, event));
                     continue;
                 }
                 None => {}
@@ -195,17 +196,21 @@ impl<Q: Queue, C: Clock> Ingest<Q, C> {
             all_errors.extend(errs);
         }
 
-        let messages: Vec<QueueMessage> = to_send.iter().map(|(_, m)| m.clone()).collect();
+        // Events travel packed, several to a message: fewer SQS requests and invocations.
+        let packed = message::pack(to_send);
+        let messages: Vec<QueueMessage> = packed.iter().map(|(_, m)| m.clone()).collect();
         let sent = self.queue.send_batch(&messages).await;
         let mut failed_retryable = 0;
-        for ((i, _), outcome) in to_send.iter().zip(sent) {
+        for ((at, _), outcome) in packed.iter().zip(sent) {
             if let Err(e) = outcome {
-                tracing::error!(index = i, error = %e, "queueing a batch event failed");
+                tracing::error!(indexes = ?at, error = %e, "queueing batch events failed");
                 let retryable = e.is_retryable();
-                failed_retryable += usize::from(retryable);
-                if let Some(r) = results.get_mut(*i) {
-                    r["status"] = json!("failed");
-                    r["retryable"] = json!(retryable);
+                for i in at {
+                    failed_retryable += usize::from(retryable);
+                    if let Some(r) = results.get_mut(*i) {
+                        r["status"] = json!("failed");
+                        r["retryable"] = json!(retryable);
+                    }
                 }
             }
         }

@@ -71,7 +71,7 @@ async fn a_queue_outage_is_a_503_that_names_the_request_and_hides_the_cause() {
 }
 
 #[tokio::test]
-async fn a_batch_queues_every_valid_event_in_one_call_and_reports_each() {
+async fn a_batch_queues_its_valid_events_packed_ten_to_a_message_and_reports_each() {
     let ingest = subject();
     let events: Vec<Value> = (0..12)
         .map(|i| json!({"id": format!("e{i}"), "event_type": "node_completed", "data": i}))
@@ -90,7 +90,18 @@ async fn a_batch_queues_every_valid_event_in_one_call_and_reports_each() {
         body["results"][11],
         json!({"index": 11, "id": "e11", "status": "accepted"})
     );
-    assert_eq!(ingest.queue.sent().len(), 12);
+    // GIVEN 12 small events THEN two messages: ten events, then two, in order.
+    let sent = ingest.queue.sent();
+    let ids: Vec<Vec<String>> = sent
+        .iter()
+        .map(|m| match m {
+            QueueMessage::EventsV1 { events } => events.iter().map(|e| e.id.to_string()).collect(),
+            other => panic!("not packed: {other:?}"),
+        })
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0].len(), 10);
+    assert_eq!(ids[1], vec!["e10".to_owned(), "e11".to_owned()]);
 }
 
 #[tokio::test]

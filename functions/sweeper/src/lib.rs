@@ -341,6 +341,14 @@ where
             Ok(QueueMessage::EventV1 { event }) => {
                 self.settle_dead_event(&event, m.receive_count, now, ops).await
             }
+            // Settling is idempotent: events settled by an earlier sweep are done.
+            Ok(QueueMessage::EventsV1 { events }) => {
+                let mut settled = true;
+                for event in &events {
+                    settled &= self.settle_dead_event(event, m.receive_count, now, ops).await?;
+                }
+                Ok(settled)
+            }
         }
     }
 

@@ -101,7 +101,7 @@ fn sent_attempts(q: &MemoryQueue) -> Vec<String> {
         .into_iter()
         .filter_map(|m| match m {
             QueueMessage::AttemptV1 { wake, .. } => Some(wake),
-            QueueMessage::EventV1 { .. } => None,
+            QueueMessage::EventV1 { .. } | QueueMessage::EventsV1 { .. } => None,
         })
         .collect()
 }
@@ -111,7 +111,7 @@ fn sent_event_types(q: &MemoryQueue) -> Vec<String> {
         .into_iter()
         .filter_map(|m| match m {
             QueueMessage::EventV1 { event } => Some(event.event_type.to_string()),
-            QueueMessage::AttemptV1 { .. } => None,
+            QueueMessage::AttemptV1 { .. } | QueueMessage::EventsV1 { .. } => None,
         })
         .collect()
 }
@@ -226,6 +226,33 @@ async fn dead_letters_become_failed_deliveries_and_leave_the_dlq() {
         now.failure_reason.as_deref(),
         Some("its attempt message was dead-lettered after 10 receives")
     );
+}
+
+#[tokio::test]
+async fn a_dead_packed_message_settles_each_of_its_events() {
+    // GIVEN a message of two events that died before either was fanned out
+    let s = subject();
+    let ep = endpoint();
+    s.store.create_endpoint(&ep).await.unwrap();
+    let (mut a, mut b) = (event(), event());
+    a.id = EventId::parse("evt_packed_a").unwrap();
+    b.id = EventId::parse("evt_packed_b").unwrap();
+    s.dlq.dead.lock().unwrap().push_back(hookline::ports::Received {
+        body: QueueMessage::EventsV1 {
+            events: vec![a.clone(), b.clone()],
+        }
+        .to_body(),
+        receipt_handle: "r".into(),
+        receive_count: 10,
+    });
+    // WHEN the sweeper drains the DLQ
+    let report = s.sweep().await.unwrap();
+    // THEN each event has its failed delivery, and the message is gone
+    assert_eq!(report.dlq_drained, 1);
+    for e in [&a, &b] {
+        let d = s.store.get_delivery(&e.id, &ep.id).await.unwrap().unwrap();
+        assert_eq!(d.status, DeliveryStatus::Failed, "{}", e.id);
+    }
 }
 
 #[tokio::test]

@@ -4,6 +4,8 @@
 //!
 //!   bench coldstart [--runs N] [--json PATH]   (with the emulator: infra/with-emulator.sh)
 //!   bench throughput [--events N] [--fanout F] [--json PATH]
+//!   bench e2e [--rate N] [--seconds S] [--events N] [--concurrency C] [--json PATH]
+//!                       (latency and AWS requests on the local stack: see e2e.rs)
 //!   bench receiver      (the HTTP receiver, run as a child process so that its CPU
 //!                        time is not counted as the sender's)
 //!
@@ -33,7 +35,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod awsproxy;
 mod coldstart;
+mod e2e;
 
 const BATCH: usize = 10;
 
@@ -63,13 +67,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let fanout = opt("--fanout", 5)?;
             tokio::runtime::Runtime::new()?.block_on(throughput(events.max(BATCH), fanout.max(1)))?
         }
+        Some("e2e") => {
+            let opts = e2e::Options {
+                rate: opt("--rate", 100)?.max(1),
+                seconds: opt("--seconds", 60)?.max(1),
+                events: opt("--events", 200)?.max(10),
+                concurrency: opt("--concurrency", 4)?.clamp(1, 20),
+            };
+            tokio::runtime::Runtime::new()?
+                .block_on(e2e::run(opts))
+                .map_err(|e| e.to_string())?
+        }
         Some("coldstart") => {
             let runs = opt("--runs", 10)?;
             tokio::runtime::Runtime::new()?.block_on(cold_starts(runs.max(1)))?
         }
         _ => {
             return Err(
-                "usage: bench coldstart [--runs N] [--json PATH] | bench throughput [--events N] [--fanout F] [--json PATH]"
+                "usage: bench coldstart [--runs N] [--json PATH] | bench throughput [--events N] [--fanout F] [--json PATH] | bench e2e [--rate N] [--seconds S] [--events N] [--concurrency C] [--json PATH]"
                     .into(),
             );
         }

@@ -27,6 +27,8 @@ pub struct PollStats {
     pub received: usize,
     pub deleted: usize,
     pub kept: usize,
+    /// How long the function took, as the invoker saw it (ms).
+    pub invoke_ms: u64,
 }
 
 pub struct EventSourceMapping {
@@ -93,7 +95,9 @@ impl EventSourceMapping {
         event.records = messages.iter().map(|m| self.to_record(m)).collect();
         let received = messages.len();
 
+        let invoked = std::time::Instant::now();
         let response = handler.invoke(event).await?;
+        let invoke_ms = u64::try_from(invoked.elapsed().as_millis()).unwrap_or(u64::MAX);
         let ids: HashSet<&str> = messages.iter().filter_map(|m| m.message_id()).collect();
         let failed: HashSet<&str> = response
             .batch_item_failures
@@ -106,6 +110,7 @@ impl EventSourceMapping {
                 received,
                 deleted: 0,
                 kept: received,
+                invoke_ms,
             });
         }
         let entries: Vec<DeleteMessageBatchRequestEntry> = messages
@@ -137,6 +142,7 @@ impl EventSourceMapping {
             received,
             deleted,
             kept: received - deleted,
+            invoke_ms,
         })
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 fn usage() -> ! {
     eprintln!(
         "usage:\n  devstack provision --template FILE --prefix NAME --env-out FILE\n  \
-         devstack run --lambda URL [--sweep-every SECONDS]   (reads HOOKLINE_QUEUE_URL, HOOKLINE_QUEUE_ARN)"
+         devstack run --lambda URL [--sweep-every SECONDS] [--pollers N]   (reads HOOKLINE_QUEUE_URL, HOOKLINE_QUEUE_ARN)"
     );
     std::process::exit(2)
 }
@@ -87,6 +87,11 @@ async fn run_cmd(args: &[String]) -> Result<(), String> {
     let every: u64 = flag(args, "--sweep-every")
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
+    // Lambda's event-source mapping polls with several pollers at once (five to start).
+    let pollers: usize = flag(args, "--pollers")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .clamp(1, 100);
     let queue_url = std::env::var("HOOKLINE_QUEUE_URL").map_err(|_| "HOOKLINE_QUEUE_URL is not set")?;
     let queue_arn = std::env::var("HOOKLINE_QUEUE_ARN").map_err(|_| "HOOKLINE_QUEUE_ARN is not set")?;
     let (sqs, _) = clients().await;
@@ -98,23 +103,31 @@ async fn run_cmd(args: &[String]) -> Result<(), String> {
     };
     let sweeper = HttpInvoker::new(&lambda);
 
-    let pump = async {
-        loop {
-            match esm.poll_once(&handler).await {
-                Ok(s) if s.received > 0 => tracing::info!(
-                    "delivery: batch of {} handled, {} deleted, {} left for SQS to bring back",
-                    s.received,
-                    s.deleted,
-                    s.kept
-                ),
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!("delivery: {e}; trying again in 1 s");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+    let poller = |n: usize| {
+        let (esm, handler) = (&esm, &handler);
+        async move {
+            loop {
+                let started = std::time::Instant::now();
+                match esm.poll_once(handler).await {
+                    Ok(s) if s.received > 0 => tracing::info!(
+                        poller = n,
+                        invoke_ms = s.invoke_ms,
+                        "delivery: batch of {} handled, {} deleted, {} left for SQS to bring back ({} ms)",
+                        s.received,
+                        s.deleted,
+                        s.kept,
+                        started.elapsed().as_millis()
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!("delivery: {e}; trying again in 1 s");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                 }
             }
         }
     };
+    let pump = futures::future::join_all((0..pollers).map(poller));
     let schedule = async {
         let mut tick = tokio::time::interval(Duration::from_secs(every));
         loop {

@@ -41,7 +41,6 @@ const EVENT_SK: &str = "EVENT";
 const OPEN_PK: &str = "OPEN";
 const FANOUT_PK: &str = "FANOUT";
 pub const OPEN_INDEX: &str = "open";
-pub const BY_ID_INDEX: &str = "delivery_id";
 pub const BY_ENDPOINT_INDEX: &str = "by_endpoint";
 pub const BY_DAY_INDEX: &str = "by_day";
 /// BatchWriteItem takes at most 25 requests.
@@ -918,13 +917,18 @@ impl DeliveryStore for DynamoStore {
     }
 
     async fn find_delivery(&self, id: &DeliveryId) -> PortResult<Option<(Delivery, Vec<Attempt>)>> {
+        // A delivery's id tells when it was made, and so its key in the day log.
+        let Some(made) = id.made_at_millis().map(Timestamp::from_unix_millis) else {
+            return Ok(None);
+        };
         let out = self
             .client
             .query()
             .table_name(&self.table)
-            .index_name(BY_ID_INDEX)
-            .key_condition_expression("delivery_id = :id")
-            .expression_attribute_values(":id", s(id.as_str()))
+            .index_name(BY_DAY_INDEX)
+            .key_condition_expression("log_day = :day AND log_sk = :sk")
+            .expression_attribute_values(":day", s(log_day(made)))
+            .expression_attribute_values(":sk", s(log_sk(made, id)))
             .send()
             .await
             .map_err(|e| classify("Query delivery by id", e))?;

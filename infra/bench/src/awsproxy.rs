@@ -1,0 +1,577 @@
+//! A counting proxy between the local stack's functions and the AWS emulator: every
+//! SQS and DynamoDB request goes through it and is forwarded unchanged. It counts
+//! requests (SQS ones in 64 KiB billing chunks) and, while measuring, DynamoDB's write
+//! and read units as AWS bills them: each write is serialised, the items it touches are
+//! read before and after, and the units come from their sizes, table and indexes both
+//! (a global secondary index is written when an item enters, leaves, changes key in, or
+//! changes a projected attribute in it). It also notes when each event's first attempt
+//! started (from the attempt items delivery writes), for the latency split.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What one forwarded request cost.
+#[derive(Clone, Debug, Default)]
+pub struct Call {
+    pub service: String,
+    pub op: String,
+    /// SQS: 64 KiB chunks billed; DynamoDB: 1.
+    pub billed_requests: f64,
+    /// SQS: messages in the request.
+    pub messages: u64,
+    pub table_wcu: f64,
+    pub index_wcu: f64,
+    pub rru: f64,
+    /// How long the emulator took to answer (ms).
+    pub upstream_ms: f64,
+}
+
+struct Index {
+    name: String,
+    keys: Vec<String>,
+    /// None: ALL.
+    projected: Option<Vec<String>>,
+}
+
+struct TableShape {
+    keys: Vec<String>,
+    indexes: Vec<Index>,
+}
+
+struct State {
+    /// DynamoDB (and anything else) goes here, SQS to `sqs_upstream`.
+    upstream: String,
+    sqs_upstream: String,
+    client: reqwest::Client,
+    measure: AtomicBool,
+    writes: tokio::sync::Mutex<()>,
+    calls: Mutex<Vec<Call>>,
+    shapes: Mutex<HashMap<String, Arc<TableShape>>>,
+    first_attempts: Mutex<HashMap<String, i64>>,
+}
+
+#[derive(Clone)]
+pub struct Proxy {
+    state: Arc<State>,
+    pub port: u16,
+}
+
+type Resp = hyper::Response<Full<Bytes>>;
+
+impl Proxy {
+    pub async fn start(upstream: &str, sqs_upstream: &str) -> Result<Self, Box<dyn std::error::Error>> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let state = Arc::new(State {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            sqs_upstream: sqs_upstream.trim_end_matches('/').to_owned(),
+            client: reqwest::Client::builder().no_proxy().build()?,
+            measure: AtomicBool::new(false),
+            writes: tokio::sync::Mutex::new(()),
+            calls: Mutex::new(Vec::new()),
+            shapes: Mutex::new(HashMap::new()),
+            first_attempts: Mutex::new(HashMap::new()),
+        });
+        let s = state.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let s = s.clone();
+                        async move { Ok::<_, std::convert::Infallible>(handle(&s, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self { state, port })
+    }
+
+    /// Counts units from now on (writes are serialised while measuring).
+    pub fn measure(&self, on: bool) {
+        self.state.measure.store(on, Ordering::SeqCst);
+    }
+
+    /// The calls forwarded since the last take.
+    pub fn take_calls(&self) -> Vec<Call> {
+        std::mem::take(&mut *self.state.calls.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Calls so far that did something (an empty long poll does not count).
+    pub fn calls_so_far(&self) -> usize {
+        self.state
+            .calls
+            .lock()
+            .map(|c| {
+                c.iter()
+                    .filter(|c| !(c.op == "ReceiveMessage" && c.messages == 0))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// When each event's first attempt started (unix ms), by event id.
+    pub fn first_attempts(&self) -> HashMap<String, i64> {
+        self.state
+            .first_attempts
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+    }
+}
+
+async fn handle(s: &State, req: hyper::Request<hyper::body::Incoming>) -> Resp {
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return error(502, &format!("reading the request: {e}")),
+    };
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let (service, op) = match target.split_once('.') {
+        Some((svc, op)) if svc.starts_with("DynamoDB") => ("dynamodb", op.to_owned()),
+        Some((svc, op)) if svc.starts_with("AmazonSQS") => ("sqs", op.to_owned()),
+        _ => ("other", parts.uri.path().to_owned()),
+    };
+    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    note_attempts(s, service, &op, &json);
+    let measuring = s.measure.load(Ordering::SeqCst);
+
+    let mut call = Call {
+        service: service.into(),
+        op: op.clone(),
+        billed_requests: 1.0,
+        ..Call::default()
+    };
+    if service == "sqs" {
+        call.billed_requests = chunks_of_64k(body.len());
+        call.messages = json
+            .get("Entries")
+            .and_then(Value::as_array)
+            .map_or(1, |e| e.len() as u64);
+    }
+    let write = service == "dynamodb" && is_write(&op);
+    let guard = if measuring && write {
+        Some(s.writes.lock().await)
+    } else {
+        None
+    };
+    let touched = if guard.is_some() {
+        touched_keys(&op, &json)
+    } else {
+        Vec::new()
+    };
+    let mut before = Vec::with_capacity(touched.len());
+    for (table, key) in &touched {
+        before.push(get_item(s, &parts.headers, table, key).await);
+    }
+    let upstream = if service == "sqs" {
+        &s.sqs_upstream
+    } else {
+        &s.upstream
+    };
+    let forwarded = std::time::Instant::now();
+    let (status, headers, resp_body) = match forward(s, upstream, &parts, body).await {
+        Ok(r) => r,
+        Err(e) => return error(502, &format!("forwarding: {e}")),
+    };
+    call.upstream_ms = forwarded.elapsed().as_secs_f64() * 1000.0;
+    if guard.is_some() {
+        let ok = status == 200;
+        let factor = if op == "TransactWriteItems" { 2.0 } else { 1.0 };
+        for ((table, key), before) in touched.iter().zip(&before) {
+            let after = get_item(s, &parts.headers, table, key).await;
+            let Some(shape) = shape(s, &parts.headers, table).await else {
+                continue;
+            };
+            let attempted = attempted_item(&op, &json, key);
+            let (t, i) = write_units(&shape, before.as_ref(), after.as_ref(), attempted.as_ref(), ok);
+            call.table_wcu += t * factor;
+            call.index_wcu += i * factor;
+        }
+    }
+    drop(guard);
+    if service == "sqs" {
+        // A payload is billed in 64 KiB chunks, whichever way it travels.
+        call.billed_requests = call.billed_requests.max(chunks_of_64k(resp_body.len()));
+    }
+    if op == "ReceiveMessage" {
+        call.messages = serde_json::from_slice::<Value>(&resp_body)
+            .ok()
+            .and_then(|v| v["Messages"].as_array().map(|m| m.len() as u64))
+            .unwrap_or(0);
+    }
+    if measuring && service == "dynamodb" && !write {
+        call.rru = read_units(&op, &json, &resp_body);
+    }
+    if let Ok(mut calls) = s.calls.lock() {
+        calls.push(call);
+    }
+    let mut resp = hyper::Response::builder().status(status);
+    for (k, v) in &headers {
+        if k != "content-length" && k != "transfer-encoding" && k != "connection" {
+            resp = resp.header(k, v);
+        }
+    }
+    resp.body(Full::new(resp_body))
+        .unwrap_or_else(|_| error(502, "bad response"))
+}
+
+fn error(status: u16, msg: &str) -> Resp {
+    let mut r = hyper::Response::new(Full::new(Bytes::from(msg.to_owned())));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_GATEWAY);
+    r
+}
+
+async fn forward(
+    s: &State,
+    upstream: &str,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+) -> Result<(u16, hyper::HeaderMap, Bytes), reqwest::Error> {
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let method =
+        reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).unwrap_or(reqwest::Method::POST);
+    let mut req = s.client.request(method, format!("{upstream}{path}")).body(body);
+    for (k, v) in &parts.headers {
+        if k != "host" && k != "content-length" {
+            req = req.header(k.as_str(), v.as_bytes());
+        }
+    }
+    let res = req.send().await?;
+    let status = res.status().as_u16();
+    let mut headers = hyper::HeaderMap::new();
+    for (k, v) in res.headers() {
+        if let (Ok(k), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(k.as_str().as_bytes()),
+            hyper::header::HeaderValue::from_bytes(v.as_bytes()),
+        ) {
+            headers.append(k, v);
+        }
+    }
+    Ok((status, headers, res.bytes().await?))
+}
+
+/// A DynamoDB JSON-protocol call of our own, straight to the emulator (not counted).
+async fn dynamo(s: &State, headers: &hyper::HeaderMap, op: &str, body: &Value) -> Option<Value> {
+    let mut req = s
+        .client
+        .post(&s.upstream)
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amz-target", format!("DynamoDB_20120810.{op}"))
+        .body(body.to_string());
+    if let Some(auth) = headers.get("authorization") {
+        req = req.header("authorization", auth.as_bytes());
+    }
+    let res = req.send().await.ok()?;
+    if !res.status().is_success() {
+        return None;
+    }
+    res.json().await.ok()
+}
+
+async fn get_item(s: &State, headers: &hyper::HeaderMap, table: &str, key: &Value) -> Option<Value> {
+    dynamo(
+        s,
+        headers,
+        "GetItem",
+        &json!({"TableName": table, "Key": key, "ConsistentRead": true}),
+    )
+    .await?
+    .get("Item")
+    .cloned()
+}
+
+async fn shape(s: &State, headers: &hyper::HeaderMap, table: &str) -> Option<Arc<TableShape>> {
+    if let Some(t) = s.shapes.lock().ok()?.get(table) {
+        return Some(t.clone());
+    }
+    let d = dynamo(s, headers, "DescribeTable", &json!({"TableName": table})).await?;
+    let t = &d["Table"];
+    let names = |ks: &Value| -> Vec<String> {
+        ks.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|k| k["AttributeName"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let indexes = t["GlobalSecondaryIndexes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|g| Index {
+                    name: g["IndexName"].as_str().unwrap_or_default().to_owned(),
+                    keys: names(&g["KeySchema"]),
+                    projected: match g["Projection"]["ProjectionType"].as_str() {
+                        Some("KEYS_ONLY") => Some(Vec::new()),
+                        Some("INCLUDE") => Some(
+                            g["Projection"]["NonKeyAttributes"]
+                                .as_array()
+                                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                                .unwrap_or_default(),
+                        ),
+                        _ => None,
+                    },
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let shape = Arc::new(TableShape {
+        keys: names(&t["KeySchema"]),
+        indexes,
+    });
+    s.shapes.lock().ok()?.insert(table.to_owned(), shape.clone());
+    Some(shape)
+}
+
+fn is_write(op: &str) -> bool {
+    matches!(
+        op,
+        "PutItem" | "UpdateItem" | "DeleteItem" | "BatchWriteItem" | "TransactWriteItems"
+    )
+}
+
+/// The (table, key) pairs a write touches. A put's key is read from its item through
+/// the table's usual key names (pk, sk), which is what Hookline's table uses.
+fn touched_keys(op: &str, body: &Value) -> Vec<(String, Value)> {
+    let key_of_item = |item: &Value| -> Value {
+        let mut k = serde_json::Map::new();
+        for name in ["pk", "sk"] {
+            if let Some(v) = item.get(name) {
+                k.insert(name.to_owned(), v.clone());
+            }
+        }
+        Value::Object(k)
+    };
+    let table = body["TableName"].as_str().unwrap_or_default().to_owned();
+    match op {
+        "PutItem" => vec![(table, key_of_item(&body["Item"]))],
+        "UpdateItem" | "DeleteItem" => vec![(table, body["Key"].clone())],
+        "BatchWriteItem" => body["RequestItems"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .flat_map(|(t, reqs)| {
+                        reqs.as_array().into_iter().flatten().filter_map(move |r| {
+                            if let Some(item) = r.get("PutRequest").map(|p| &p["Item"]) {
+                                Some((t.clone(), key_of_item(item)))
+                            } else {
+                                r.get("DeleteRequest").map(|d| (t.clone(), d["Key"].clone()))
+                            }
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        "TransactWriteItems" => body["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| {
+                let (kind, inner) = t.as_object()?.iter().next()?;
+                let key = if kind == "Put" {
+                    key_of_item(&inner["Item"])
+                } else {
+                    inner["Key"].clone()
+                };
+                Some((inner["TableName"].as_str()?.to_owned(), key))
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The item a put tried to write (a failed conditional put is billed by its size).
+fn attempted_item(op: &str, body: &Value, key: &Value) -> Option<Value> {
+    match op {
+        "PutItem" => Some(body["Item"].clone()),
+        "BatchWriteItem" => body["RequestItems"].as_object()?.values().find_map(|reqs| {
+            reqs.as_array()?.iter().find_map(|r| {
+                let item = &r.get("PutRequest")?["Item"];
+                (item.get("pk") == key.get("pk") && item.get("sk") == key.get("sk")).then(|| item.clone())
+            })
+        }),
+        _ => None,
+    }
+}
+
+fn chunks_of_64k(bytes: usize) -> f64 {
+    units(bytes, 65_536)
+}
+
+fn units(bytes: usize, per: usize) -> f64 {
+    (bytes.max(1) as f64 / per as f64).ceil()
+}
+
+/// Table and index write units of one item's write.
+fn write_units(
+    shape: &TableShape,
+    before: Option<&Value>,
+    after: Option<&Value>,
+    attempted: Option<&Value>,
+    ok: bool,
+) -> (f64, f64) {
+    let size = |v: Option<&Value>| v.map_or(0, item_size);
+    if !ok {
+        // A write whose condition failed is billed by item size and writes no index.
+        return (units(size(before).max(size(attempted)), 1024), 0.0);
+    }
+    let table = units(size(before).max(size(after)), 1024);
+    let mut index = 0.0;
+    for ix in &shape.indexes {
+        let entry = |item: Option<&Value>| -> Option<BTreeMap<String, Value>> {
+            let obj = item?.as_object()?;
+            if !ix.keys.iter().all(|k| obj.contains_key(k)) {
+                return None;
+            }
+            Some(
+                obj.iter()
+                    .filter(|(k, _)| {
+                        ix.projected
+                            .as_ref()
+                            .is_none_or(|p| p.contains(k) || ix.keys.contains(k) || shape.keys.contains(k))
+                    })
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            )
+        };
+        let cost =
+            |e: &BTreeMap<String, Value>| units(e.iter().map(|(k, v)| k.len() + attr_size(v)).sum(), 1024);
+        index += match (entry(before), entry(after)) {
+            (None, None) => 0.0,
+            (None, Some(a)) => cost(&a),
+            (Some(b), None) => cost(&b),
+            (Some(b), Some(a)) => {
+                let key_changed = ix.keys.iter().any(|k| b.get(k) != a.get(k));
+                if key_changed {
+                    cost(&b) + cost(&a)
+                } else if a != b {
+                    cost(&a)
+                } else {
+                    0.0
+                }
+            }
+        };
+        let _ = &ix.name;
+    }
+    (table, index)
+}
+
+/// Read units from what a read returned (strongly consistent reads cost twice).
+fn read_units(op: &str, req: &Value, resp: &[u8]) -> f64 {
+    let resp: Value = serde_json::from_slice(resp).unwrap_or(Value::Null);
+    let half = if req["ConsistentRead"].as_bool() == Some(true) {
+        1.0
+    } else {
+        0.5
+    };
+    match op {
+        "GetItem" => units(resp.get("Item").map_or(0, item_size), 4096) * half,
+        "Query" | "Scan" => {
+            let bytes: usize = resp["Items"]
+                .as_array()
+                .map(|a| a.iter().map(item_size).sum())
+                .unwrap_or(0);
+            units(bytes, 4096) * half
+        }
+        "BatchGetItem" => resp["Responses"]
+            .as_object()
+            .map(|m| {
+                m.values()
+                    .flat_map(|items| items.as_array().into_iter().flatten())
+                    .map(|i| units(item_size(i), 4096) * 0.5)
+                    .sum()
+            })
+            .unwrap_or(0.0),
+        _ => 0.0,
+    }
+}
+
+/// An item's size as DynamoDB counts it: each attribute's name and value.
+pub fn item_size(item: &Value) -> usize {
+    item.as_object()
+        .map(|o| o.iter().map(|(k, v)| k.len() + attr_size(v)).sum())
+        .unwrap_or(0)
+}
+
+fn number_size(n: &str) -> usize {
+    let digits: String = n.chars().filter(char::is_ascii_digit).collect();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0').len().max(1);
+    significant.div_ceil(2) + 1
+}
+
+fn attr_size(v: &Value) -> usize {
+    let Some((t, x)) = v.as_object().and_then(|o| o.iter().next()) else {
+        return 0;
+    };
+    let strs = || x.as_array().into_iter().flatten().filter_map(Value::as_str);
+    match t.as_str() {
+        "S" => x.as_str().map_or(0, str::len),
+        "N" => x.as_str().map_or(1, number_size),
+        "B" => x.as_str().map_or(0, |b| b.len() * 3 / 4),
+        "BOOL" | "NULL" => 1,
+        "SS" => strs().map(str::len).sum(),
+        "NS" => strs().map(number_size).sum(),
+        "BS" => strs().map(|b| b.len() * 3 / 4).sum(),
+        "L" => {
+            3 + x
+                .as_array()
+                .map_or(0, |a| a.iter().map(|e| 1 + attr_size(e)).sum())
+        }
+        "M" => {
+            3 + x
+                .as_object()
+                .map_or(0, |m| m.iter().map(|(k, e)| k.len() + 1 + attr_size(e)).sum())
+        }
+        _ => 0,
+    }
+}
+
+/// Attempt items carry the event's key and when the attempt started.
+fn note_attempts(s: &State, service: &str, op: &str, body: &Value) {
+    if service != "dynamodb" || !matches!(op, "BatchWriteItem" | "PutItem") {
+        return;
+    }
+    let mut items: Vec<&Value> = Vec::new();
+    if op == "PutItem" {
+        items.push(&body["Item"]);
+    } else if let Some(m) = body["RequestItems"].as_object() {
+        for reqs in m.values() {
+            for r in reqs.as_array().into_iter().flatten() {
+                if let Some(p) = r.get("PutRequest") {
+                    items.push(&p["Item"]);
+                }
+            }
+        }
+    }
+    let Ok(mut first) = s.first_attempts.lock() else {
+        return;
+    };
+    for item in items {
+        // An attempt item, or a delivery item that holds its attempts.
+        let started = if item["kind"]["S"] == "attempt" && item["number"]["N"] == "1" {
+            item["started_at"]["N"].as_str().and_then(|n| n.parse().ok())
+        } else {
+            item["first_attempt_at"]["N"]
+                .as_str()
+                .and_then(|n| n.parse().ok())
+        };
+        if let (Some(started), Some(pk)) = (started, item["pk"]["S"].as_str()) {
+            first.entry(pk.to_owned()).or_insert(started);
+        }
+    }
+}

@@ -1,0 +1,738 @@
+//! Sections 3 and 4 of `make bench`, on the local stack (`make dev`'s, started here on
+//! free ports with release builds, several instances per function and several queue
+//! pollers, its sweeper schedule held off, and every AWS call of the functions and of
+//! the queue's runner going through the counting proxy of awsproxy.rs).
+//!
+//! 3. End-to-end latency: events sent one by one at a steady rate to one endpoint on a
+//!    receiver here; each split into ingest (the POST's round trip), queue wait (from
+//!    the 202 to the first attempt's start, as recorded by delivery) and delivery (from
+//!    that start to the receiver's clock).
+//! 4. AWS requests per webhook: for fan-out 1 and 5, batch and single ingest, the SQS
+//!    requests, DynamoDB requests and units per delivered webhook, then the cost per
+//!    million webhooks at list prices from those counts and the measured durations.
+
+use crate::awsproxy::{Call, Proxy};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// List prices, us-east-1, as of 2026-11 (AWS pricing pages).
+mod price {
+    /// HTTP API, per request (first 300 million a month).
+    pub const API_REQUEST: f64 = 1.00 / 1e6;
+    /// Lambda arm64, per GB-second and per request.
+    pub const LAMBDA_GB_S: f64 = 0.000_013_333_4;
+    pub const LAMBDA_REQUEST: f64 = 0.20 / 1e6;
+    /// SQS standard, per request (each 64 KiB chunk of a payload is one).
+    pub const SQS_REQUEST: f64 = 0.40 / 1e6;
+    /// DynamoDB on demand, per write and read request unit.
+    pub const WRU: f64 = 0.625 / 1e6;
+    pub const RRU: f64 = 0.125 / 1e6;
+    /// CloudWatch Logs, per GB ingested (standard class).
+    pub const LOG_GB: f64 = 0.50;
+}
+/// Memory of the functions in template.yaml (GB).
+const INGEST_GB: f64 = 0.25;
+const DELIVERY_GB: f64 = 0.5;
+/// Lambda's own START, END and REPORT lines per invocation (bytes, text format).
+const PLATFORM_LOG_BYTES: u64 = 300;
+
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+fn free_port() -> Result<u16, BoxError> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Webhooks received, by event id: (path, when, in unix ms).
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<(String, String, f64)>>>);
+
+impl Received {
+    fn count_under(&self, prefix: &str) -> usize {
+        self.0
+            .lock()
+            .map(|v| v.iter().filter(|(_, p, _)| p.starts_with(prefix)).count())
+            .unwrap_or(0)
+    }
+    fn first_by_event(&self, prefix: &str) -> HashMap<String, f64> {
+        let mut m = HashMap::new();
+        if let Ok(v) = self.0.lock() {
+            for (id, _, t) in v.iter().filter(|(_, p, _)| p.starts_with(prefix)) {
+                m.entry(id.clone()).or_insert(*t);
+            }
+        }
+        m
+    }
+}
+
+async fn start_receiver(received: Received) -> Result<u16, BoxError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let received = received.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let received = received.clone();
+                        async move {
+                            let at = now_ms();
+                            let id = req
+                                .headers()
+                                .get("webhook-id")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default()
+                                .to_owned();
+                            let path = req.uri().path().to_owned();
+                            let _ = req.into_body().collect().await;
+                            if let Ok(mut v) = received.0.lock() {
+                                v.push((id, path, at));
+                            }
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                                Bytes::from_static(b"ok"),
+                            )))
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(port)
+}
+
+/// The local stack, started by infra/dev.sh and stopped (TERM to its pid) on drop.
+struct Stack {
+    child: Child,
+    url: String,
+    state: PathBuf,
+}
+
+impl Stack {
+    async fn start(
+        root: &Path,
+        proxy_port: u16,
+        emulator_port: u16,
+        sqs_port: u16,
+        concurrency: usize,
+    ) -> Result<Self, BoxError> {
+        let api_port = free_port()?;
+        let state = root.join("target/bench-stack");
+        let log = std::fs::File::create(root.join("target/bench-stack.log"))?;
+        let child = Command::new(root.join("infra/dev.sh"))
+            .current_dir(root)
+            .env("HOOKLINE_API_PORT", api_port.to_string())
+            .env("HOOKLINE_EMULATOR_PORT", emulator_port.to_string())
+            .env("HOOKLINE_DEV_SQS", "localstack")
+            .env("HOOKLINE_SQS_PORT", sqs_port.to_string())
+            .env("HOOKLINE_DEV_PREFIX", "bench")
+            .env("HOOKLINE_DEV_STATE", &state)
+            .env("HOOKLINE_DEV_NO_RELOAD", "1")
+            .env("HOOKLINE_DEV_RELEASE", "1")
+            .env("HOOKLINE_DEV_CONCURRENCY", concurrency.to_string())
+            .env("HOOKLINE_DEV_SWEEP_EVERY", "86400")
+            .env(
+                "HOOKLINE_FUNCTIONS_AWS_URL",
+                format!("http://127.0.0.1:{proxy_port}"),
+            )
+            .env("HOOKLINE_PUBLIC_DESTINATIONS", "deny")
+            .env("HOOKLINE_LOG_FORMAT", "json")
+            // The production default: endpoints are re-read every 5 s.
+            .env("HOOKLINE_ENDPOINT_CACHE_SECONDS", "5")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        let stack = Self {
+            child,
+            url: format!("http://127.0.0.1:{api_port}"),
+            state,
+        };
+        let mut stack = stack;
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = stack.child.try_wait() {
+                return Err(format!("the local stack stopped ({status}); see target/bench-stack.log").into());
+            }
+            if let Ok(r) = client.get(format!("{}/health", stack.url)).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(900) {
+                return Err("the local stack did not answer in 15 min; see target/bench-stack.log".into());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Ok(stack)
+    }
+
+    fn log_len(&self, name: &str) -> u64 {
+        std::fs::metadata(self.state.join(name)).map_or(0, |m| m.len())
+    }
+
+    /// The log's lines written since `from` bytes.
+    fn log_since(&self, name: &str, from: u64) -> String {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.state.join(name))
+            && f.seek(SeekFrom::Start(from)).is_ok()
+        {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // dev.sh stops what it started on TERM; it is stopped by its pid.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+struct Api {
+    client: reqwest::Client,
+    url: String,
+}
+
+impl Api {
+    async fn endpoint(&self, name: &str, url: &str, event_type: &str) -> Result<(), BoxError> {
+        let res = self
+            .client
+            .post(format!("{}/v1/endpoints", self.url))
+            .header("x-api-key", "dev-admin-key")
+            .json(&json!({"name": name, "url": url, "event_types": [event_type]}))
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            return Err(format!("creating an endpoint: {} {}", res.status(), res.text().await?).into());
+        }
+        Ok(())
+    }
+
+    /// One event; the POST's round trip in ms.
+    async fn send(&self, event: &Value) -> Result<(f64, f64), BoxError> {
+        let t0 = now_ms();
+        let res = self
+            .client
+            .post(format!("{}/v1/events", self.url))
+            .header("x-api-key", "dev-ingest-key")
+            .json(event)
+            .send()
+            .await?;
+        let t1 = now_ms();
+        if res.status().as_u16() != 202 {
+            return Err(format!("ingest answered {}: {}", res.status(), res.text().await?).into());
+        }
+        Ok((t0, t1))
+    }
+
+    async fn send_batch(&self, events: &[Value]) -> Result<f64, BoxError> {
+        let t0 = now_ms();
+        let res = self
+            .client
+            .post(format!("{}/v1/events/batch", self.url))
+            .header("x-api-key", "dev-ingest-key")
+            .json(&json!({ "events": events }))
+            .send()
+            .await?;
+        let took = now_ms() - t0;
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        if status.as_u16() != 202 || body["accepted"].as_u64() != Some(events.len() as u64) {
+            return Err(format!("batch ingest answered {status}: {body}").into());
+        }
+        Ok(took)
+    }
+}
+
+/// An agent's event with about 1 KiB of data, as in the throughput section.
+fn event(id: &str, event_type: &str, i: usize) -> Value {
+    json!({
+        "id": id,
+        "event_type": event_type,
+        "source": "bench",
+        "data": {"run_id": format!("run-{}", i / 20), "node": "plan", "step": i % 20, "output": "x".repeat(900)}
+    })
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn spread(mut v: Vec<f64>) -> Value {
+    v.sort_by(f64::total_cmp);
+    json!({"p50": percentile(&v, 50.0), "p95": percentile(&v, 95.0), "p99": percentile(&v, 99.0), "max": v.last().copied().unwrap_or(f64::NAN), "n": v.len()})
+}
+
+/// Waits until `want` webhooks arrived under `prefix` and the proxy has seen no call
+/// for a second (the queue's deletes come after the last webhook).
+async fn settle(
+    received: &Received,
+    prefix: &str,
+    want: usize,
+    proxy: &Proxy,
+    limit: Duration,
+) -> Result<(), BoxError> {
+    let started = Instant::now();
+    while received.count_under(prefix) < want {
+        if started.elapsed() > limit {
+            return Err(format!(
+                "only {} of {want} webhooks arrived in {} s",
+                received.count_under(prefix),
+                limit.as_secs()
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut seen = proxy.calls_so_far();
+    loop {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let now = proxy.calls_so_far();
+        if now == seen {
+            return Ok(());
+        }
+        seen = now;
+    }
+}
+
+pub struct Options {
+    pub rate: usize,
+    pub seconds: usize,
+    pub events: usize,
+    pub concurrency: usize,
+}
+
+pub async fn run(opts: Options) -> Result<Value, BoxError> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = root.canonicalize()?;
+    let received = Received::default();
+    let rx_port = start_receiver(received.clone()).await?;
+    let (emulator_port, sqs_port) = (free_port()?, free_port()?);
+    let proxy = Proxy::start(
+        &format!("http://127.0.0.1:{emulator_port}"),
+        &format!("http://127.0.0.1:{sqs_port}"),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    println!(
+        "local stack: release builds, {} instances per function and {} queue pollers, DynamoDB on moto, SQS on LocalStack, every AWS call through a counting proxy (log: target/bench-stack.log)",
+        opts.concurrency, opts.concurrency
+    );
+    let stack = Stack::start(&root, proxy.port, emulator_port, sqs_port, opts.concurrency).await?;
+    let api = Api {
+        client: reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(256)
+            .build()?,
+        url: stack.url.clone(),
+    };
+
+    // Warm every instance: endpoints, then a burst wide enough to start each.
+    let base = format!("http://127.0.0.1:{rx_port}");
+    api.endpoint("warm", &format!("{base}/warm"), "bench.warm")
+        .await?;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let warm: Vec<Value> = (0..100)
+        .map(|i| event(&format!("warm-{i}"), "bench.warm", i))
+        .collect();
+    futures::future::try_join_all(warm.iter().map(|e| api.send(e))).await?;
+    settle(&received, "/warm", 100, &proxy, Duration::from_secs(300)).await?;
+    proxy.take_calls();
+
+    // The counts first, on a quiet stack; then the same fan-out-1 batch run again with
+    // the proxy only forwarding, for Lambda's durations (counting serialises writes);
+    // the latency run last, as it may leave the emulators behind.
+    let mut requests = serde_json::Map::new();
+    for (fanout, batch) in [(1, true), (1, false), (5, true), (5, false)] {
+        let name = format!("fanout{fanout}-{}", if batch { "batch" } else { "single" });
+        let r = count_phase(
+            &api,
+            &proxy,
+            &received,
+            &stack,
+            &base,
+            &name,
+            fanout,
+            batch,
+            opts.events,
+            true,
+        )
+        .await?;
+        requests.insert(name, r);
+    }
+    print_requests(&requests);
+    let timing = count_phase(
+        &api,
+        &proxy,
+        &received,
+        &stack,
+        &base,
+        "timing-fanout1-batch",
+        1,
+        true,
+        opts.events,
+        false,
+    )
+    .await?;
+    let cost = cost(&requests["fanout1-batch"], &timing);
+    let latency = latency(&api, &proxy, &received, &stack, &base, &opts).await?;
+    drop(stack);
+    Ok(json!({
+        "aws_requests": requests, "durations": timing, "cost_per_million": cost,
+        "end_to_end_latency": latency,
+    }))
+}
+
+/// The delivery invocations' durations (ms) in the queue runner's log since `from`.
+fn invocations(stack: &Stack, from: u64) -> Vec<f64> {
+    stack
+        .log_since("runner.log", from)
+        .lines()
+        .filter(|l| l.contains("delivery: batch of"))
+        .filter_map(|l| {
+            l.split("invoke_ms=")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+        })
+        .collect()
+}
+
+async fn latency(
+    api: &Api,
+    proxy: &Proxy,
+    received: &Received,
+    stack: &Stack,
+    base: &str,
+    opts: &Options,
+) -> Result<Value, BoxError> {
+    api.endpoint("latency", &format!("{base}/latency"), "bench.latency")
+        .await?;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let total = opts.rate * opts.seconds;
+    println!(
+        "\nend-to-end latency: {total} events, {} a second for {} s, one endpoint, single ingest",
+        opts.rate, opts.seconds
+    );
+    let runner_log = stack.log_len("runner.log");
+    let interval = Duration::from_secs_f64(1.0 / opts.rate as f64);
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let sends = Arc::new(Mutex::new(HashMap::<String, (f64, f64)>::new()));
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    // Open loop with a bound: at most 64 requests in flight. A send that waits for a
+    // slot is timed from when it was due, so a stack that falls behind shows it.
+    let slots = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        tick.tick().await;
+        let due = now_ms();
+        let id = format!("lat-{i:06}");
+        let body = event(&id, "bench.latency", i);
+        let (client, url) = (api.client.clone(), api.url.clone());
+        let (sends, failures, slots) = (sends.clone(), failures.clone(), slots.clone());
+        tasks.push(tokio::spawn(async move {
+            let Ok(_slot) = slots.acquire().await else {
+                return;
+            };
+            let api = Api { client, url };
+            match api.send(&body).await {
+                Ok((_, acked)) => {
+                    if let Ok(mut s) = sends.lock() {
+                        s.insert(id, (due, acked));
+                    }
+                }
+                Err(e) => {
+                    if let Ok(mut f) = failures.lock() {
+                        f.push(e.to_string());
+                    }
+                }
+            }
+        }));
+    }
+    futures::future::join_all(tasks).await;
+    let failed = failures.lock().map(|f| f.clone()).unwrap_or_default();
+    if let Some(e) = failed.first() {
+        println!("{} ingest requests failed; the first: {e}", failed.len());
+    }
+    // A stack that cannot keep up is reported, not waited for for ever.
+    let accepted = sends.lock().map(|s| s.len()).unwrap_or(0);
+    if let Err(e) = settle(received, "/latency", accepted, proxy, Duration::from_secs(120)).await {
+        println!("{e}: the figures below are of those that arrived");
+    }
+    // How fast the emulators answered under this load: when they fall behind, so does
+    // every figure below.
+    let calls = proxy.take_calls();
+    let mut emulators = serde_json::Map::new();
+    for (service, name) in [("dynamodb", "DynamoDB (moto)"), ("sqs", "SQS (LocalStack)")] {
+        let ms: Vec<f64> = calls
+            .iter()
+            .filter(|c| c.service == service)
+            .map(|c| c.upstream_ms)
+            .collect();
+        let n = ms.len();
+        let s = spread(ms);
+        println!(
+            "{name}: {n} calls, answered in p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
+            s["p50"].as_f64().unwrap_or(f64::NAN),
+            s["p95"].as_f64().unwrap_or(f64::NAN),
+            s["p99"].as_f64().unwrap_or(f64::NAN)
+        );
+        emulators.insert(service.to_owned(), s);
+    }
+    // Lambda's bill is measured here, where the proxy only forwards: while it counts
+    // units it serialises writes, which would lengthen every invocation.
+    let invoke_ms = invocations(stack, runner_log);
+    let arrived = received.first_by_event("/latency");
+    let started = proxy.first_attempts();
+    let sends = sends.lock().map(|s| s.clone()).unwrap_or_default();
+    let (mut ingest, mut wait, mut deliver, mut total_ms) = (vec![], vec![], vec![], vec![]);
+    for (id, (t0, t1)) in &sends {
+        let (Some(t3), Some(t2)) = (arrived.get(id), started.get(&format!("EVT#{id}"))) else {
+            continue;
+        };
+        let t2 = *t2 as f64;
+        ingest.push(t1 - t0);
+        // The attempt's start is in whole ms: the split is to the ms, the total exact.
+        wait.push((t2 - t1).max(0.0));
+        deliver.push((t3 - t2).max(0.0));
+        total_ms.push(t3 - t0);
+    }
+    let arrived_count = total_ms.len();
+    let first_due = sends.values().map(|(t0, _)| *t0).fold(f64::INFINITY, f64::min);
+    let last_in = arrived.values().copied().fold(f64::NEG_INFINITY, f64::max);
+    let sustained = arrived_count as f64 / ((last_in - first_due) / 1000.0).max(1e-3);
+    println!(
+        "{arrived_count} of {total} events arrived ({} ingest requests failed); the stack delivered {sustained:.0} events/s",
+        failed.len()
+    );
+    let out = json!({
+        "events": total, "rate_per_second": opts.rate, "seconds": opts.seconds,
+        "accepted": accepted, "arrived": arrived_count, "ingest_failures": failed.len(),
+        "emulator_ms": emulators, "delivered_per_second": sustained,
+        "ingest_ms": spread(ingest), "queue_wait_ms": spread(wait), "delivery_ms": spread(deliver),
+        "total_ms": spread(total_ms),
+        "delivery_invocations": invoke_ms.len(),
+        "delivery_invoke_ms_mean": invoke_ms.iter().sum::<f64>() / invoke_ms.len().max(1) as f64,
+        "delivery_gb_s_per_webhook": invoke_ms.iter().sum::<f64>() / 1000.0 * DELIVERY_GB / total as f64,
+    });
+    println!("{:<12} {:>9} {:>9} {:>9} {:>9}", "ms", "p50", "p95", "p99", "max");
+    for (label, key) in [
+        ("ingest", "ingest_ms"),
+        ("queue wait", "queue_wait_ms"),
+        ("delivery", "delivery_ms"),
+        ("total", "total_ms"),
+    ] {
+        let s = &out[key];
+        let f = |q: &str| s[q].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "{label:<12} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+            f("p50"),
+            f("p95"),
+            f("p99"),
+            f("max")
+        );
+    }
+    println!("target: total p99 ≤ 250 ms");
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn count_phase(
+    api: &Api,
+    proxy: &Proxy,
+    received: &Received,
+    stack: &Stack,
+    base: &str,
+    name: &str,
+    fanout: usize,
+    batch: bool,
+    events: usize,
+    measure: bool,
+) -> Result<Value, BoxError> {
+    let event_type = format!("bench.{}", name.replace('-', "_"));
+    let prefix = format!("/{name}/");
+    for i in 0..fanout {
+        api.endpoint(&format!("{name}-{i}"), &format!("{base}{prefix}{i}"), &event_type)
+            .await?;
+    }
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    proxy.take_calls();
+    let (fn_log, runner_log) = (stack.log_len("functions.log"), stack.log_len("runner.log"));
+    proxy.measure(measure);
+    let bodies: Vec<Value> = (0..events)
+        .map(|i| event(&format!("{name}-{i:05}"), &event_type, i))
+        .collect();
+    let mut ingest_ms = Vec::new();
+    let mut ingest_requests = 0usize;
+    if batch {
+        for chunk in bodies.chunks(100) {
+            ingest_ms.push(api.send_batch(chunk).await?);
+            ingest_requests += 1;
+        }
+    } else {
+        for group in bodies.chunks(10) {
+            for r in futures::future::try_join_all(group.iter().map(|e| api.send(e))).await? {
+                ingest_ms.push(r.1 - r.0);
+                ingest_requests += 1;
+            }
+        }
+    }
+    settle(
+        received,
+        &prefix,
+        events * fanout,
+        proxy,
+        Duration::from_secs(300),
+    )
+    .await?;
+    proxy.measure(false);
+    let calls = proxy.take_calls();
+    let webhooks = (events * fanout) as f64;
+
+    let invoke_ms = invocations(stack, runner_log);
+    let log_bytes: u64 = stack
+        .log_since("functions.log", fn_log)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| l.len() as u64 + 1)
+        .sum();
+
+    let per = |f: &dyn Fn(&Call) -> f64, service: &str| -> f64 {
+        calls.iter().filter(|c| c.service == service).map(f).sum::<f64>() / webhooks
+    };
+    // Empty long polls are the pollers' idle cost (per minute, not per webhook).
+    let busy = |c: &Call| !(c.op == "ReceiveMessage" && c.messages == 0);
+    let sqs_per = calls
+        .iter()
+        .filter(|c| c.service == "sqs" && busy(c))
+        .map(|c| c.billed_requests)
+        .sum::<f64>()
+        / webhooks;
+    let mut by_op: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+    for c in calls.iter().filter(|c| busy(c)) {
+        *by_op.entry(format!("{} {}", c.service, c.op)).or_default() += 1.0 / webhooks;
+    }
+    let ingest_invocations = ingest_requests as f64;
+    let delivery_invocations = invoke_ms.len() as f64;
+    Ok(json!({
+        "events": events, "fanout": fanout, "webhooks": webhooks, "ingest": if batch {"batch of 100"} else {"single"},
+        "per_webhook": {
+            "sqs_requests": sqs_per,
+            "dynamodb_requests": per(&|c| c.billed_requests, "dynamodb"),
+            "write_units": per(&|c| c.table_wcu + c.index_wcu, "dynamodb"),
+            "table_write_units": per(&|c| c.table_wcu, "dynamodb"),
+            "index_write_units": per(&|c| c.index_wcu, "dynamodb"),
+            "read_units": per(&|c| c.rru, "dynamodb"),
+            "api_requests": ingest_requests as f64 / webhooks,
+            "lambda_invocations": (ingest_invocations + delivery_invocations) / webhooks,
+            "ingest_gb_s": ingest_ms.iter().sum::<f64>() / 1000.0 * INGEST_GB / webhooks,
+            // Only from a run that did not count (counting slows the writes down).
+            "delivery_gb_s": invoke_ms.iter().sum::<f64>() / 1000.0 * DELIVERY_GB / webhooks,
+            "log_bytes": (log_bytes as f64 + PLATFORM_LOG_BYTES as f64 * (ingest_invocations + delivery_invocations)) / webhooks,
+        },
+        "calls_per_webhook": by_op,
+        "delivery_invocations": delivery_invocations,
+        "delivery_invoke_ms_mean": invoke_ms.iter().sum::<f64>() / delivery_invocations.max(1.0),
+        "ingest_ms_mean": ingest_ms.iter().sum::<f64>() / ingest_ms.len().max(1) as f64,
+    }))
+}
+
+fn print_requests(r: &serde_json::Map<String, Value>) {
+    println!("\nAWS requests per delivered webhook (1 KiB events; the pollers' empty long polls left out)");
+    println!(
+        "{:<16} {:>8} {:>9} {:>11} {:>11} {:>10} {:>10}",
+        "", "SQS req", "DDB req", "write units", "(indexes)", "read units", "log bytes"
+    );
+    for (name, v) in r {
+        let p = &v["per_webhook"];
+        let f = |k: &str| p[k].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "{name:<16} {:>8.3} {:>9.2} {:>11.2} {:>11.2} {:>10.2} {:>10.0}",
+            f("sqs_requests"),
+            f("dynamodb_requests"),
+            f("write_units"),
+            f("index_write_units"),
+            f("read_units"),
+            f("log_bytes")
+        );
+    }
+    for (name, v) in r {
+        let ops: Vec<String> = v["calls_per_webhook"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, n)| format!("{k} {:.2}", n.as_f64().unwrap_or(0.0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!("  {name}: {}", ops.join(", "));
+    }
+    println!("targets: ≤ 0.3 SQS requests and ≤ 2 write units per webhook");
+}
+
+fn cost(phase: &Value, timing: &Value) -> Value {
+    let p = &phase["per_webhook"];
+    let f = |k: &str| {
+        // Lambda's durations from the run that only forwarded.
+        let from = if k.ends_with("_gb_s") {
+            &timing["per_webhook"]
+        } else {
+            p
+        };
+        from[k].as_f64().unwrap_or(0.0)
+    };
+    let m = 1e6;
+    let lines = [
+        ("API Gateway HTTP API", f("api_requests") * price::API_REQUEST * m),
+        (
+            "Lambda (arm64 GB-s + requests)",
+            ((f("ingest_gb_s") + f("delivery_gb_s")) * price::LAMBDA_GB_S
+                + f("lambda_invocations") * price::LAMBDA_REQUEST)
+                * m,
+        ),
+        ("SQS", f("sqs_requests") * price::SQS_REQUEST * m),
+        ("DynamoDB writes", f("write_units") * price::WRU * m),
+        ("DynamoDB reads", f("read_units") * price::RRU * m),
+        ("CloudWatch Logs", f("log_bytes") / 1e9 * price::LOG_GB * m),
+    ];
+    let total: f64 = lines.iter().map(|(_, c)| c).sum();
+    println!(
+        "\ncost per million webhooks, fan-out 1, batch ingest (list prices, us-east-1; Lambda's GB-s from the run that only forwarded)"
+    );
+    for (name, c) in &lines {
+        println!("  {name:<32} ${c:>7.3}");
+    }
+    println!("  {:<32} ${total:>7.3}   (target ≤ $2.50)", "total");
+    println!(
+        "  not per webhook: DynamoDB storage ($0.25/GB-month, kept RetentionDays), the queue pollers' empty polls, custom metrics"
+    );
+    json!({
+        "lines": lines.iter().map(|(n, c)| json!({"item": n, "usd": c})).collect::<Vec<_>>(),
+        "total_usd": total,
+    })
+}
