@@ -66,6 +66,34 @@ pub fn pack(events: Vec<(usize, Event)>) -> Vec<(Vec<usize>, QueueMessage)> {
         .collect()
 }
 
+/// The message types this version reads.
+const KNOWN_TYPES: [&str; 3] = ["event.v1", "events.v1", "attempt.v1"];
+
+/// Whether a body that does not parse names a type this version does not know, as a
+/// newer version's message would (during a rollout or after a rollback): such a message
+/// is left on its queue for a version that knows it, never dropped as corrupt.
+pub fn is_unknown_type(body: &str) -> bool {
+    // Ours are `<name>.v<N>`; a type of another shape is not a version of ours.
+    let versioned = |t: &str| {
+        t.rsplit_once(".v").is_some_and(|(name, n)| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'.')
+                && !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+        })
+    };
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("type")?
+                .as_str()
+                .map(|t| versioned(t) && !KNOWN_TYPES.contains(&t))
+        })
+        .unwrap_or(false)
+}
+
 impl QueueMessage {
     pub fn to_body(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
@@ -97,6 +125,18 @@ mod tests {
         assert!(body.starts_with(r#"{"type":"event.v1","#), "{body}");
         assert_eq!(QueueMessage::from_body(&body).unwrap(), m);
         assert!(QueueMessage::from_body(r#"{"type":"event.v9","event":{}}"#).is_err());
+    }
+
+    #[test]
+    fn a_newer_versions_message_is_told_from_a_corrupt_one() {
+        assert!(is_unknown_type(r#"{"type":"event.v2","event":{}}"#));
+        assert!(
+            !is_unknown_type(r#"{"type":"event.v1","event":{}}"#),
+            "known, only broken"
+        );
+        assert!(!is_unknown_type("not json"));
+        assert!(!is_unknown_type(r#"{"no":"type"}"#));
+        assert!(!is_unknown_type(r#"{"type":"mystery"}"#), "not a version of ours");
     }
 
     fn event(i: usize, data_bytes: usize) -> Event {

@@ -19,7 +19,7 @@ use hookline::delivery::{Attempt, Delivery, DeliveryStatus};
 use hookline::endpoint::{Endpoint, EndpointStatus};
 use hookline::event::Event;
 use hookline::ids::EndpointId;
-use hookline::message::QueueMessage;
+use hookline::message::{self, QueueMessage};
 use hookline::ops;
 use hookline::ports::{
     Clock, DeliveryStore, EndpointStore, EventStore, FanoutClaim, MAX_QUEUE_DELAY, MAX_VISIBILITY, PortError,
@@ -220,6 +220,8 @@ enum Work {
         wake: String,
     },
     Unreadable,
+    /// A message type this version does not know: a newer version's, kept for it.
+    Newer,
 }
 
 /// What handling a batch produces besides its dispositions: operational events to
@@ -249,7 +251,26 @@ fn emit_attempt_metrics(attempts: &BTreeMap<(&'static str, String), Vec<f64>>) {
     }
 }
 
-type OpsOut = Mutex<Outputs>;
+/// One invocation's shared state: its outputs, and the POSTs it may have in flight.
+struct OpsOut {
+    out: Mutex<Outputs>,
+    /// `concurrency` POSTs at once for the whole invocation, however many events its
+    /// records carry (a packed batch holds up to 100).
+    posts: tokio::sync::Semaphore,
+}
+
+impl OpsOut {
+    fn new(concurrency: usize) -> Self {
+        Self {
+            out: Mutex::new(Outputs::default()),
+            posts: tokio::sync::Semaphore::new(concurrency.max(1)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::LockResult<std::sync::MutexGuard<'_, Outputs>> {
+        self.out.lock()
+    }
+}
 
 impl<S, H, Q, C> Deliverer<S, H, Q, C>
 where
@@ -282,7 +303,7 @@ where
             }
         }
 
-        let ops = OpsOut::default();
+        let ops = OpsOut::new(self.settings.concurrency);
         let outcomes = futures::future::join_all(
             groups
                 .iter()
@@ -319,7 +340,7 @@ where
             }
             response.add_failure(record.message_id.clone().unwrap_or_default());
         }
-        let Outputs { ops, stats, attempts } = ops.into_inner().unwrap_or_default();
+        let Outputs { ops, stats, attempts } = ops.out.into_inner().unwrap_or_default();
         emit_attempt_metrics(&attempts);
         let rows = stats.into_rows();
         if !rows.is_empty()
@@ -334,6 +355,9 @@ where
     async fn handle_one(&self, work: &Work, record: &SqsMessage, ops: &OpsOut) -> Disposition {
         match work {
             Work::Unreadable => Disposition::Done,
+            Work::Newer => Disposition::Again(PortError::Retryable(
+                "a queue message of a type this version does not know; left for a newer version".into(),
+            )),
             Work::Event(event) => {
                 let span =
                     tracing::info_span!("record", event_id = %event.id, event_type = %event.event_type);
@@ -619,10 +643,14 @@ where
         let number = before.attempts + 1;
         let span = tracing::info_span!("attempt", endpoint_id = %ep.id, attempt = number);
         async {
+            // Waiting for a slot is not part of the attempt (nor of its signature's
+            // time). The semaphore is never closed: on error the POST goes anyway.
+            let permit = ops.posts.acquire().await.ok();
             let started_at = self.clock.now();
             let request = signed_request(event, body, ep, &before.id, started_at.unix_seconds());
             let clock = Instant::now();
             let outcome = self.sender.post(request).await;
+            drop(permit);
             let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
             let finished_at = self.clock.now();
             let policy = ep.retry_policy(&self.settings.retry);
@@ -755,6 +783,7 @@ fn parse(record: &SqsMessage) -> Vec<Work> {
             endpoint_id,
             wake,
         }],
+        Err(_) if message::is_unknown_type(body) => vec![Work::Newer],
         Err(e) => {
             // Not ours or corrupt: no retry can fix it. Log it whole, and count it.
             tracing::error!(

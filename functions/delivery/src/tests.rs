@@ -733,3 +733,17 @@ async fn a_packed_message_fans_out_each_event_and_a_copy_read_again_sends_nothin
     ids.sort();
     assert_eq!(ids, vec!["evt_packed_0", "evt_packed_1", "evt_packed_2"]);
 }
+
+#[tokio::test]
+async fn a_message_of_a_newer_type_is_left_on_the_queue_not_dropped() {
+    // GIVEN a record a newer version wrote (during a rollout, or after a rollback)
+    let ep = endpoint("crm", &["*"]);
+    let d = subject(&[&ep]).await;
+    let mut batch = fixture();
+    batch.records.truncate(1);
+    batch.records[0].body = Some(r#"{"type":"event.v2","event":{"id":"evt_new"}}"#.into());
+    // WHEN it arrives THEN it stays for a version that knows it, and nothing is sent
+    let response = d.handle(batch).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert!(d.sender.requests().is_empty());
+}

@@ -14,7 +14,7 @@ use hookline::config::{ConfigError, Env};
 use hookline::delivery::{Delivery, new_wake};
 use hookline::event::Event;
 use hookline::ids::EventId;
-use hookline::message::QueueMessage;
+use hookline::message::{self, QueueMessage};
 use hookline::ops;
 use hookline::ports::{
     Clock, DeadLetters, DeliveryStore, EndpointStore, EventStore, FanoutClaim, PortError, PortResult, Queue,
@@ -316,6 +316,13 @@ where
     /// (and may leave the DLQ).
     async fn settle_dead(&self, m: &Received, now: Timestamp, ops: &mut Vec<Event>) -> PortResult<bool> {
         match QueueMessage::from_body(&m.body) {
+            // A newer version's message: it stays in the DLQ for a sweeper that knows it.
+            Err(_) if message::is_unknown_type(&m.body) => {
+                tracing::warn!(
+                    "a dead-lettered message of a type this version does not know is left for a newer version"
+                );
+                Ok(false)
+            }
             Err(e) => {
                 tracing::error!(error = %e, body = m.body, "dropping an unreadable dead-lettered message");
                 Ok(true)
@@ -341,13 +348,28 @@ where
             Ok(QueueMessage::EventV1 { event }) => {
                 self.settle_dead_event(&event, m.receive_count, now, ops).await
             }
-            // Settling is idempotent: events settled by an earlier sweep are done.
+            // Every event is tried, whatever happens to the others; settling is
+            // idempotent, so a message kept for the next sweep redoes nothing settled.
             Ok(QueueMessage::EventsV1 { events }) => {
                 let mut settled = true;
+                let mut unavailable = None;
                 for event in &events {
-                    settled &= self.settle_dead_event(event, m.receive_count, now, ops).await?;
+                    match self.settle_dead_event(event, m.receive_count, now, ops).await {
+                        Ok(done) => settled &= done,
+                        // This event can never be recorded: said here, by its id, since
+                        // the message goes once the others are settled.
+                        Err(PortError::Permanent(e)) => tracing::error!(
+                            error = %e,
+                            event_id = %event.id,
+                            "dropping a dead-lettered event that cannot be recorded"
+                        ),
+                        Err(e) => unavailable = Some(e),
+                    }
                 }
-                Ok(settled)
+                match unavailable {
+                    Some(e) => Err(e),
+                    None => Ok(settled),
+                }
             }
         }
     }

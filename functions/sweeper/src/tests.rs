@@ -256,6 +256,20 @@ async fn a_dead_packed_message_settles_each_of_its_events() {
 }
 
 #[tokio::test]
+async fn a_dead_letter_of_a_newer_type_stays_in_the_dlq() {
+    let s = subject();
+    s.dlq.dead.lock().unwrap().push_back(hookline::ports::Received {
+        body: r#"{"type":"event.v2","event":{}}"#.into(),
+        receipt_handle: "r".into(),
+        receive_count: 10,
+    });
+    // The in-memory DLQ forgets what it handed out; what counts is that it was not
+    // removed (drained) nor dropped.
+    let report = s.sweep().await.unwrap();
+    assert_eq!((report.dlq_drained, report.dlq_dropped), (0, 0));
+}
+
+#[tokio::test]
 async fn a_dead_letter_the_store_can_never_take_is_logged_and_removed_without_stopping_the_drain() {
     // GIVEN a dead-lettered event too large for the store, and a readable one behind it
     let s = subject();
