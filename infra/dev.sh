@@ -138,7 +138,12 @@ export HOOKLINE_ENDPOINT_CACHE_SECONDS="${HOOKLINE_ENDPOINT_CACHE_SECONDS:-1}"
 export HOOKLINE_LOG_FORMAT="${HOOKLINE_LOG_FORMAT:-text}"
 
 say "starting the functions: cargo lambda watch on 127.0.0.1:$api_port"
-cargo lambda watch -A 127.0.0.1 -P "$api_port" --concurrency "$concurrency" "${profile[@]}" "${reload_flag[@]}" >"$state/functions.log" 2>&1 &
+# `--concurrency` only when asked for: with it, even at 1, watch takes another path
+# (AWS_LAMBDA_MAX_CONCURRENCY), under which schemathesis once met its 500 "default
+# function route is disabled" for a routed path; without it, that never showed.
+concurrency_flag=()
+[ "$concurrency" != 1 ] && concurrency_flag=(--concurrency "$concurrency")
+cargo lambda watch -A 127.0.0.1 -P "$api_port" "${concurrency_flag[@]}" "${profile[@]}" "${reload_flag[@]}" >"$state/functions.log" 2>&1 &
 pids+=($!)
 printf '    waiting for http://127.0.0.1:%s/health ' "$api_port"
 for i in $(seq 1 600); do
