@@ -69,15 +69,21 @@ trap cleanup EXIT
 trap 'exit 0' INT
 trap 'exit 143' TERM
 
+# Waits for the process started last to answer URL (tries × 0.1 s), or says why not.
+await_started() {
+  local url="$1" what="$2" log="$3" tries="$4" i
+  for i in $(seq 1 "$tries"); do
+    python3 -c "import urllib.request; urllib.request.urlopen('$url', timeout=1)" 2>/dev/null && return 0
+    kill -0 "${pids[-1]}" 2>/dev/null || die "$what exited; see $log"
+    sleep 0.1
+  done
+  die "$what did not answer in $((tries / 10)) s; see $log"
+}
+
 say "starting the AWS emulator (moto) on 127.0.0.1:$aws_port"
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$aws_port" >"$state/moto.log" 2>&1 &
 pids+=($!)
-for i in $(seq 1 100); do
-  python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$aws_port/moto-api/', timeout=1)" 2>/dev/null && break
-  kill -0 "${pids[0]}" 2>/dev/null || die "the emulator exited; see $state/moto.log"
-  [ "$i" = 100 ] && die "the emulator did not answer in 10 s; see $state/moto.log"
-  sleep 0.1
-done
+await_started "http://127.0.0.1:$aws_port/moto-api/" "the emulator" "$state/moto.log" 100
 
 export AWS_ENDPOINT_URL="http://127.0.0.1:$aws_port"
 
@@ -95,12 +101,7 @@ if [ "${HOOKLINE_DEV_SQS:-moto}" = localstack ]; then
     OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$state/localstack" LOCALSTACK_VOLUME_DIR="$state/localstack" \
     LOCALSTACK_HOST="127.0.0.1:$sqs_port" "$ls_venv/bin/python" -m localstack.runtime.main >"$state/localstack.log" 2>&1 &
   pids+=($!)
-  for i in $(seq 1 300); do
-    python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$sqs_port/_localstack/health', timeout=1)" 2>/dev/null && break
-    kill -0 "${pids[-1]}" 2>/dev/null || die "LocalStack exited; see $state/localstack.log"
-    [ "$i" = 300 ] && die "LocalStack did not answer in 30 s; see $state/localstack.log"
-    sleep 0.1
-  done
+  await_started "http://127.0.0.1:$sqs_port/_localstack/health" "LocalStack" "$state/localstack.log" 300
   export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$sqs_port"
 fi
 export AWS_ACCESS_KEY_ID=dev AWS_SECRET_ACCESS_KEY=dev AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
@@ -138,9 +139,8 @@ export HOOKLINE_ENDPOINT_CACHE_SECONDS="${HOOKLINE_ENDPOINT_CACHE_SECONDS:-1}"
 export HOOKLINE_LOG_FORMAT="${HOOKLINE_LOG_FORMAT:-text}"
 
 say "starting the functions: cargo lambda watch on 127.0.0.1:$api_port"
-# `--concurrency` only when asked for: with it, even at 1, watch takes another path
-# (AWS_LAMBDA_MAX_CONCURRENCY), under which schemathesis once met its 500 "default
-# function route is disabled" for a routed path; without it, that never showed.
+# `--concurrency` only when more than one instance is asked for: with it, even at 1,
+# watch runs the functions another way (it sets AWS_LAMBDA_MAX_CONCURRENCY).
 concurrency_flag=()
 [ "$concurrency" != 1 ] && concurrency_flag=(--concurrency "$concurrency")
 cargo lambda watch -A 127.0.0.1 -P "$api_port" "${concurrency_flag[@]}" "${profile[@]}" "${reload_flag[@]}" >"$state/functions.log" 2>&1 &

@@ -7,8 +7,21 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 examples="${1:-10}"
+# cargo lambda watch, which serves the functions locally, now and then answers about one
+# request in 300 to a routed path with its own 500 ({"type":"https://httpstatuses.com/500",
+# ...}, a body Hookline never writes; reproduced with a plain requests.Session). A run whose failures include
+# that body is run once more, and says so; any other failure fails at once.
 exec infra/with-stack.sh schemathesis bash -c '
-  .tools/venv/bin/schemathesis run infra/openapi.yaml --url "$HOOKLINE_URL" \
-    -H "Authorization: Bearer $HOOKLINE_ADMIN_KEY" \
-    --mode positive -n "$0" --generation-deterministic --request-timeout 120 \
-    -c not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance' "$examples"
+  set -o pipefail
+  out="$(mktemp)"
+  st() { .tools/venv/bin/schemathesis run infra/openapi.yaml --url "$HOOKLINE_URL" \
+      -H "Authorization: Bearer $HOOKLINE_ADMIN_KEY" \
+      --mode positive -n "$0" --generation-deterministic --request-timeout 120 \
+      -c not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance 2>&1 | tee "$out"; }
+  if st; then exit 0; fi
+  if grep -q "httpstatuses.com/500" "$out"; then
+    echo "schemathesis: cargo lambda watch answered with its own 500 (not Hookline); running once more" >&2
+    st
+  else
+    exit 1
+  fi' "$examples"
