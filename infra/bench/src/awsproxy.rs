@@ -32,7 +32,6 @@ pub struct Call {
 }
 
 struct Index {
-    name: String,
     keys: Vec<String>,
     /// None: ALL.
     projected: Option<Vec<String>>,
@@ -314,7 +313,6 @@ async fn shape(s: &State, headers: &hyper::HeaderMap, table: &str) -> Option<Arc
         .map(|a| {
             a.iter()
                 .map(|g| Index {
-                    name: g["IndexName"].as_str().unwrap_or_default().to_owned(),
                     keys: names(&g["KeySchema"]),
                     projected: match g["Projection"]["ProjectionType"].as_str() {
                         Some("KEYS_ONLY") => Some(Vec::new()),
@@ -466,7 +464,6 @@ fn write_units(
                 }
             }
         };
-        let _ = &ix.name;
     }
     (table, index)
 }

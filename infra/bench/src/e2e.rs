@@ -538,7 +538,6 @@ async fn latency(
         "total_ms": spread(total_ms),
         "delivery_invocations": invoke_ms.len(),
         "delivery_invoke_ms_mean": invoke_ms.iter().sum::<f64>() / invoke_ms.len().max(1) as f64,
-        "delivery_gb_s_per_webhook": invoke_ms.iter().sum::<f64>() / 1000.0 * DELIVERY_GB / total as f64,
     });
     println!("{:<12} {:>9} {:>9} {:>9} {:>9}", "ms", "p50", "p95", "p99", "max");
     for (label, key) in [
