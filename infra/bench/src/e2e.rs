@@ -208,9 +208,20 @@ impl Drop for Stack {
     }
 }
 
+#[derive(Clone)]
 struct Api {
     client: reqwest::Client,
     url: String,
+}
+
+/// What every phase runs against: the API, the proxy, the receiver and its base URL,
+/// and the stack's logs.
+struct Bench {
+    api: Api,
+    proxy: Proxy,
+    received: Received,
+    stack: Stack,
+    base: String,
 }
 
 impl Api {
@@ -347,6 +358,7 @@ pub async fn run(opts: Options) -> Result<Value, BoxError> {
         client: reqwest::Client::builder()
             .no_proxy()
             .pool_max_idle_per_host(256)
+            .timeout(Duration::from_secs(30))
             .build()?,
         url: stack.url.clone(),
     };
@@ -366,41 +378,26 @@ pub async fn run(opts: Options) -> Result<Value, BoxError> {
     // The counts first, on a quiet stack; then the same fan-out-1 batch run again with
     // the proxy only forwarding, for Lambda's durations (counting serialises writes);
     // the latency run last, as it may leave the emulators behind.
+    let bench = Bench {
+        api,
+        proxy,
+        received,
+        stack,
+        base,
+    };
     let mut requests = serde_json::Map::new();
     for (fanout, batch) in [(1, true), (1, false), (5, true), (5, false)] {
         let name = format!("fanout{fanout}-{}", if batch { "batch" } else { "single" });
-        let r = count_phase(
-            &api,
-            &proxy,
-            &received,
-            &stack,
-            &base,
-            &name,
-            fanout,
-            batch,
-            opts.events,
-            true,
-        )
-        .await?;
+        let r = bench.count_phase(&name, fanout, batch, opts.events, true).await?;
         requests.insert(name, r);
     }
     print_requests(&requests);
-    let timing = count_phase(
-        &api,
-        &proxy,
-        &received,
-        &stack,
-        &base,
-        "timing-fanout1-batch",
-        1,
-        true,
-        opts.events,
-        false,
-    )
-    .await?;
+    let timing = bench
+        .count_phase("timing-fanout1-batch", 1, true, opts.events, false)
+        .await?;
     let cost = cost(&requests["fanout1-batch"], &timing);
-    let latency = latency(&api, &proxy, &received, &stack, &base, &opts).await?;
-    drop(stack);
+    let latency = bench.latency(&opts).await?;
+    drop(bench);
     Ok(json!({
         "aws_requests": requests, "durations": timing, "cost_per_million": cost,
         "end_to_end_latency": latency,
@@ -422,243 +419,246 @@ fn invocations(stack: &Stack, from: u64) -> Vec<f64> {
         .collect()
 }
 
-async fn latency(
-    api: &Api,
-    proxy: &Proxy,
-    received: &Received,
-    stack: &Stack,
-    base: &str,
-    opts: &Options,
-) -> Result<Value, BoxError> {
-    api.endpoint("latency", &format!("{base}/latency"), "bench.latency")
-        .await?;
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    let total = opts.rate * opts.seconds;
-    println!(
-        "\nend-to-end latency: {total} events, {} a second for {} s, one endpoint, single ingest",
-        opts.rate, opts.seconds
-    );
-    let runner_log = stack.log_len("runner.log");
-    let interval = Duration::from_secs_f64(1.0 / opts.rate as f64);
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let sends = Arc::new(Mutex::new(HashMap::<String, (f64, f64)>::new()));
-    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
-    // Open loop with a bound: at most 64 requests in flight. A send that waits for a
-    // slot is timed from when it was due, so a stack that falls behind shows it.
-    let slots = Arc::new(tokio::sync::Semaphore::new(64));
-    let mut tasks = Vec::with_capacity(total);
-    for i in 0..total {
-        tick.tick().await;
-        let due = now_ms();
-        let id = format!("lat-{i:06}");
-        let body = event(&id, "bench.latency", i);
-        let (client, url) = (api.client.clone(), api.url.clone());
-        let (sends, failures, slots) = (sends.clone(), failures.clone(), slots.clone());
-        tasks.push(tokio::spawn(async move {
-            let Ok(_slot) = slots.acquire().await else {
-                return;
-            };
-            let api = Api { client, url };
-            match api.send(&body).await {
-                Ok((_, acked)) => {
-                    if let Ok(mut s) = sends.lock() {
-                        s.insert(id, (due, acked));
-                    }
-                }
-                Err(e) => {
-                    if let Ok(mut f) = failures.lock() {
-                        f.push(e.to_string());
-                    }
-                }
-            }
-        }));
-    }
-    futures::future::join_all(tasks).await;
-    let failed = failures.lock().map(|f| f.clone()).unwrap_or_default();
-    if let Some(e) = failed.first() {
-        println!("{} ingest requests failed; the first: {e}", failed.len());
-    }
-    // A stack that cannot keep up is reported, not waited for for ever.
-    let accepted = sends.lock().map(|s| s.len()).unwrap_or(0);
-    if let Err(e) = settle(received, "/latency", accepted, proxy, Duration::from_secs(120)).await {
-        println!("{e}: the figures below are of those that arrived");
-    }
-    // How fast the emulators answered under this load: when they fall behind, so does
-    // every figure below.
-    let calls = proxy.take_calls();
-    let mut emulators = serde_json::Map::new();
-    for (service, name) in [("dynamodb", "DynamoDB (moto)"), ("sqs", "SQS (LocalStack)")] {
-        let ms: Vec<f64> = calls
-            .iter()
-            .filter(|c| c.service == service)
-            .map(|c| c.upstream_ms)
-            .collect();
-        let n = ms.len();
-        let s = spread(ms);
-        println!(
-            "{name}: {n} calls, answered in p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
-            s["p50"].as_f64().unwrap_or(f64::NAN),
-            s["p95"].as_f64().unwrap_or(f64::NAN),
-            s["p99"].as_f64().unwrap_or(f64::NAN)
-        );
-        emulators.insert(service.to_owned(), s);
-    }
-    // Lambda's bill is measured here, where the proxy only forwards: while it counts
-    // units it serialises writes, which would lengthen every invocation.
-    let invoke_ms = invocations(stack, runner_log);
-    let arrived = received.first_by_event("/latency");
-    let started = proxy.first_attempts();
-    let sends = sends.lock().map(|s| s.clone()).unwrap_or_default();
-    let (mut ingest, mut wait, mut deliver, mut total_ms) = (vec![], vec![], vec![], vec![]);
-    for (id, (t0, t1)) in &sends {
-        let (Some(t3), Some(t2)) = (arrived.get(id), started.get(&format!("EVT#{id}"))) else {
-            continue;
-        };
-        let t2 = *t2 as f64;
-        ingest.push(t1 - t0);
-        // The attempt's start is in whole ms: the split is to the ms, the total exact.
-        wait.push((t2 - t1).max(0.0));
-        deliver.push((t3 - t2).max(0.0));
-        total_ms.push(t3 - t0);
-    }
-    let arrived_count = total_ms.len();
-    let first_due = sends.values().map(|(t0, _)| *t0).fold(f64::INFINITY, f64::min);
-    let last_in = arrived.values().copied().fold(f64::NEG_INFINITY, f64::max);
-    let sustained = arrived_count as f64 / ((last_in - first_due) / 1000.0).max(1e-3);
-    println!(
-        "{arrived_count} of {total} events arrived ({} ingest requests failed); the stack delivered {sustained:.0} events/s",
-        failed.len()
-    );
-    let out = json!({
-        "events": total, "rate_per_second": opts.rate, "seconds": opts.seconds,
-        "accepted": accepted, "arrived": arrived_count, "ingest_failures": failed.len(),
-        "emulator_ms": emulators, "delivered_per_second": sustained,
-        "ingest_ms": spread(ingest), "queue_wait_ms": spread(wait), "delivery_ms": spread(deliver),
-        "total_ms": spread(total_ms),
-        "delivery_invocations": invoke_ms.len(),
-        "delivery_invoke_ms_mean": invoke_ms.iter().sum::<f64>() / invoke_ms.len().max(1) as f64,
-    });
-    println!("{:<12} {:>9} {:>9} {:>9} {:>9}", "ms", "p50", "p95", "p99", "max");
-    for (label, key) in [
-        ("ingest", "ingest_ms"),
-        ("queue wait", "queue_wait_ms"),
-        ("delivery", "delivery_ms"),
-        ("total", "total_ms"),
-    ] {
-        let s = &out[key];
-        let f = |q: &str| s[q].as_f64().unwrap_or(f64::NAN);
-        println!(
-            "{label:<12} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
-            f("p50"),
-            f("p95"),
-            f("p99"),
-            f("max")
-        );
-    }
-    println!("target: total p99 ≤ 250 ms");
-    Ok(out)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn count_phase(
-    api: &Api,
-    proxy: &Proxy,
-    received: &Received,
-    stack: &Stack,
-    base: &str,
-    name: &str,
-    fanout: usize,
-    batch: bool,
-    events: usize,
-    measure: bool,
-) -> Result<Value, BoxError> {
-    let event_type = format!("bench.{}", name.replace('-', "_"));
-    let prefix = format!("/{name}/");
-    for i in 0..fanout {
-        api.endpoint(&format!("{name}-{i}"), &format!("{base}{prefix}{i}"), &event_type)
+impl Bench {
+    async fn latency(&self, opts: &Options) -> Result<Value, BoxError> {
+        let Self {
+            api,
+            proxy,
+            received,
+            stack,
+            base,
+        } = self;
+        api.endpoint("latency", &format!("{base}/latency"), "bench.latency")
             .await?;
-    }
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    proxy.take_calls();
-    let (fn_log, runner_log) = (stack.log_len("functions.log"), stack.log_len("runner.log"));
-    proxy.measure(measure);
-    let bodies: Vec<Value> = (0..events)
-        .map(|i| event(&format!("{name}-{i:05}"), &event_type, i))
-        .collect();
-    let mut ingest_ms = Vec::new();
-    let mut ingest_requests = 0usize;
-    if batch {
-        for chunk in bodies.chunks(100) {
-            ingest_ms.push(api.send_batch(chunk).await?);
-            ingest_requests += 1;
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let total = opts.rate * opts.seconds;
+        println!(
+            "\nend-to-end latency: {total} events, {} a second for {} s, one endpoint, single ingest",
+            opts.rate, opts.seconds
+        );
+        let runner_log = stack.log_len("runner.log");
+        let interval = Duration::from_secs_f64(1.0 / opts.rate as f64);
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let sends = Arc::new(Mutex::new(HashMap::<String, (f64, f64)>::new()));
+        let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+        // Open loop with a bound: at most 64 requests in flight. A send that waits for a
+        // slot is timed from when it was due, so a stack that falls behind shows it.
+        let slots = Arc::new(tokio::sync::Semaphore::new(64));
+        let mut tasks = Vec::with_capacity(total);
+        for i in 0..total {
+            tick.tick().await;
+            let due = now_ms();
+            let id = format!("lat-{i:06}");
+            let body = event(&id, "bench.latency", i);
+            let api = api.clone();
+            let (sends, failures, slots) = (sends.clone(), failures.clone(), slots.clone());
+            tasks.push(tokio::spawn(async move {
+                let Ok(_slot) = slots.acquire().await else {
+                    return;
+                };
+                match api.send(&body).await {
+                    Ok((_, acked)) => {
+                        if let Ok(mut s) = sends.lock() {
+                            s.insert(id, (due, acked));
+                        }
+                    }
+                    Err(e) => {
+                        if let Ok(mut f) = failures.lock() {
+                            f.push(e.to_string());
+                        }
+                    }
+                }
+            }));
         }
-    } else {
-        for group in bodies.chunks(10) {
-            for r in futures::future::try_join_all(group.iter().map(|e| api.send(e))).await? {
-                ingest_ms.push(r.1 - r.0);
+        futures::future::join_all(tasks).await;
+        let failed = failures.lock().map(|f| f.clone()).unwrap_or_default();
+        if let Some(e) = failed.first() {
+            println!("{} ingest requests failed; the first: {e}", failed.len());
+        }
+        // A stack that cannot keep up is reported, not waited for for ever.
+        let accepted = sends.lock().map(|s| s.len()).unwrap_or(0);
+        if let Err(e) = settle(received, "/latency", accepted, proxy, Duration::from_secs(120)).await {
+            println!("{e}: the figures below are of those that arrived");
+        }
+        // How fast the emulators answered under this load: when they fall behind, so does
+        // every figure below.
+        let calls = proxy.take_calls();
+        let mut emulators = serde_json::Map::new();
+        for (service, name) in [("dynamodb", "DynamoDB (moto)"), ("sqs", "SQS (LocalStack)")] {
+            let ms: Vec<f64> = calls
+                .iter()
+                .filter(|c| c.service == service)
+                .map(|c| c.upstream_ms)
+                .collect();
+            let n = ms.len();
+            let s = spread(ms);
+            println!(
+                "{name}: {n} calls, answered in p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
+                s["p50"].as_f64().unwrap_or(f64::NAN),
+                s["p95"].as_f64().unwrap_or(f64::NAN),
+                s["p99"].as_f64().unwrap_or(f64::NAN)
+            );
+            emulators.insert(service.to_owned(), s);
+        }
+        // Lambda's bill is measured here, where the proxy only forwards: while it counts
+        // units it serialises writes, which would lengthen every invocation.
+        let invoke_ms = invocations(stack, runner_log);
+        let arrived = received.first_by_event("/latency");
+        let started = proxy.first_attempts();
+        let sends = sends.lock().map(|s| s.clone()).unwrap_or_default();
+        let (mut ingest, mut wait, mut deliver, mut total_ms) = (vec![], vec![], vec![], vec![]);
+        for (id, (t0, t1)) in &sends {
+            let (Some(t3), Some(t2)) = (arrived.get(id), started.get(&format!("EVT#{id}"))) else {
+                continue;
+            };
+            let t2 = *t2 as f64;
+            ingest.push(t1 - t0);
+            // The attempt's start is in whole ms: the split is to the ms, the total exact.
+            wait.push((t2 - t1).max(0.0));
+            deliver.push((t3 - t2).max(0.0));
+            total_ms.push(t3 - t0);
+        }
+        let arrived_count = total_ms.len();
+        let first_due = sends.values().map(|(t0, _)| *t0).fold(f64::INFINITY, f64::min);
+        let last_in = arrived.values().copied().fold(f64::NEG_INFINITY, f64::max);
+        let sustained = arrived_count as f64 / ((last_in - first_due) / 1000.0).max(1e-3);
+        println!(
+            "{arrived_count} of {total} events arrived ({} ingest requests failed); the stack delivered {sustained:.0} events/s",
+            failed.len()
+        );
+        let out = json!({
+            "events": total, "rate_per_second": opts.rate, "seconds": opts.seconds,
+            "accepted": accepted, "arrived": arrived_count, "ingest_failures": failed.len(),
+            "emulator_ms": emulators, "delivered_per_second": sustained,
+            "ingest_ms": spread(ingest), "queue_wait_ms": spread(wait), "delivery_ms": spread(deliver),
+            "total_ms": spread(total_ms),
+            "delivery_invocations": invoke_ms.len(),
+            "delivery_invoke_ms_mean": invoke_ms.iter().sum::<f64>() / invoke_ms.len().max(1) as f64,
+        });
+        println!("{:<12} {:>9} {:>9} {:>9} {:>9}", "ms", "p50", "p95", "p99", "max");
+        for (label, key) in [
+            ("ingest", "ingest_ms"),
+            ("queue wait", "queue_wait_ms"),
+            ("delivery", "delivery_ms"),
+            ("total", "total_ms"),
+        ] {
+            let s = &out[key];
+            let f = |q: &str| s[q].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "{label:<12} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+                f("p50"),
+                f("p95"),
+                f("p99"),
+                f("max")
+            );
+        }
+        println!("target: total p99 ≤ 250 ms");
+        Ok(out)
+    }
+
+    async fn count_phase(
+        &self,
+        name: &str,
+        fanout: usize,
+        batch: bool,
+        events: usize,
+        measure: bool,
+    ) -> Result<Value, BoxError> {
+        let Self {
+            api,
+            proxy,
+            received,
+            stack,
+            base,
+        } = self;
+        let event_type = format!("bench.{}", name.replace('-', "_"));
+        let prefix = format!("/{name}/");
+        for i in 0..fanout {
+            api.endpoint(&format!("{name}-{i}"), &format!("{base}{prefix}{i}"), &event_type)
+                .await?;
+        }
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        proxy.take_calls();
+        let (fn_log, runner_log) = (stack.log_len("functions.log"), stack.log_len("runner.log"));
+        proxy.measure(measure);
+        let bodies: Vec<Value> = (0..events)
+            .map(|i| event(&format!("{name}-{i:05}"), &event_type, i))
+            .collect();
+        let mut ingest_ms = Vec::new();
+        let mut ingest_requests = 0usize;
+        if batch {
+            for chunk in bodies.chunks(100) {
+                ingest_ms.push(api.send_batch(chunk).await?);
                 ingest_requests += 1;
             }
+        } else {
+            for group in bodies.chunks(10) {
+                for r in futures::future::try_join_all(group.iter().map(|e| api.send(e))).await? {
+                    ingest_ms.push(r.1 - r.0);
+                    ingest_requests += 1;
+                }
+            }
         }
-    }
-    settle(
-        received,
-        &prefix,
-        events * fanout,
-        proxy,
-        Duration::from_secs(300),
-    )
-    .await?;
-    proxy.measure(false);
-    let calls = proxy.take_calls();
-    let webhooks = (events * fanout) as f64;
+        settle(
+            received,
+            &prefix,
+            events * fanout,
+            proxy,
+            Duration::from_secs(300),
+        )
+        .await?;
+        proxy.measure(false);
+        let calls = proxy.take_calls();
+        let webhooks = (events * fanout) as f64;
 
-    let invoke_ms = invocations(stack, runner_log);
-    let log_bytes: u64 = stack
-        .log_since("functions.log", fn_log)
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| l.len() as u64 + 1)
-        .sum();
+        let invoke_ms = invocations(stack, runner_log);
+        let log_bytes: u64 = stack
+            .log_since("functions.log", fn_log)
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| l.len() as u64 + 1)
+            .sum();
 
-    let per = |f: &dyn Fn(&Call) -> f64, service: &str| -> f64 {
-        calls.iter().filter(|c| c.service == service).map(f).sum::<f64>() / webhooks
-    };
-    // Empty long polls are the pollers' idle cost (per minute, not per webhook).
-    let busy = |c: &Call| !(c.op == "ReceiveMessage" && c.messages == 0);
-    let sqs_per = calls
-        .iter()
-        .filter(|c| c.service == "sqs" && busy(c))
-        .map(|c| c.billed_requests)
-        .sum::<f64>()
-        / webhooks;
-    let mut by_op: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
-    for c in calls.iter().filter(|c| busy(c)) {
-        *by_op.entry(format!("{} {}", c.service, c.op)).or_default() += 1.0 / webhooks;
+        let per = |f: &dyn Fn(&Call) -> f64, service: &str| -> f64 {
+            calls.iter().filter(|c| c.service == service).map(f).sum::<f64>() / webhooks
+        };
+        // Empty long polls are the pollers' idle cost (per minute, not per webhook).
+        let busy = |c: &Call| !(c.op == "ReceiveMessage" && c.messages == 0);
+        let sqs_per = calls
+            .iter()
+            .filter(|c| c.service == "sqs" && busy(c))
+            .map(|c| c.billed_requests)
+            .sum::<f64>()
+            / webhooks;
+        let mut by_op: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+        for c in calls.iter().filter(|c| busy(c)) {
+            *by_op.entry(format!("{} {}", c.service, c.op)).or_default() += 1.0 / webhooks;
+        }
+        let ingest_invocations = ingest_requests as f64;
+        let delivery_invocations = invoke_ms.len() as f64;
+        Ok(json!({
+            "events": events, "fanout": fanout, "webhooks": webhooks, "ingest": if batch {"batch of 100"} else {"single"},
+            "per_webhook": {
+                "sqs_requests": sqs_per,
+                "dynamodb_requests": per(&|c| c.billed_requests, "dynamodb"),
+                "write_units": per(&|c| c.table_wcu + c.index_wcu, "dynamodb"),
+                "table_write_units": per(&|c| c.table_wcu, "dynamodb"),
+                "index_write_units": per(&|c| c.index_wcu, "dynamodb"),
+                "read_units": per(&|c| c.rru, "dynamodb"),
+                "api_requests": ingest_requests as f64 / webhooks,
+                "lambda_invocations": (ingest_invocations + delivery_invocations) / webhooks,
+                "ingest_gb_s": ingest_ms.iter().sum::<f64>() / 1000.0 * INGEST_GB / webhooks,
+                // Only from a run that did not count (counting slows the writes down).
+                "delivery_gb_s": invoke_ms.iter().sum::<f64>() / 1000.0 * DELIVERY_GB / webhooks,
+                "log_bytes": (log_bytes as f64 + PLATFORM_LOG_BYTES as f64 * (ingest_invocations + delivery_invocations)) / webhooks,
+            },
+            "calls_per_webhook": by_op,
+            "delivery_invocations": delivery_invocations,
+            "delivery_invoke_ms_mean": invoke_ms.iter().sum::<f64>() / delivery_invocations.max(1.0),
+            "ingest_ms_mean": ingest_ms.iter().sum::<f64>() / ingest_ms.len().max(1) as f64,
+        }))
     }
-    let ingest_invocations = ingest_requests as f64;
-    let delivery_invocations = invoke_ms.len() as f64;
-    Ok(json!({
-        "events": events, "fanout": fanout, "webhooks": webhooks, "ingest": if batch {"batch of 100"} else {"single"},
-        "per_webhook": {
-            "sqs_requests": sqs_per,
-            "dynamodb_requests": per(&|c| c.billed_requests, "dynamodb"),
-            "write_units": per(&|c| c.table_wcu + c.index_wcu, "dynamodb"),
-            "table_write_units": per(&|c| c.table_wcu, "dynamodb"),
-            "index_write_units": per(&|c| c.index_wcu, "dynamodb"),
-            "read_units": per(&|c| c.rru, "dynamodb"),
-            "api_requests": ingest_requests as f64 / webhooks,
-            "lambda_invocations": (ingest_invocations + delivery_invocations) / webhooks,
-            "ingest_gb_s": ingest_ms.iter().sum::<f64>() / 1000.0 * INGEST_GB / webhooks,
-            // Only from a run that did not count (counting slows the writes down).
-            "delivery_gb_s": invoke_ms.iter().sum::<f64>() / 1000.0 * DELIVERY_GB / webhooks,
-            "log_bytes": (log_bytes as f64 + PLATFORM_LOG_BYTES as f64 * (ingest_invocations + delivery_invocations)) / webhooks,
-        },
-        "calls_per_webhook": by_op,
-        "delivery_invocations": delivery_invocations,
-        "delivery_invoke_ms_mean": invoke_ms.iter().sum::<f64>() / delivery_invocations.max(1.0),
-        "ingest_ms_mean": ingest_ms.iter().sum::<f64>() / ingest_ms.len().max(1) as f64,
-    }))
 }
 
 fn print_requests(r: &serde_json::Map<String, Value>) {
