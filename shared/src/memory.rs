@@ -17,9 +17,8 @@ type DeliveryLog = BTreeMap<(EventId, EndpointId), DeliveryRow>;
 #[derive(Debug, Clone)]
 struct EventRow {
     event: Event,
-    done: bool,
+    targets: Vec<EndpointId>,
     lease_until: Timestamp,
-    due_at: Timestamp,
 }
 
 #[derive(Debug, Clone)]
@@ -51,8 +50,25 @@ impl MemoryStore {
         }
     }
 
+    /// Whether the event is stored and each of its targets has a delivery.
     pub fn event_is_done(&self, id: &EventId) -> bool {
-        self.events.lock().unwrap().get(id).is_some_and(|e| e.done)
+        let targets = match self.events.lock().unwrap().get(id) {
+            Some(e) => e.targets.clone(),
+            None => return false,
+        };
+        let recorded = self.recorded(id);
+        targets.iter().all(|t| recorded.contains(t))
+    }
+
+    /// The endpoints that have a delivery of the event.
+    fn recorded(&self, id: &EventId) -> std::collections::HashSet<EndpointId> {
+        self.deliveries
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|(e, _)| e == id)
+            .map(|(_, ep)| ep.clone())
+            .collect()
     }
 }
 
@@ -155,7 +171,13 @@ impl EndpointStore for MemoryStore {
 
 #[async_trait]
 impl EventStore for MemoryStore {
-    async fn claim_fanout(&self, event: &Event, now: Timestamp, lease: Duration) -> PortResult<FanoutClaim> {
+    async fn claim_fanout(
+        &self,
+        event: &Event,
+        targets: &[EndpointId],
+        now: Timestamp,
+        lease: Duration,
+    ) -> PortResult<FanoutClaim> {
         self.check()?;
         if event.envelope_json().len() > crate::event::STORE_ITEM_LIMIT {
             // As DynamoDB refuses an item over 400 KB.
@@ -163,6 +185,7 @@ impl EventStore for MemoryStore {
                 "ValidationException: item size too large (test)".into(),
             ));
         }
+        let recorded = self.recorded(&event.id);
         let mut events = self.events.lock().unwrap();
         let until = now.saturating_add(lease);
         match events.get_mut(&event.id) {
@@ -171,30 +194,23 @@ impl EventStore for MemoryStore {
                     event.id.clone(),
                     EventRow {
                         event: event.clone(),
-                        done: false,
+                        targets: targets.to_vec(),
                         lease_until: until,
-                        due_at: until,
                     },
                 );
                 Ok(FanoutClaim::Fresh)
             }
-            Some(s) if s.done => Ok(FanoutClaim::Done),
+            Some(s) if s.targets.iter().all(|t| recorded.contains(t)) => Ok(FanoutClaim::Done),
             Some(s) if s.lease_until > now => Ok(FanoutClaim::Busy { until: s.lease_until }),
             Some(s) => {
                 s.lease_until = until;
                 Ok(FanoutClaim::Resumed {
                     stored: s.event.clone(),
+                    targets: s.targets.clone(),
+                    recorded,
                 })
             }
         }
-    }
-
-    async fn complete_fanout(&self, id: &EventId, _deliveries: u32, _now: Timestamp) -> PortResult<()> {
-        self.check()?;
-        if let Some(s) = self.events.lock().unwrap().get_mut(id) {
-            s.done = true;
-        }
-        Ok(())
     }
 
     async fn release_fanout(&self, id: &EventId) -> PortResult<()> {
@@ -208,40 +224,8 @@ impl EventStore for MemoryStore {
         self.check()?;
         Ok(self.events.lock().unwrap().get(id).map(|r| StoredEvent {
             event: r.event.clone(),
-            fanned_out: r.done,
+            targets: r.targets.clone(),
         }))
-    }
-
-    async fn stuck_fanouts(&self, before: Timestamp, limit: u32) -> PortResult<Vec<(EventId, Timestamp)>> {
-        self.check()?;
-        let events = self.events.lock().unwrap();
-        let mut stuck: Vec<(&Timestamp, &EventId)> = events
-            .iter()
-            .filter(|(_, r)| !r.done && r.due_at <= before)
-            .map(|(id, r)| (&r.due_at, id))
-            .collect();
-        stuck.sort();
-        Ok(stuck
-            .into_iter()
-            .take(limit as usize)
-            .map(|(t, id)| (id.clone(), *t))
-            .collect())
-    }
-
-    async fn redrive_fanout(
-        &self,
-        id: &EventId,
-        seen_due: Timestamp,
-        next_look: Timestamp,
-    ) -> PortResult<bool> {
-        self.check()?;
-        match self.events.lock().unwrap().get_mut(id) {
-            Some(r) if !r.done && r.due_at == seen_due => {
-                r.due_at = next_look;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
     }
 }
 

@@ -8,6 +8,7 @@ use crate::ids::{DeliveryId, EndpointId, EventId};
 use crate::message::QueueMessage;
 use crate::timestamp::Timestamp;
 use async_trait::async_trait;
+use std::collections::HashSet;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -68,42 +69,56 @@ pub trait EndpointStore: Send + Sync {
 
 /// Who fans an event out. The claim is a lease, so a worker that dies mid-way does
 /// not block the event for ever, and two copies of one event never fan out at once.
+///
+/// Nothing marks a fan-out finished: it is finished when each of its targets has a
+/// delivery. Until then its queue message stays (SQS brings it back after a crash, and
+/// the sweeper turns a dead-lettered one into failed deliveries), so the claim is the
+/// event's one write on the way to its first attempts.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FanoutClaim {
-    /// First sight of this event id: it is stored, and ours to fan out.
+    /// First sight of this event id: it is stored with its targets, and ours to fan out.
     Fresh,
     /// Seen before, its fan-out was cut short and its lease is over: ours again. The
-    /// stored copy wins over the message (the first body sent under an id is the one).
-    Resumed { stored: Event },
-    /// Fanned out already: a duplicate.
+    /// stored copy and its targets win over the message and over today's endpoints (the
+    /// first body sent under an id is the one); `recorded` already have a delivery.
+    Resumed {
+        stored: Event,
+        targets: Vec<EndpointId>,
+        recorded: HashSet<EndpointId>,
+    },
+    /// Every target has a delivery: a duplicate.
     Done,
     /// Another worker holds the lease until then.
     Busy { until: Timestamp },
 }
 
-/// An event as stored, and whether its fan-out finished.
+/// An event as stored, with the endpoints it was fanned out to.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredEvent {
     pub event: Event,
-    pub fanned_out: bool,
+    /// The endpoints that matched it when it was first claimed.
+    pub targets: Vec<EndpointId>,
+}
+
+impl StoredEvent {
+    /// Whether each target has a delivery among `recorded`.
+    pub fn fanned_out(&self, recorded: &HashSet<EndpointId>) -> bool {
+        self.targets.iter().all(|t| recorded.contains(t))
+    }
 }
 
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    async fn claim_fanout(&self, event: &Event, now: Timestamp, lease: Duration) -> PortResult<FanoutClaim>;
-    async fn get_event(&self, id: &EventId) -> PortResult<Option<StoredEvent>>;
-    /// Events whose fan-out was claimed but neither finished nor touched since
-    /// `before` (a worker died, or its message was lost), with when they fell due.
-    async fn stuck_fanouts(&self, before: Timestamp, limit: u32) -> PortResult<Vec<(EventId, Timestamp)>>;
-    /// Marks a stuck fan-out as re-driven (so an overlapping sweep skips it); whether
-    /// this call did it.
-    async fn redrive_fanout(
+    /// Stores the event with the endpoints it goes to and takes its fan-out lease; or,
+    /// for an id seen before, tells what is left of its fan-out.
+    async fn claim_fanout(
         &self,
-        id: &EventId,
-        seen_due: Timestamp,
-        next_look: Timestamp,
-    ) -> PortResult<bool>;
-    async fn complete_fanout(&self, id: &EventId, deliveries: u32, now: Timestamp) -> PortResult<()>;
+        event: &Event,
+        targets: &[EndpointId],
+        now: Timestamp,
+        lease: Duration,
+    ) -> PortResult<FanoutClaim>;
+    async fn get_event(&self, id: &EventId) -> PortResult<Option<StoredEvent>>;
     /// Gives the lease back early after a failure, so a retry need not wait it out.
     async fn release_fanout(&self, id: &EventId) -> PortResult<()>;
 }

@@ -465,7 +465,7 @@ async fn fault_round(round: usize, total: usize, limit: Duration) -> RoundOutcom
                     r.queue_visible,
                     r.queue_in_flight,
                     r.queue_delayed,
-                    r.redriven + r.fanouts_redriven
+                    r.redriven
                 );
             }
             last_sweep = Instant::now();

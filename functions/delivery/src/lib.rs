@@ -30,7 +30,8 @@ use hookline::ssrf::SsrfPolicy;
 use hookline::stats::StatsBatch;
 use hookline::telemetry::{Metrics, Unit};
 use hookline::webhook::signed_request;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::Instrument;
@@ -212,6 +213,12 @@ enum Keep {
     Again,
 }
 
+/// Where a fan-out sends: an endpoint, or one gone since the event was claimed.
+enum Target<'a> {
+    Send(Cow<'a, Endpoint>),
+    Gone(EndpointId, String),
+}
+
 enum Work {
     Event(Event),
     Attempt {
@@ -382,8 +389,21 @@ where
     }
 
     async fn fan_out(&self, event: &Event, ops: &OpsOut) -> Disposition {
+        let endpoints = match self.endpoints.all(&self.store).await {
+            Ok(eps) => eps,
+            Err(e) => return Disposition::Again(e),
+        };
+        let matching: Vec<&Endpoint> = endpoints
+            .iter()
+            .filter(|ep| ep.wants(&event.event_type))
+            .collect();
+        let ids: Vec<EndpointId> = matching.iter().map(|ep| ep.id.clone()).collect();
         let now = self.clock.now();
-        let (event, already) = match self.store.claim_fanout(event, now, self.settings.lease).await {
+        let (event, targets) = match self
+            .store
+            .claim_fanout(event, &ids, now, self.settings.lease)
+            .await
+        {
             Err(e) => return Disposition::Again(e),
             Ok(FanoutClaim::Done) => {
                 tracing::info!("duplicate event: already fanned out");
@@ -393,28 +413,62 @@ where
                 tracing::info!(%until, "another worker is fanning this event out; back when its lease ends");
                 return Disposition::Sleep(until.since(now));
             }
-            Ok(FanoutClaim::Fresh) => (event.clone(), HashSet::new()),
-            Ok(FanoutClaim::Resumed { stored }) => match self.store.deliveries_for_event(&stored.id).await {
-                Ok(done) => {
-                    let already: HashSet<EndpointId> = done.into_iter().map(|(d, _)| d.endpoint_id).collect();
-                    tracing::info!(recorded = already.len(), "resuming a fan-out that was cut short");
-                    (stored, already)
+            Ok(FanoutClaim::Fresh) => (
+                event.clone(),
+                matching
+                    .into_iter()
+                    .map(|ep| Target::Send(Cow::Borrowed(ep)))
+                    .collect(),
+            ),
+            Ok(FanoutClaim::Resumed {
+                stored,
+                targets,
+                recorded,
+            }) => {
+                tracing::info!(
+                    recorded = recorded.len(),
+                    targets = targets.len(),
+                    "resuming a fan-out that was cut short"
+                );
+                let left = targets.into_iter().filter(|t| !recorded.contains(t));
+                match self.resumed_targets(&endpoints, left).await {
+                    Ok(targets) => (stored, targets),
+                    Err(e) => return self.give_back(&stored, e).await,
                 }
-                Err(e) => return self.give_back(&stored, e).await,
-            },
+            }
         };
-        match self.deliver_all(&event, &already, ops).await {
-            Ok(count) => match self
-                .store
-                .complete_fanout(&event.id, count, self.clock.now())
-                .await
-            {
-                Ok(()) => Disposition::Done,
-                // Every delivery is recorded: a second pass would find them all and send nothing.
-                Err(e) => self.give_back(&event, e).await,
-            },
+        match self.deliver_all(&event, targets, ops).await {
+            Ok(()) => Disposition::Done,
             Err(e) => self.give_back(&event, e).await,
         }
+    }
+
+    /// The targets of a resumed fan-out still to go, as they stand now: one deleted or
+    /// disabled since the claim gets a failed delivery, so that the fan-out can finish.
+    async fn resumed_targets<'a>(
+        &self,
+        cached: &'a [Endpoint],
+        left: impl Iterator<Item = EndpointId>,
+    ) -> PortResult<Vec<Target<'a>>> {
+        let mut out = Vec::new();
+        for id in left {
+            let ep = match cached.iter().find(|ep| ep.id == id) {
+                Some(ep) => Some(Cow::Borrowed(ep)),
+                None => self.store.get_endpoint(&id).await?.map(Cow::Owned),
+            };
+            out.push(match ep {
+                None => Target::Gone(id, "the endpoint was deleted before its first attempt".into()),
+                Some(ep) if ep.status == EndpointStatus::Disabled => {
+                    let reason = format!(
+                        "the endpoint is disabled: {}",
+                        ep.disabled_reason.as_deref().unwrap_or("by an operator")
+                    );
+                    Target::Gone(id, reason)
+                }
+                Some(ep) => Target::Send(ep),
+            });
+        }
+        Ok(out)
     }
 
     async fn give_back(&self, event: &Event, e: PortError) -> Disposition {
@@ -430,26 +484,26 @@ where
         Disposition::Again(e)
     }
 
-    /// Sends to every matching endpoint not yet recorded, records the attempts, and
+    /// Sends to every target, records the deliveries with their first attempts, and
     /// schedules the retries.
-    async fn deliver_all(
-        &self,
-        event: &Event,
-        already: &HashSet<EndpointId>,
-        ops: &OpsOut,
-    ) -> PortResult<u32> {
-        let endpoints = self.endpoints.all(&self.store).await?;
-        let targets: Vec<&Endpoint> = endpoints
-            .iter()
-            .filter(|ep| ep.wants(&event.event_type) && !already.contains(&ep.id))
-            .collect();
+    async fn deliver_all(&self, event: &Event, targets: Vec<Target<'_>>, ops: &OpsOut) -> PortResult<()> {
         let body = event.envelope_json();
         let body = body.as_str();
         // An endpoint over its rate limit gets a pending delivery whose attempt waits its turn.
         let now = self.clock.now();
         let mut sendable = Vec::with_capacity(targets.len());
         let mut waiting: Vec<Delivery> = Vec::new();
-        for ep in targets {
+        let mut gone: Vec<Delivery> = Vec::new();
+        for target in targets {
+            let ep = match target {
+                Target::Send(ep) => ep,
+                Target::Gone(id, reason) => {
+                    let mut d = Delivery::new(event.id.clone(), id, event.event_type.clone(), 1, now);
+                    d.fail(&reason, now);
+                    gone.push(d);
+                    continue;
+                }
+            };
             let mut fresh = Delivery::new(
                 event.id.clone(),
                 ep.id.clone(),
@@ -457,7 +511,7 @@ where
                 ep.max_attempts,
                 now,
             );
-            match self.turn(ep, now).await? {
+            match self.turn(&ep, now).await? {
                 None => sendable.push((ep, fresh)),
                 Some(wait) => {
                     fresh.defer(now.saturating_add(wait));
@@ -468,10 +522,10 @@ where
         // The futures are built up front: a closure inside the stream would hide
         // their `Send`-ness from the compiler (rust-lang/rust#102211).
         let attempts: Vec<_> = sendable
-            .into_iter()
+            .iter()
             .map(|(ep, fresh)| async move {
-                let (updated, attempt, verdict) = self.attempt(event, body, ep, &fresh, ops).await;
-                (ep, updated, attempt, verdict)
+                let (updated, attempt, verdict) = self.attempt(event, body, ep, fresh, ops).await;
+                (&**ep, updated, attempt, verdict)
             })
             .collect();
         let results: Vec<(&Endpoint, Delivery, Attempt, Verdict)> = stream::iter(attempts)
@@ -481,7 +535,7 @@ where
         let records: Vec<(Delivery, Option<Attempt>)> = results
             .iter()
             .map(|(_, d, a, _)| (d.clone(), Some(a.clone())))
-            .chain(waiting.iter().map(|d| (d.clone(), None)))
+            .chain(waiting.iter().chain(&gone).map(|d| (d.clone(), None)))
             .collect();
         self.store.record_attempts(&records).await?;
         for (ep, delivery, attempt, verdict) in &results {
@@ -493,7 +547,14 @@ where
         for delivery in &waiting {
             self.schedule(event, delivery).await;
         }
-        Ok(u32::try_from(records.len() + already.len()).unwrap_or(u32::MAX))
+        for failed in &gone {
+            tracing::warn!(endpoint_id = %failed.endpoint_id, reason = failed.failure_reason.as_deref(), "delivery failed");
+            push(ops, ops::delivery_exhausted(failed, now));
+            if let Ok(mut out) = ops.lock() {
+                out.stats.entry(&failed.endpoint_id, now).failed += 1;
+            }
+        }
+        Ok(())
     }
 
     /// Whether the endpoint's rate limit lets a request go now, or how long to wait.

@@ -239,7 +239,7 @@ async fn an_event_another_worker_is_fanning_out_comes_back_later() {
         panic!("an event")
     };
     d.store
-        .claim_fanout(&event, d.clock.now(), Duration::from_secs(120))
+        .claim_fanout(&event, &[ep.id.clone()], d.clock.now(), Duration::from_secs(120))
         .await
         .unwrap();
     let response = d.handle(fixture()).await;
@@ -257,7 +257,12 @@ async fn a_fan_out_cut_short_resumes_with_only_the_endpoints_not_yet_recorded() 
         panic!("an event")
     };
     d.store
-        .claim_fanout(&event, d.clock.now(), Duration::from_secs(120))
+        .claim_fanout(
+            &event,
+            &[first.id.clone(), second.id.clone()],
+            d.clock.now(),
+            Duration::from_secs(120),
+        )
         .await
         .unwrap();
     let mut done = Delivery::new(
@@ -290,6 +295,59 @@ async fn a_fan_out_cut_short_resumes_with_only_the_endpoints_not_yet_recorded() 
     let urls: Vec<String> = d.sender.requests().into_iter().map(|r| r.url).collect();
     assert_eq!(urls, vec![second.url.clone()]);
     assert_eq!(d.store.deliveries_for_event(&event.id).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_resumed_fan_out_keeps_to_its_claimed_targets_and_fails_one_deleted_since() {
+    // GIVEN a worker that claimed an event for two endpoints, recorded neither and died;
+    // then the second endpoint was deleted and a third registered
+    let first = endpoint("first", &["*"]);
+    let second = endpoint("second", &["*"]);
+    let d = subject(&[&first, &second]).await;
+    let Some(Work::Event(event)) = parse(&fixture().records[0]).pop() else {
+        panic!("an event")
+    };
+    d.store
+        .claim_fanout(
+            &event,
+            &[first.id.clone(), second.id.clone()],
+            d.clock.now(),
+            Duration::from_secs(120),
+        )
+        .await
+        .unwrap();
+    d.store.delete_endpoint(&second.id).await.unwrap();
+    let third = endpoint("third", &["*"]);
+    d.store.create_endpoint(&third).await.unwrap();
+
+    // WHEN its lease has lapsed and SQS brings the message back
+    d.clock.advance(Duration::from_secs(121));
+    let response = d.handle(fixture()).await;
+
+    // THEN the first is sent to, the deleted one gets a failed delivery with the reason,
+    // the newcomer nothing, and the fan-out is done
+    assert!(response.batch_item_failures.is_empty());
+    let urls: Vec<String> = d.sender.requests().into_iter().map(|r| r.url).collect();
+    assert_eq!(urls, vec![first.url.clone()]);
+    let gone = d
+        .store
+        .get_delivery(&event.id, &second.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(gone.status, DeliveryStatus::Failed);
+    assert_eq!(
+        gone.failure_reason.as_deref(),
+        Some("the endpoint was deleted before its first attempt")
+    );
+    assert!(
+        d.store
+            .get_delivery(&event.id, &third.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(d.store.event_is_done(&event.id));
 }
 
 #[tokio::test]

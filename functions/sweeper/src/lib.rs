@@ -2,9 +2,10 @@
 //! - re-drives deliveries whose next attempt is overdue with no worker on it (a Lambda
 //!   died between steps, a message was lost or deleted) under a new wake token, so the
 //!   lost message, should it ever come back, is stale;
-//! - re-drives event fan-outs that were claimed and never finished;
 //! - fails open deliveries whose attempts are spent;
-//! - drains the DLQ into `failed` deliveries with the reason, so nothing sits unseen;
+//! - drains the DLQ into `failed` deliveries with the reason, so nothing sits unseen
+//!   (an event's fan-out needs no sweep: its message stays on the queue until every
+//!   target has a delivery, and a message that dies comes here);
 //! - publishes what it did and the backlog as EMF metrics.
 //!
 //! Due work is read from the sparse `open` index, never a scan. Every change is a
@@ -13,7 +14,7 @@
 use hookline::config::{ConfigError, Env};
 use hookline::delivery::{Delivery, new_wake};
 use hookline::event::Event;
-use hookline::ids::EventId;
+use hookline::ids::{EndpointId, EventId};
 use hookline::message::{self, QueueMessage};
 use hookline::ops;
 use hookline::ports::{
@@ -23,7 +24,7 @@ use hookline::ports::{
 use hookline::telemetry::{Metrics, Unit};
 use hookline::timestamp::Timestamp;
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -98,7 +99,6 @@ impl Config {
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
 pub struct SweepReport {
     pub redriven: u32,
-    pub fanouts_redriven: u32,
     pub exhausted: u32,
     pub in_flight_overdue: u32,
     pub dlq_drained: u32,
@@ -133,7 +133,6 @@ where
         let mut ops: Vec<Event> = Vec::new();
         let mut events: HashMap<EventId, Option<Event>> = HashMap::new();
 
-        self.redrive_fanouts(now, &mut report).await?;
         self.redrive_deliveries(now, &mut report, &mut ops, &mut events)
             .await?;
         self.drain_dlq(now, &mut report, &mut ops).await?;
@@ -157,11 +156,7 @@ where
         tracing::info!(?report, "sweep finished");
         Metrics::new()
             .dimension("Function", "sweeper")
-            .metric(
-                "Redriven",
-                f64::from(report.redriven + report.fanouts_redriven),
-                Unit::Count,
-            )
+            .metric("Redriven", f64::from(report.redriven), Unit::Count)
             .metric("Exhausted", f64::from(report.exhausted), Unit::Count)
             .metric("DlqDrained", f64::from(report.dlq_drained), Unit::Count)
             .metric("DlqDropped", f64::from(report.dlq_dropped), Unit::Count)
@@ -177,28 +172,6 @@ where
             .metric("DlqDepth", report.dlq_depth as f64, Unit::Count)
             .emit();
         Ok(report)
-    }
-
-    async fn redrive_fanouts(&self, now: Timestamp, report: &mut SweepReport) -> PortResult<()> {
-        let before = now.minus(self.settings.grace);
-        for (id, due) in self.store.stuck_fanouts(before, self.settings.batch).await? {
-            let Some(stored) = self.store.get_event(&id).await? else {
-                continue;
-            };
-            if stored.fanned_out {
-                continue;
-            }
-            // Look again only after the re-driven message has had a lease's time.
-            let next_look = now.saturating_add(self.settings.lease);
-            if self.store.redrive_fanout(&id, due, next_look).await? {
-                self.queue
-                    .send(&QueueMessage::EventV1 { event: stored.event })
-                    .await?;
-                tracing::warn!(event_id = %id, "re-drove a fan-out that never finished");
-                report.fanouts_redriven += 1;
-            }
-        }
-        Ok(())
     }
 
     async fn redrive_deliveries(
@@ -374,8 +347,8 @@ where
         }
     }
 
-    /// An event whose message died before its fan-out finished: every matching
-    /// endpoint that has no delivery yet gets a failed one, so the loss is on record.
+    /// An event whose message died before its fan-out finished: every target that has
+    /// no delivery yet gets a failed one, so the loss is on record and the fan-out done.
     async fn settle_dead_event(
         &self,
         event: &Event,
@@ -383,41 +356,45 @@ where
         now: Timestamp,
         ops: &mut Vec<Event>,
     ) -> PortResult<bool> {
-        let event = match self.store.claim_fanout(event, now, self.settings.lease).await? {
+        let endpoints = self.store.all_endpoints().await?;
+        let matching: Vec<EndpointId> = endpoints
+            .iter()
+            .filter(|ep| ep.wants(&event.event_type))
+            .map(|ep| ep.id.clone())
+            .collect();
+        let (event, left) = match self
+            .store
+            .claim_fanout(event, &matching, now, self.settings.lease)
+            .await?
+        {
             FanoutClaim::Done => return Ok(true),
             // A worker is on it right now: settle it on a later sweep.
             FanoutClaim::Busy { .. } => return Ok(false),
-            FanoutClaim::Fresh => event.clone(),
-            FanoutClaim::Resumed { stored } => stored,
+            FanoutClaim::Fresh => (event.clone(), matching),
+            FanoutClaim::Resumed {
+                stored,
+                targets,
+                recorded,
+            } => (
+                stored,
+                targets.into_iter().filter(|t| !recorded.contains(t)).collect(),
+            ),
         };
-        let existing: HashSet<_> = self
-            .store
-            .deliveries_for_event(&event.id)
-            .await?
-            .into_iter()
-            .map(|(d, _)| d.endpoint_id)
-            .collect();
         let reason = format!(
             "its event message was dead-lettered after {receives} receives, before this endpoint was tried"
         );
         let mut records = Vec::new();
-        for ep in self.store.all_endpoints().await? {
-            if ep.wants(&event.event_type) && !existing.contains(&ep.id) {
-                let mut d = Delivery::new(
-                    event.id.clone(),
-                    ep.id.clone(),
-                    event.event_type.clone(),
-                    ep.max_attempts,
-                    now,
-                );
-                d.fail(&reason, now);
-                ops.extend(ops::delivery_exhausted(&d, now));
-                records.push((d, None));
-            }
+        for id in left {
+            let max_attempts = endpoints
+                .iter()
+                .find(|ep| ep.id == id)
+                .map_or(1, |ep| ep.max_attempts);
+            let mut d = Delivery::new(event.id.clone(), id, event.event_type.clone(), max_attempts, now);
+            d.fail(&reason, now);
+            ops.extend(ops::delivery_exhausted(&d, now));
+            records.push((d, None));
         }
         self.store.record_attempts(&records).await?;
-        let total = u32::try_from(records.len() + existing.len()).unwrap_or(u32::MAX);
-        self.store.complete_fanout(&event.id, total, now).await?;
         tracing::warn!(event_id = %event.id, failed = records.len(), "settled a dead-lettered event");
         Ok(true)
     }

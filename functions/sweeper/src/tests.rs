@@ -63,10 +63,9 @@ fn subject() -> Subject {
 async fn retrying(s: &Subject, ep: &Endpoint, attempts: u32) -> Delivery {
     let e = event();
     s.store
-        .claim_fanout(&e, s.clock.now(), Duration::from_secs(1))
+        .claim_fanout(&e, &[ep.id.clone()], s.clock.now(), Duration::from_secs(1))
         .await
         .unwrap();
-    s.store.complete_fanout(&e.id, 1, s.clock.now()).await.unwrap();
     let mut d = Delivery::new(
         e.id.clone(),
         ep.id.clone(),
@@ -181,23 +180,36 @@ async fn a_delivery_whose_attempts_are_spent_is_failed_and_reported() {
 }
 
 #[tokio::test]
-async fn a_fan_out_that_never_finished_is_redriven() {
+async fn a_dead_event_fails_the_targets_its_claim_named_that_have_no_delivery() {
+    // GIVEN an event claimed for one endpoint, whose worker died and whose message was
+    // then dead-lettered; a second endpoint was registered afterwards
     let s = subject();
+    let ep = endpoint();
+    s.store.create_endpoint(&ep).await.unwrap();
     let e = event();
     s.store
-        .claim_fanout(&e, s.clock.now(), Duration::from_secs(180))
+        .claim_fanout(&e, &[ep.id.clone()], s.clock.now(), Duration::from_secs(180))
         .await
         .unwrap();
+    let mut later = endpoint();
+    later.id = hookline::EndpointId::parse("ep_later").unwrap();
+    s.store.create_endpoint(&later).await.unwrap();
     s.clock.advance(Duration::from_secs(200));
-    assert_eq!(
-        s.sweep().await.unwrap().fanouts_redriven,
-        0,
-        "still within the grace period"
-    );
-    s.clock.advance(Duration::from_secs(60));
-    assert_eq!(s.sweep().await.unwrap().fanouts_redriven, 1);
-    assert_eq!(sent_event_types(&s.queue), ["agent.run.completed"]);
-    assert_eq!(s.sweep().await.unwrap().fanouts_redriven, 0, "once per lease");
+    s.dlq.dead.lock().unwrap().push_back(hookline::ports::Received {
+        body: QueueMessage::EventV1 { event: e.clone() }.to_body(),
+        receipt_handle: "r".into(),
+        receive_count: 10,
+    });
+    // WHEN the sweeper drains the DLQ
+    let report = s.sweep().await.unwrap();
+    // THEN the claimed endpoint has a failed delivery, the later one none, and the
+    // fan-out is done: a copy of the message arriving now would send nothing
+    assert_eq!(report.dlq_drained, 1);
+    let d = s.store.get_delivery(&e.id, &ep.id).await.unwrap().unwrap();
+    assert_eq!(d.status, DeliveryStatus::Failed);
+    assert!(s.store.get_delivery(&e.id, &later.id).await.unwrap().is_none());
+    assert!(s.store.event_is_done(&e.id));
+    assert_eq!(sent_event_types(&s.queue), ["hookline.delivery.exhausted"]);
 }
 
 #[tokio::test]

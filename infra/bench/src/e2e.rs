@@ -281,7 +281,7 @@ fn event(id: &str, event_type: &str, i: usize) -> Value {
         "id": id,
         "event_type": event_type,
         "source": "bench",
-        "data": {"run_id": format!("run-{}", i / 20), "node": "plan", "step": i % 20, "output": "x".repeat(900)}
+        "data": crate::agent_data(i)
     })
 }
 

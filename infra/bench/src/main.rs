@@ -275,12 +275,70 @@ fn endpoint(i: usize, port: u16) -> Endpoint {
     }
 }
 
+/// What a planning agent writes: the prose of the node outputs the bench sends.
+const AGENT_PROSE: &str = "I reviewed the customer's ticket and the order history before deciding on a plan. \
+The shipment left the warehouse on Tuesday but the carrier has not scanned it since Thursday morning. \
+Two similar orders from the same region were delayed by a sorting backlog last week, which the carrier confirmed. \
+First I will check whether the tracking number maps to the regional hub in Memphis or to the one in Louisville. \
+If the parcel is still inside the hub, a replacement would arrive later than the original, so waiting is cheaper. \
+The customer asked twice for a refund, and the policy allows one when a delivery is five business days late. \
+Today is the fourth business day, so I will not issue the refund yet but will schedule a follow-up for tomorrow. \
+I drafted a reply that apologises, explains the backlog, gives the new estimate and offers expedited shipping next time. \
+The search tool returned three knowledge base articles; only the one about carrier delays applies to this case. \
+Next I will call the carrier API for the latest scan, then update the ticket with the estimate and set a reminder. \
+Finally I will hand the summary to the reviewer node, which checks tone and policy before anything is sent out. ";
+
+/// An agent's event with about 1 KiB of data, as the cost model assumes: a node's
+/// output of prose (a different part of it for each event), its run's ids and its
+/// token counts, which compress as agents' JSON does, not as padding would.
+pub fn agent_data(i: usize) -> Value {
+    let start = (i * 97) % (AGENT_PROSE.len() - 560);
+    let start = (start..).find(|&k| AGENT_PROSE.is_char_boundary(k)).unwrap_or(0);
+    let mut end = start + 560;
+    while !AGENT_PROSE.is_char_boundary(end) {
+        end += 1;
+    }
+    // Ids that differ per run and per step, as random as UUIDs are.
+    let mix = |x: u64| {
+        let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let uuid = |x: u64| {
+        let (a, b) = (mix(x), mix(x ^ 0xdead_beef));
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            (b >> 48) & 0xffff,
+            b & 0xffff_ffff_ffff
+        )
+    };
+    let run = (i / 20) as u64;
+    json!({
+        "run_id": uuid(run),
+        "thread_id": uuid(run ^ 0x5555),
+        "node": "plan",
+        "step": i % 20,
+        "checkpoint_id": uuid(i as u64 ^ 0xaaaa_0000),
+        "output": {
+            "role": "assistant",
+            "content": &AGENT_PROSE[start..end],
+            "tool_calls": [{"id": format!("call_{:016x}", mix(i as u64)), "name": "carrier_tracking", "args": {"tracking_number": format!("1Z{:016X}", mix(i as u64 + 7))}}]
+        },
+        "usage": {"input_tokens": 1200 + (mix(i as u64) % 800), "output_tokens": 100 + (mix(i as u64 + 1) % 200), "model": "gpt-4.1-mini"},
+        "duration_ms": mix(i as u64 + 2) % 5000
+    })
+}
+
 /// An agent's event with about 1 KiB of data, as the cost model assumes.
 fn event(i: usize) -> Result<Event, Box<dyn std::error::Error>> {
     Ok(Event {
         id: EventId::generate(),
         event_type: EventType::parse("node_completed")?,
-        data: json!({"run_id": format!("run-{}", i / 20), "node": "plan", "step": i % 20, "output": "x".repeat(900)}),
+        data: agent_data(i),
         timestamp: Timestamp::now(),
         source: "bench".into(),
         version: ENVELOPE_VERSION.into(),

@@ -31,7 +31,7 @@ use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, Select, WriteRequest};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 type Item = HashMap<String, AttributeValue>;
@@ -39,7 +39,6 @@ type Item = HashMap<String, AttributeValue>;
 const ENDPOINT_PK: &str = "ENDPOINT";
 const EVENT_SK: &str = "EVENT";
 const OPEN_PK: &str = "OPEN";
-const FANOUT_PK: &str = "FANOUT";
 pub const OPEN_INDEX: &str = "open";
 pub const BY_ENDPOINT_INDEX: &str = "by_endpoint";
 pub const BY_DAY_INDEX: &str = "by_day";
@@ -272,8 +271,59 @@ fn endpoint_from_item(item: &Item) -> PortResult<Endpoint> {
     })
 }
 
+/// Event bodies above this size are stored deflated when that makes them smaller: a
+/// write unit is 1 KB, and agents' JSON (ids, keys, prose) packs to about half.
+const PACK_ABOVE: usize = 256;
+
+/// The attribute an event's body is stored in, and its value: `body` as text, or
+/// `body_z` as raw deflate when that is smaller.
+fn stored_body(json: &str) -> (&'static str, AttributeValue) {
+    if json.len() > PACK_ABOVE {
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+        if std::io::Write::write_all(&mut z, json.as_bytes()).is_ok()
+            && let Ok(packed) = z.finish()
+            && packed.len() < json.len()
+        {
+            return (
+                "body_z",
+                AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(packed)),
+            );
+        }
+    }
+    ("body", s(json))
+}
+
 fn event_from_item(item: &Item) -> PortResult<Event> {
-    Reader(item).parse("body", |b| serde_json::from_str::<Event>(b))
+    let r = Reader(item);
+    if let Some(AttributeValue::B(packed)) = item.get("body_z") {
+        let mut json = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::DeflateDecoder::new(packed.as_ref()), &mut json)
+            .map_err(|e| PortError::Permanent(format!("stored `body_z` does not inflate: {e}")))?;
+        return serde_json::from_str(&json)
+            .map_err(|e| PortError::Permanent(format!("stored `body_z` is invalid: {e}")));
+    }
+    r.parse("body", |b| serde_json::from_str::<Event>(b))
+}
+
+fn stored_event_from_item(item: &Item) -> PortResult<StoredEvent> {
+    let targets = match item.get("targets") {
+        Some(AttributeValue::L(l)) => l
+            .iter()
+            .map(|v| match v {
+                AttributeValue::S(id) => {
+                    EndpointId::parse(id).map_err(|e| PortError::Permanent(e.to_string()))
+                }
+                _ => Err(PortError::Permanent(
+                    "stored `targets` entry is not a string".into(),
+                )),
+            })
+            .collect::<PortResult<Vec<_>>>()?,
+        _ => return Err(PortError::Permanent("stored event lacks list `targets`".into())),
+    };
+    Ok(StoredEvent {
+        event: event_from_item(item)?,
+        targets,
+    })
 }
 
 /// The event an item belongs to, from its `EVT#<id>` partition key.
@@ -346,41 +396,133 @@ impl DynamoStore {
     }
 
     fn attempt_item(&self, d: &Delivery, a: &Attempt) -> Item {
-        let mut item = HashMap::from([
+        let mut item = attempt_fields(a);
+        item.extend([
             ("pk".into(), s(event_pk(&d.event_id))),
             (
                 "sk".into(),
                 s(format!("{}#ATT#{:05}", delivery_sk(&d.endpoint_id), a.number)),
             ),
             ("kind".into(), s("attempt")),
-            ("number".into(), n(a.number)),
-            ("started_at".into(), n(a.started_at.unix_millis())),
-            ("duration_ms".into(), n(a.duration_ms)),
             ("expires_at".into(), self.expires_at(a.started_at)),
         ]);
-        match &a.outcome {
-            AttemptOutcome::Response {
-                status,
-                body,
-                retry_after_seconds,
-            } => {
-                item.insert("status_code".into(), n(status));
-                item.insert("response_body".into(), s(body));
-                if let Some(ra) = retry_after_seconds {
-                    item.insert("retry_after_seconds".into(), n(ra));
-                }
-            }
-            AttemptOutcome::Error { error, message } => {
-                let kind = serde_json::to_value(error)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_else(|| "other".into());
-                item.insert("error_kind".into(), s(kind));
-                item.insert("error".into(), s(message));
-            }
-        }
         item
     }
+
+    /// The UpdateItem that makes the stored delivery `d`: every attribute of its item
+    /// but the keys, with the optional ones it lacks removed. The first attempt, kept
+    /// in the item since it was written, stays as it is.
+    fn delivery_update(&self, d: &Delivery) -> Update {
+        let item = self.delivery_item(d);
+        let mut u = Update::default();
+        let mut sets = Vec::new();
+        for (i, (k, v)) in item.iter().filter(|(k, _)| *k != "pk" && *k != "sk").enumerate() {
+            sets.push(format!("#u{i} = :u{i}"));
+            u.names.insert(format!("#u{i}"), k.clone());
+            u.values.insert(format!(":u{i}"), v.clone());
+        }
+        let mut removes = Vec::new();
+        for (i, k) in OPTIONAL_DELIVERY_ATTRIBUTES
+            .iter()
+            .filter(|k| !item.contains_key(**k))
+            .enumerate()
+        {
+            removes.push(format!("#r{i}"));
+            u.names.insert(format!("#r{i}"), (*k).to_owned());
+        }
+        u.expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            u.expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        u
+    }
+}
+
+/// An update expression with its names and values.
+#[derive(Default)]
+struct Update {
+    expression: String,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+/// What a delivery's item may lack; `lease_until` goes with every full update, which
+/// ends the attempt that held it.
+const OPTIONAL_DELIVERY_ATTRIBUTES: [&str; 8] = [
+    "next_attempt_at",
+    "open_pk",
+    "due_at",
+    "last_status_code",
+    "last_error",
+    "failure_reason",
+    "wake",
+    "lease_until",
+];
+
+/// The delivery item's map that holds its first attempt: recorded with the delivery in
+/// one write, instead of an item of its own.
+const FIRST_ATTEMPT: &str = "first_attempt";
+
+/// An attempt's attributes, in its own item or in its delivery's.
+fn attempt_fields(a: &Attempt) -> Item {
+    let mut item = HashMap::from([
+        ("number".into(), n(a.number)),
+        ("started_at".into(), n(a.started_at.unix_millis())),
+        ("duration_ms".into(), n(a.duration_ms)),
+    ]);
+    match &a.outcome {
+        AttemptOutcome::Response {
+            status,
+            body,
+            retry_after_seconds,
+        } => {
+            item.insert("status_code".into(), n(status));
+            item.insert("response_body".into(), s(body));
+            if let Some(ra) = retry_after_seconds {
+                item.insert("retry_after_seconds".into(), n(ra));
+            }
+        }
+        AttemptOutcome::Error { error, message } => {
+            let kind = serde_json::to_value(error)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "other".into());
+            item.insert("error_kind".into(), s(kind));
+            item.insert("error".into(), s(message));
+        }
+    }
+    item
+}
+
+/// Deliveries with their attempts from the items of one event's partition, sorted by
+/// key: each delivery (holding its first attempt), then its other attempts.
+fn collect_deliveries(event_id: &EventId, items: &[Item]) -> PortResult<Vec<(Delivery, Vec<Attempt>)>> {
+    let mut out: Vec<(Delivery, Vec<Attempt>)> = Vec::new();
+    for item in items {
+        match Reader(item).opt_str("kind") {
+            Some("delivery") => {
+                let first = match item.get(FIRST_ATTEMPT) {
+                    Some(AttributeValue::M(m)) => vec![attempt_from_item(m)?],
+                    _ => Vec::new(),
+                };
+                out.push((delivery_from_item(event_id, item)?, first));
+            }
+            Some("attempt") => {
+                if let Some((_, attempts)) = out.last_mut() {
+                    let a = attempt_from_item(item)?;
+                    // A crash between an attempt's write and its delivery's leaves an
+                    // attempt that the retry after it writes again under its number.
+                    attempts.retain(|b| b.number != a.number);
+                    attempts.push(a);
+                }
+            }
+            _ => {}
+        }
+    }
+    for (_, attempts) in &mut out {
+        attempts.sort_by_key(|a| a.number);
+    }
+    Ok(out)
 }
 
 fn delivery_from_item(event_id: &EventId, item: &Item) -> PortResult<Delivery> {
@@ -594,23 +736,31 @@ impl EndpointStore for DynamoStore {
 
 #[async_trait]
 impl EventStore for DynamoStore {
-    async fn claim_fanout(&self, event: &Event, now: Timestamp, lease: Duration) -> PortResult<FanoutClaim> {
+    async fn claim_fanout(
+        &self,
+        event: &Event,
+        targets: &[EndpointId],
+        now: Timestamp,
+        lease: Duration,
+    ) -> PortResult<FanoutClaim> {
         let pk = event_pk(&event.id);
         let lease_until = now.saturating_add(lease).unix_millis();
+        // The event's one write on its way to its first attempts: the body (packed
+        // when that is smaller), its targets and the lease. Nothing marks the fan-out
+        // finished; the targets' deliveries do.
+        let (body_attr, body) = stored_body(&event.envelope_json());
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .item("pk", s(&pk))
             .item("sk", s(EVENT_SK))
-            .item("kind", s("event"))
-            .item("event_type", s(event.event_type.as_str()))
-            .item("body", s(event.envelope_json()))
-            .item("fanout", s("claimed"))
+            .item(body_attr, body)
+            .item(
+                "targets",
+                AttributeValue::L(targets.iter().map(|t| s(t.as_str())).collect()),
+            )
             .item("lease_until", n(lease_until))
-            .item("open_pk", s(FANOUT_PK))
-            .item("due_at", n(lease_until))
-            .item("received_at", n(now.unix_millis()))
             .item("expires_at", self.expires_at(now))
             .condition_expression("attribute_not_exists(pk)")
             .send()
@@ -636,32 +786,35 @@ impl EventStore for DynamoStore {
             // Expired by TTL between the two calls: the id is free again; let SQS retry.
             return Err(PortError::Retryable("event vanished while claiming".into()));
         };
-        let r = Reader(item);
-        if r.opt_str("fanout") == Some("done") {
+        let stored = stored_event_from_item(item)?;
+        let recorded = self.recorded_endpoints(&event.id).await?;
+        if stored.fanned_out(&recorded) {
             return Ok(FanoutClaim::Done);
         }
-        let held_until: i64 = r.opt_num("lease_until").unwrap_or(0);
+        let held_until: i64 = Reader(item).opt_num("lease_until").unwrap_or(0);
         if held_until > now.unix_millis() {
             return Ok(FanoutClaim::Busy {
                 until: Timestamp::from_unix_millis(held_until),
             });
         }
-        let stored = event_from_item(item)?;
         let take = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(&pk))
             .key("sk", s(EVENT_SK))
-            .update_expression("SET lease_until = :new, due_at = :new")
-            .condition_expression("lease_until = :old AND fanout <> :done")
+            .update_expression("SET lease_until = :new")
+            .condition_expression("lease_until = :old")
             .expression_attribute_values(":new", n(lease_until))
             .expression_attribute_values(":old", n(held_until))
-            .expression_attribute_values(":done", s("done"))
             .send()
             .await;
         match take {
-            Ok(_) => Ok(FanoutClaim::Resumed { stored }),
+            Ok(_) => Ok(FanoutClaim::Resumed {
+                stored: stored.event,
+                targets: stored.targets,
+                recorded,
+            }),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
@@ -674,47 +827,19 @@ impl EventStore for DynamoStore {
         }
     }
 
-    async fn complete_fanout(&self, id: &EventId, deliveries: u32, now: Timestamp) -> PortResult<()> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(event_pk(id)))
-            .key("sk", s(EVENT_SK))
-            .update_expression(
-                "SET fanout = :done, deliveries = :n, fanned_out_at = :now REMOVE lease_until, open_pk, due_at",
-            )
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":done", s("done"))
-            .expression_attribute_values(":n", n(deliveries))
-            .expression_attribute_values(":now", n(now.unix_millis()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify("UpdateItem event done", e))
-    }
-
     async fn release_fanout(&self, id: &EventId) -> PortResult<()> {
-        self.client
+        let res = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(event_pk(id)))
             .key("sk", s(EVENT_SK))
             .update_expression("SET lease_until = :zero")
-            .condition_expression("fanout <> :done")
+            .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":done", s("done"))
             .send()
-            .await
-            .map(|_| ())
-            .or_else(|e| {
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception())
-                {
-                    Ok(())
-                } else {
-                    Err(classify("UpdateItem event release", e))
-                }
-            })
+            .await;
+        conditional(res.map(|_| ()), "UpdateItem event release").map(|_| ())
     }
 
     async fn get_event(&self, id: &EventId) -> PortResult<Option<StoredEvent>> {
@@ -728,64 +853,48 @@ impl EventStore for DynamoStore {
             .send()
             .await
             .map_err(|e| classify("GetItem event", e))?;
-        out.item()
-            .map(|item| {
-                Ok(StoredEvent {
-                    event: event_from_item(item)?,
-                    fanned_out: Reader(item).opt_str("fanout") == Some("done"),
-                })
-            })
-            .transpose()
+        out.item().map(stored_event_from_item).transpose()
     }
+}
 
-    async fn stuck_fanouts(&self, before: Timestamp, limit: u32) -> PortResult<Vec<(EventId, Timestamp)>> {
-        let items = self.due_in_index(FANOUT_PK, before, limit).await?;
-        items
-            .iter()
-            .map(|i| {
-                let r = Reader(i);
-                let id = event_id_of(&r)?;
-                Ok((id, Timestamp::from_unix_millis(r.num("due_at")?)))
-            })
-            .collect()
-    }
-
-    async fn redrive_fanout(
-        &self,
-        id: &EventId,
-        seen_due: Timestamp,
-        next_look: Timestamp,
-    ) -> PortResult<bool> {
-        let res = self
+impl DynamoStore {
+    /// The endpoints that have a delivery of the event (keys only).
+    async fn recorded_endpoints(&self, id: &EventId) -> PortResult<HashSet<EndpointId>> {
+        let query = self
             .client
-            .update_item()
+            .query()
             .table_name(&self.table)
-            .key("pk", s(event_pk(id)))
-            .key("sk", s(EVENT_SK))
-            .update_expression("SET due_at = :next")
-            .condition_expression("due_at = :seen AND fanout <> :done")
-            .expression_attribute_values(":next", n(next_look.unix_millis()))
-            .expression_attribute_values(":seen", n(seen_due.unix_millis()))
-            .expression_attribute_values(":done", s("done"))
-            .send()
-            .await;
-        conditional(res.map(|_| ()), "UpdateItem event redrive")
+            .key_condition_expression("pk = :pk AND begins_with(sk, :dlv)")
+            .expression_attribute_values(":pk", s(event_pk(id)))
+            .expression_attribute_values(":dlv", s("DLV#"))
+            .projection_expression("sk")
+            .consistent_read(true);
+        let mut recorded = HashSet::new();
+        for item in query_all(query, "Query recorded deliveries").await? {
+            let sk = Reader(&item).str("sk")?.to_owned();
+            // Attempt items (`DLV#<ep>#ATT#…`) share the prefix.
+            if let Some(ep) = sk.strip_prefix("DLV#").filter(|rest| !rest.contains('#')) {
+                recorded.insert(EndpointId::parse(ep).map_err(|e| PortError::Permanent(e.to_string()))?);
+            }
+        }
+        Ok(recorded)
     }
 }
 
 #[async_trait]
 impl DeliveryStore for DynamoStore {
     async fn record_attempts(&self, records: &[(Delivery, Option<Attempt>)]) -> PortResult<()> {
-        let mut requests: Vec<WriteRequest> = Vec::with_capacity(records.len() * 2);
+        let mut requests: Vec<WriteRequest> = Vec::with_capacity(records.len());
         for (d, a) in records {
-            let attempt = a.as_ref().map(|a| self.attempt_item(d, a));
-            for item in std::iter::once(self.delivery_item(d)).chain(attempt) {
-                let put = PutRequest::builder()
-                    .set_item(Some(item))
-                    .build()
-                    .map_err(|e| PortError::Permanent(e.to_string()))?;
-                requests.push(WriteRequest::builder().put_request(put).build());
+            let mut item = self.delivery_item(d);
+            if let Some(a) = a {
+                item.insert(FIRST_ATTEMPT.into(), AttributeValue::M(attempt_fields(a)));
             }
+            let put = PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| PortError::Permanent(e.to_string()))?;
+            requests.push(WriteRequest::builder().put_request(put).build());
         }
         for chunk in requests.chunks(WRITE_BATCH) {
             let mut pending = chunk.to_vec();
@@ -828,20 +937,7 @@ impl DeliveryStore for DynamoStore {
             .expression_attribute_values(":pk", s(event_pk(id)))
             .expression_attribute_values(":dlv", s("DLV#"))
             .consistent_read(true);
-        let mut out: Vec<(Delivery, Vec<Attempt>)> = Vec::new();
-        // Items come sorted by sk: each delivery, then its attempts.
-        for item in query_all(query, "Query deliveries").await? {
-            match Reader(&item).opt_str("kind") {
-                Some("delivery") => out.push((delivery_from_item(id, &item)?, Vec::new())),
-                Some("attempt") => {
-                    if let Some((_, attempts)) = out.last_mut() {
-                        attempts.push(attempt_from_item(&item)?);
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(out)
+        collect_deliveries(id, &query_all(query, "Query deliveries").await?)
     }
 
     async fn get_delivery(&self, event: &EventId, endpoint: &EndpointId) -> PortResult<Option<Delivery>> {
@@ -946,19 +1042,8 @@ impl DeliveryStore for DynamoStore {
             .expression_attribute_values(":pk", s(event_pk(&event_id)))
             .expression_attribute_values(":sk", s(sk))
             .consistent_read(true);
-        let mut found: Option<(Delivery, Vec<Attempt>)> = None;
-        for item in query_all(query, "Query delivery").await? {
-            match Reader(&item).opt_str("kind") {
-                Some("delivery") => found = Some((delivery_from_item(&event_id, &item)?, Vec::new())),
-                Some("attempt") => {
-                    if let Some((_, attempts)) = found.as_mut() {
-                        attempts.push(attempt_from_item(&item)?);
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(found)
+        let items = query_all(query, "Query delivery").await?;
+        Ok(collect_deliveries(&event_id, &items)?.into_iter().next())
     }
 
     async fn list_deliveries(&self, q: &DeliveryQuery) -> PortResult<Page<Delivery>> {
@@ -1080,17 +1165,13 @@ impl DeliveryStore for DynamoStore {
             }
             None => "attribute_not_exists(wake)",
         };
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.delivery_item(updated)))
-            .condition_expression(format!("attempts = :n AND #st = :st AND {wake}"))
-            .expression_attribute_names("#st", "status")
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        conditional(res.map(|_| ()), "PutItem delivery replace")
+        self.update_as(
+            updated,
+            format!("attempts = :n AND #st = :st AND {wake}"),
+            values,
+            "UpdateItem delivery replace",
+        )
+        .await
     }
 
     async fn count_open(&self, limit: u32) -> PortResult<OpenDeliveries> {
@@ -1143,14 +1224,30 @@ impl DynamoStore {
     /// Writes `updated` over a delivery that is still open and as `seen`.
     async fn put_as_seen(&self, seen: &Delivery, updated: &Delivery, what: &str) -> PortResult<bool> {
         let (cond, values) = as_seen(seen);
+        self.update_as(updated, cond, values, what).await
+    }
+
+    /// Makes the stored delivery `updated` if `cond` (which uses `#st` for `status`) holds.
+    async fn update_as(
+        &self,
+        updated: &Delivery,
+        cond: String,
+        values: HashMap<String, AttributeValue>,
+        what: &str,
+    ) -> PortResult<bool> {
+        let mut u = self.delivery_update(updated);
+        u.names.insert("#st".into(), "status".into());
+        u.values.extend(values);
         let res = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(self.delivery_item(updated)))
+            .key("pk", s(event_pk(&updated.event_id)))
+            .key("sk", s(delivery_sk(&updated.endpoint_id)))
+            .update_expression(u.expression)
             .condition_expression(cond)
-            .expression_attribute_names("#st", "status")
-            .set_expression_attribute_values(Some(values))
+            .set_expression_attribute_names(Some(u.names))
+            .set_expression_attribute_values(Some(u.values))
             .send()
             .await;
         conditional(res.map(|_| ()), what)
