@@ -147,9 +147,7 @@ impl Delivery {
         now: Timestamp,
     ) -> Self {
         Self {
-            // The id carries the creation time: the store finds a delivery by its id
-            // through the delivery log's key (day, time, id), with no index of ids.
-            id: DeliveryId::generate_at(now),
+            id: DeliveryId::generate_for(now, &endpoint_id),
             event_id,
             endpoint_id,
             event_type,
@@ -164,6 +162,13 @@ impl Delivery {
             created_at: now,
             updated_at: now,
         }
+    }
+
+    /// The same delivery under an id given out before it was made (an event's claim
+    /// names its deliveries' ids, so that a resumed fan-out makes the same ones).
+    pub fn with_id(mut self, id: DeliveryId) -> Self {
+        self.id = id;
+        self
     }
 
     /// Applies a finished attempt and the policy's verdict on it. A retry gets a new

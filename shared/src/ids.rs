@@ -35,8 +35,10 @@ fn sortable_at(prefix: &str, unix_millis: i64) -> String {
 
 /// The time (unix ms) a sortable id was made at, if it is one.
 fn sortable_millis(prefix: &str, id: &str) -> Option<i64> {
-    let hex = id.strip_prefix(prefix)?;
-    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let rest = id.strip_prefix(prefix)?;
+    // The UUID, alone or before `_` and what the id names besides (a delivery's endpoint).
+    let hex = rest.get(..32)?;
+    if !(rest.len() == 32 || rest.as_bytes()[32] == b'_') || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     i64::from_str_radix(&hex[..12], 16).ok()
@@ -56,7 +58,7 @@ fn check_charset(s: &str, max: usize) -> Result<(), IdError> {
 }
 
 macro_rules! prefixed_id {
-    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $max:literal) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -81,7 +83,7 @@ macro_rules! prefixed_id {
             }
 
             pub fn parse(s: &str) -> Result<Self, IdError> {
-                check_charset(s, 64)?;
+                check_charset(s, $max)?;
                 if !s.starts_with(Self::PREFIX) || s.len() == Self::PREFIX.len() {
                     return Err(IdError::Prefix { prefix: Self::PREFIX });
                 }
@@ -116,12 +118,32 @@ macro_rules! prefixed_id {
 
 prefixed_id!(
     /// An endpoint's id.
-    EndpointId, "ep_"
+    EndpointId, "ep_", 64
 );
 prefixed_id!(
-    /// A delivery's id: one event to one endpoint.
-    DeliveryId, "dlv_"
+    /// A delivery's id: one event to one endpoint. A new one names both its creation
+    /// time and its endpoint (`dlv_<uuidv7>_<endpoint id without ep_>`), so that a
+    /// delivery is found by its id alone, in its endpoint's log.
+    DeliveryId, "dlv_", 100
 );
+
+impl DeliveryId {
+    /// A new delivery's id, made at `at`, for `endpoint`.
+    pub fn generate_for(at: crate::Timestamp, endpoint: &EndpointId) -> Self {
+        let tail = endpoint
+            .as_str()
+            .strip_prefix(EndpointId::PREFIX)
+            .unwrap_or(endpoint.as_str());
+        Self(format!("{}_{tail}", sortable_at(Self::PREFIX, at.unix_millis())))
+    }
+
+    /// The endpoint a delivery id names, if it is one made by `generate_for`.
+    pub fn endpoint_id(&self) -> Option<EndpointId> {
+        self.made_at_millis()?;
+        let tail = self.0.get(Self::PREFIX.len() + 33..)?;
+        EndpointId::parse(&format!("{}{tail}", EndpointId::PREFIX)).ok()
+    }
+}
 
 /// An event's id. Hookline makes `evt_…` ids, but a client may bring its own id
 /// (its idempotency key), so any short id of safe characters is accepted.
@@ -169,6 +191,21 @@ impl fmt::Display for EventId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delivery_id_names_its_time_and_its_endpoint() {
+        let at = crate::Timestamp::from_unix_millis(1_795_950_000_123);
+        let ep = EndpointId::generate();
+        let id = DeliveryId::generate_for(at, &ep);
+        assert_eq!(id.made_at_millis(), Some(1_795_950_000_123));
+        assert_eq!(id.endpoint_id(), Some(ep.clone()));
+        assert_eq!(DeliveryId::parse(id.as_str()), Ok(id.clone()), "it reads back");
+        assert_ne!(DeliveryId::generate_for(at, &ep), id, "still unique");
+        let later = DeliveryId::generate_for(crate::Timestamp::from_unix_millis(1_795_950_000_124), &ep);
+        assert!(id < later, "sorts by time");
+        assert_eq!(DeliveryId::generate_at(at).endpoint_id(), None);
+        assert_eq!(DeliveryId::parse("dlv_custom").unwrap().endpoint_id(), None);
+    }
 
     #[test]
     fn an_id_made_at_a_time_tells_that_time_to_the_millisecond() {

@@ -76,15 +76,16 @@ pub trait EndpointStore: Send + Sync {
 /// event's one write on the way to its first attempts.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FanoutClaim {
-    /// First sight of this event id: it is stored with its targets, and ours to fan out.
+    /// First sight of this event id: it is stored with its targets (the ids of the
+    /// deliveries to make, each naming its endpoint), and ours to fan out.
     Fresh,
     /// Seen before, its fan-out was cut short and its lease is over: ours again. The
     /// stored copy and its targets win over the message and over today's endpoints (the
     /// first body sent under an id is the one); `recorded` already have a delivery.
     Resumed {
         stored: Event,
-        targets: Vec<EndpointId>,
-        recorded: HashSet<EndpointId>,
+        targets: Vec<DeliveryId>,
+        recorded: HashSet<DeliveryId>,
     },
     /// Every target has a delivery: a duplicate.
     Done,
@@ -96,13 +97,14 @@ pub enum FanoutClaim {
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredEvent {
     pub event: Event,
-    /// The endpoints that matched it when it was first claimed.
-    pub targets: Vec<EndpointId>,
+    /// The deliveries it was to make when it was first claimed, one per endpoint that
+    /// matched it then.
+    pub targets: Vec<DeliveryId>,
 }
 
 impl StoredEvent {
-    /// Whether each target has a delivery among `recorded`.
-    pub fn fanned_out(&self, recorded: &HashSet<EndpointId>) -> bool {
+    /// Whether each target is among the deliveries `recorded`.
+    pub fn fanned_out(&self, recorded: &HashSet<DeliveryId>) -> bool {
         self.targets.iter().all(|t| recorded.contains(t))
     }
 }
@@ -114,7 +116,7 @@ pub trait EventStore: Send + Sync {
     async fn claim_fanout(
         &self,
         event: &Event,
-        targets: &[EndpointId],
+        targets: &[DeliveryId],
         now: Timestamp,
         lease: Duration,
     ) -> PortResult<FanoutClaim>;

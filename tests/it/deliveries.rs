@@ -1,4 +1,4 @@
-//! The delivery log on DynamoDB's indexes: listing with filters and cursors, one
+//! The delivery log on DynamoDB (each endpoint's partition, merged for the whole log): listing with filters and cursors, one
 //! delivery with its attempts, an event with its deliveries, and retry.
 
 use crate::support::*;
@@ -247,29 +247,115 @@ async fn stats_come_from_hourly_counters_kept_as_deliveries_happen() {
 }
 
 #[tokio::test]
-async fn a_long_time_range_is_read_a_week_of_days_per_page() {
-    use hookline::ports::{DeliveryQuery, DeliveryStore};
+async fn the_whole_log_merges_every_endpoints_log_a_deleted_ones_too_newest_first() {
+    // GIVEN three endpoints that each took some of six events, one of them deleted since
     let h = Harness::new().await;
-    let now = hookline::Timestamp::now();
+    let rx = Receiver::start().await;
+    let mut eps = Vec::new();
+    for name in ["a", "b", "c"] {
+        let (id, _) = h
+            .register(name, &rx.url(&format!("/{name}")), &[&format!("{name}.*")])
+            .await;
+        eps.push(id);
+    }
+    for (id, t) in [
+        ("m1", "a.x"),
+        ("m2", "c.x"),
+        ("m3", "b.x"),
+        ("m4", "c.y"),
+        ("m5", "a.y"),
+        ("m6", "b.y"),
+    ] {
+        send(&h, id, t).await;
+        h.pump().await;
+    }
+    let gone = &eps[2];
+    let r = h
+        .call_admin("DELETE", &format!("/v1/endpoints/{gone}"), Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(r.status, 204, "{}", r.json);
+
+    // WHEN the whole log is read two at a time
+    let mut seen = Vec::new();
+    let mut path = "/v1/deliveries?limit=2".to_owned();
+    for _ in 0..10 {
+        let r = h.call_admin("GET", &path, Some(ADMIN_KEY), None).await;
+        assert_eq!(r.status, 200, "{}", r.json);
+        seen.extend(ids(&r.json));
+        match r.json["next_cursor"].as_str() {
+            Some(c) => path = format!("/v1/deliveries?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+
+    // THEN every delivery comes once, newest first, the deleted endpoint's among them,
+    // and one of those is still found by its id
+    assert_eq!(seen, ["m6", "m5", "m4", "m3", "m2", "m1"]);
+    let r = h
+        .call_admin("GET", "/v1/deliveries?event_type=c.y", Some(ADMIN_KEY), None)
+        .await;
+    let id = r.json["data"][0]["id"].as_str().unwrap().to_owned();
+    let r = h
+        .call_admin("GET", &format!("/v1/deliveries/{id}"), Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["endpoint_id"], gone.as_str());
+}
+
+#[tokio::test]
+async fn a_filter_that_matches_little_pages_on_from_where_the_read_stopped() {
+    use hookline::delivery::{Delivery, DeliveryStatus};
+    use hookline::ports::{DeliveryQuery, DeliveryStore};
+    // GIVEN an endpoint with forty delivered deliveries above its one failed one
+    let h = Harness::new().await;
+    let rx = Receiver::start().await;
+    let (ep, _) = h.register("busy", &rx.url("/busy"), &["*"]).await;
+    let ep = hookline::EndpointId::parse(&ep).unwrap();
+    let t0 = hookline::Timestamp::now().minus(std::time::Duration::from_secs(60));
+    let mut records = Vec::new();
+    for i in 0..41 {
+        let at = t0.saturating_add(std::time::Duration::from_millis(i));
+        let event = hookline::EventId::parse(&format!("busy-{i:02}")).unwrap();
+        let mut d = Delivery::new(
+            event,
+            ep.clone(),
+            hookline::event::EventType::parse("a.b").unwrap(),
+            3,
+            at,
+        );
+        if i == 0 {
+            d.fail("test", at);
+        } else {
+            d.status = DeliveryStatus::Delivered;
+            d.next_attempt_at = None;
+        }
+        records.push((d, None));
+    }
+    h.store().record_attempts(&records).await.unwrap();
+
+    // WHEN the failed ones are asked for one at a time
     let mut query = DeliveryQuery {
         endpoint: None,
-        status: None,
+        status: Some(DeliveryStatus::Failed),
         event_type: None,
-        since: now.minus(std::time::Duration::from_secs(70 * 86_400)),
-        until: now,
-        limit: 50,
+        since: t0.minus(std::time::Duration::from_secs(1)),
+        until: hookline::Timestamp::now(),
+        limit: 1,
         cursor: None,
     };
-    let mut pages = 0;
+    let (mut found, mut pages) = (Vec::new(), 0);
     loop {
         let page = h.store().list_deliveries(&query).await.unwrap();
         pages += 1;
-        assert!(page.items.is_empty());
+        found.extend(page.items.into_iter().map(|d| d.event_id.to_string()));
         match page.next_cursor {
             Some(c) => query.cursor = Some(c),
             None => break,
         }
         assert!(pages < 20, "the walk must end");
     }
-    assert_eq!(pages, 11, "71 days in pages of at most 7");
+
+    // THEN a page stops after a bounded read, and the next goes on from there to find it
+    assert_eq!(found, ["busy-00"]);
+    assert!(pages > 1, "one page read all 41 items: {pages}");
 }

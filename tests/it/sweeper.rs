@@ -147,6 +147,70 @@ async fn the_dlq_is_drained_into_failed_deliveries_and_reported() {
 }
 
 #[tokio::test]
+async fn a_dead_event_whose_fan_out_was_cut_short_fails_only_the_targets_left() {
+    use hookline::delivery::Delivery;
+    use hookline::ports::EventStore;
+    // GIVEN an event claimed for two endpoints ten minutes ago by a worker that
+    // delivered to the first and died; then its message died in the DLQ
+    let h = Harness::new().await;
+    let rx = Receiver::start().await;
+    let (first, _) = h.register("first", &rx.url("/first"), &["agent.*"]).await;
+    let (second, _) = h.register("second", &rx.url("/second"), &["agent.*"]).await;
+    let (first, second) = (
+        hookline::EndpointId::parse(&first).unwrap(),
+        hookline::EndpointId::parse(&second).unwrap(),
+    );
+    let event = hookline::event_input::parse_event(
+        &json!({"id": "dead-2", "event_type": "agent.run.completed", "data": {}}),
+        "",
+        hookline::Timestamp::now(),
+        &mut Vec::new(),
+    )
+    .unwrap();
+    let then = hookline::Timestamp::now().minus(Duration::from_secs(600));
+    let targets = [
+        hookline::DeliveryId::generate_for(then, &first),
+        hookline::DeliveryId::generate_for(then, &second),
+    ];
+    h.store()
+        .claim_fanout(&event, &targets, then, Duration::from_secs(180))
+        .await
+        .unwrap();
+    let mut done = Delivery::new(event.id.clone(), first.clone(), event.event_type.clone(), 3, then)
+        .with_id(targets[0].clone());
+    done.status = DeliveryStatus::Delivered;
+    done.next_attempt_at = None;
+    h.store().record_attempts(&[(done, None)]).await.unwrap();
+    h.sqs
+        .send_message()
+        .queue_url(h.stack.queue_url("DeliveryDLQ"))
+        .message_body(QueueMessage::EventV1 { event }.to_body())
+        .send()
+        .await
+        .unwrap();
+
+    // WHEN the sweeper runs
+    let report = h.sweeper().sweep().await.unwrap();
+
+    // THEN the delivered one stays delivered, the other is failed under the id the
+    // claim gave it, and the DLQ is empty
+    assert_eq!((report.dlq_drained, report.dlq_depth), (1, 0), "{report:?}");
+    let all = h
+        .store()
+        .deliveries_for_event(&EventId::parse("dead-2").unwrap())
+        .await
+        .unwrap();
+    let got: Vec<_> = all.iter().map(|(d, _)| (d.id.clone(), d.status)).collect();
+    assert_eq!(
+        got,
+        [
+            (targets[0].clone(), DeliveryStatus::Delivered),
+            (targets[1].clone(), DeliveryStatus::Failed)
+        ]
+    );
+}
+
+#[tokio::test]
 async fn the_sweeper_counts_open_deliveries_and_queue_depths() {
     let h = Harness::new().await;
     let rx = Receiver::start().await;

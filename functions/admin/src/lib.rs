@@ -846,7 +846,7 @@ where
             .into_iter()
             .map(|(d, _)| d)
             .collect();
-        let recorded = deliveries.iter().map(|d| d.endpoint_id.clone()).collect();
+        let recorded = deliveries.iter().map(|d| d.id.clone()).collect();
         Ok(api::json(
             200,
             &json!({"event": stored.event, "fanned_out": stored.fanned_out(&recorded), "deliveries": deliveries}),

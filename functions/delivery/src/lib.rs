@@ -18,7 +18,7 @@ use hookline::config::{ConfigError, Env, retention, ssrf_policy};
 use hookline::delivery::{Attempt, Delivery, DeliveryStatus};
 use hookline::endpoint::{Endpoint, EndpointStatus};
 use hookline::event::Event;
-use hookline::ids::EndpointId;
+use hookline::ids::{DeliveryId, EndpointId};
 use hookline::message::{self, QueueMessage};
 use hookline::ops;
 use hookline::ports::{
@@ -213,10 +213,14 @@ enum Keep {
     Again,
 }
 
-/// Where a fan-out sends: an endpoint, or one gone since the event was claimed.
+/// Where a fan-out sends, under the delivery id its claim named: an endpoint, or one
+/// gone since the event was claimed (with the reason its delivery fails).
+// Made once per target of an event and consumed at once: boxing the large variant
+// would only add an allocation per target.
+#[allow(clippy::large_enum_variant)]
 enum Target<'a> {
-    Send(Cow<'a, Endpoint>),
-    Gone(EndpointId, String),
+    Send(Cow<'a, Endpoint>, DeliveryId),
+    Gone(EndpointId, DeliveryId, String),
 }
 
 enum Work {
@@ -393,12 +397,14 @@ where
             Ok(eps) => eps,
             Err(e) => return Disposition::Again(e),
         };
-        let matching: Vec<&Endpoint> = endpoints
+        let now = self.clock.now();
+        // Each matching endpoint's delivery gets its id now: the claim names them.
+        let matching: Vec<(&Endpoint, DeliveryId)> = endpoints
             .iter()
             .filter(|ep| ep.wants(&event.event_type))
+            .map(|ep| (ep, DeliveryId::generate_for(now, &ep.id)))
             .collect();
-        let ids: Vec<EndpointId> = matching.iter().map(|ep| ep.id.clone()).collect();
-        let now = self.clock.now();
+        let ids: Vec<DeliveryId> = matching.iter().map(|(_, id)| id.clone()).collect();
         let (event, targets) = match self
             .store
             .claim_fanout(event, &ids, now, self.settings.lease)
@@ -417,7 +423,7 @@ where
                 event.clone(),
                 matching
                     .into_iter()
-                    .map(|ep| Target::Send(Cow::Borrowed(ep)))
+                    .map(|(ep, id)| Target::Send(Cow::Borrowed(ep), id))
                     .collect(),
             ),
             Ok(FanoutClaim::Resumed {
@@ -448,24 +454,33 @@ where
     async fn resumed_targets<'a>(
         &self,
         cached: &'a [Endpoint],
-        left: impl Iterator<Item = EndpointId>,
+        left: impl Iterator<Item = DeliveryId>,
     ) -> PortResult<Vec<Target<'a>>> {
         let mut out = Vec::new();
         for id in left {
-            let ep = match cached.iter().find(|ep| ep.id == id) {
+            let Some(endpoint_id) = id.endpoint_id() else {
+                // Not an id this version gives out: nothing can be sent under it.
+                tracing::error!(delivery_id = %id, "a claimed delivery id names no endpoint; skipped");
+                continue;
+            };
+            let ep = match cached.iter().find(|ep| ep.id == endpoint_id) {
                 Some(ep) => Some(Cow::Borrowed(ep)),
-                None => self.store.get_endpoint(&id).await?.map(Cow::Owned),
+                None => self.store.get_endpoint(&endpoint_id).await?.map(Cow::Owned),
             };
             out.push(match ep {
-                None => Target::Gone(id, "the endpoint was deleted before its first attempt".into()),
+                None => Target::Gone(
+                    endpoint_id,
+                    id,
+                    "the endpoint was deleted before its first attempt".into(),
+                ),
                 Some(ep) if ep.status == EndpointStatus::Disabled => {
                     let reason = format!(
                         "the endpoint is disabled: {}",
                         ep.disabled_reason.as_deref().unwrap_or("by an operator")
                     );
-                    Target::Gone(id, reason)
+                    Target::Gone(endpoint_id, id, reason)
                 }
-                Some(ep) => Target::Send(ep),
+                Some(ep) => Target::Send(ep, id),
             });
         }
         Ok(out)
@@ -495,10 +510,12 @@ where
         let mut waiting: Vec<Delivery> = Vec::new();
         let mut gone: Vec<Delivery> = Vec::new();
         for target in targets {
-            let ep = match target {
-                Target::Send(ep) => ep,
-                Target::Gone(id, reason) => {
-                    let mut d = Delivery::new(event.id.clone(), id, event.event_type.clone(), 1, now);
+            let (ep, id) = match target {
+                Target::Send(ep, id) => (ep, id),
+                Target::Gone(endpoint_id, id, reason) => {
+                    let mut d =
+                        Delivery::new(event.id.clone(), endpoint_id, event.event_type.clone(), 1, now)
+                            .with_id(id);
                     d.fail(&reason, now);
                     gone.push(d);
                     continue;
@@ -510,7 +527,8 @@ where
                 event.event_type.clone(),
                 ep.max_attempts,
                 now,
-            );
+            )
+            .with_id(id);
             match self.turn(&ep, now).await? {
                 None => sendable.push((ep, fresh)),
                 Some(wait) => {

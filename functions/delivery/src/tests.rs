@@ -239,7 +239,12 @@ async fn an_event_another_worker_is_fanning_out_comes_back_later() {
         panic!("an event")
     };
     d.store
-        .claim_fanout(&event, &[ep.id.clone()], d.clock.now(), Duration::from_secs(120))
+        .claim_fanout(
+            &event,
+            &[DeliveryId::generate_for(d.clock.now(), &ep.id)],
+            d.clock.now(),
+            Duration::from_secs(120),
+        )
         .await
         .unwrap();
     let response = d.handle(fixture()).await;
@@ -256,13 +261,12 @@ async fn a_fan_out_cut_short_resumes_with_only_the_endpoints_not_yet_recorded() 
     let Some(Work::Event(event)) = parse(&fixture().records[0]).pop() else {
         panic!("an event")
     };
+    let targets = [
+        DeliveryId::generate_for(d.clock.now(), &first.id),
+        DeliveryId::generate_for(d.clock.now(), &second.id),
+    ];
     d.store
-        .claim_fanout(
-            &event,
-            &[first.id.clone(), second.id.clone()],
-            d.clock.now(),
-            Duration::from_secs(120),
-        )
+        .claim_fanout(&event, &targets, d.clock.now(), Duration::from_secs(120))
         .await
         .unwrap();
     let mut done = Delivery::new(
@@ -271,7 +275,8 @@ async fn a_fan_out_cut_short_resumes_with_only_the_endpoints_not_yet_recorded() 
         event.event_type.clone(),
         3,
         d.clock.now(),
-    );
+    )
+    .with_id(targets[0].clone());
     let ok = AttemptOutcome::Response {
         status: 200,
         body: String::new(),
@@ -307,13 +312,12 @@ async fn a_resumed_fan_out_keeps_to_its_claimed_targets_and_fails_one_deleted_si
     let Some(Work::Event(event)) = parse(&fixture().records[0]).pop() else {
         panic!("an event")
     };
+    let targets = [
+        DeliveryId::generate_for(d.clock.now(), &first.id),
+        DeliveryId::generate_for(d.clock.now(), &second.id),
+    ];
     d.store
-        .claim_fanout(
-            &event,
-            &[first.id.clone(), second.id.clone()],
-            d.clock.now(),
-            Duration::from_secs(120),
-        )
+        .claim_fanout(&event, &targets, d.clock.now(), Duration::from_secs(120))
         .await
         .unwrap();
     d.store.delete_endpoint(&second.id).await.unwrap();

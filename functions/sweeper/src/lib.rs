@@ -14,7 +14,7 @@
 use hookline::config::{ConfigError, Env};
 use hookline::delivery::{Delivery, new_wake};
 use hookline::event::Event;
-use hookline::ids::{EndpointId, EventId};
+use hookline::ids::{DeliveryId, EventId};
 use hookline::message::{self, QueueMessage};
 use hookline::ops;
 use hookline::ports::{
@@ -357,10 +357,10 @@ where
         ops: &mut Vec<Event>,
     ) -> PortResult<bool> {
         let endpoints = self.store.all_endpoints().await?;
-        let matching: Vec<EndpointId> = endpoints
+        let matching: Vec<DeliveryId> = endpoints
             .iter()
             .filter(|ep| ep.wants(&event.event_type))
-            .map(|ep| ep.id.clone())
+            .map(|ep| DeliveryId::generate_for(now, &ep.id))
             .collect();
         let (event, left) = match self
             .store
@@ -385,11 +385,22 @@ where
         );
         let mut records = Vec::new();
         for id in left {
+            let Some(endpoint_id) = id.endpoint_id() else {
+                tracing::error!(delivery_id = %id, "a claimed delivery id names no endpoint; skipped");
+                continue;
+            };
             let max_attempts = endpoints
                 .iter()
-                .find(|ep| ep.id == id)
+                .find(|ep| ep.id == endpoint_id)
                 .map_or(1, |ep| ep.max_attempts);
-            let mut d = Delivery::new(event.id.clone(), id, event.event_type.clone(), max_attempts, now);
+            let mut d = Delivery::new(
+                event.id.clone(),
+                endpoint_id,
+                event.event_type.clone(),
+                max_attempts,
+                now,
+            )
+            .with_id(id);
             d.fail(&reason, now);
             ops.extend(ops::delivery_exhausted(&d, now));
             records.push((d, None));

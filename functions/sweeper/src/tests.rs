@@ -62,10 +62,6 @@ fn subject() -> Subject {
 /// A stored event with one delivery that failed `attempts` times and is due at T0 + 5 s.
 async fn retrying(s: &Subject, ep: &Endpoint, attempts: u32) -> Delivery {
     let e = event();
-    s.store
-        .claim_fanout(&e, &[ep.id.clone()], s.clock.now(), Duration::from_secs(1))
-        .await
-        .unwrap();
     let mut d = Delivery::new(
         e.id.clone(),
         ep.id.clone(),
@@ -73,6 +69,10 @@ async fn retrying(s: &Subject, ep: &Endpoint, attempts: u32) -> Delivery {
         3,
         s.clock.now(),
     );
+    s.store
+        .claim_fanout(&e, &[d.id.clone()], s.clock.now(), Duration::from_secs(1))
+        .await
+        .unwrap();
     let fail = AttemptOutcome::Response {
         status: 500,
         body: String::new(),
@@ -188,7 +188,12 @@ async fn a_dead_event_fails_the_targets_its_claim_named_that_have_no_delivery() 
     s.store.create_endpoint(&ep).await.unwrap();
     let e = event();
     s.store
-        .claim_fanout(&e, &[ep.id.clone()], s.clock.now(), Duration::from_secs(180))
+        .claim_fanout(
+            &e,
+            &[hookline::DeliveryId::generate_for(s.clock.now(), &ep.id)],
+            s.clock.now(),
+            Duration::from_secs(180),
+        )
         .await
         .unwrap();
     let mut later = endpoint();

@@ -538,7 +538,7 @@ fn attr_size(v: &Value) -> usize {
     }
 }
 
-/// Attempt items carry the event's key and when the attempt started.
+/// New deliveries' items carry their event's id and when their first attempt started.
 fn note_attempts(s: &State, service: &str, op: &str, body: &Value) {
     if service != "dynamodb" || !matches!(op, "BatchWriteItem" | "PutItem") {
         return;
@@ -559,16 +559,12 @@ fn note_attempts(s: &State, service: &str, op: &str, body: &Value) {
         return;
     };
     for item in items {
-        // An attempt item, or a delivery item that holds its attempts.
-        let started = if item["kind"]["S"] == "attempt" && item["number"]["N"] == "1" {
-            item["started_at"]["N"].as_str().and_then(|n| n.parse().ok())
-        } else {
-            item["first_attempt_at"]["N"]
-                .as_str()
-                .and_then(|n| n.parse().ok())
-        };
-        if let (Some(started), Some(pk)) = (started, item["pk"]["S"].as_str()) {
-            first.entry(pk.to_owned()).or_insert(started);
+        // A new delivery's item holds its first attempt and names its event.
+        let started = item["first_attempt"]["M"]["started_at"]["N"]
+            .as_str()
+            .and_then(|n| n.parse().ok());
+        if let (Some(started), Some(event)) = (started, item["event_id"]["S"].as_str()) {
+            first.entry(event.to_owned()).or_insert(started);
         }
     }
 }

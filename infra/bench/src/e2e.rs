@@ -509,7 +509,7 @@ impl Bench {
         let sends = sends.lock().map(|s| s.clone()).unwrap_or_default();
         let (mut ingest, mut wait, mut deliver, mut total_ms) = (vec![], vec![], vec![], vec![]);
         for (id, (t0, t1)) in &sends {
-            let (Some(t3), Some(t2)) = (arrived.get(id), started.get(&format!("EVT#{id}"))) else {
+            let (Some(t3), Some(t2)) = (arrived.get(id), started.get(id)) else {
                 continue;
             };
             let t2 = *t2 as f64;

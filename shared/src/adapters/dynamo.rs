@@ -1,17 +1,23 @@
-//! The store ports on one DynamoDB table (`pk`, `sk`), laid out so that each read the
-//! handlers make is one GetItem or Query:
+//! The store ports on one DynamoDB table (`pk`, `sk`), laid out so that a webhook
+//! delivered at its first attempt costs two writes of one unit each: its event's item
+//! and its delivery's item, with no index entries.
 //!
-//! | item      | pk           | sk                     |
-//! |-----------|--------------|------------------------|
-//! | endpoint  | `ENDPOINT`   | `ep_…`                 |
-//! | event     | `EVT#<id>`   | `EVENT`                |
-//! | delivery  | `EVT#<id>`   | `DLV#<ep_…>`           |
-//! | attempt   | `EVT#<id>`   | `DLV#<ep_…>#ATT#00001` |
+//! | item                 | pk               | sk                          |
+//! |----------------------|------------------|-----------------------------|
+//! | endpoint             | `ENDPOINT`       | `ep_…`                      |
+//! | deleted endpoint     | `ENDPOINT_GONE`  | `ep_…`                      |
+//! | event                | `EVT#<id>`       | `EVENT`                     |
+//! | delivery (+ 1st try) | `EP#<ep_…>`      | `<created ms, 16 digits>#<dlv_…>` |
+//! | later attempt        | `ATT#<dlv_…>`    | `00002`                     |
 //!
-//! Open deliveries carry `open_pk = "OPEN"` and `due_at` (their next attempt), and
-//! events whose fan-out is under way carry `open_pk = "FANOUT"` and `due_at` (their
-//! lease): the keys of the sparse `open` index, from which the sweeper reads what is
-//! due (never a scan). Events, deliveries and attempts carry `expires_at` for TTL.
+//! An endpoint's partition is its delivery log, newest last; the whole log merges the
+//! endpoints' (live and deleted ones'). A delivery id names its endpoint and creation
+//! time, so it is found by its id alone; an event's item lists its deliveries' ids (its
+//! targets), so its deliveries are found from it. Open deliveries carry `open_pk =
+//! "OPEN"` and `due_at` (their next attempt): the keys of the sparse `open` index,
+//! from which the sweeper reads what is due (never a scan); a delivery that succeeds
+//! at once never enters it. Events, deliveries, attempts and deleted endpoints carry
+//! `expires_at` for TTL.
 
 use super::classify;
 use crate::delivery::{Attempt, AttemptOutcome, Delivery, DeliveryStatus, TransportError};
@@ -28,9 +34,10 @@ use async_trait::async_trait;
 pub use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, Select, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, Select, WriteRequest};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures::{StreamExt, stream};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
@@ -39,11 +46,12 @@ type Item = HashMap<String, AttributeValue>;
 const ENDPOINT_PK: &str = "ENDPOINT";
 const EVENT_SK: &str = "EVENT";
 const OPEN_PK: &str = "OPEN";
+const GONE_PK: &str = "ENDPOINT_GONE";
 pub const OPEN_INDEX: &str = "open";
-pub const BY_ENDPOINT_INDEX: &str = "by_endpoint";
-pub const BY_DAY_INDEX: &str = "by_day";
 /// BatchWriteItem takes at most 25 requests.
 const WRITE_BATCH: usize = 25;
+/// BatchGetItem takes at most 100 keys.
+const READ_BATCH: usize = 100;
 
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
@@ -86,36 +94,47 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-/// Sorts deliveries by creation time, then id: `0001795935600000#dlv_…`.
-fn log_sk(created: Timestamp, id: &DeliveryId) -> String {
-    format!("{:016}#{id}", created.unix_millis().max(0))
-}
-
-fn log_day(t: Timestamp) -> String {
-    format!("DAY#{}", &t.to_rfc3339()[..10])
-}
-
 fn event_pk(id: &EventId) -> String {
     format!("EVT#{id}")
 }
 
-fn delivery_sk(ep: &EndpointId) -> String {
-    format!("DLV#{ep}")
+/// An endpoint's delivery log.
+fn delivery_pk(ep: &EndpointId) -> String {
+    format!("EP#{ep}")
+}
+
+/// Sorts an endpoint's deliveries by creation time (from the id), then id:
+/// `0001795935600000#dlv_…`.
+fn delivery_sk(id: &DeliveryId) -> String {
+    format!("{:016}#{id}", id.made_at_millis().unwrap_or(0).max(0))
+}
+
+/// The key of a delivery's item, for an id that names its endpoint.
+fn delivery_key(id: &DeliveryId) -> Option<Item> {
+    let ep = id.endpoint_id()?;
+    Some(HashMap::from([
+        ("pk".to_owned(), s(delivery_pk(&ep))),
+        ("sk".to_owned(), s(delivery_sk(id))),
+    ]))
+}
+
+fn attempts_pk(id: &DeliveryId) -> String {
+    format!("ATT#{id}")
 }
 
 /// Reading back what we wrote: a missing or mistyped attribute is a bug or corruption,
 /// reported as a permanent error naming it.
 struct Reader<'a>(&'a Item);
 
-impl Reader<'_> {
-    fn str(&self, k: &str) -> PortResult<&str> {
+impl<'a> Reader<'a> {
+    fn str(&self, k: &str) -> PortResult<&'a str> {
         match self.0.get(k) {
             Some(AttributeValue::S(v)) => Ok(v),
             _ => Err(PortError::Permanent(format!("stored item lacks string `{k}`"))),
         }
     }
 
-    fn opt_str(&self, k: &str) -> Option<&str> {
+    fn opt_str(&self, k: &str) -> Option<&'a str> {
         match self.0.get(k) {
             Some(AttributeValue::S(v)) => Some(v),
             _ => None,
@@ -311,7 +330,7 @@ fn stored_event_from_item(item: &Item) -> PortResult<StoredEvent> {
             .iter()
             .map(|v| match v {
                 AttributeValue::S(id) => {
-                    EndpointId::parse(id).map_err(|e| PortError::Permanent(e.to_string()))
+                    DeliveryId::parse(id).map_err(|e| PortError::Permanent(e.to_string()))
                 }
                 _ => Err(PortError::Permanent(
                     "stored `targets` entry is not a string".into(),
@@ -323,15 +342,6 @@ fn stored_event_from_item(item: &Item) -> PortResult<StoredEvent> {
     Ok(StoredEvent {
         event: event_from_item(item)?,
         targets,
-    })
-}
-
-/// The event an item belongs to, from its `EVT#<id>` partition key.
-fn event_id_of(r: &Reader<'_>) -> PortResult<EventId> {
-    r.parse("pk", |pk| {
-        pk.strip_prefix("EVT#")
-            .ok_or("not an event key".to_owned())
-            .and_then(|id| EventId::parse(id).map_err(|e| e.to_string()))
     })
 }
 
@@ -357,11 +367,9 @@ async fn query_all(query: QueryFluentBuilder, what: &str) -> PortResult<Vec<Item
 impl DynamoStore {
     fn delivery_item(&self, d: &Delivery) -> Item {
         let mut item = HashMap::from([
-            ("pk".into(), s(event_pk(&d.event_id))),
-            ("sk".into(), s(delivery_sk(&d.endpoint_id))),
-            ("kind".into(), s("delivery")),
-            ("delivery_id".into(), s(d.id.as_str())),
-            ("endpoint_id".into(), s(d.endpoint_id.as_str())),
+            ("pk".into(), s(delivery_pk(&d.endpoint_id))),
+            ("sk".into(), s(delivery_sk(&d.id))),
+            ("event_id".into(), s(d.event_id.as_str())),
             ("event_type".into(), s(d.event_type.as_str())),
             ("status".into(), s(d.status.as_str())),
             ("attempts".into(), n(d.attempts)),
@@ -369,9 +377,6 @@ impl DynamoStore {
             ("created_at".into(), n(d.created_at.unix_millis())),
             ("updated_at".into(), n(d.updated_at.unix_millis())),
             ("expires_at".into(), self.expires_at(d.updated_at)),
-            // Keys of the delivery-log indexes (by endpoint, by day), newest last.
-            ("log_sk".into(), s(log_sk(d.created_at, &d.id))),
-            ("log_day".into(), s(log_day(d.created_at))),
         ]);
         if let Some(t) = d.next_attempt_at {
             item.insert("next_attempt_at".into(), n(t.unix_millis()));
@@ -398,12 +403,8 @@ impl DynamoStore {
     fn attempt_item(&self, d: &Delivery, a: &Attempt) -> Item {
         let mut item = attempt_fields(a);
         item.extend([
-            ("pk".into(), s(event_pk(&d.event_id))),
-            (
-                "sk".into(),
-                s(format!("{}#ATT#{:05}", delivery_sk(&d.endpoint_id), a.number)),
-            ),
-            ("kind".into(), s("attempt")),
+            ("pk".into(), s(attempts_pk(&d.id))),
+            ("sk".into(), s(format!("{:05}", a.number))),
             ("expires_at".into(), self.expires_at(a.started_at)),
         ]);
         item
@@ -494,43 +495,32 @@ fn attempt_fields(a: &Attempt) -> Item {
     item
 }
 
-/// Deliveries with their attempts from the items of one event's partition, sorted by
-/// key: each delivery (holding its first attempt), then its other attempts.
-fn collect_deliveries(event_id: &EventId, items: &[Item]) -> PortResult<Vec<(Delivery, Vec<Attempt>)>> {
-    let mut out: Vec<(Delivery, Vec<Attempt>)> = Vec::new();
-    for item in items {
-        match Reader(item).opt_str("kind") {
-            Some("delivery") => {
-                let first = match item.get(FIRST_ATTEMPT) {
-                    Some(AttributeValue::M(m)) => vec![attempt_from_item(m)?],
-                    _ => Vec::new(),
-                };
-                out.push((delivery_from_item(event_id, item)?, first));
-            }
-            Some("attempt") => {
-                if let Some((_, attempts)) = out.last_mut() {
-                    let a = attempt_from_item(item)?;
-                    // A crash between an attempt's write and its delivery's leaves an
-                    // attempt that the retry after it writes again under its number.
-                    attempts.retain(|b| b.number != a.number);
-                    attempts.push(a);
-                }
-            }
-            _ => {}
-        }
+/// The first attempt a delivery's item holds, if it holds one.
+fn first_attempt(item: &Item) -> PortResult<Vec<Attempt>> {
+    match item.get(FIRST_ATTEMPT) {
+        Some(AttributeValue::M(m)) => Ok(vec![attempt_from_item(m)?]),
+        _ => Ok(Vec::new()),
     }
-    for (_, attempts) in &mut out {
-        attempts.sort_by_key(|a| a.number);
-    }
-    Ok(out)
 }
 
-fn delivery_from_item(event_id: &EventId, item: &Item) -> PortResult<Delivery> {
+/// A delivery from its item (or its entry in the `open` index, which holds the keys).
+fn delivery_from_item(item: &Item) -> PortResult<Delivery> {
     let r = Reader(item);
+    let bad = |k: &str| PortError::Permanent(format!("stored delivery has an invalid `{k}`"));
+    let id = r
+        .str("sk")?
+        .split_once('#')
+        .and_then(|(_, id)| DeliveryId::parse(id).ok())
+        .ok_or_else(|| bad("sk"))?;
+    let endpoint_id = r
+        .str("pk")?
+        .strip_prefix("EP#")
+        .and_then(|ep| EndpointId::parse(ep).ok())
+        .ok_or_else(|| bad("pk"))?;
     Ok(Delivery {
-        id: r.parse("delivery_id", DeliveryId::parse)?,
-        event_id: event_id.clone(),
-        endpoint_id: r.parse("endpoint_id", EndpointId::parse)?,
+        id,
+        event_id: r.parse("event_id", EventId::parse)?,
+        endpoint_id,
         event_type: r.parse("event_type", EventType::parse)?,
         status: r.parse("status", |s| DeliveryStatus::parse(s).ok_or("unknown status"))?,
         attempts: r.num("attempts")?,
@@ -634,6 +624,19 @@ impl EndpointStore for DynamoStore {
     }
 
     async fn delete_endpoint(&self, id: &EndpointId) -> PortResult<bool> {
+        // Its deliveries stay for the retention period, in the whole log too: the
+        // tombstone, written first, names the partition to read them from.
+        let now = Timestamp::now();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(GONE_PK))
+            .item("sk", s(id.as_str()))
+            .item("deleted_at", n(now.unix_millis()))
+            .item("expires_at", self.expires_at(now))
+            .send()
+            .await
+            .map_err(|e| classify("PutItem endpoint tombstone", e))?;
         let out = self
             .client
             .delete_item()
@@ -739,7 +742,7 @@ impl EventStore for DynamoStore {
     async fn claim_fanout(
         &self,
         event: &Event,
-        targets: &[EndpointId],
+        targets: &[DeliveryId],
         now: Timestamp,
         lease: Duration,
     ) -> PortResult<FanoutClaim> {
@@ -787,7 +790,7 @@ impl EventStore for DynamoStore {
             return Err(PortError::Retryable("event vanished while claiming".into()));
         };
         let stored = stored_event_from_item(item)?;
-        let recorded = self.recorded_endpoints(&event.id).await?;
+        let recorded = self.recorded(&stored.targets).await?;
         if stored.fanned_out(&recorded) {
             return Ok(FanoutClaim::Done);
         }
@@ -858,27 +861,113 @@ impl EventStore for DynamoStore {
 }
 
 impl DynamoStore {
-    /// The endpoints that have a delivery of the event (keys only).
-    async fn recorded_endpoints(&self, id: &EventId) -> PortResult<HashSet<EndpointId>> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :dlv)")
-            .expression_attribute_values(":pk", s(event_pk(id)))
-            .expression_attribute_values(":dlv", s("DLV#"))
-            .projection_expression("sk")
-            .consistent_read(true);
-        let mut recorded = HashSet::new();
-        for item in query_all(query, "Query recorded deliveries").await? {
-            let sk = Reader(&item).str("sk")?.to_owned();
-            // Attempt items (`DLV#<ep>#ATT#…`) share the prefix.
-            if let Some(ep) = sk.strip_prefix("DLV#").filter(|rest| !rest.contains('#')) {
-                recorded.insert(EndpointId::parse(ep).map_err(|e| PortError::Permanent(e.to_string()))?);
+    /// Which of these deliveries are recorded (keys only).
+    async fn recorded(&self, ids: &[DeliveryId]) -> PortResult<HashSet<DeliveryId>> {
+        let keys = ids.iter().filter_map(delivery_key).collect();
+        let items = self
+            .batch_get(keys, Some("pk, sk"), "BatchGetItem recorded deliveries")
+            .await?;
+        items.iter().map(delivery_id_of).collect()
+    }
+
+    /// Items by key, in chunks of what one BatchGetItem takes, read again for what it
+    /// left unprocessed. Strongly consistent; in no particular order.
+    async fn batch_get(
+        &self,
+        keys: Vec<Item>,
+        projection: Option<&str>,
+        what: &str,
+    ) -> PortResult<Vec<Item>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(READ_BATCH) {
+            let mut pending = chunk.to_vec();
+            let mut backoff = Duration::from_millis(25);
+            for round in 0.. {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true)
+                    .set_projection_expression(projection.map(str::to_owned))
+                    .build()
+                    .map_err(|e| PortError::Permanent(e.to_string()))?;
+                let res = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| classify(what, e))?;
+                if let Some(items) = res.responses().and_then(|r| r.get(&self.table)) {
+                    out.extend(items.iter().cloned());
+                }
+                pending = res
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .map(|k| k.keys().to_vec())
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                if round == 5 {
+                    return Err(PortError::Retryable(format!(
+                        "{what} left {} keys unprocessed",
+                        pending.len()
+                    )));
+                }
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
             }
         }
-        Ok(recorded)
+        Ok(out)
     }
+
+    /// A delivery's attempts: the first, from its item, then any others from theirs.
+    async fn attempts_of(&self, d: &Delivery, item: &Item) -> PortResult<Vec<Attempt>> {
+        let mut attempts = first_attempt(item)?;
+        if d.attempts as usize > attempts.len() {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(attempts_pk(&d.id)))
+                .consistent_read(true);
+            for item in query_all(query, "Query attempts").await? {
+                let a = attempt_from_item(&item)?;
+                // A crash between an attempt's write and its delivery's leaves an attempt
+                // that the retry after it writes again under its number.
+                attempts.retain(|b| b.number != a.number);
+                attempts.push(a);
+            }
+            attempts.sort_by_key(|a| a.number);
+        }
+        Ok(attempts)
+    }
+
+    /// One delivery's item by its id.
+    async fn delivery_item_by_id(&self, id: &DeliveryId) -> PortResult<Option<Item>> {
+        let Some(key) = delivery_key(id) else {
+            return Ok(None);
+        };
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem delivery", e))?;
+        Ok(out.item().cloned())
+    }
+}
+
+/// A delivery's id, from its item's sort key.
+fn delivery_id_of(item: &Item) -> PortResult<DeliveryId> {
+    Reader(item)
+        .str("sk")?
+        .split_once('#')
+        .and_then(|(_, id)| DeliveryId::parse(id).ok())
+        .ok_or_else(|| PortError::Permanent("stored delivery has an invalid `sk`".into()))
 }
 
 #[async_trait]
@@ -929,29 +1018,42 @@ impl DeliveryStore for DynamoStore {
     }
 
     async fn deliveries_for_event(&self, id: &EventId) -> PortResult<Vec<(Delivery, Vec<Attempt>)>> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :dlv)")
-            .expression_attribute_values(":pk", s(event_pk(id)))
-            .expression_attribute_values(":dlv", s("DLV#"))
-            .consistent_read(true);
-        collect_deliveries(id, &query_all(query, "Query deliveries").await?)
+        let Some(stored) = self.get_event(id).await? else {
+            return Ok(Vec::new());
+        };
+        let keys = stored.targets.iter().filter_map(delivery_key).collect();
+        let items = self.batch_get(keys, None, "BatchGetItem deliveries").await?;
+        let mut found: HashMap<DeliveryId, (Delivery, &Item)> = HashMap::new();
+        for item in &items {
+            let d = delivery_from_item(item)?;
+            found.insert(d.id.clone(), (d, item));
+        }
+        // In the order the claim named them.
+        let mut out = Vec::with_capacity(found.len());
+        for target in &stored.targets {
+            if let Some((d, item)) = found.remove(target) {
+                let attempts = self.attempts_of(&d, item).await?;
+                out.push((d, attempts));
+            }
+        }
+        Ok(out)
     }
 
     async fn get_delivery(&self, event: &EventId, endpoint: &EndpointId) -> PortResult<Option<Delivery>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(event_pk(event)))
-            .key("sk", s(delivery_sk(endpoint)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("GetItem delivery", e))?;
-        out.item().map(|i| delivery_from_item(event, i)).transpose()
+        let Some(stored) = self.get_event(event).await? else {
+            return Ok(None);
+        };
+        let Some(id) = stored
+            .targets
+            .iter()
+            .find(|t| t.endpoint_id().as_ref() == Some(endpoint))
+        else {
+            return Ok(None);
+        };
+        self.delivery_item_by_id(id)
+            .await?
+            .map(|item| delivery_from_item(&item))
+            .transpose()
     }
 
     async fn claim_attempt(&self, seen: &Delivery, now: Timestamp, lease: Duration) -> PortResult<bool> {
@@ -983,7 +1085,7 @@ impl DeliveryStore for DynamoStore {
             .send()
             .await
             .map_err(|e| classify("PutItem attempt", e))?;
-        self.put_as_seen(seen, updated, "PutItem delivery").await
+        self.put_as_seen(seen, updated, "UpdateItem delivery").await
     }
 
     async fn redrive(&self, seen: &Delivery, wake: &str, now: Timestamp) -> PortResult<bool> {
@@ -994,163 +1096,60 @@ impl DeliveryStore for DynamoStore {
     }
 
     async fn fail_delivery(&self, seen: &Delivery, failed: &Delivery) -> PortResult<bool> {
-        self.put_as_seen(seen, failed, "PutItem delivery failed").await
+        self.put_as_seen(seen, failed, "UpdateItem delivery failed").await
     }
 
     async fn due_deliveries(&self, before: Timestamp, limit: u32) -> PortResult<Vec<DueDelivery>> {
-        let items = self.due_in_index(OPEN_PK, before, limit).await?;
-        items
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(OPEN_INDEX)
+            .key_condition_expression("open_pk = :p AND due_at <= :before")
+            .expression_attribute_values(":p", s(OPEN_PK))
+            .expression_attribute_values(":before", n(before.unix_millis()))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| classify("Query open index", e))?;
+        out.items()
             .iter()
             .map(|item| {
-                let r = Reader(item);
-                let event_id = event_id_of(&r)?;
                 Ok(DueDelivery {
-                    delivery: delivery_from_item(&event_id, item)?,
-                    leased_until: r.opt_num("lease_until").map(Timestamp::from_unix_millis),
+                    delivery: delivery_from_item(item)?,
+                    leased_until: Reader(item)
+                        .opt_num("lease_until")
+                        .map(Timestamp::from_unix_millis),
                 })
             })
             .collect()
     }
 
     async fn find_delivery(&self, id: &DeliveryId) -> PortResult<Option<(Delivery, Vec<Attempt>)>> {
-        // A delivery's id tells when it was made, and so its key in the day log.
-        let Some(made) = id.made_at_millis().map(Timestamp::from_unix_millis) else {
+        let Some(item) = self.delivery_item_by_id(id).await? else {
             return Ok(None);
         };
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(BY_DAY_INDEX)
-            .key_condition_expression("log_day = :day AND log_sk = :sk")
-            .expression_attribute_values(":day", s(log_day(made)))
-            .expression_attribute_values(":sk", s(log_sk(made, id)))
-            .send()
-            .await
-            .map_err(|e| classify("Query delivery by id", e))?;
-        let Some(item) = out.items().first() else {
-            return Ok(None);
-        };
-        let r = Reader(item);
-        let event_id = event_id_of(&r)?;
-        let sk = r.str("sk")?.to_owned();
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :sk)")
-            .expression_attribute_values(":pk", s(event_pk(&event_id)))
-            .expression_attribute_values(":sk", s(sk))
-            .consistent_read(true);
-        let items = query_all(query, "Query delivery").await?;
-        Ok(collect_deliveries(&event_id, &items)?.into_iter().next())
+        let d = delivery_from_item(&item)?;
+        let attempts = self.attempts_of(&d, &item).await?;
+        Ok(Some((d, attempts)))
     }
 
     async fn list_deliveries(&self, q: &DeliveryQuery) -> PortResult<Page<Delivery>> {
-        let cursor = q.cursor.as_deref().map(LogCursor::decode).transpose()?;
-        // Without an endpoint, walk the day partitions from `until` back to `since`.
-        let mut day = match (&q.endpoint, &cursor) {
-            (Some(_), _) => None,
-            (None, Some(c)) => c.day.clone(),
-            (None, None) => Some(log_day(q.until)),
+        let below = q.cursor.as_deref().map(decode_log_cursor).transpose()?;
+        let window = LogWindow::new(q, below);
+        let endpoints = match &q.endpoint {
+            Some(ep) => vec![ep.clone()],
+            None => self.log_endpoints().await?,
         };
-        let mut start = cursor.and_then(|c| c.key);
-        let first_day = log_day(q.since);
-        let mut items: Vec<Delivery> = Vec::new();
-        // Each page reads at most this many day partitions; the cursor goes on from there.
-        let mut days_left = MAX_DAYS_PER_PAGE;
-        loop {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .scan_index_forward(false)
-                // `~` sorts after every id, so `until` itself is included.
-                .expression_attribute_values(":from", s(format!("{:016}", q.since.unix_millis().max(0))))
-                .expression_attribute_values(":to", s(format!("{:016}~", q.until.unix_millis().max(0))))
-                .limit(i32::try_from(q.limit).unwrap_or(100));
-            query = match (&q.endpoint, &day) {
-                (Some(ep), _) => query
-                    .index_name(BY_ENDPOINT_INDEX)
-                    .key_condition_expression("endpoint_id = :p AND log_sk BETWEEN :from AND :to")
-                    .expression_attribute_values(":p", s(ep.as_str())),
-                (None, Some(d)) => query
-                    .index_name(BY_DAY_INDEX)
-                    .key_condition_expression("log_day = :p AND log_sk BETWEEN :from AND :to")
-                    .expression_attribute_values(":p", s(d)),
-                (None, None) => {
-                    return Ok(Page {
-                        items,
-                        next_cursor: None,
-                    });
-                }
-            };
-            let mut filters = Vec::new();
-            if let Some(st) = q.status {
-                filters.push("#st = :st");
-                query = query
-                    .expression_attribute_names("#st", "status")
-                    .expression_attribute_values(":st", s(st.as_str()));
-            }
-            if let Some(t) = &q.event_type {
-                filters.push("event_type = :et");
-                query = query.expression_attribute_values(":et", s(t.as_str()));
-            }
-            if !filters.is_empty() {
-                query = query.filter_expression(filters.join(" AND "));
-            }
-            let out = query
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| classify("Query delivery log", e))?;
-            for item in out.items() {
-                let r = Reader(item);
-                let event_id = event_id_of(&r)?;
-                items.push(delivery_from_item(&event_id, item)?);
-            }
-            let more_here = out.last_evaluated_key().filter(|k| !k.is_empty()).cloned();
-            if items.len() >= q.limit as usize {
-                items.truncate(q.limit as usize);
-                // Resume after the last item returned, in this partition.
-                let next = match (more_here, items.last()) {
-                    (_, Some(last)) => Some(LogCursor {
-                        day: day.clone(),
-                        key: Some(self.log_key(last, q.endpoint.is_some())),
-                    }),
-                    _ => None,
-                };
-                return Ok(Page {
-                    items,
-                    next_cursor: next.map(|c| c.encode()),
-                });
-            }
-            match more_here {
-                Some(k) => start = Some(k),
-                None => match &day {
-                    Some(d) if *d > first_day => {
-                        day = Some(previous_day(d));
-                        days_left -= 1;
-                        if days_left == 0 {
-                            let next = LogCursor {
-                                day: day.clone(),
-                                key: None,
-                            };
-                            return Ok(Page {
-                                items,
-                                next_cursor: Some(next.encode()),
-                            });
-                        }
-                    }
-                    _ => {
-                        return Ok(Page {
-                            items,
-                            next_cursor: None,
-                        });
-                    }
-                },
-            }
-        }
+        // Each endpoint's log, newest first, at most a page of it; a few at a time.
+        let reads: Vec<_> = endpoints.iter().map(|ep| self.read_log(ep, q, &window)).collect();
+        let logs: Vec<EndpointLog> = stream::iter(reads)
+            .buffer_unordered(LOG_READS_AT_ONCE)
+            .collect::<Vec<PortResult<EndpointLog>>>()
+            .await
+            .into_iter()
+            .collect::<PortResult<_>>()?;
+        Ok(merge_logs(logs, q.limit as usize))
     }
 
     async fn replace_delivery(&self, seen: &Delivery, updated: &Delivery) -> PortResult<bool> {
@@ -1242,8 +1241,8 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(event_pk(&updated.event_id)))
-            .key("sk", s(delivery_sk(&updated.endpoint_id)))
+            .key("pk", s(delivery_pk(&updated.endpoint_id)))
+            .key("sk", s(delivery_sk(&updated.id)))
             .update_expression(u.expression)
             .condition_expression(cond)
             .set_expression_attribute_names(Some(u.names))
@@ -1269,8 +1268,8 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(event_pk(&seen.event_id)))
-            .key("sk", s(delivery_sk(&seen.endpoint_id)))
+            .key("pk", s(delivery_pk(&seen.endpoint_id)))
+            .key("sk", s(delivery_sk(&seen.id)))
             .update_expression(update)
             .condition_expression(format!(
                 "{cond} AND (attribute_not_exists(lease_until) OR lease_until < :now)"
@@ -1282,94 +1281,161 @@ impl DynamoStore {
         conditional(res.map(|_| ()), what)
     }
 
-    /// Items of the sparse `open` index under `partition` due by `before`, most overdue first.
-    async fn due_in_index(&self, partition: &str, before: Timestamp, limit: u32) -> PortResult<Vec<Item>> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(OPEN_INDEX)
-            .key_condition_expression("open_pk = :p AND due_at <= :before")
-            .expression_attribute_values(":p", s(partition))
-            .expression_attribute_values(":before", n(before.unix_millis()))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|e| classify("Query open index", e))?;
-        Ok(out.items().to_vec())
-    }
-}
-
-/// Where a delivery-log page stopped: the day partition (for the all-endpoints log)
-/// and the index key of the last item.
-struct LogCursor {
-    day: Option<String>,
-    /// `None`: start at the top of `day`.
-    key: Option<Item>,
-}
-
-/// Day partitions one page of the all-endpoints log may read.
-const MAX_DAYS_PER_PAGE: u32 = 7;
-
-impl LogCursor {
-    fn encode(&self) -> String {
-        let mut m = serde_json::Map::new();
-        if let Some(d) = &self.day {
-            m.insert("d".into(), serde_json::Value::from(d.clone()));
-        }
-        for (k, v) in self.key.iter().flatten() {
-            if let AttributeValue::S(x) = v {
-                m.insert(k.clone(), serde_json::Value::from(x.clone()));
+    /// Every endpoint whose log may hold deliveries: the live ones and the deleted
+    /// ones whose tombstones have not expired (keys only).
+    async fn log_endpoints(&self) -> PortResult<Vec<EndpointId>> {
+        let mut ids = Vec::new();
+        for pk in [ENDPOINT_PK, GONE_PK] {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(pk))
+                .projection_expression("sk");
+            for item in query_all(query, "Query log endpoints").await? {
+                ids.push(Reader(&item).parse("sk", EndpointId::parse)?);
             }
         }
-        URL_SAFE_NO_PAD.encode(serde_json::Value::Object(m).to_string())
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
     }
 
-    fn decode(c: &str) -> PortResult<Self> {
-        let bad = || PortError::Permanent("the cursor is not one this API gave out".into());
-        let bytes = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
-        let v: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&bytes).map_err(|_| bad())?;
-        let day = v.get("d").and_then(|d| d.as_str()).map(str::to_owned);
-        let mut key = Item::new();
-        for k in ["pk", "sk", "log_sk", "log_day", "endpoint_id"] {
-            if let Some(x) = v.get(k).and_then(|x| x.as_str()) {
-                key.insert(k.into(), s(x));
+    /// One endpoint's log within the window, newest first: up to a page of matching
+    /// deliveries, reading at most `LOG_QUERIES_PER_ENDPOINT` query pages.
+    async fn read_log(&self, ep: &EndpointId, q: &DeliveryQuery, w: &LogWindow) -> PortResult<EndpointLog> {
+        let mut log = EndpointLog::default();
+        let mut start: Option<Item> = None;
+        for _ in 0..LOG_QUERIES_PER_ENDPOINT {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(delivery_pk(ep)))
+                .expression_attribute_values(":from", s(&w.from))
+                .expression_attribute_values(":to", s(&w.to))
+                .scan_index_forward(false)
+                .limit(i32::try_from(q.limit + 1).unwrap_or(i32::MAX));
+            let mut filters = Vec::new();
+            if let Some(st) = q.status {
+                filters.push("#st = :st");
+                query = query
+                    .expression_attribute_names("#st", "status")
+                    .expression_attribute_values(":st", s(st.as_str()));
+            }
+            if let Some(t) = &q.event_type {
+                filters.push("event_type = :et");
+                query = query.expression_attribute_values(":et", s(t.as_str()));
+            }
+            if !filters.is_empty() {
+                query = query.filter_expression(filters.join(" AND "));
+            }
+            let out = query
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("Query delivery log", e))?;
+            for item in out.items() {
+                let sk = Reader(item).str("sk")?;
+                // The cursor's own item was on the page before.
+                if w.below.as_deref() == Some(sk) {
+                    continue;
+                }
+                log.items.push((sk.to_owned(), delivery_from_item(item)?));
+            }
+            let more = out.last_evaluated_key().filter(|k| !k.is_empty());
+            match more {
+                Some(k) if log.items.len() < q.limit as usize => start = Some(k.clone()),
+                Some(k) => {
+                    log.looked_down_to = Reader(k).opt_str("sk").map(str::to_owned);
+                    return Ok(log);
+                }
+                None => return Ok(log),
             }
         }
-        match (
-            key.contains_key("pk") && key.contains_key("log_sk"),
-            key.is_empty(),
-            &day,
-        ) {
-            (true, _, _) => Ok(Self { day, key: Some(key) }),
-            (false, true, Some(d)) if d.starts_with("DAY#") => Ok(Self { day, key: None }),
-            _ => Err(bad()),
-        }
+        // Read as much as one request may: the rest is below where it stopped.
+        log.looked_down_to = start
+            .as_ref()
+            .and_then(|k| Reader(k).opt_str("sk"))
+            .map(str::to_owned);
+        Ok(log)
     }
 }
 
-fn previous_day(day: &str) -> String {
-    let date = day.trim_start_matches("DAY#");
-    let t = Timestamp::parse_rfc3339(&format!("{date}T00:00:00Z")).unwrap_or(Timestamp::from_unix_millis(0));
-    log_day(t.minus(Duration::from_secs(86_400)))
+/// One page of the whole log reads this many endpoints' logs at once.
+const LOG_READS_AT_ONCE: usize = 16;
+/// And at most this many query pages of each (a filter that matches little would
+/// otherwise read an endpoint's whole log): the cursor goes on from where it stopped.
+const LOG_QUERIES_PER_ENDPOINT: usize = 8;
+
+/// The sort-key range a log page reads: from `since` to `until`, or to the cursor.
+struct LogWindow {
+    from: String,
+    to: String,
+    /// The cursor: the sort key below which this page starts (itself excluded).
+    below: Option<String>,
 }
 
-impl DynamoStore {
-    /// The index key of a delivery as the log query saw it.
-    fn log_key(&self, d: &Delivery, by_endpoint: bool) -> Item {
-        let mut key = HashMap::from([
-            ("pk".to_owned(), s(event_pk(&d.event_id))),
-            ("sk".to_owned(), s(delivery_sk(&d.endpoint_id))),
-            ("log_sk".to_owned(), s(log_sk(d.created_at, &d.id))),
-        ]);
-        if by_endpoint {
-            key.insert("endpoint_id".into(), s(d.endpoint_id.as_str()));
-        } else {
-            key.insert("log_day".into(), s(log_day(d.created_at)));
-        }
-        key
+impl LogWindow {
+    fn new(q: &DeliveryQuery, below: Option<String>) -> Self {
+        let from = format!("{:016}", q.since.unix_millis().max(0));
+        // `~` sorts after every id, so `until` itself is included.
+        let until = format!("{:016}~", q.until.unix_millis().max(0));
+        let to = match &below {
+            Some(c) if *c < until => c.clone(),
+            _ => until,
+        };
+        Self { from, to, below }
     }
+}
+
+/// What a page read of one endpoint's log: its matching deliveries, newest first, and,
+/// when it did not read all of the window, the sort key it read down to.
+#[derive(Default)]
+struct EndpointLog {
+    items: Vec<(String, Delivery)>,
+    looked_down_to: Option<String>,
+}
+
+/// Merges endpoints' logs into one page, newest first. Only what lies above every
+/// unfinished log's stopping point is complete; the cursor resumes below the page.
+fn merge_logs(logs: Vec<EndpointLog>, limit: usize) -> Page<Delivery> {
+    let floor = logs.iter().filter_map(|l| l.looked_down_to.clone()).max();
+    let mut items: Vec<(String, Delivery)> = logs
+        .into_iter()
+        .flat_map(|l| l.items)
+        .filter(|(sk, _)| floor.as_ref().is_none_or(|f| sk >= f))
+        .collect();
+    items.sort_by(|a, b| b.0.cmp(&a.0));
+    let more = items.len() > limit || floor.is_some();
+    items.truncate(limit);
+    let next_cursor = match (more, items.last(), floor) {
+        (false, _, _) => None,
+        (true, Some((sk, _)), _) => Some(URL_SAFE_NO_PAD.encode(sk)),
+        (true, None, floor) => floor.map(|f| URL_SAFE_NO_PAD.encode(f)),
+    };
+    Page {
+        items: items.into_iter().map(|(_, d)| d).collect(),
+        next_cursor,
+    }
+}
+
+/// A log cursor: the sort key of the last delivery a page gave (or of where it
+/// stopped reading), base64url.
+fn decode_log_cursor(c: &str) -> PortResult<String> {
+    let bad = || PortError::Permanent("the cursor is not one this API gave out".into());
+    let sk = URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(bad)?;
+    let (millis, id) = sk.split_once('#').ok_or_else(bad)?;
+    if millis.len() != 16 || !millis.bytes().all(|b| b.is_ascii_digit()) || DeliveryId::parse(id).is_err() {
+        return Err(bad());
+    }
+    Ok(sk)
 }
 
 /// The condition "the delivery is still open and as it was read": same attempt count
