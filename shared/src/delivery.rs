@@ -146,8 +146,24 @@ impl Delivery {
         max_attempts: u32,
         now: Timestamp,
     ) -> Self {
+        let id = DeliveryId::generate_for(now, &endpoint_id);
+        Self::under(id, event_id, endpoint_id, event_type, max_attempts, now)
+    }
+
+    /// A new delivery under an id given out before it was made (an event's claim names
+    /// its deliveries' ids, so that a resumed fan-out makes the same ones). It was
+    /// created when its id was: the log sorts and windows deliveries by that time.
+    pub fn under(
+        id: DeliveryId,
+        event_id: EventId,
+        endpoint_id: EndpointId,
+        event_type: EventType,
+        max_attempts: u32,
+        now: Timestamp,
+    ) -> Self {
+        let created_at = id.made_at_millis().map_or(now, Timestamp::from_unix_millis);
         Self {
-            id: DeliveryId::generate_for(now, &endpoint_id),
+            id,
             event_id,
             endpoint_id,
             event_type,
@@ -159,16 +175,9 @@ impl Delivery {
             last_error: None,
             failure_reason: None,
             wake: None,
-            created_at: now,
+            created_at,
             updated_at: now,
         }
-    }
-
-    /// The same delivery under an id given out before it was made (an event's claim
-    /// names its deliveries' ids, so that a resumed fan-out makes the same ones).
-    pub fn with_id(mut self, id: DeliveryId) -> Self {
-        self.id = id;
-        self
     }
 
     /// Applies a finished attempt and the policy's verdict on it. A retry gets a new

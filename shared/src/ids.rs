@@ -130,18 +130,44 @@ prefixed_id!(
 impl DeliveryId {
     /// A new delivery's id, made at `at`, for `endpoint`.
     pub fn generate_for(at: crate::Timestamp, endpoint: &EndpointId) -> Self {
+        Self::for_targets(at, std::iter::once(endpoint)).remove(0)
+    }
+
+    /// The ids of one event's new deliveries, one per endpoint: they share their
+    /// UUID (and so their time), which the event's item stores once.
+    pub fn for_targets<'a>(
+        at: crate::Timestamp,
+        endpoints: impl IntoIterator<Item = &'a EndpointId>,
+    ) -> Vec<Self> {
+        let shared = sortable_at(Self::PREFIX, at.unix_millis());
+        let uuid = &shared[Self::PREFIX.len()..];
+        endpoints
+            .into_iter()
+            .map(|ep| Self::from_parts(uuid, ep))
+            .collect()
+    }
+
+    /// The id made of a UUID (32 hex digits) and an endpoint.
+    pub fn from_parts(uuid_hex: &str, endpoint: &EndpointId) -> Self {
         let tail = endpoint
             .as_str()
             .strip_prefix(EndpointId::PREFIX)
             .unwrap_or(endpoint.as_str());
-        Self(format!("{}_{tail}", sortable_at(Self::PREFIX, at.unix_millis())))
+        Self(format!("{}{uuid_hex}_{tail}", Self::PREFIX))
     }
 
-    /// The endpoint a delivery id names, if it is one made by `generate_for`.
-    pub fn endpoint_id(&self) -> Option<EndpointId> {
+    /// The UUID (32 hex digits) and the endpoint a delivery id names, if it is one made here.
+    pub fn parts(&self) -> Option<(&str, EndpointId)> {
         self.made_at_millis()?;
+        let uuid = self.0.get(Self::PREFIX.len()..Self::PREFIX.len() + 32)?;
         let tail = self.0.get(Self::PREFIX.len() + 33..)?;
-        EndpointId::parse(&format!("{}{tail}", EndpointId::PREFIX)).ok()
+        let ep = EndpointId::parse(&format!("{}{tail}", EndpointId::PREFIX)).ok()?;
+        Some((uuid, ep))
+    }
+
+    /// The endpoint a delivery id names, if it is one made here.
+    pub fn endpoint_id(&self) -> Option<EndpointId> {
+        self.parts().map(|(_, ep)| ep)
     }
 }
 
@@ -204,6 +230,16 @@ mod tests {
         let later = DeliveryId::generate_for(crate::Timestamp::from_unix_millis(1_795_950_000_124), &ep);
         assert!(id < later, "sorts by time");
         assert_eq!(DeliveryId::generate_at(at).endpoint_id(), None);
+        let other = EndpointId::generate();
+        let both = DeliveryId::for_targets(at, [&ep, &other]);
+        let (uuid, first) = both[0].parts().unwrap();
+        assert_eq!(first, ep);
+        assert_eq!(
+            both[1].parts().unwrap().0,
+            uuid,
+            "one UUID for an event's deliveries"
+        );
+        assert_eq!(DeliveryId::from_parts(uuid, &other), both[1]);
         assert_eq!(DeliveryId::parse("dlv_custom").unwrap().endpoint_id(), None);
     }
 

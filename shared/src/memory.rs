@@ -258,21 +258,20 @@ impl MemoryStore {
 
 #[async_trait]
 impl DeliveryStore for MemoryStore {
-    async fn record_attempts(&self, records: &[(Delivery, Option<Attempt>)]) -> PortResult<()> {
+    async fn record_attempts(&self, records: &[(&Delivery, Option<&Attempt>)]) -> PortResult<()> {
         self.check()?;
         let mut all = self.deliveries.lock().unwrap();
+        // Each record replaces what was there, as DynamoDB's PutRequest does.
         for (d, a) in records {
-            let row = all
-                .entry((d.event_id.clone(), d.endpoint_id.clone()))
-                .or_insert_with(|| DeliveryRow {
-                    delivery: d.clone(),
-                    attempts: Vec::new(),
+            all.insert(
+                (d.event_id.clone(), d.endpoint_id.clone()),
+                DeliveryRow {
+                    delivery: (*d).clone(),
+                    attempts: a.iter().map(|a| (*a).clone()).collect(),
                     lease_until: None,
-                    due_at: None,
-                });
-            row.delivery = d.clone();
-            row.due_at = Self::due_of(d);
-            row.attempts.extend(a.iter().cloned());
+                    due_at: Self::due_of(d),
+                },
+            );
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 /// A storage or queue failure, split by what the caller should do about it.
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, Error)]
 pub enum PortError {
     /// Throttling, timeouts, 5xx: the same call may succeed later.
     #[error("temporarily unavailable: {0}")]
@@ -138,7 +138,7 @@ pub struct OpenDeliveries {
 pub trait DeliveryStore: Send + Sync {
     /// Writes new deliveries with their first attempt (or none, for a delivery that
     /// failed before it could be tried).
-    async fn record_attempts(&self, records: &[(Delivery, Option<Attempt>)]) -> PortResult<()>;
+    async fn record_attempts(&self, records: &[(&Delivery, Option<&Attempt>)]) -> PortResult<()>;
     /// An event's deliveries, each with its attempts in order.
     async fn deliveries_for_event(&self, id: &EventId) -> PortResult<Vec<(Delivery, Vec<Attempt>)>>;
     async fn get_delivery(&self, event: &EventId, endpoint: &EndpointId) -> PortResult<Option<Delivery>>;

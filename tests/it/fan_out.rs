@@ -333,3 +333,63 @@ async fn a_wait_longer_than_sqs_can_delay_sleeps_hidden_in_the_queue_without_a_r
     let wait = d.next_attempt_at.unwrap().unix_seconds() - now_unix();
     assert!((3000..=4000).contains(&wait), "next attempt in {wait} s");
 }
+
+#[tokio::test]
+async fn a_large_event_claimed_for_thousands_of_endpoints_keeps_its_body_in_an_item_of_its_own() {
+    use hookline::ports::{EventStore, FanoutClaim};
+    use hookline::{DeliveryId, EndpointId, Timestamp};
+    // GIVEN an event of 300 KB that does not pack and 6,000 targets: together more than
+    // one DynamoDB item holds
+    let h = Harness::new().await;
+    let blob: String = (0..7000)
+        .map(|_| EndpointSecret::generate().expose()[6..].to_owned())
+        .collect();
+    let event = hookline::event_input::parse_event(
+        &json!({"id": "big-1", "event_type": "agent.run.completed", "data": {"blob": blob}}),
+        "",
+        Timestamp::now(),
+        &mut Vec::new(),
+    )
+    .unwrap();
+    let endpoints: Vec<EndpointId> = (0..6000).map(|_| EndpointId::generate()).collect();
+    let now = Timestamp::now();
+    let targets = DeliveryId::for_targets(now, &endpoints);
+    let lease = std::time::Duration::from_secs(180);
+
+    // WHEN it is claimed, read back, and claimed again by a copy
+    let first = h
+        .store()
+        .claim_fanout(&event, &targets, now, lease)
+        .await
+        .unwrap();
+    let stored = h.store().get_event(&event.id).await.unwrap().unwrap();
+    let again = h
+        .store()
+        .claim_fanout(&event, &targets, now, lease)
+        .await
+        .unwrap();
+
+    // THEN nothing is refused: the body and the targets read back whole, and the copy
+    // waits for the lease
+    assert_eq!(first, FanoutClaim::Fresh);
+    assert_eq!(stored.event, event);
+    assert_eq!(stored.targets, targets);
+    assert!(matches!(again, FanoutClaim::Busy { .. }), "{again:?}");
+    let item = h
+        .dynamo
+        .get_item()
+        .table_name(h.stack.table("Table"))
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("EVT#big-1".into()),
+        )
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("EVENT".into()))
+        .send()
+        .await
+        .unwrap();
+    let item = item.item().unwrap();
+    assert!(
+        item.contains_key("body_at") && !item.contains_key("body_z"),
+        "the body is apart"
+    );
+}

@@ -176,11 +176,17 @@ async fn a_dead_event_whose_fan_out_was_cut_short_fails_only_the_targets_left() 
         .claim_fanout(&event, &targets, then, Duration::from_secs(180))
         .await
         .unwrap();
-    let mut done = Delivery::new(event.id.clone(), first.clone(), event.event_type.clone(), 3, then)
-        .with_id(targets[0].clone());
+    let mut done = Delivery::under(
+        targets[0].clone(),
+        event.id.clone(),
+        first.clone(),
+        event.event_type.clone(),
+        3,
+        then,
+    );
     done.status = DeliveryStatus::Delivered;
     done.next_attempt_at = None;
-    h.store().record_attempts(&[(done, None)]).await.unwrap();
+    h.store().record_attempts(&[(&done, None)]).await.unwrap();
     h.sqs
         .send_message()
         .queue_url(h.stack.queue_url("DeliveryDLQ"))

@@ -30,7 +30,6 @@ use hookline::ssrf::SsrfPolicy;
 use hookline::stats::StatsBatch;
 use hookline::telemetry::{Metrics, Unit};
 use hookline::webhook::signed_request;
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -149,40 +148,42 @@ impl Config {
     }
 }
 
-/// Endpoints, kept for a few seconds across warm invocations.
+/// The endpoints as last read, each shared by the deliveries that use it.
+type Endpoints = Arc<Vec<Arc<Endpoint>>>;
+
+/// Endpoints, kept for a few seconds across warm invocations. One read refreshes them
+/// however many events of a batch ask at once: the others wait for it.
 pub struct EndpointCache {
     ttl: Duration,
-    entry: Mutex<Option<(Instant, Arc<Vec<Endpoint>>)>>,
+    entry: tokio::sync::Mutex<Option<(Instant, Endpoints)>>,
 }
 
 impl EndpointCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            entry: Mutex::new(None),
+            entry: tokio::sync::Mutex::new(None),
         }
     }
 
-    async fn all(&self, store: &impl EndpointStore) -> PortResult<Arc<Vec<Endpoint>>> {
-        if let Ok(guard) = self.entry.lock()
-            && let Some((at, eps)) = guard.as_ref()
+    async fn all(&self, store: &impl EndpointStore) -> PortResult<Endpoints> {
+        let mut entry = self.entry.lock().await;
+        if let Some((at, eps)) = entry.as_ref()
             && at.elapsed() < self.ttl
         {
             return Ok(eps.clone());
         }
-        let fresh = Arc::new(store.all_endpoints().await?);
-        if let Ok(mut guard) = self.entry.lock() {
-            *guard = Some((Instant::now(), fresh.clone()));
-        }
+        let fresh: Endpoints = Arc::new(store.all_endpoints().await?.into_iter().map(Arc::new).collect());
+        *entry = Some((Instant::now(), fresh.clone()));
         Ok(fresh)
     }
 
     /// One endpoint; one the cache does not know yet is read from the store.
-    async fn one(&self, store: &impl EndpointStore, id: &EndpointId) -> PortResult<Option<Endpoint>> {
+    async fn one(&self, store: &impl EndpointStore, id: &EndpointId) -> PortResult<Option<Arc<Endpoint>>> {
         if let Some(e) = self.all(store).await?.iter().find(|e| &e.id == id) {
             return Ok(Some(e.clone()));
         }
-        store.get_endpoint(id).await
+        Ok(store.get_endpoint(id).await?.map(Arc::new))
     }
 }
 
@@ -203,6 +204,30 @@ enum Disposition {
     Again(PortError),
     /// Hide it this long, then SQS brings it back.
     Sleep(Duration),
+    /// Its attempts are made; done once its deliveries are written, which happens
+    /// for the whole batch at once.
+    Record(Box<Fanned>),
+}
+
+/// A fan-out whose attempts are made, waiting for its deliveries to be written with
+/// the batch's others: one BatchWriteItem carries up to 25 of any of its events.
+#[derive(Debug)]
+struct Fanned {
+    event: Event,
+    attempted: Vec<(Arc<Endpoint>, Delivery, Attempt, Verdict)>,
+    /// Over their endpoint's rate limit: pending, their attempt waits its turn.
+    waiting: Vec<Delivery>,
+    /// Their endpoint was deleted or disabled since the claim.
+    gone: Vec<Delivery>,
+}
+
+impl Fanned {
+    fn records(&self) -> impl Iterator<Item = (&Delivery, Option<&Attempt>)> {
+        self.attempted
+            .iter()
+            .map(|(_, d, a, _)| (d, Some(a)))
+            .chain(self.waiting.iter().chain(&self.gone).map(|d| (d, None)))
+    }
 }
 
 /// What becomes of a record: kept beats hidden beats done, and a longer hide wins.
@@ -215,11 +240,8 @@ enum Keep {
 
 /// Where a fan-out sends, under the delivery id its claim named: an endpoint, or one
 /// gone since the event was claimed (with the reason its delivery fails).
-// Made once per target of an event and consumed at once: boxing the large variant
-// would only add an allocation per target.
-#[allow(clippy::large_enum_variant)]
-enum Target<'a> {
-    Send(Cow<'a, Endpoint>, DeliveryId),
+enum Target {
+    Send(Arc<Endpoint>, DeliveryId),
     Gone(EndpointId, DeliveryId, String),
 }
 
@@ -321,6 +343,7 @@ where
                 .map(|(work, records)| self.handle_one(work, &batch.records[records[0]], &ops)),
         )
         .await;
+        let outcomes = self.record_fan_outs(outcomes, &ops).await;
 
         // A record stays as long as any of its works wants it to.
         let mut keep = vec![Keep::Done; batch.records.len()];
@@ -332,6 +355,8 @@ where
                     Keep::Again
                 }
                 Disposition::Sleep(d) => Keep::Sleep(d),
+                // `record_fan_outs` settled them all.
+                Disposition::Record(_) => Keep::Again,
             };
             for &at in records {
                 keep[at] = keep[at].max(k);
@@ -361,6 +386,37 @@ where
         }
         ops::send(&self.queue, ops).await;
         response
+    }
+
+    /// Writes the deliveries of every fan-out of the batch together, then finishes each;
+    /// if the write fails, each fan-out's message stays for SQS to bring back, and the
+    /// copy read again sends only to the targets not recorded.
+    async fn record_fan_outs(&self, outcomes: Vec<Disposition>, ops: &OpsOut) -> Vec<Disposition> {
+        let fanned: Vec<&Fanned> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Disposition::Record(f) => Some(&**f),
+                _ => None,
+            })
+            .collect();
+        if fanned.is_empty() {
+            return outcomes;
+        }
+        let records: Vec<(&Delivery, Option<&Attempt>)> = fanned.iter().flat_map(|f| f.records()).collect();
+        let written = self.store.record_attempts(&records).await;
+        drop(records);
+        if written.is_ok() {
+            futures::future::join_all(fanned.iter().map(|f| self.finish(f, ops))).await;
+        }
+        let mut settled = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            settled.push(match (outcome, &written) {
+                (Disposition::Record(_), Ok(())) => Disposition::Done,
+                (Disposition::Record(f), Err(e)) => self.give_back(&f.event, e.clone()).await,
+                (other, _) => other,
+            });
+        }
+        settled
     }
 
     async fn handle_one(&self, work: &Work, record: &SqsMessage, ops: &OpsOut) -> Disposition {
@@ -399,12 +455,11 @@ where
         };
         let now = self.clock.now();
         // Each matching endpoint's delivery gets its id now: the claim names them.
-        let matching: Vec<(&Endpoint, DeliveryId)> = endpoints
+        let matching: Vec<&Arc<Endpoint>> = endpoints
             .iter()
             .filter(|ep| ep.wants(&event.event_type))
-            .map(|ep| (ep, DeliveryId::generate_for(now, &ep.id)))
             .collect();
-        let ids: Vec<DeliveryId> = matching.iter().map(|(_, id)| id.clone()).collect();
+        let ids = DeliveryId::for_targets(now, matching.iter().map(|ep| &ep.id));
         let (event, targets) = match self
             .store
             .claim_fanout(event, &ids, now, self.settings.lease)
@@ -423,7 +478,8 @@ where
                 event.clone(),
                 matching
                     .into_iter()
-                    .map(|(ep, id)| Target::Send(Cow::Borrowed(ep), id))
+                    .zip(ids)
+                    .map(|(ep, id)| Target::Send(ep.clone(), id))
                     .collect(),
             ),
             Ok(FanoutClaim::Resumed {
@@ -443,19 +499,19 @@ where
                 }
             }
         };
-        match self.deliver_all(&event, targets, ops).await {
-            Ok(()) => Disposition::Done,
-            Err(e) => self.give_back(&event, e).await,
+        match self.attempt_all(event, targets, ops).await {
+            Ok(fanned) => Disposition::Record(Box::new(fanned)),
+            Err((event, e)) => self.give_back(&event, e).await,
         }
     }
 
     /// The targets of a resumed fan-out still to go, as they stand now: one deleted or
     /// disabled since the claim gets a failed delivery, so that the fan-out can finish.
-    async fn resumed_targets<'a>(
+    async fn resumed_targets(
         &self,
-        cached: &'a [Endpoint],
+        cached: &[Arc<Endpoint>],
         left: impl Iterator<Item = DeliveryId>,
-    ) -> PortResult<Vec<Target<'a>>> {
+    ) -> PortResult<Vec<Target>> {
         let mut out = Vec::new();
         for id in left {
             let Some(endpoint_id) = id.endpoint_id() else {
@@ -464,8 +520,8 @@ where
                 continue;
             };
             let ep = match cached.iter().find(|ep| ep.id == endpoint_id) {
-                Some(ep) => Some(Cow::Borrowed(ep)),
-                None => self.store.get_endpoint(&endpoint_id).await?.map(Cow::Owned),
+                Some(ep) => Some(ep.clone()),
+                None => self.store.get_endpoint(&endpoint_id).await?.map(Arc::new),
             };
             out.push(match ep {
                 None => Target::Gone(
@@ -499,9 +555,13 @@ where
         Disposition::Again(e)
     }
 
-    /// Sends to every target, records the deliveries with their first attempts, and
-    /// schedules the retries.
-    async fn deliver_all(&self, event: &Event, targets: Vec<Target<'_>>, ops: &OpsOut) -> PortResult<()> {
+    /// Sends to every target; the deliveries are written with the batch's others.
+    async fn attempt_all(
+        &self,
+        event: Event,
+        targets: Vec<Target>,
+        ops: &OpsOut,
+    ) -> Result<Fanned, (Event, PortError)> {
         let body = event.envelope_json();
         let body = body.as_str();
         // An endpoint over its rate limit gets a pending delivery whose attempt waits its turn.
@@ -513,25 +573,31 @@ where
             let (ep, id) = match target {
                 Target::Send(ep, id) => (ep, id),
                 Target::Gone(endpoint_id, id, reason) => {
-                    let mut d =
-                        Delivery::new(event.id.clone(), endpoint_id, event.event_type.clone(), 1, now)
-                            .with_id(id);
+                    let mut d = Delivery::under(
+                        id,
+                        event.id.clone(),
+                        endpoint_id,
+                        event.event_type.clone(),
+                        1,
+                        now,
+                    );
                     d.fail(&reason, now);
                     gone.push(d);
                     continue;
                 }
             };
-            let mut fresh = Delivery::new(
+            let mut fresh = Delivery::under(
+                id,
                 event.id.clone(),
                 ep.id.clone(),
                 event.event_type.clone(),
                 ep.max_attempts,
                 now,
-            )
-            .with_id(id);
-            match self.turn(&ep, now).await? {
-                None => sendable.push((ep, fresh)),
-                Some(wait) => {
+            );
+            match self.turn(&ep, now).await {
+                Err(e) => return Err((event, e)),
+                Ok(None) => sendable.push((ep, fresh)),
+                Ok(Some(wait)) => {
                     fresh.defer(now.saturating_add(wait));
                     waiting.push(fresh);
                 }
@@ -539,40 +605,46 @@ where
         }
         // The futures are built up front: a closure inside the stream would hide
         // their `Send`-ness from the compiler (rust-lang/rust#102211).
+        let event_ref = &event;
         let attempts: Vec<_> = sendable
-            .iter()
+            .into_iter()
             .map(|(ep, fresh)| async move {
-                let (updated, attempt, verdict) = self.attempt(event, body, ep, fresh, ops).await;
-                (&**ep, updated, attempt, verdict)
+                let (updated, attempt, verdict) = self.attempt(event_ref, body, &ep, &fresh, ops).await;
+                (ep, updated, attempt, verdict)
             })
             .collect();
-        let results: Vec<(&Endpoint, Delivery, Attempt, Verdict)> = stream::iter(attempts)
+        let attempted = stream::iter(attempts)
             .buffer_unordered(self.settings.concurrency)
             .collect()
             .await;
-        let records: Vec<(Delivery, Option<Attempt>)> = results
-            .iter()
-            .map(|(_, d, a, _)| (d.clone(), Some(a.clone())))
-            .chain(waiting.iter().chain(&gone).map(|d| (d.clone(), None)))
-            .collect();
-        self.store.record_attempts(&records).await?;
-        for (ep, delivery, attempt, verdict) in &results {
+        Ok(Fanned {
+            event,
+            attempted,
+            waiting,
+            gone,
+        })
+    }
+
+    /// After its deliveries are written: the endpoints' failing streaks, the retries'
+    /// messages, and what the operator hears of.
+    async fn finish(&self, f: &Fanned, ops: &OpsOut) {
+        let now = self.clock.now();
+        for (ep, delivery, attempt, verdict) in &f.attempted {
             self.after_attempt(ep, delivery, attempt, verdict, ops).await;
             if delivery.status == DeliveryStatus::Retrying {
-                self.schedule(event, delivery).await;
+                self.schedule(&f.event, delivery).await;
             }
         }
-        for delivery in &waiting {
-            self.schedule(event, delivery).await;
+        for delivery in &f.waiting {
+            self.schedule(&f.event, delivery).await;
         }
-        for failed in &gone {
-            tracing::warn!(endpoint_id = %failed.endpoint_id, reason = failed.failure_reason.as_deref(), "delivery failed");
+        for failed in &f.gone {
+            tracing::warn!(event_id = %f.event.id, endpoint_id = %failed.endpoint_id, reason = failed.failure_reason.as_deref(), "delivery failed");
             push(ops, ops::delivery_exhausted(failed, now));
             if let Ok(mut out) = ops.lock() {
                 out.stats.entry(&failed.endpoint_id, now).failed += 1;
             }
         }
-        Ok(())
     }
 
     /// Whether the endpoint's rate limit lets a request go now, or how long to wait.

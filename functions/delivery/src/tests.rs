@@ -269,14 +269,14 @@ async fn a_fan_out_cut_short_resumes_with_only_the_endpoints_not_yet_recorded() 
         .claim_fanout(&event, &targets, d.clock.now(), Duration::from_secs(120))
         .await
         .unwrap();
-    let mut done = Delivery::new(
+    let mut done = Delivery::under(
+        targets[0].clone(),
         event.id.clone(),
         first.id.clone(),
         event.event_type.clone(),
         3,
         d.clock.now(),
-    )
-    .with_id(targets[0].clone());
+    );
     let ok = AttemptOutcome::Response {
         status: 200,
         body: String::new(),
@@ -289,7 +289,7 @@ async fn a_fan_out_cut_short_resumes_with_only_the_endpoints_not_yet_recorded() 
         duration_ms: 3,
         outcome: ok,
     };
-    d.store.record_attempts(&[(done, Some(attempt))]).await.unwrap();
+    d.store.record_attempts(&[(&done, Some(&attempt))]).await.unwrap();
 
     // WHEN its lease has lapsed and SQS brings the message back
     d.clock.advance(Duration::from_secs(121));

@@ -357,11 +357,13 @@ where
         ops: &mut Vec<Event>,
     ) -> PortResult<bool> {
         let endpoints = self.store.all_endpoints().await?;
-        let matching: Vec<DeliveryId> = endpoints
-            .iter()
-            .filter(|ep| ep.wants(&event.event_type))
-            .map(|ep| DeliveryId::generate_for(now, &ep.id))
-            .collect();
+        let matching = DeliveryId::for_targets(
+            now,
+            endpoints
+                .iter()
+                .filter(|ep| ep.wants(&event.event_type))
+                .map(|ep| &ep.id),
+        );
         let (event, left) = match self
             .store
             .claim_fanout(event, &matching, now, self.settings.lease)
@@ -393,19 +395,20 @@ where
                 .iter()
                 .find(|ep| ep.id == endpoint_id)
                 .map_or(1, |ep| ep.max_attempts);
-            let mut d = Delivery::new(
+            let mut d = Delivery::under(
+                id,
                 event.id.clone(),
                 endpoint_id,
                 event.event_type.clone(),
                 max_attempts,
                 now,
-            )
-            .with_id(id);
+            );
             d.fail(&reason, now);
             ops.extend(ops::delivery_exhausted(&d, now));
-            records.push((d, None));
+            records.push(d);
         }
-        self.store.record_attempts(&records).await?;
+        let writes: Vec<_> = records.iter().map(|d| (d, None)).collect();
+        self.store.record_attempts(&writes).await?;
         tracing::warn!(event_id = %event.id, failed = records.len(), "settled a dead-lettered event");
         Ok(true)
     }

@@ -91,7 +91,7 @@ async fn retrying(s: &Subject, ep: &Endpoint, attempts: u32) -> Delivery {
         duration_ms: 1,
         outcome: fail,
     };
-    s.store.record_attempts(&[(d.clone(), Some(a))]).await.unwrap();
+    s.store.record_attempts(&[(&d, Some(&a))]).await.unwrap();
     d
 }
 

@@ -19,14 +19,15 @@
 //! at once never enters it. Events, deliveries, attempts and deleted endpoints carry
 //! `expires_at` for TTL.
 
+mod events;
+
 use super::classify;
 use crate::delivery::{Attempt, AttemptOutcome, Delivery, DeliveryStatus, TransportError};
 use crate::endpoint::{Endpoint, EndpointStatus, EventTypeFilter};
-use crate::event::{Event, EventType};
+use crate::event::EventType;
 use crate::ids::{DeliveryId, EndpointId, EventId};
 use crate::ports::{
-    DeliveryQuery, DeliveryStore, DueDelivery, EndpointStore, EventStore, FanoutClaim, OpenDeliveries, Page,
-    PortError, PortResult, StoredEvent,
+    DeliveryQuery, DeliveryStore, DueDelivery, EndpointStore, OpenDeliveries, Page, PortError, PortResult,
 };
 use crate::signing::EndpointSecret;
 use crate::timestamp::Timestamp;
@@ -38,7 +39,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, Sel
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::{StreamExt, stream};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 type Item = HashMap<String, AttributeValue>;
@@ -287,61 +288,6 @@ fn endpoint_from_item(item: &Item) -> PortResult<Endpoint> {
         version: r.opt_num("version").unwrap_or(0),
         created_at: Timestamp::from_unix_millis(r.num("created_at")?),
         updated_at: Timestamp::from_unix_millis(r.num("updated_at")?),
-    })
-}
-
-/// Event bodies above this size are stored deflated when that makes them smaller: a
-/// write unit is 1 KB, and agents' JSON (ids, keys, prose) packs to about half.
-const PACK_ABOVE: usize = 256;
-
-/// The attribute an event's body is stored in, and its value: `body` as text, or
-/// `body_z` as raw deflate when that is smaller.
-fn stored_body(json: &str) -> (&'static str, AttributeValue) {
-    if json.len() > PACK_ABOVE {
-        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
-        if std::io::Write::write_all(&mut z, json.as_bytes()).is_ok()
-            && let Ok(packed) = z.finish()
-            && packed.len() < json.len()
-        {
-            return (
-                "body_z",
-                AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(packed)),
-            );
-        }
-    }
-    ("body", s(json))
-}
-
-fn event_from_item(item: &Item) -> PortResult<Event> {
-    let r = Reader(item);
-    if let Some(AttributeValue::B(packed)) = item.get("body_z") {
-        let mut json = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::DeflateDecoder::new(packed.as_ref()), &mut json)
-            .map_err(|e| PortError::Permanent(format!("stored `body_z` does not inflate: {e}")))?;
-        return serde_json::from_str(&json)
-            .map_err(|e| PortError::Permanent(format!("stored `body_z` is invalid: {e}")));
-    }
-    r.parse("body", |b| serde_json::from_str::<Event>(b))
-}
-
-fn stored_event_from_item(item: &Item) -> PortResult<StoredEvent> {
-    let targets = match item.get("targets") {
-        Some(AttributeValue::L(l)) => l
-            .iter()
-            .map(|v| match v {
-                AttributeValue::S(id) => {
-                    DeliveryId::parse(id).map_err(|e| PortError::Permanent(e.to_string()))
-                }
-                _ => Err(PortError::Permanent(
-                    "stored `targets` entry is not a string".into(),
-                )),
-            })
-            .collect::<PortResult<Vec<_>>>()?,
-        _ => return Err(PortError::Permanent("stored event lacks list `targets`".into())),
-    };
-    Ok(StoredEvent {
-        event: event_from_item(item)?,
-        targets,
     })
 }
 
@@ -624,30 +570,54 @@ impl EndpointStore for DynamoStore {
     }
 
     async fn delete_endpoint(&self, id: &EndpointId) -> PortResult<bool> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
         // Its deliveries stay for the retention period, in the whole log too: the
-        // tombstone, written first, names the partition to read them from.
+        // tombstone, written with the delete, names the partition to read them from. It
+        // outlives them by a week (a delivery failed after the delete expires later).
         let now = Timestamp::now();
-        self.client
-            .put_item()
+        let built = |e: aws_sdk_dynamodb::error::BuildError| PortError::Permanent(e.to_string());
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key("pk", s(ENDPOINT_PK))
+            .key("sk", s(id.as_str()))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(built)?;
+        let tombstone = Put::builder()
             .table_name(&self.table)
             .item("pk", s(GONE_PK))
             .item("sk", s(id.as_str()))
             .item("deleted_at", n(now.unix_millis()))
-            .item("expires_at", self.expires_at(now))
-            .send()
-            .await
-            .map_err(|e| classify("PutItem endpoint tombstone", e))?;
-        let out = self
+            .item(
+                "expires_at",
+                self.expires_at(now.saturating_add(Duration::from_secs(7 * 86_400))),
+            )
+            .build()
+            .map_err(built)?;
+        let res = self
             .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(ENDPOINT_PK))
-            .key("sk", s(id.as_str()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(TransactWriteItem::builder().put(tombstone).build())
             .send()
-            .await
-            .map_err(|e| classify("DeleteItem endpoint", e))?;
-        Ok(out.attributes().is_some_and(|a| !a.is_empty()))
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                // The delete's condition is the only one: it failing means no such endpoint.
+                let missing = matches!(
+                    e.as_service_error(),
+                    Some(TransactWriteItemsError::TransactionCanceledException(t))
+                        if t.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
+                );
+                if missing {
+                    Ok(false)
+                } else {
+                    Err(classify("TransactWriteItems endpoint delete", e))
+                }
+            }
+        }
     }
 
     async fn update_endpoint(&self, endpoint: &Endpoint, read_version: u64) -> PortResult<bool> {
@@ -737,139 +707,7 @@ impl EndpointStore for DynamoStore {
     }
 }
 
-#[async_trait]
-impl EventStore for DynamoStore {
-    async fn claim_fanout(
-        &self,
-        event: &Event,
-        targets: &[DeliveryId],
-        now: Timestamp,
-        lease: Duration,
-    ) -> PortResult<FanoutClaim> {
-        let pk = event_pk(&event.id);
-        let lease_until = now.saturating_add(lease).unix_millis();
-        // The event's one write on its way to its first attempts: the body (packed
-        // when that is smaller), its targets and the lease. Nothing marks the fan-out
-        // finished; the targets' deliveries do.
-        let (body_attr, body) = stored_body(&event.envelope_json());
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(&pk))
-            .item("sk", s(EVENT_SK))
-            .item(body_attr, body)
-            .item(
-                "targets",
-                AttributeValue::L(targets.iter().map(|t| s(t.as_str())).collect()),
-            )
-            .item("lease_until", n(lease_until))
-            .item("expires_at", self.expires_at(now))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => return Ok(FanoutClaim::Fresh),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
-            Err(e) => return Err(classify("PutItem event", e)),
-        }
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(&pk))
-            .key("sk", s(EVENT_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("GetItem event", e))?;
-        let Some(item) = out.item() else {
-            // Expired by TTL between the two calls: the id is free again; let SQS retry.
-            return Err(PortError::Retryable("event vanished while claiming".into()));
-        };
-        let stored = stored_event_from_item(item)?;
-        let recorded = self.recorded(&stored.targets).await?;
-        if stored.fanned_out(&recorded) {
-            return Ok(FanoutClaim::Done);
-        }
-        let held_until: i64 = Reader(item).opt_num("lease_until").unwrap_or(0);
-        if held_until > now.unix_millis() {
-            return Ok(FanoutClaim::Busy {
-                until: Timestamp::from_unix_millis(held_until),
-            });
-        }
-        let take = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&pk))
-            .key("sk", s(EVENT_SK))
-            .update_expression("SET lease_until = :new")
-            .condition_expression("lease_until = :old")
-            .expression_attribute_values(":new", n(lease_until))
-            .expression_attribute_values(":old", n(held_until))
-            .send()
-            .await;
-        match take {
-            Ok(_) => Ok(FanoutClaim::Resumed {
-                stored: stored.event,
-                targets: stored.targets,
-                recorded,
-            }),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(FanoutClaim::Busy {
-                    until: Timestamp::from_unix_millis(lease_until),
-                })
-            }
-            Err(e) => Err(classify("UpdateItem event claim", e)),
-        }
-    }
-
-    async fn release_fanout(&self, id: &EventId) -> PortResult<()> {
-        let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(event_pk(id)))
-            .key("sk", s(EVENT_SK))
-            .update_expression("SET lease_until = :zero")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":zero", n(0))
-            .send()
-            .await;
-        conditional(res.map(|_| ()), "UpdateItem event release").map(|_| ())
-    }
-
-    async fn get_event(&self, id: &EventId) -> PortResult<Option<StoredEvent>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(event_pk(id)))
-            .key("sk", s(EVENT_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("GetItem event", e))?;
-        out.item().map(stored_event_from_item).transpose()
-    }
-}
-
 impl DynamoStore {
-    /// Which of these deliveries are recorded (keys only).
-    async fn recorded(&self, ids: &[DeliveryId]) -> PortResult<HashSet<DeliveryId>> {
-        let keys = ids.iter().filter_map(delivery_key).collect();
-        let items = self
-            .batch_get(keys, Some("pk, sk"), "BatchGetItem recorded deliveries")
-            .await?;
-        items.iter().map(delivery_id_of).collect()
-    }
-
     /// Items by key, in chunks of what one BatchGetItem takes, read again for what it
     /// left unprocessed. Strongly consistent; in no particular order.
     async fn batch_get(
@@ -972,7 +810,7 @@ fn delivery_id_of(item: &Item) -> PortResult<DeliveryId> {
 
 #[async_trait]
 impl DeliveryStore for DynamoStore {
-    async fn record_attempts(&self, records: &[(Delivery, Option<Attempt>)]) -> PortResult<()> {
+    async fn record_attempts(&self, records: &[(&Delivery, Option<&Attempt>)]) -> PortResult<()> {
         let mut requests: Vec<WriteRequest> = Vec::with_capacity(records.len());
         for (d, a) in records {
             let mut item = self.delivery_item(d);
@@ -1018,10 +856,10 @@ impl DeliveryStore for DynamoStore {
     }
 
     async fn deliveries_for_event(&self, id: &EventId) -> PortResult<Vec<(Delivery, Vec<Attempt>)>> {
-        let Some(stored) = self.get_event(id).await? else {
+        let Some(targets) = self.event_targets(id).await? else {
             return Ok(Vec::new());
         };
-        let keys = stored.targets.iter().filter_map(delivery_key).collect();
+        let keys = targets.iter().filter_map(delivery_key).collect();
         let items = self.batch_get(keys, None, "BatchGetItem deliveries").await?;
         let mut found: HashMap<DeliveryId, (Delivery, &Item)> = HashMap::new();
         for item in &items {
@@ -1030,7 +868,7 @@ impl DeliveryStore for DynamoStore {
         }
         // In the order the claim named them.
         let mut out = Vec::with_capacity(found.len());
-        for target in &stored.targets {
+        for target in &targets {
             if let Some((d, item)) = found.remove(target) {
                 let attempts = self.attempts_of(&d, item).await?;
                 out.push((d, attempts));
@@ -1040,11 +878,10 @@ impl DeliveryStore for DynamoStore {
     }
 
     async fn get_delivery(&self, event: &EventId, endpoint: &EndpointId) -> PortResult<Option<Delivery>> {
-        let Some(stored) = self.get_event(event).await? else {
+        let Some(targets) = self.event_targets(event).await? else {
             return Ok(None);
         };
-        let Some(id) = stored
-            .targets
+        let Some(id) = targets
             .iter()
             .find(|t| t.endpoint_id().as_ref() == Some(endpoint))
         else {
@@ -1137,6 +974,14 @@ impl DeliveryStore for DynamoStore {
     async fn list_deliveries(&self, q: &DeliveryQuery) -> PortResult<Page<Delivery>> {
         let below = q.cursor.as_deref().map(decode_log_cursor).transpose()?;
         let window = LogWindow::new(q, below);
+        if window.from > window.to {
+            // A window that ends before it starts (`until` older than the retention, or a
+            // cursor below it): nothing to read.
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
         let endpoints = match &q.endpoint {
             Some(ep) => vec![ep.clone()],
             None => self.log_endpoints().await?,

@@ -1,0 +1,365 @@
+//! Events in the table. The claim is an event's one write on its way to its first
+//! attempts: its body (deflated when that is smaller), its targets (the ids of the
+//! deliveries it is to make) and the fan-out lease, in one conditional PutItem.
+
+use super::{DynamoStore, EVENT_SK, Item, Reader, conditional, delivery_id_of, delivery_key, event_pk, n, s};
+use crate::adapters::classify;
+use crate::event::Event;
+use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::ports::{EventStore, FanoutClaim, PortError, PortResult, StoredEvent};
+use crate::timestamp::Timestamp;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+/// Event bodies above this size are stored deflated when that makes them smaller: a
+/// write unit is 1 KB, and agents' JSON (ids, keys, prose) packs to about half.
+const PACK_ABOVE: usize = 256;
+
+/// An item may hold 400 KB; this leaves room for what is not counted exactly.
+const ITEM_LIMIT: usize = 400 * 1024 - 2048;
+
+/// The sort key of the item that holds a body too large to share its event's item with
+/// the targets (a large event fanned out to thousands of endpoints).
+const BODY_SK: &str = "BODY";
+
+/// The attribute an event's body is stored in, and its value: `body` as text, or
+/// `body_z` as raw deflate when that is smaller.
+fn packed_body(json: &str) -> (&'static str, AttributeValue) {
+    if json.len() > PACK_ABOVE {
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+        if std::io::Write::write_all(&mut z, json.as_bytes()).is_ok()
+            && let Ok(packed) = z.finish()
+            && packed.len() < json.len()
+        {
+            return ("body_z", AttributeValue::B(Blob::new(packed)));
+        }
+    }
+    ("body", s(json))
+}
+
+/// The event in an item that holds its body, packed or not.
+fn body_from_item(item: &Item) -> PortResult<Event> {
+    if let Some(AttributeValue::B(packed)) = item.get("body_z") {
+        let mut json = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::DeflateDecoder::new(packed.as_ref()), &mut json)
+            .map_err(|e| PortError::Permanent(format!("stored `body_z` does not inflate: {e}")))?;
+        return serde_json::from_str(&json)
+            .map_err(|e| PortError::Permanent(format!("stored `body_z` is invalid: {e}")));
+    }
+    Reader(item).parse("body", |b| serde_json::from_str::<Event>(b))
+}
+
+/// An event's targets as stored. Ids made together share their UUID, kept once beside
+/// the endpoints (36 bytes a target instead of 70); other ids are kept whole.
+fn targets_attributes(targets: &[DeliveryId]) -> Vec<(&'static str, AttributeValue)> {
+    let parts: Option<Vec<(&str, EndpointId)>> = targets.iter().map(DeliveryId::parts).collect();
+    match parts {
+        Some(parts) if parts.windows(2).all(|w| w[0].0 == w[1].0) => {
+            let mut out = vec![(
+                "targets",
+                AttributeValue::L(parts.iter().map(|(_, ep)| s(ep.as_str())).collect()),
+            )];
+            if let Some((uuid, _)) = parts.first() {
+                out.push(("target_uuid", s(*uuid)));
+            }
+            out
+        }
+        _ => vec![(
+            "target_ids",
+            AttributeValue::L(targets.iter().map(|t| s(t.as_str())).collect()),
+        )],
+    }
+}
+
+fn strings<'a>(item: &'a Item, k: &str) -> PortResult<Option<Vec<&'a str>>> {
+    match item.get(k) {
+        None => Ok(None),
+        Some(AttributeValue::L(l)) => l
+            .iter()
+            .map(|v| match v {
+                AttributeValue::S(x) => Ok(x.as_str()),
+                _ => Err(PortError::Permanent(format!("stored `{k}` holds a non-string"))),
+            })
+            .collect::<PortResult<Vec<_>>>()
+            .map(Some),
+        Some(_) => Err(PortError::Permanent(format!("stored `{k}` is not a list"))),
+    }
+}
+
+fn targets_from_item(item: &Item) -> PortResult<Vec<DeliveryId>> {
+    let bad = |e: crate::ids::IdError| PortError::Permanent(format!("stored target is invalid: {e}"));
+    if let Some(ids) = strings(item, "target_ids")? {
+        return ids
+            .into_iter()
+            .map(|id| DeliveryId::parse(id).map_err(bad))
+            .collect();
+    }
+    let endpoints = strings(item, "targets")?
+        .ok_or_else(|| PortError::Permanent("stored event lacks its targets".into()))?;
+    let uuid = Reader(item).opt_str("target_uuid").unwrap_or_default();
+    endpoints
+        .into_iter()
+        .map(|ep| Ok(DeliveryId::from_parts(uuid, &EndpointId::parse(ep).map_err(bad)?)))
+        .collect()
+}
+
+/// An item's size as DynamoDB limits and bills it: its attributes' names and values
+/// (numbers taken at their text's length, which is never less).
+pub(super) fn item_size(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+fn value_size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(x) | AttributeValue::N(x) => x.len(),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::L(l) => 3 + l.iter().map(|x| 1 + value_size(x)).sum::<usize>(),
+        AttributeValue::M(m) => 3 + m.iter().map(|(k, x)| 1 + k.len() + value_size(x)).sum::<usize>(),
+        AttributeValue::Ss(l) | AttributeValue::Ns(l) => l.iter().map(String::len).sum(),
+        _ => 1,
+    }
+}
+
+#[async_trait]
+impl EventStore for DynamoStore {
+    async fn claim_fanout(
+        &self,
+        event: &Event,
+        targets: &[DeliveryId],
+        now: Timestamp,
+        lease: Duration,
+    ) -> PortResult<FanoutClaim> {
+        let pk = event_pk(&event.id);
+        let lease_until = now.saturating_add(lease).unix_millis();
+        let mut item: Item = HashMap::from([
+            ("pk".into(), s(&pk)),
+            ("sk".into(), s(EVENT_SK)),
+            ("lease_until".into(), n(lease_until)),
+            ("expires_at".into(), self.expires_at(now)),
+        ]);
+        item.extend(
+            targets_attributes(targets)
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v)),
+        );
+        let (body_attr, body) = packed_body(&event.envelope_json());
+        if item_size(&item) + body_attr.len() + value_size(&body) <= ITEM_LIMIT {
+            item.insert(body_attr.into(), body);
+        } else {
+            // Written first, and only once: the claim that names it finds it there, and
+            // the first body sent under an id stays the one.
+            item.insert("body_at".into(), s(BODY_SK));
+            let res = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(&pk))
+                .item("sk", s(BODY_SK))
+                .item(body_attr, body)
+                .item("expires_at", self.expires_at(now))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await;
+            conditional(res.map(|_| ()), "PutItem event body")?;
+        }
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => return Ok(FanoutClaim::Fresh),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
+            Err(e) => return Err(classify("PutItem event", e)),
+        }
+        let Some(item) = self.event_item(&event.id, None).await? else {
+            // Expired by TTL between the two calls: the id is free again; let SQS retry.
+            return Err(PortError::Retryable("event vanished while claiming".into()));
+        };
+        let stored = self.stored_event(&item).await?;
+        let recorded = self.recorded(&stored.targets).await?;
+        if stored.fanned_out(&recorded) {
+            return Ok(FanoutClaim::Done);
+        }
+        let held_until: i64 = Reader(&item).opt_num("lease_until").unwrap_or(0);
+        if held_until > now.unix_millis() {
+            return Ok(FanoutClaim::Busy {
+                until: Timestamp::from_unix_millis(held_until),
+            });
+        }
+        let take = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .key("sk", s(EVENT_SK))
+            .update_expression("SET lease_until = :new")
+            .condition_expression("lease_until = :old")
+            .expression_attribute_values(":new", n(lease_until))
+            .expression_attribute_values(":old", n(held_until))
+            .send()
+            .await;
+        match take {
+            Ok(_) => Ok(FanoutClaim::Resumed {
+                stored: stored.event,
+                targets: stored.targets,
+                recorded,
+            }),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(FanoutClaim::Busy {
+                    until: Timestamp::from_unix_millis(lease_until),
+                })
+            }
+            Err(e) => Err(classify("UpdateItem event claim", e)),
+        }
+    }
+
+    async fn release_fanout(&self, id: &EventId) -> PortResult<()> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(event_pk(id)))
+            .key("sk", s(EVENT_SK))
+            .update_expression("SET lease_until = :zero")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        conditional(res.map(|_| ()), "UpdateItem event release").map(|_| ())
+    }
+
+    async fn get_event(&self, id: &EventId) -> PortResult<Option<StoredEvent>> {
+        match self.event_item(id, None).await? {
+            Some(item) => self.stored_event(&item).await.map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+impl DynamoStore {
+    /// An event's item, or only the attributes named (by `#a`, `#b`, …).
+    async fn event_item(&self, id: &EventId, only: Option<&[&str]>) -> PortResult<Option<Item>> {
+        let mut get = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(event_pk(id)))
+            .key("sk", s(EVENT_SK))
+            .consistent_read(true);
+        if let Some(names) = only {
+            let placeholders: Vec<String> = (0..names.len()).map(|i| format!("#a{i}")).collect();
+            get = get.projection_expression(placeholders.join(", "));
+            for (p, name) in placeholders.iter().zip(names) {
+                get = get.expression_attribute_names(p, *name);
+            }
+        }
+        let out = get.send().await.map_err(|e| classify("GetItem event", e))?;
+        Ok(out.item().cloned())
+    }
+
+    /// An event's targets alone (not its body): `None` when it is not stored.
+    pub(super) async fn event_targets(&self, id: &EventId) -> PortResult<Option<Vec<DeliveryId>>> {
+        let item = self
+            .event_item(id, Some(&["targets", "target_uuid", "target_ids"]))
+            .await?;
+        item.as_ref().map(targets_from_item).transpose()
+    }
+
+    /// The event an item stores, reading its body from its own item when it has one.
+    async fn stored_event(&self, item: &Item) -> PortResult<StoredEvent> {
+        let targets = targets_from_item(item)?;
+        let event = match Reader(item).opt_str("body_at") {
+            None => body_from_item(item)?,
+            Some(sk) => {
+                let out = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .set_key(Some(HashMap::from([
+                        ("pk".to_owned(), item.get("pk").cloned().unwrap_or_else(|| s(""))),
+                        ("sk".to_owned(), s(sk)),
+                    ])))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| classify("GetItem event body", e))?;
+                let body = out
+                    .item()
+                    .ok_or_else(|| PortError::Permanent("an event's body item is missing".into()))?;
+                body_from_item(body)?
+            }
+        };
+        Ok(StoredEvent { event, targets })
+    }
+
+    /// Which of these deliveries are recorded (keys only).
+    pub(super) async fn recorded(&self, ids: &[DeliveryId]) -> PortResult<HashSet<DeliveryId>> {
+        let keys = ids.iter().filter_map(delivery_key).collect();
+        let items = self
+            .batch_get(keys, Some("pk, sk"), "BatchGetItem recorded deliveries")
+            .await?;
+        items.iter().map(delivery_id_of).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_made_together_are_stored_as_one_uuid_and_their_endpoints() {
+        let eps = [EndpointId::generate(), EndpointId::generate()];
+        let ids = DeliveryId::for_targets(Timestamp::from_unix_millis(1_795_950_000_000), &eps);
+        let item: Item = targets_attributes(&ids)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        assert!(item.contains_key("target_uuid") && !item.contains_key("target_ids"));
+        assert_eq!(targets_from_item(&item).unwrap(), ids);
+        let mixed = [ids[0].clone(), DeliveryId::parse("dlv_custom").unwrap()];
+        let item: Item = targets_attributes(&mixed)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        assert_eq!(targets_from_item(&item).unwrap(), mixed, "kept whole");
+    }
+
+    #[test]
+    fn a_body_is_packed_only_when_that_is_smaller_and_reads_back_either_way() {
+        let event = |data: serde_json::Value| Event {
+            id: EventId::parse("evt_1").unwrap(),
+            event_type: crate::event::EventType::parse("a.b").unwrap(),
+            data,
+            timestamp: Timestamp::from_unix_millis(0),
+            source: "test".into(),
+            version: crate::event::ENVELOPE_VERSION.into(),
+        };
+        let prose = event(serde_json::json!({"text": "the parcel left the hub on Tuesday; ".repeat(30)}));
+        let (attr, value) = packed_body(&prose.envelope_json());
+        assert_eq!(attr, "body_z");
+        assert!(value_size(&value) < prose.envelope_json().len() / 2);
+        assert_eq!(
+            body_from_item(&HashMap::from([(attr.to_owned(), value)])).unwrap(),
+            prose
+        );
+        let small = event(serde_json::json!({}));
+        let (attr, value) = packed_body(&small.envelope_json());
+        assert_eq!(attr, "body");
+        assert_eq!(
+            body_from_item(&HashMap::from([(attr.to_owned(), value)])).unwrap(),
+            small
+        );
+    }
+}
