@@ -39,6 +39,8 @@ pub struct MemoryStore {
     buckets: Mutex<HashMap<EndpointId, crate::ratelimit::Bucket>>,
     /// When set, every call fails with a retryable error.
     pub unavailable: std::sync::atomic::AtomicBool,
+    /// This many of the next `record_attempts` calls fail with a retryable error.
+    pub failing_writes: std::sync::atomic::AtomicU32,
 }
 
 impl MemoryStore {
@@ -260,6 +262,17 @@ impl MemoryStore {
 impl DeliveryStore for MemoryStore {
     async fn record_attempts(&self, records: &[(&Delivery, Option<&Attempt>)]) -> PortResult<()> {
         self.check()?;
+        let failing = &self.failing_writes;
+        if failing
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok()
+        {
+            return Err(PortError::Retryable("the write failed (test)".into()));
+        }
         let mut all = self.deliveries.lock().unwrap();
         // Each record replaces what was there, as DynamoDB's PutRequest does.
         for (d, a) in records {

@@ -35,6 +35,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
+/// Fan-outs' deliveries are written together once this many have gathered: what one
+/// BatchWriteItem takes.
+const WRITE_TOGETHER: usize = 25;
+
 /// A message may act this much before its time: SQS never delivers early, so this
 /// only absorbs clock skew and rounding.
 const EARLY_TOLERANCE: Duration = Duration::from_secs(1);
@@ -337,13 +341,7 @@ where
         }
 
         let ops = OpsOut::new(self.settings.concurrency);
-        let outcomes = futures::future::join_all(
-            groups
-                .iter()
-                .map(|(work, records)| self.handle_one(work, &batch.records[records[0]], &ops)),
-        )
-        .await;
-        let outcomes = self.record_fan_outs(outcomes, &ops).await;
+        let outcomes = self.run(&groups, &batch.records, &ops).await;
 
         // A record stays as long as any of its works wants it to.
         let mut keep = vec![Keep::Done; batch.records.len()];
@@ -355,7 +353,7 @@ where
                     Keep::Again
                 }
                 Disposition::Sleep(d) => Keep::Sleep(d),
-                // `record_fan_outs` settled them all.
+                // `run` settled them all.
                 Disposition::Record(_) => Keep::Again,
             };
             for &at in records {
@@ -388,35 +386,72 @@ where
         response
     }
 
-    /// Writes the deliveries of every fan-out of the batch together, then finishes each;
-    /// if the write fails, each fan-out's message stays for SQS to bring back, and the
-    /// copy read again sends only to the targets not recorded.
-    async fn record_fan_outs(&self, outcomes: Vec<Disposition>, ops: &OpsOut) -> Vec<Disposition> {
-        let fanned: Vec<&Fanned> = outcomes
+    /// Handles every work of the batch at once. Fan-outs whose attempts are made are
+    /// written as they finish, together once a BatchWriteItem's worth (25) has gathered:
+    /// a batch's requests are shared, and a fan-out does not wait for slower ones (a
+    /// timeout or crash loses only what was not yet written).
+    async fn run(
+        &self,
+        groups: &[(Work, Vec<usize>)],
+        records: &[SqsMessage],
+        ops: &OpsOut,
+    ) -> Vec<Disposition> {
+        let mut running: stream::FuturesUnordered<_> = groups
             .iter()
-            .filter_map(|o| match o {
-                Disposition::Record(f) => Some(&**f),
-                _ => None,
-            })
+            .enumerate()
+            .map(|(i, (work, at))| async move { (i, self.handle_one(work, &records[at[0]], ops).await) })
             .collect();
-        if fanned.is_empty() {
-            return outcomes;
+        let mut outcomes: Vec<Option<Disposition>> = (0..groups.len()).map(|_| None).collect();
+        let mut gathered: Vec<(usize, Box<Fanned>)> = Vec::new();
+        while let Some((i, outcome)) = running.next().await {
+            match outcome {
+                Disposition::Record(f) => {
+                    gathered.push((i, f));
+                    let pending: usize = gathered.iter().map(|(_, f)| f.records().count()).sum();
+                    if pending >= WRITE_TOGETHER {
+                        self.record(std::mem::take(&mut gathered), &mut outcomes, ops)
+                            .await;
+                    }
+                }
+                other => outcomes[i] = Some(other),
+            }
         }
-        let records: Vec<(&Delivery, Option<&Attempt>)> = fanned.iter().flat_map(|f| f.records()).collect();
+        self.record(gathered, &mut outcomes, ops).await;
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Disposition::Again(PortError::Retryable("not handled".into()))))
+            .collect()
+    }
+
+    /// Writes these fan-outs' deliveries together, then finishes each; if the write
+    /// fails, each of their messages stays for SQS to bring back, and the copy read
+    /// again sends only to the targets not recorded.
+    async fn record(
+        &self,
+        fanned: Vec<(usize, Box<Fanned>)>,
+        outcomes: &mut [Option<Disposition>],
+        ops: &OpsOut,
+    ) {
+        if fanned.is_empty() {
+            return;
+        }
+        let records: Vec<(&Delivery, Option<&Attempt>)> =
+            fanned.iter().flat_map(|(_, f)| f.records()).collect();
         let written = self.store.record_attempts(&records).await;
         drop(records);
-        if written.is_ok() {
-            futures::future::join_all(fanned.iter().map(|f| self.finish(f, ops))).await;
+        let settled: Vec<Disposition> = match &written {
+            Ok(()) => {
+                futures::future::join_all(fanned.iter().map(|(_, f)| self.finish(f, ops))).await;
+                fanned.iter().map(|_| Disposition::Done).collect()
+            }
+            Err(e) => {
+                futures::future::join_all(fanned.iter().map(|(_, f)| self.give_back(&f.event, e.clone())))
+                    .await
+            }
+        };
+        for ((i, _), d) in fanned.iter().zip(settled) {
+            outcomes[*i] = Some(d);
         }
-        let mut settled = Vec::with_capacity(outcomes.len());
-        for outcome in outcomes {
-            settled.push(match (outcome, &written) {
-                (Disposition::Record(_), Ok(())) => Disposition::Done,
-                (Disposition::Record(f), Err(e)) => self.give_back(&f.event, e.clone()).await,
-                (other, _) => other,
-            });
-        }
-        settled
     }
 
     async fn handle_one(&self, work: &Work, record: &SqsMessage, ops: &OpsOut) -> Disposition {

@@ -355,6 +355,48 @@ async fn a_resumed_fan_out_keeps_to_its_claimed_targets_and_fails_one_deleted_si
 }
 
 #[tokio::test]
+async fn a_failed_write_keeps_only_the_messages_of_the_fan_outs_it_carried() {
+    // GIVEN ten events for five endpoints (fifty deliveries, two writes of twenty-five),
+    // and a store whose first write fails
+    let eps: Vec<Endpoint> = (0..5).map(|i| endpoint(&format!("ep{i}"), &["*"])).collect();
+    let d = subject(&eps.iter().collect::<Vec<_>>()).await;
+    let mut batch = fixture();
+    let template = batch.records[0].clone();
+    batch.records.clear();
+    for i in 0..10 {
+        let Some(Work::Event(mut e)) = parse(&template).pop() else {
+            panic!("an event")
+        };
+        e.id = EventId::parse(&format!("evt_write_{i}")).unwrap();
+        let mut r = template.clone();
+        r.body = Some(QueueMessage::EventV1 { event: e }.to_body());
+        r.message_id = Some(format!("m{i}"));
+        batch.records.push(r);
+    }
+    d.store.failing_writes.store(1, Ordering::SeqCst);
+
+    // WHEN the batch is handled
+    let response = d.handle(batch).await;
+
+    // THEN the five events of the failed write stay for SQS; the other five are written
+    // and acknowledged
+    assert_eq!(
+        response.batch_item_failures.len(),
+        5,
+        "{:?}",
+        response.batch_item_failures
+    );
+    let mut written = 0;
+    for i in 0..10 {
+        let id = EventId::parse(&format!("evt_write_{i}")).unwrap();
+        let n = d.store.deliveries_for_event(&id).await.unwrap().len();
+        assert!(n == 0 || n == 5, "{id}: {n}");
+        written += usize::from(n == 5);
+    }
+    assert_eq!(written, 5);
+}
+
+#[tokio::test]
 async fn an_unreadable_message_is_acknowledged_not_retried_for_ever() {
     let d = subject(&[]).await;
     let mut batch = fixture();

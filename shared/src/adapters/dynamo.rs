@@ -611,10 +611,18 @@ impl EndpointStore for DynamoStore {
                     Some(TransactWriteItemsError::TransactionCanceledException(t))
                         if t.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
                 );
-                if missing {
-                    Ok(false)
-                } else {
-                    Err(classify("TransactWriteItems endpoint delete", e))
+                let canceled = matches!(
+                    e.as_service_error(),
+                    Some(TransactWriteItemsError::TransactionCanceledException(_))
+                );
+                match (missing, canceled) {
+                    (true, _) => Ok(false),
+                    // A conflict with a concurrent write to the endpoint, or throttling.
+                    (false, true) => Err(PortError::Retryable(format!(
+                        "TransactWriteItems endpoint delete: {}",
+                        aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                    ))),
+                    (false, false) => Err(classify("TransactWriteItems endpoint delete", e)),
                 }
             }
         }

@@ -146,12 +146,19 @@ impl EventStore for DynamoStore {
                 .map(|(k, v)| (k.to_owned(), v)),
         );
         let (body_attr, body) = packed_body(&event.envelope_json());
+        let mut apart = None;
         if item_size(&item) + body_attr.len() + value_size(&body) <= ITEM_LIMIT {
             item.insert(body_attr.into(), body);
         } else {
-            // Written first, and only once: the claim that names it finds it there, and
-            // the first body sent under an id stays the one.
             item.insert("body_at".into(), s(BODY_SK));
+            apart = Some((body_attr, body));
+        }
+        // Written first, and only once: the claim that names it finds it there, and the
+        // first body sent under an id stays the one. A copy of an event already claimed
+        // writes nothing (a failed conditional write still costs its units).
+        if let Some((body_attr, body)) = apart
+            && self.event_item(&event.id, Some(&["pk"])).await?.is_none()
+        {
             let res = self
                 .client
                 .put_item()
@@ -295,9 +302,10 @@ impl DynamoStore {
                     .send()
                     .await
                     .map_err(|e| classify("GetItem event body", e))?;
+                // Expired by TTL a moment before its event: the event is going too.
                 let body = out
                     .item()
-                    .ok_or_else(|| PortError::Permanent("an event's body item is missing".into()))?;
+                    .ok_or_else(|| PortError::Retryable("an event's body item is missing".into()))?;
                 body_from_item(body)?
             }
         };
