@@ -40,6 +40,28 @@ async fn send_event(h: &Harness) -> EventId {
     EventId::parse(r.json["id"].as_str().unwrap()).unwrap()
 }
 
+/// An `agent.run.completed` event under this id, as ingest makes it.
+fn agent_event(id: &str) -> hookline::event::Event {
+    hookline::event_input::parse_event(
+        &json!({"id": id, "event_type": "agent.run.completed", "data": {}}),
+        "",
+        hookline::Timestamp::now(),
+        &mut Vec::new(),
+    )
+    .unwrap()
+}
+
+/// Puts the event's message straight in the DLQ, as if it had died there.
+async fn dead_letter(h: &Harness, event: hookline::event::Event) {
+    h.sqs
+        .send_message()
+        .queue_url(h.stack.queue_url("DeliveryDLQ"))
+        .message_body(QueueMessage::EventV1 { event }.to_body())
+        .send()
+        .await
+        .unwrap();
+}
+
 async fn purge(h: &Harness) {
     h.sqs
         .purge_queue()
@@ -104,20 +126,8 @@ async fn the_dlq_is_drained_into_failed_deliveries_and_reported() {
     let rx = Receiver::start().await;
     h.register("crm", &rx.url("/crm"), &["agent.*"]).await;
     h.register("ops", &rx.url("/ops"), &["hookline.*"]).await;
-    let event = hookline::event_input::parse_event(
-        &json!({"id": "dead-1", "event_type": "agent.run.completed", "data": {}}),
-        "",
-        hookline::Timestamp::now(),
-        &mut Vec::new(),
-    )
-    .unwrap();
-    h.sqs
-        .send_message()
-        .queue_url(h.stack.queue_url("DeliveryDLQ"))
-        .message_body(QueueMessage::EventV1 { event }.to_body())
-        .send()
-        .await
-        .unwrap();
+    let event = agent_event("dead-1");
+    dead_letter(&h, event).await;
 
     // WHEN the sweeper runs
     let report = h.sweeper().sweep().await.unwrap();
@@ -160,13 +170,7 @@ async fn a_dead_event_whose_fan_out_was_cut_short_fails_only_the_targets_left() 
         hookline::EndpointId::parse(&first).unwrap(),
         hookline::EndpointId::parse(&second).unwrap(),
     );
-    let event = hookline::event_input::parse_event(
-        &json!({"id": "dead-2", "event_type": "agent.run.completed", "data": {}}),
-        "",
-        hookline::Timestamp::now(),
-        &mut Vec::new(),
-    )
-    .unwrap();
+    let event = agent_event("dead-2");
     let then = hookline::Timestamp::now().minus(Duration::from_secs(600));
     let targets = [
         hookline::DeliveryId::generate_for(then, &first),
@@ -187,13 +191,7 @@ async fn a_dead_event_whose_fan_out_was_cut_short_fails_only_the_targets_left() 
     done.status = DeliveryStatus::Delivered;
     done.next_attempt_at = None;
     h.store().record_attempts(&[(&done, None)]).await.unwrap();
-    h.sqs
-        .send_message()
-        .queue_url(h.stack.queue_url("DeliveryDLQ"))
-        .message_body(QueueMessage::EventV1 { event }.to_body())
-        .send()
-        .await
-        .unwrap();
+    dead_letter(&h, event).await;
 
     // WHEN the sweeper runs
     let report = h.sweeper().sweep().await.unwrap();

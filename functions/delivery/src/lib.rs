@@ -403,14 +403,16 @@ where
             .collect();
         let mut outcomes: Vec<Option<Disposition>> = (0..groups.len()).map(|_| None).collect();
         let mut gathered: Vec<(usize, Box<Fanned>)> = Vec::new();
+        let mut pending = 0;
         while let Some((i, outcome)) = running.next().await {
             match outcome {
                 Disposition::Record(f) => {
+                    pending += f.records().count();
                     gathered.push((i, f));
-                    let pending: usize = gathered.iter().map(|(_, f)| f.records().count()).sum();
                     if pending >= WRITE_TOGETHER {
                         self.record(std::mem::take(&mut gathered), &mut outcomes, ops)
                             .await;
+                        pending = 0;
                     }
                 }
                 other => outcomes[i] = Some(other),

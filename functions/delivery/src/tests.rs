@@ -63,6 +63,36 @@ async fn subject(endpoints: &[&Endpoint]) -> Subject {
     }
 }
 
+/// The fixture's event, claimed by a worker (that then died) for these endpoints.
+async fn claimed(d: &Subject, endpoints: &[&Endpoint]) -> (Event, Vec<DeliveryId>) {
+    let Some(Work::Event(event)) = parse(&fixture().records[0]).pop() else {
+        panic!("an event")
+    };
+    let targets = DeliveryId::for_targets(d.clock.now(), endpoints.iter().map(|ep| &ep.id));
+    d.store
+        .claim_fanout(&event, &targets, d.clock.now(), Duration::from_secs(120))
+        .await
+        .unwrap();
+    (event, targets)
+}
+
+/// A batch of `n` records, each the fixture's event under the id `<prefix>_<i>`.
+fn events_batch(prefix: &str, n: usize) -> SqsEvent {
+    let mut batch = fixture();
+    let template = batch.records.remove(0);
+    for i in 0..n {
+        let Some(Work::Event(mut e)) = parse(&template).pop() else {
+            panic!("an event")
+        };
+        e.id = EventId::parse(&format!("{prefix}_{i}")).unwrap();
+        let mut r = template.clone();
+        r.body = Some(QueueMessage::EventV1 { event: e }.to_body());
+        r.message_id = Some(format!("m{i}"));
+        batch.records.push(r);
+    }
+    batch
+}
+
 fn event_id() -> EventId {
     EventId::parse(FIXTURE_EVENT_ID).unwrap()
 }
@@ -258,17 +288,7 @@ async fn a_fan_out_cut_short_resumes_with_only_the_endpoints_not_yet_recorded() 
     let first = endpoint("first", &["*"]);
     let second = endpoint("second", &["*"]);
     let d = subject(&[&first, &second]).await;
-    let Some(Work::Event(event)) = parse(&fixture().records[0]).pop() else {
-        panic!("an event")
-    };
-    let targets = [
-        DeliveryId::generate_for(d.clock.now(), &first.id),
-        DeliveryId::generate_for(d.clock.now(), &second.id),
-    ];
-    d.store
-        .claim_fanout(&event, &targets, d.clock.now(), Duration::from_secs(120))
-        .await
-        .unwrap();
+    let (event, targets) = claimed(&d, &[&first, &second]).await;
     let mut done = Delivery::under(
         targets[0].clone(),
         event.id.clone(),
@@ -309,17 +329,7 @@ async fn a_resumed_fan_out_keeps_to_its_claimed_targets_and_fails_one_deleted_si
     let first = endpoint("first", &["*"]);
     let second = endpoint("second", &["*"]);
     let d = subject(&[&first, &second]).await;
-    let Some(Work::Event(event)) = parse(&fixture().records[0]).pop() else {
-        panic!("an event")
-    };
-    let targets = [
-        DeliveryId::generate_for(d.clock.now(), &first.id),
-        DeliveryId::generate_for(d.clock.now(), &second.id),
-    ];
-    d.store
-        .claim_fanout(&event, &targets, d.clock.now(), Duration::from_secs(120))
-        .await
-        .unwrap();
+    let (event, _) = claimed(&d, &[&first, &second]).await;
     d.store.delete_endpoint(&second.id).await.unwrap();
     let third = endpoint("third", &["*"]);
     d.store.create_endpoint(&third).await.unwrap();
@@ -360,19 +370,7 @@ async fn a_failed_write_keeps_only_the_messages_of_the_fan_outs_it_carried() {
     // and a store whose first write fails
     let eps: Vec<Endpoint> = (0..5).map(|i| endpoint(&format!("ep{i}"), &["*"])).collect();
     let d = subject(&eps.iter().collect::<Vec<_>>()).await;
-    let mut batch = fixture();
-    let template = batch.records[0].clone();
-    batch.records.clear();
-    for i in 0..10 {
-        let Some(Work::Event(mut e)) = parse(&template).pop() else {
-            panic!("an event")
-        };
-        e.id = EventId::parse(&format!("evt_write_{i}")).unwrap();
-        let mut r = template.clone();
-        r.body = Some(QueueMessage::EventV1 { event: e }.to_body());
-        r.message_id = Some(format!("m{i}"));
-        batch.records.push(r);
-    }
+    let batch = events_batch("evt_write", 10);
     d.store.failing_writes.store(1, Ordering::SeqCst);
 
     // WHEN the batch is handled
@@ -735,19 +733,8 @@ async fn over_its_rate_limit_an_endpoint_waits_its_turn_and_loses_nothing() {
     let mut ep = endpoint("limited", &["*"]);
     ep.rate_limit_per_second = Some(1);
     let d = subject(&[&ep]).await;
-    let mut batch = fixture();
+    let batch = events_batch("evt_rate", 3);
     let template = batch.records[0].clone();
-    batch.records.clear();
-    for i in 0..3 {
-        let Some(Work::Event(mut e)) = parse(&template).pop() else {
-            panic!("an event")
-        };
-        e.id = EventId::parse(&format!("evt_rate_{i}")).unwrap();
-        let mut r = template.clone();
-        r.body = Some(QueueMessage::EventV1 { event: e }.to_body());
-        r.message_id = Some(format!("m{i}"));
-        batch.records.push(r);
-    }
 
     // WHEN they arrive
     let response = d.handle(batch).await;

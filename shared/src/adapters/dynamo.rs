@@ -452,17 +452,12 @@ fn first_attempt(item: &Item) -> PortResult<Vec<Attempt>> {
 /// A delivery from its item (or its entry in the `open` index, which holds the keys).
 fn delivery_from_item(item: &Item) -> PortResult<Delivery> {
     let r = Reader(item);
-    let bad = |k: &str| PortError::Permanent(format!("stored delivery has an invalid `{k}`"));
-    let id = r
-        .str("sk")?
-        .split_once('#')
-        .and_then(|(_, id)| DeliveryId::parse(id).ok())
-        .ok_or_else(|| bad("sk"))?;
+    let id = delivery_id_of(item)?;
     let endpoint_id = r
         .str("pk")?
         .strip_prefix("EP#")
         .and_then(|ep| EndpointId::parse(ep).ok())
-        .ok_or_else(|| bad("pk"))?;
+        .ok_or_else(|| PortError::Permanent("stored delivery has an invalid `pk`".into()))?;
     Ok(Delivery {
         id,
         event_id: r.parse("event_id", EventId::parse)?,
@@ -724,44 +719,36 @@ impl DynamoStore {
         projection: Option<&str>,
         what: &str,
     ) -> PortResult<Vec<Item>> {
+        let (client, table) = (&self.client, &self.table);
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(READ_BATCH) {
-            let mut pending = chunk.to_vec();
-            let mut backoff = Duration::from_millis(25);
-            for round in 0.. {
+            let read = until_processed(chunk.to_vec(), what, |pending| async move {
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(pending))
                     .consistent_read(true)
                     .set_projection_expression(projection.map(str::to_owned))
                     .build()
                     .map_err(|e| PortError::Permanent(e.to_string()))?;
-                let res = self
-                    .client
+                let res = client
                     .batch_get_item()
-                    .request_items(&self.table, request)
+                    .request_items(table, request)
                     .send()
                     .await
                     .map_err(|e| classify(what, e))?;
-                if let Some(items) = res.responses().and_then(|r| r.get(&self.table)) {
-                    out.extend(items.iter().cloned());
-                }
-                pending = res
+                let items = res
+                    .responses()
+                    .and_then(|r| r.get(table))
+                    .cloned()
+                    .unwrap_or_default();
+                let left = res
                     .unprocessed_keys()
-                    .and_then(|u| u.get(&self.table))
+                    .and_then(|u| u.get(table))
                     .map(|k| k.keys().to_vec())
                     .unwrap_or_default();
-                if pending.is_empty() {
-                    break;
-                }
-                if round == 5 {
-                    return Err(PortError::Retryable(format!(
-                        "{what} left {} keys unprocessed",
-                        pending.len()
-                    )));
-                }
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-            }
+                Ok((left, items))
+            })
+            .await?;
+            out.extend(read);
         }
         Ok(out)
     }
@@ -807,6 +794,37 @@ impl DynamoStore {
     }
 }
 
+/// Sends a batch request, then again for what DynamoDB left unprocessed, backing off
+/// from 25 ms, at most five times more; `send` answers what is left and what it read.
+async fn until_processed<T, Fut>(
+    mut pending: Vec<T>,
+    what: &str,
+    mut send: impl FnMut(Vec<T>) -> Fut,
+) -> PortResult<Vec<Item>>
+where
+    Fut: std::future::Future<Output = PortResult<(Vec<T>, Vec<Item>)>>,
+{
+    let mut read = Vec::new();
+    let mut backoff = Duration::from_millis(25);
+    for round in 0.. {
+        let (left, items) = send(pending).await?;
+        read.extend(items);
+        if left.is_empty() {
+            break;
+        }
+        if round == 5 {
+            return Err(PortError::Retryable(format!(
+                "{what} left {} requests unprocessed",
+                left.len()
+            )));
+        }
+        pending = left;
+        tokio::time::sleep(backoff).await;
+        backoff *= 2;
+    }
+    Ok(read)
+}
+
 /// A delivery's id, from its item's sort key.
 fn delivery_id_of(item: &Item) -> PortResult<DeliveryId> {
     Reader(item)
@@ -831,34 +849,27 @@ impl DeliveryStore for DynamoStore {
                 .map_err(|e| PortError::Permanent(e.to_string()))?;
             requests.push(WriteRequest::builder().put_request(put).build());
         }
+        let (client, table) = (&self.client, &self.table);
         for chunk in requests.chunks(WRITE_BATCH) {
-            let mut pending = chunk.to_vec();
-            let mut backoff = Duration::from_millis(25);
-            for round in 0.. {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, pending)
-                    .send()
-                    .await
-                    .map_err(|e| classify("BatchWriteItem deliveries", e))?;
-                pending = out
-                    .unprocessed_items()
-                    .and_then(|u| u.get(&self.table))
-                    .cloned()
-                    .unwrap_or_default();
-                if pending.is_empty() {
-                    break;
-                }
-                if round == 5 {
-                    return Err(PortError::Retryable(format!(
-                        "BatchWriteItem left {} items unprocessed",
-                        pending.len()
-                    )));
-                }
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-            }
+            until_processed(
+                chunk.to_vec(),
+                "BatchWriteItem deliveries",
+                |pending| async move {
+                    let out = client
+                        .batch_write_item()
+                        .request_items(table, pending)
+                        .send()
+                        .await
+                        .map_err(|e| classify("BatchWriteItem deliveries", e))?;
+                    let left = out
+                        .unprocessed_items()
+                        .and_then(|u| u.get(table))
+                        .cloned()
+                        .unwrap_or_default();
+                    Ok((left, Vec::new()))
+                },
+            )
+            .await?;
         }
         Ok(())
     }
