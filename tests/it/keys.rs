@@ -19,7 +19,7 @@ async fn secret(client: &aws_sdk_secretsmanager::Client, logical_id: &str, value
 
 #[tokio::test]
 async fn keys_are_read_from_two_secrets_once_configured() {
-    let cfg = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let cfg = hookline::adapters::aws_config().await.expect("trusted roots");
     let client = aws_sdk_secretsmanager::Client::new(&cfg);
     let ingest = secret(&client, "IngestKeySecret", "ingest-key-0123456789abcdef").await;
     let admin = secret(&client, "AdminKeySecret", "admin-key-0123456789abcdef").await;

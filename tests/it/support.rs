@@ -116,7 +116,7 @@ impl Harness {
             "integration tests need the emulator: run them with `make test` \
              (or infra/with-emulator.sh cargo nextest run)"
         );
-        let cfg = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let cfg = hookline::adapters::aws_config().await.expect("trusted roots");
         let sqs = aws_sdk_sqs::Client::new(&cfg);
         let dynamo = aws_sdk_dynamodb::Client::new(&cfg);
         let template =

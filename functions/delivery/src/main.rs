@@ -9,7 +9,7 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 async fn main() -> Result<(), Error> {
     hookline::telemetry::init_tracing();
     let config = Config::from_env(Env::from_process())?;
-    let aws = aws_config().await;
+    let aws = aws_config().await?;
     let deliverer = Deliverer {
         store: DynamoStore::new(
             hookline::adapters::dynamo::Client::new(&aws),

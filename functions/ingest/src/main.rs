@@ -8,7 +8,7 @@ use lambda_http::{Error, Request, run, service_fn};
 async fn main() -> Result<(), Error> {
     hookline::telemetry::init_tracing();
     let config = Config::from_env(Env::from_process())?;
-    let aws = aws_config().await;
+    let aws = aws_config().await?;
     let app = Ingest {
         keys: secrets::resolve(config.keys, || secrets::Client::new(&aws)).await?,
         queue: SqsQueue::new(hookline::adapters::sqs::Client::new(&aws), config.queue_url),

@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     let mut env = Env::from_process();
     let retention = retention(&mut env);
     let config = Config::from_env(env)?;
-    let aws = aws_config().await;
+    let aws = aws_config().await?;
     let sqs = hookline::adapters::sqs::Client::new(&aws);
     let sweeper = Sweeper {
         store: DynamoStore::new(

@@ -100,7 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 async fn cold_starts(runs: usize) -> Result<Value, Box<dyn std::error::Error>> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .map_err(|_| "coldstart needs the emulator: run it through infra/with-emulator.sh")?;
-    let cfg = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let cfg = hookline::adapters::aws_config().await?;
     let (sqs, dynamo) = (
         aws_sdk_sqs::Client::new(&cfg),
         aws_sdk_dynamodb::Client::new(&cfg),

@@ -42,12 +42,14 @@ async fn main() {
     }
 }
 
-async fn clients() -> (aws_sdk_sqs::Client, aws_sdk_dynamodb::Client) {
-    let cfg = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    (
+async fn clients() -> Result<(aws_sdk_sqs::Client, aws_sdk_dynamodb::Client), String> {
+    let cfg = hookline::adapters::aws_config()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((
         aws_sdk_sqs::Client::new(&cfg),
         aws_sdk_dynamodb::Client::new(&cfg),
-    )
+    ))
 }
 
 async fn provision_cmd(args: &[String]) -> Result<(), String> {
@@ -59,7 +61,7 @@ async fn provision_cmd(args: &[String]) -> Result<(), String> {
         usage()
     };
     let template = template::load(&PathBuf::from(tpl)).map_err(|e| e.to_string())?;
-    let (sqs, dynamo) = clients().await;
+    let (sqs, dynamo) = clients().await?;
     let stack = provision::provision(&template, &prefix, &sqs, &dynamo)
         .await
         .map_err(|e| e.to_string())?;
@@ -94,7 +96,7 @@ async fn run_cmd(args: &[String]) -> Result<(), String> {
         .clamp(1, 100);
     let queue_url = std::env::var("HOOKLINE_QUEUE_URL").map_err(|_| "HOOKLINE_QUEUE_URL is not set")?;
     let queue_arn = std::env::var("HOOKLINE_QUEUE_ARN").map_err(|_| "HOOKLINE_QUEUE_ARN is not set")?;
-    let (sqs, _) = clients().await;
+    let (sqs, _) = clients().await?;
     let mut esm = EventSourceMapping::new(sqs, &queue_url, &queue_arn);
     esm.wait = Duration::from_secs(2);
     let handler = HttpSqsHandler {

@@ -3,6 +3,7 @@
 //! the SSRF policy to every resolved address, so the connection goes only to an
 //! address that was checked — no window for DNS rebinding between check and connect.
 
+use super::tls::{TrustRootsError, trust_roots};
 use crate::delivery::{AttemptOutcome, RESPONSE_BODY_LIMIT, TransportError, cut_body};
 use crate::ports::{OutboundRequest, WebhookSender};
 use crate::ssrf::{DestinationError, SsrfPolicy};
@@ -87,10 +88,20 @@ pub struct HttpSender {
     policy: Arc<SsrfPolicy>,
 }
 
+/// Why the sender could not be built: the trusted roots, or reqwest's TLS setup.
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    #[error(transparent)]
+    Roots(#[from] TrustRootsError),
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
 impl HttpSender {
-    pub fn new(policy: SsrfPolicy) -> Result<Self, reqwest::Error> {
+    pub fn new(policy: SsrfPolicy) -> Result<Self, SenderError> {
         let policy = Arc::new(policy);
         let client = reqwest::Client::builder()
+            .tls_certs_only(trust_roots()?.iter().cloned())
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(60))

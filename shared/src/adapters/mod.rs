@@ -1,17 +1,23 @@
 //! Adapters: the ports implemented with DynamoDB, SQS and reqwest.
 
+pub mod aws_http;
 pub mod dynamo;
 pub mod http;
 pub mod secrets;
 pub mod sqs;
+pub mod tls;
 
 use crate::ports::PortError;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
-/// Loads the AWS config once per cold start. `AWS_ENDPOINT_URL` (or the per-service
-/// `AWS_ENDPOINT_URL_SQS` / `_DYNAMODB`) points it at the local emulator.
-pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+/// Loads the AWS config once per cold start, with our HTTP client ([`aws_http`]).
+/// `AWS_ENDPOINT_URL` (or the per-service `AWS_ENDPOINT_URL_SQS` / `_DYNAMODB`) points it
+/// at the local emulator.
+pub async fn aws_config() -> Result<aws_config::SdkConfig, tls::TrustRootsError> {
+    Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(aws_http::AwsHttpClient::new()?)
+        .load()
+        .await)
 }
 
 const RETRYABLE_CODES: &[&str] = &[

@@ -1,0 +1,91 @@
+//! The certificate authorities every outbound TLS connection trusts — to AWS and to
+//! webhook endpoints alike: Mozilla's root program, compiled in (`webpki-root-certs`),
+//! plus the PEM bundle named by `SSL_CERT_FILE` when it is set (a private CA for an
+//! endpoint, shipped in a layer).
+//!
+//! Why compiled in: reading and parsing the system store (`/etc/ssl/certs`, ~150 PEM
+//! certificates) took 4 ms per TLS client, twice per cold start (the AWS SDK's and
+//! reqwest's each loaded it), which was most of every function's init. The compiled-in
+//! list is the same Mozilla list the Amazon Linux store is built from, and is
+//! refreshed with the crate.
+
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("SSL_CERT_FILE `{path}`: {reason}")]
+pub struct TrustRootsError {
+    path: String,
+    reason: String,
+}
+
+/// The trusted roots, read once per process.
+pub fn trust_roots() -> Result<&'static [reqwest::Certificate], TrustRootsError> {
+    static ROOTS: OnceLock<Result<Vec<reqwest::Certificate>, TrustRootsError>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| load(std::env::var_os("SSL_CERT_FILE").as_deref()))
+        .as_deref()
+        .map_err(Clone::clone)
+}
+
+fn load(extra: Option<&std::ffi::OsStr>) -> Result<Vec<reqwest::Certificate>, TrustRootsError> {
+    let mut roots: Vec<reqwest::Certificate> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .filter_map(|der| reqwest::Certificate::from_der(der).ok())
+        .collect();
+    if let Some(path) = extra.filter(|p| !p.is_empty()) {
+        let fail = |reason: String| TrustRootsError {
+            path: path.to_string_lossy().into_owned(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+        let extra = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| fail(e.to_string()))?;
+        if extra.is_empty() {
+            return Err(fail("no PEM certificate in it".into()));
+        }
+        roots.extend(extra);
+    }
+    Ok(roots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn mozillas_roots_are_compiled_in() {
+        let roots = load(None).expect("no file to read");
+        assert_eq!(roots.len(), webpki_root_certs::TLS_SERVER_ROOT_CERTS.len());
+        assert!(roots.len() > 100, "{} roots", roots.len());
+    }
+
+    #[test]
+    fn ssl_cert_file_adds_its_certificates() {
+        // Any PEM certificate will do: take one of the compiled-in roots.
+        let der = webpki_root_certs::TLS_SERVER_ROOT_CERTS[0].as_ref();
+        let pem = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der)
+        );
+        let dir = std::env::temp_dir().join(format!("hookline-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("private-ca.pem");
+        std::fs::write(&file, pem).unwrap();
+        let roots = load(Some(file.as_os_str())).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(roots.len(), webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() + 1);
+    }
+
+    #[test]
+    fn an_unreadable_or_empty_ssl_cert_file_is_an_error_that_names_it() {
+        let missing = load(Some(OsStr::new("/nonexistent/ca.pem"))).unwrap_err();
+        assert!(missing.to_string().contains("/nonexistent/ca.pem"), "{missing}");
+        let dir = std::env::temp_dir().join(format!("hookline-ca-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("empty.pem");
+        std::fs::write(&file, "not a certificate\n").unwrap();
+        let empty = load(Some(file.as_os_str())).unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(empty.to_string().contains("no PEM certificate"), "{empty}");
+    }
+}
