@@ -72,6 +72,8 @@ impl Connector {
                 .tls_certs_only(roots.iter().cloned())
                 .http1_only()
                 .redirect(reqwest::redirect::Policy::none())
+                // As the SDK's own client: no proxy from the environment unless configured.
+                .no_proxy()
                 .pool_idle_timeout(POOL_IDLE);
             if let Some(t) = connect {
                 builder = builder.connect_timeout(t);
@@ -150,8 +152,20 @@ mod tests {
             let (mut stream, _) = listener.accept().await.unwrap();
             let mut seen = Vec::new();
             let mut buf = [0u8; 4096];
-            // The request is small: read until its body (after the blank line) has come.
-            while !String::from_utf8_lossy(&seen).contains("{\"k\":1}") {
+            // Read the head, then as many body bytes as its content-length says.
+            let whole = |seen: &[u8]| {
+                let text = String::from_utf8_lossy(seen).to_ascii_lowercase();
+                let Some(head_end) = text.find("\r\n\r\n") else {
+                    return false;
+                };
+                let length = text[..head_end]
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                seen.len() >= head_end + 4 + length
+            };
+            while !whole(&seen) {
                 let n = stream.read(&mut buf).await.unwrap();
                 if n == 0 {
                     break;
@@ -162,6 +176,58 @@ mod tests {
             String::from_utf8_lossy(&seen).into_owned()
         });
         (url, served)
+    }
+
+    #[tokio::test]
+    async fn an_sdk_call_goes_out_signed_as_the_sdk_signed_it() {
+        let (url, served) = one_shot(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\n\
+             content-length: 17\r\n\r\n{\"TableNames\":[]}",
+        )
+        .await;
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "AKIDEXAMPLE",
+                "secret",
+                Some("session-token".into()),
+                None,
+                "test",
+            ))
+            .endpoint_url(url.trim_end_matches('/'))
+            .http_client(AwsHttpClient::new().unwrap())
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(config);
+
+        let tables = client.list_tables().send().await.unwrap();
+
+        assert!(tables.table_names().is_empty());
+        let seen = served.await.unwrap();
+        let header = |name: &str| {
+            seen.lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix(&format!("{name}: "))
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| panic!("no {name} header in {seen}"))
+        };
+        let auth = header("authorization");
+        assert!(
+            auth.starts_with("aws4-hmac-sha256 credential=akidexample/"),
+            "{auth}"
+        );
+        assert!(auth.contains("/eu-west-1/dynamodb/aws4_request"), "{auth}");
+        for signed in ["host", "x-amz-date", "x-amz-security-token", "x-amz-target"] {
+            assert!(auth.contains(signed), "{signed} is not signed: {auth}");
+            header(signed);
+        }
+        assert_eq!(header("x-amz-target"), "dynamodb_20120810.listtables");
+        assert_eq!(
+            header("host"),
+            url.trim_start_matches("http://").trim_end_matches('/')
+        );
     }
 
     #[tokio::test]

@@ -103,6 +103,8 @@ impl HttpSender {
         let client = reqwest::Client::builder()
             .tls_certs_only(trust_roots()?.iter().cloned())
             .redirect(reqwest::redirect::Policy::none())
+            // Through a proxy the resolver would check the proxy's address, not the endpoint's.
+            .no_proxy()
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(60))
             .dns_resolver(Arc::new(SsrfResolver {

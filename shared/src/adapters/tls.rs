@@ -1,7 +1,8 @@
 //! The certificate authorities every outbound TLS connection trusts — to AWS and to
 //! webhook endpoints alike: Mozilla's root program, compiled in (`webpki-root-certs`),
 //! plus the PEM bundle named by `SSL_CERT_FILE` when it is set (a private CA for an
-//! endpoint, shipped in a layer).
+//! endpoint, shipped in a layer). The file adds to Mozilla's roots; it does not replace
+//! them, and `SSL_CERT_DIR` is not read.
 //!
 //! Why compiled in: reading and parsing the system store (`/etc/ssl/certs`, ~150 PEM
 //! certificates) took 4 ms per TLS client, twice per cold start (the AWS SDK's and
@@ -12,9 +13,9 @@
 use std::sync::OnceLock;
 
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("SSL_CERT_FILE `{path}`: {reason}")]
+#[error("trusted roots: {origin}: {reason}")]
 pub struct TrustRootsError {
-    path: String,
+    origin: String,
     reason: String,
 }
 
@@ -28,13 +29,17 @@ pub fn trust_roots() -> Result<&'static [reqwest::Certificate], TrustRootsError>
 }
 
 fn load(extra: Option<&std::ffi::OsStr>) -> Result<Vec<reqwest::Certificate>, TrustRootsError> {
-    let mut roots: Vec<reqwest::Certificate> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+    let mut roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
         .iter()
-        .filter_map(|der| reqwest::Certificate::from_der(der).ok())
-        .collect();
+        .map(|der| reqwest::Certificate::from_der(der))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TrustRootsError {
+            origin: "the compiled-in roots".into(),
+            reason: e.to_string(),
+        })?;
     if let Some(path) = extra.filter(|p| !p.is_empty()) {
         let fail = |reason: String| TrustRootsError {
-            path: path.to_string_lossy().into_owned(),
+            origin: format!("SSL_CERT_FILE `{}`", path.to_string_lossy()),
             reason,
         };
         let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
@@ -42,6 +47,13 @@ fn load(extra: Option<&std::ffi::OsStr>) -> Result<Vec<reqwest::Certificate>, Tr
         if extra.is_empty() {
             return Err(fail("no PEM certificate in it".into()));
         }
+        // A certificate is only parsed as a trust anchor when a client is built: build one
+        // now, so that a bad file stops the function at init rather than failing each call.
+        reqwest::Client::builder()
+            .tls_certs_only(extra.iter().cloned())
+            .no_proxy()
+            .build()
+            .map_err(|e| fail(format!("not a usable CA certificate ({e})")))?;
         roots.extend(extra);
     }
     Ok(roots)
@@ -79,7 +91,12 @@ mod tests {
     #[test]
     fn an_unreadable_or_empty_ssl_cert_file_is_an_error_that_names_it() {
         let missing = load(Some(OsStr::new("/nonexistent/ca.pem"))).unwrap_err();
-        assert!(missing.to_string().contains("/nonexistent/ca.pem"), "{missing}");
+        assert!(
+            missing
+                .to_string()
+                .contains("SSL_CERT_FILE `/nonexistent/ca.pem`"),
+            "{missing}"
+        );
         let dir = std::env::temp_dir().join(format!("hookline-ca-empty-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("empty.pem");
@@ -87,5 +104,20 @@ mod tests {
         let empty = load(Some(file.as_os_str())).unwrap_err();
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(empty.to_string().contains("no PEM certificate"), "{empty}");
+    }
+
+    #[test]
+    fn a_pem_block_that_is_no_certificate_is_refused_at_load() {
+        let dir = std::env::temp_dir().join(format!("hookline-ca-junk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("junk.pem");
+        std::fs::write(
+            &file,
+            "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let junk = load(Some(file.as_os_str())).unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(junk.to_string().contains("not a usable CA certificate"), "{junk}");
     }
 }
