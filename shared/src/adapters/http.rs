@@ -99,9 +99,14 @@ pub enum SenderError {
 
 impl HttpSender {
     pub fn new(policy: SsrfPolicy) -> Result<Self, SenderError> {
+        Self::trusting(policy, trust_roots()?)
+    }
+
+    /// The sender with the given trusted roots (the tests' own CA).
+    fn trusting(policy: SsrfPolicy, roots: &[reqwest::Certificate]) -> Result<Self, SenderError> {
         let policy = Arc::new(policy);
         let client = reqwest::Client::builder()
-            .tls_certs_only(trust_roots()?.iter().cloned())
+            .tls_certs_only(roots.iter().cloned())
             .redirect(reqwest::redirect::Policy::none())
             // Through a proxy the resolver would check the proxy's address, not the endpoint's.
             .no_proxy()
@@ -200,6 +205,124 @@ impl WebhookSender for HttpSender {
 mod tests {
     use super::*;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    /// A test CA and a certificate it issued for `localhost` (shared/tests/fixtures/tls).
+    const TEST_CA: &str = include_str!("../../tests/fixtures/tls/ca.pem");
+    const LOCALHOST_CERT: &str = include_str!("../../tests/fixtures/tls/localhost.pem");
+    const LOCALHOST_KEY: &str = include_str!("../../tests/fixtures/tls/localhost.key");
+
+    /// An HTTPS receiver on 127.0.0.1 that answers every request 200, with the localhost
+    /// certificate; it stops when the test's runtime does.
+    async fn https_receiver() -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = vec![CertificateDer::from_pem_slice(LOCALHOST_CERT.as_bytes()).unwrap()];
+        let key = PrivateKeyDer::from_pem_slice(LOCALHOST_KEY.as_bytes()).unwrap();
+        let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+        let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends the handshake: nothing to serve.
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = vec![0u8; 8192];
+                    let mut seen = Vec::new();
+                    while !String::from_utf8_lossy(&seen).contains("\r\n\r\n") {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = tls
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                        .await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        port
+    }
+
+    fn post_to(url: String) -> OutboundRequest {
+        OutboundRequest {
+            url,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: "{}".into(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn loopback() -> SsrfPolicy {
+        SsrfPolicy::parse_allowed("127.0.0.0/8").unwrap()
+    }
+
+    fn with_test_ca() -> Vec<reqwest::Certificate> {
+        let mut roots = trust_roots().unwrap().to_vec();
+        roots.push(reqwest::Certificate::from_pem(TEST_CA.as_bytes()).unwrap());
+        roots
+    }
+
+    #[tokio::test]
+    async fn a_certificate_from_a_trusted_authority_is_accepted() {
+        let port = https_receiver().await;
+        let sender = HttpSender::trusting(loopback(), &with_test_ca()).unwrap();
+
+        let outcome = sender
+            .post(post_to(format!("https://localhost:{port}/hook")))
+            .await;
+
+        assert!(
+            matches!(outcome, AttemptOutcome::Response { status: 200, .. }),
+            "{outcome:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_certificate_from_an_authority_not_trusted_is_refused() {
+        let port = https_receiver().await;
+        // Mozilla's roots only, as deployed.
+        let sender = HttpSender::new(loopback()).unwrap();
+
+        let outcome = sender
+            .post(post_to(format!("https://localhost:{port}/hook")))
+            .await;
+
+        let AttemptOutcome::Error { message, .. } = &outcome else {
+            panic!("{outcome:?}")
+        };
+        assert!(
+            message.contains("invalid peer certificate: UnknownIssuer"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_certificate_for_another_name_is_refused() {
+        let port = https_receiver().await;
+        let sender = HttpSender::trusting(loopback(), &with_test_ca()).unwrap();
+
+        // The certificate names `localhost`, not 127.0.0.1.
+        let outcome = sender
+            .post(post_to(format!("https://127.0.0.1:{port}/hook")))
+            .await;
+
+        let AttemptOutcome::Error { message, .. } = &outcome else {
+            panic!("{outcome:?}")
+        };
+        assert!(message.contains("certificate not valid for name"), "{message}");
+    }
 
     #[test]
     fn retry_after_is_read_as_seconds_or_as_an_http_date() {
