@@ -13,11 +13,25 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 /// Loads the AWS config once per cold start, with our HTTP client ([`aws_http`]).
 /// `AWS_ENDPOINT_URL` (or the per-service `AWS_ENDPOINT_URL_SQS` / `_DYNAMODB`) points it
 /// at the local emulator.
+///
+/// On Lambda the credentials and the region are in the environment: naming their
+/// providers skips building the default chains, which construct an STS client (for web
+/// identity) and an IMDS client at init that Lambda never uses. Elsewhere (a profile,
+/// SSO) the default chains apply.
 pub async fn aws_config() -> Result<aws_config::SdkConfig, tls::TrustRootsError> {
-    Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(aws_http::AwsHttpClient::new()?)
-        .load()
-        .await)
+    use aws_config::environment::{
+        EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
+    };
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(aws_http::AwsHttpClient::new()?);
+    if set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY") {
+        loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
+    }
+    if set("AWS_REGION") || set("AWS_DEFAULT_REGION") {
+        loader = loader.region(EnvironmentVariableRegionProvider::new());
+    }
+    Ok(loader.load().await)
 }
 
 const RETRYABLE_CODES: &[&str] = &[
