@@ -64,6 +64,27 @@ mod tests {
     use super::*;
     use std::ffi::OsStr;
 
+    /// `contents` in a file of its own under the temp directory, removed on drop.
+    struct TempFile(std::path::PathBuf);
+
+    impl TempFile {
+        fn new(name: &str, contents: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("hookline-ca-{}-{name}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let file = dir.join(name);
+            std::fs::write(&file, contents).unwrap();
+            Self(file)
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            if let Some(dir) = self.0.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+
     #[test]
     fn mozillas_roots_are_compiled_in() {
         let roots = load(None).expect("no file to read");
@@ -73,18 +94,8 @@ mod tests {
 
     #[test]
     fn ssl_cert_file_adds_its_certificates() {
-        // Any PEM certificate will do: take one of the compiled-in roots.
-        let der = webpki_root_certs::TLS_SERVER_ROOT_CERTS[0].as_ref();
-        let pem = format!(
-            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der)
-        );
-        let dir = std::env::temp_dir().join(format!("hookline-ca-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("private-ca.pem");
-        std::fs::write(&file, pem).unwrap();
-        let roots = load(Some(file.as_os_str())).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
+        let file = TempFile::new("private-ca.pem", include_str!("../../tests/fixtures/tls/ca.pem"));
+        let roots = load(Some(file.0.as_os_str())).unwrap();
         assert_eq!(roots.len(), webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() + 1);
     }
 
@@ -97,27 +108,18 @@ mod tests {
                 .contains("SSL_CERT_FILE `/nonexistent/ca.pem`"),
             "{missing}"
         );
-        let dir = std::env::temp_dir().join(format!("hookline-ca-empty-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("empty.pem");
-        std::fs::write(&file, "not a certificate\n").unwrap();
-        let empty = load(Some(file.as_os_str())).unwrap_err();
-        std::fs::remove_dir_all(&dir).unwrap();
+        let file = TempFile::new("empty.pem", "not a certificate\n");
+        let empty = load(Some(file.0.as_os_str())).unwrap_err();
         assert!(empty.to_string().contains("no PEM certificate"), "{empty}");
     }
 
     #[test]
     fn a_pem_block_that_is_no_certificate_is_refused_at_load() {
-        let dir = std::env::temp_dir().join(format!("hookline-ca-junk-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("junk.pem");
-        std::fs::write(
-            &file,
+        let file = TempFile::new(
+            "junk.pem",
             "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
-        let junk = load(Some(file.as_os_str())).unwrap_err();
-        std::fs::remove_dir_all(&dir).unwrap();
+        );
+        let junk = load(Some(file.0.as_os_str())).unwrap_err();
         assert!(junk.to_string().contains("not a usable CA certificate"), "{junk}");
     }
 }
