@@ -92,9 +92,9 @@ impl HttpConnector for Connector {
         let client = self.client.clone();
         HttpConnectorFuture::new(async move {
             let client = client.map_err(|e| ConnectorError::user(e.into()))?;
-            let response = client.execute(to_reqwest(request)?).await.map_err(transport)?;
+            let mut response = client.execute(to_reqwest(request)?).await.map_err(transport)?;
             let (status, version) = (response.status(), response.version());
-            let mut headers = response.headers().clone();
+            let mut headers = std::mem::take(response.headers_mut());
             let body = response.bytes().await.map_err(transport)?;
             let mut out = http::Response::new(SdkBody::from(body));
             *out.status_mut() = status;
