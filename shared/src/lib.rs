@@ -32,11 +32,8 @@ pub use event::{Event, EventType};
 pub use ids::{DeliveryId, EndpointId, EventId};
 pub use timestamp::Timestamp;
 
-/// A uniform number in `[0, 1)` for retry jitter.
+/// A uniform number in `[0, 1)` for retry jitter. Jitter needs spread, not secrecy:
+/// a thread-local generator, rather than a system call to the OS source per attempt.
 pub fn random_unit() -> f64 {
-    let mut b = [0u8; 8];
-    if getrandom::fill(&mut b).is_err() {
-        return 0.5;
-    }
-    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+    fastrand::f64()
 }

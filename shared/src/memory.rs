@@ -41,6 +41,8 @@ pub struct MemoryStore {
     pub unavailable: std::sync::atomic::AtomicBool,
     /// This many of the next `record_attempts` calls fail with a retryable error.
     pub failing_writes: std::sync::atomic::AtomicU32,
+    /// The next `record_attempts` call awaits this before it writes.
+    pub before_next_write: Mutex<Option<futures::future::BoxFuture<'static, ()>>>,
 }
 
 impl MemoryStore {
@@ -261,6 +263,10 @@ impl MemoryStore {
 #[async_trait]
 impl DeliveryStore for MemoryStore {
     async fn record_attempts(&self, records: &[(&Delivery, Option<&Attempt>)]) -> PortResult<()> {
+        let before = self.before_next_write.lock().unwrap().take();
+        if let Some(before) = before {
+            before.await;
+        }
         self.check()?;
         let failing = &self.failing_writes;
         if failing
@@ -546,6 +552,14 @@ impl QueueGauge for MemoryQueue {
 pub struct ScriptedSender {
     pub script: Mutex<HashMap<String, VecDeque<AttemptOutcome>>>,
     pub requests: Mutex<Vec<OutboundRequest>>,
+    held: Mutex<HashMap<String, Held>>,
+}
+
+/// Requests to a held URL wait for `release`; `answered` is notified as each answers.
+#[derive(Clone, Default)]
+pub struct Held {
+    pub release: std::sync::Arc<tokio::sync::Notify>,
+    pub answered: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl ScriptedSender {
@@ -562,11 +576,22 @@ impl ScriptedSender {
     pub fn requests(&self) -> Vec<OutboundRequest> {
         self.requests.lock().unwrap().clone()
     }
+
+    /// Requests to `url` wait until the returned `release` is notified.
+    pub fn hold(&self, url: &str) -> Held {
+        let held = Held::default();
+        self.held.lock().unwrap().insert(url.to_owned(), held.clone());
+        held
+    }
 }
 
 #[async_trait]
 impl WebhookSender for ScriptedSender {
     async fn post(&self, request: OutboundRequest) -> AttemptOutcome {
+        let held = self.held.lock().unwrap().get(&request.url).cloned();
+        if let Some(held) = &held {
+            held.release.notified().await;
+        }
         let next = self
             .script
             .lock()
@@ -574,6 +599,9 @@ impl WebhookSender for ScriptedSender {
             .get_mut(&request.url)
             .and_then(VecDeque::pop_front);
         self.requests.lock().unwrap().push(request);
+        if let Some(held) = held {
+            held.answered.notify_one();
+        }
         next.unwrap_or(AttemptOutcome::Response {
             status: 200,
             body: "ok".into(),

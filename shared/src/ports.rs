@@ -265,7 +265,8 @@ pub trait QueueGauge: Send + Sync {
 pub struct OutboundRequest {
     pub url: String,
     pub headers: Vec<(String, String)>,
-    pub body: String,
+    /// Shared by every request of a fan-out: the same bytes, signed per endpoint.
+    pub body: bytes::Bytes,
     pub timeout: Duration,
 }
 

@@ -277,6 +277,9 @@ impl Destination {
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
+    pub fn into_url(self) -> Url {
+        self.0
+    }
 }
 
 #[cfg(test)]

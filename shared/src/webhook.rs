@@ -5,16 +5,18 @@ use crate::event::Event;
 use crate::ids::DeliveryId;
 use crate::ports::OutboundRequest;
 use crate::signing::{seed_signature_header, standard_signature_header};
+use bytes::Bytes;
 use std::time::Duration;
 
 pub const USER_AGENT: &str = concat!("Hookline/", env!("CARGO_PKG_VERSION"));
 
-/// Builds the signed POST of `event` to `endpoint`, stamped `unix_seconds`.
+/// Builds the signed POST of `event` (its envelope, `body`) to `endpoint`, stamped
+/// `unix_seconds`.
 /// The endpoint's own headers come first and cannot shadow ours (they were checked
 /// against the reserved names at registration).
 pub fn signed_request(
     event: &Event,
-    body: &str,
+    body: Bytes,
     endpoint: &Endpoint,
     delivery_id: &DeliveryId,
     unix_seconds: i64,
@@ -37,12 +39,12 @@ pub fn signed_request(
                 &endpoint.signing_secrets(crate::Timestamp::from_unix_millis(unix_seconds * 1000)),
                 id,
                 unix_seconds,
-                body.as_bytes(),
+                &body,
             ),
         ),
         (
             "x-webhook-signature".into(),
-            seed_signature_header(&endpoint.secret, body.as_bytes()),
+            seed_signature_header(&endpoint.secret, &body),
         ),
         ("x-webhook-event".into(), event.event_type.to_string()),
         ("x-webhook-delivery".into(), delivery_id.to_string()),
@@ -51,7 +53,7 @@ pub fn signed_request(
     OutboundRequest {
         url: endpoint.url.clone(),
         headers,
-        body: body.to_owned(),
+        body,
         timeout: Duration::from_secs(u64::from(endpoint.timeout_seconds)),
     }
 }

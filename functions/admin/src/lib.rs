@@ -512,8 +512,8 @@ where
             source: "hookline.test".into(),
             version: hookline::event::ENVELOPE_VERSION.into(),
         };
-        let body = event.envelope_json();
-        let mut request = signed_request(&event, &body, &e, &DeliveryId::generate(), now.unix_seconds());
+        let body = event.envelope_json().into();
+        let mut request = signed_request(&event, body, &e, &DeliveryId::generate(), now.unix_seconds());
         // The answer must come back inside API Gateway's 30 s integration limit.
         request.timeout = request.timeout.min(TEST_TIMEOUT);
         let started = std::time::Instant::now();

@@ -269,16 +269,16 @@ struct Outputs {
     stats: StatsBatch,
     /// Attempt latencies by (outcome, status class): one EMF line each per invocation
     /// rather than one per attempt (a quarter of the log bytes of a webhook).
-    attempts: BTreeMap<(&'static str, String), Vec<f64>>,
+    attempts: BTreeMap<(&'static str, &'static str), Vec<f64>>,
 }
 
 /// The batch's attempt metrics, as EMF lines of at most 100 samples.
-fn emit_attempt_metrics(attempts: &BTreeMap<(&'static str, String), Vec<f64>>) {
+fn emit_attempt_metrics(attempts: &BTreeMap<(&'static str, &'static str), Vec<f64>>) {
     for ((outcome, status_class), latencies) in attempts {
         for chunk in latencies.chunks(100) {
             Metrics::new()
                 .dimension("Outcome", *outcome)
-                .dimension("StatusClass", status_class.clone())
+                .dimension("StatusClass", *status_class)
                 .rollup(&["Outcome"])
                 .rollup(&[])
                 .metric("Attempts", chunk.len() as f64, Unit::Count)
@@ -286,6 +286,18 @@ fn emit_attempt_metrics(attempts: &BTreeMap<(&'static str, String), Vec<f64>>) {
                 .emit();
         }
     }
+}
+
+/// The metrics' `StatusClass` of an attempt: `2xx`, `4xx` …, or `error` when no answer
+/// came. Static strings: one per attempt would otherwise be formatted.
+fn status_class(status: Option<u16>) -> &'static str {
+    const CLASSES: [&str; 10] = [
+        "0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx", "8xx", "9xx",
+    ];
+    status
+        .and_then(|s| CLASSES.get(usize::from(s / 100)))
+        .copied()
+        .unwrap_or("error")
 }
 
 /// One invocation's shared state: its outputs, and the POSTs it may have in flight.
@@ -389,7 +401,8 @@ where
     /// Handles every work of the batch at once. Fan-outs whose attempts are made are
     /// written as they finish, together once a BatchWriteItem's worth (25) has gathered:
     /// a batch's requests are shared, and a fan-out does not wait for slower ones (a
-    /// timeout or crash loses only what was not yet written).
+    /// timeout or crash loses only what was not yet written). A write runs beside the
+    /// fan-outs still sending, so their answers are read while it is out.
     async fn run(
         &self,
         groups: &[(Work, Vec<usize>)],
@@ -401,24 +414,34 @@ where
             .enumerate()
             .map(|(i, (work, at))| async move { (i, self.handle_one(work, &records[at[0]], ops).await) })
             .collect();
+        let mut writing = stream::FuturesUnordered::new();
         let mut outcomes: Vec<Option<Disposition>> = (0..groups.len()).map(|_| None).collect();
         let mut gathered: Vec<(usize, Box<Fanned>)> = Vec::new();
         let mut pending = 0;
-        while let Some((i, outcome)) = running.next().await {
-            match outcome {
-                Disposition::Record(f) => {
-                    pending += f.records().count();
-                    gathered.push((i, f));
-                    if pending >= WRITE_TOGETHER {
-                        self.record(std::mem::take(&mut gathered), &mut outcomes, ops)
-                            .await;
+        loop {
+            tokio::select! {
+                Some((i, outcome)) = running.next(), if !running.is_empty() => {
+                    match outcome {
+                        Disposition::Record(f) => {
+                            pending += f.records().count();
+                            gathered.push((i, f));
+                        }
+                        other => outcomes[i] = Some(other),
+                    }
+                    // What is left goes once nothing else is sending.
+                    if pending >= WRITE_TOGETHER || (running.is_empty() && !gathered.is_empty()) {
+                        writing.push(self.record(std::mem::take(&mut gathered), ops));
                         pending = 0;
                     }
                 }
-                other => outcomes[i] = Some(other),
+                Some(settled) = writing.next(), if !writing.is_empty() => {
+                    for (i, d) in settled {
+                        outcomes[i] = Some(d);
+                    }
+                }
+                else => break,
             }
         }
-        self.record(gathered, &mut outcomes, ops).await;
         outcomes
             .into_iter()
             .map(|o| o.unwrap_or(Disposition::Again(PortError::Retryable("not handled".into()))))
@@ -428,15 +451,7 @@ where
     /// Writes these fan-outs' deliveries together, then finishes each; if the write
     /// fails, each of their messages stays for SQS to bring back, and the copy read
     /// again sends only to the targets not recorded.
-    async fn record(
-        &self,
-        fanned: Vec<(usize, Box<Fanned>)>,
-        outcomes: &mut [Option<Disposition>],
-        ops: &OpsOut,
-    ) {
-        if fanned.is_empty() {
-            return;
-        }
+    async fn record(&self, fanned: Vec<(usize, Box<Fanned>)>, ops: &OpsOut) -> Vec<(usize, Disposition)> {
         let records: Vec<(&Delivery, Option<&Attempt>)> =
             fanned.iter().flat_map(|(_, f)| f.records()).collect();
         let written = self.store.record_attempts(&records).await;
@@ -451,9 +466,7 @@ where
                     .await
             }
         };
-        for ((i, _), d) in fanned.iter().zip(settled) {
-            outcomes[*i] = Some(d);
-        }
+        fanned.iter().map(|(i, _)| *i).zip(settled).collect()
     }
 
     async fn handle_one(&self, work: &Work, record: &SqsMessage, ops: &OpsOut) -> Disposition {
@@ -599,8 +612,8 @@ where
         targets: Vec<Target>,
         ops: &OpsOut,
     ) -> Result<Fanned, (Event, PortError)> {
-        let body = event.envelope_json();
-        let body = body.as_str();
+        let body = bytes::Bytes::from(event.envelope_json());
+        let body = &body;
         // An endpoint over its rate limit gets a pending delivery whose attempt waits its turn.
         let now = self.clock.now();
         let mut sendable = Vec::with_capacity(targets.len());
@@ -650,10 +663,15 @@ where
                 (ep, updated, attempt, verdict)
             })
             .collect();
-        let attempted = stream::iter(attempts)
-            .buffer_unordered(self.settings.concurrency)
-            .collect()
-            .await;
+        // Sized up front: an element is large, and growing the vector as attempts
+        // finish copied them over and over.
+        let mut attempted = Vec::with_capacity(attempts.len());
+        {
+            let mut finishing = stream::iter(attempts).buffer_unordered(self.settings.concurrency);
+            while let Some(done) = finishing.next().await {
+                attempted.push(done);
+            }
+        }
         Ok(Fanned {
             event,
             attempted,
@@ -766,7 +784,7 @@ where
             Ok(false) => return Disposition::Done,
             Ok(true) => {}
         }
-        let body = event.envelope_json();
+        let body = bytes::Bytes::from(event.envelope_json());
         let (mut updated, attempt, verdict) = self.attempt(event, &body, &ep, &seen, ops).await;
         // A long wait keeps this very message, so the delivery keeps its wake token;
         // unless the message has been received so often that SQS might dead-letter it.
@@ -823,7 +841,7 @@ where
     async fn attempt(
         &self,
         event: &Event,
-        body: &str,
+        body: &bytes::Bytes,
         ep: &Endpoint,
         before: &Delivery,
         ops: &OpsOut,
@@ -835,7 +853,7 @@ where
             // time). The semaphore is never closed: on error the POST goes anyway.
             let permit = ops.posts.acquire().await.ok();
             let started_at = self.clock.now();
-            let request = signed_request(event, body, ep, &before.id, started_at.unix_seconds());
+            let request = signed_request(event, body.clone(), ep, &before.id, started_at.unix_seconds());
             let clock = Instant::now();
             let outcome = self.sender.post(request).await;
             drop(permit);
@@ -846,9 +864,7 @@ where
             let mut delivery = before.clone();
             delivery.max_attempts = policy.max_attempts();
             delivery.apply(&outcome, &verdict, finished_at);
-            let status_class = outcome
-                .status_code()
-                .map_or_else(|| "error".to_owned(), |s| format!("{}xx", s / 100));
+            let status_class = status_class(outcome.status_code());
             tracing::info!(
                 event_id = %event.id,
                 delivery_id = %delivery.id,

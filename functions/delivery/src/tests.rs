@@ -151,14 +151,13 @@ async fn requests_carry_verifiable_signatures_and_the_contract_headers() {
         FIXTURE_EVENT_ID,
         &header("webhook-timestamp"),
         &header("webhook-signature"),
-        req.body.as_bytes(),
+        &req.body,
         T0 / 1000,
         300,
     )
     .expect("standard signature verifies");
-    verify_seed(&ep.secret, &header("x-webhook-signature"), req.body.as_bytes())
-        .expect("seed signature verifies");
-    let body: serde_json::Value = serde_json::from_str(&req.body).unwrap();
+    verify_seed(&ep.secret, &header("x-webhook-signature"), &req.body).expect("seed signature verifies");
+    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
     assert_eq!(body["id"], FIXTURE_EVENT_ID);
     assert_eq!(body["data"]["status"], "success");
     assert_eq!(req.timeout, Duration::from_secs(5));
@@ -392,6 +391,45 @@ async fn a_failed_write_keeps_only_the_messages_of_the_fan_outs_it_carried() {
         written += usize::from(n == 5);
     }
     assert_eq!(written, 5);
+}
+
+#[tokio::test]
+async fn a_fan_out_still_sending_is_answered_while_a_write_is_out() {
+    // GIVEN twenty-five events for one endpoint (a BatchWriteItem's worth) and one for
+    // another, whose answer comes only once the first write has started; that write
+    // finishes only once that answer has been read
+    let runs = endpoint("runs", &["agent.run.completed"]);
+    let tools = endpoint("tools", &["tool.*"]);
+    let d = subject(&[&runs, &tools]).await;
+    let mut batch = events_batch("evt_beside", 26);
+    let Some(Work::Event(mut last)) = parse(&batch.records[25]).pop() else {
+        panic!("an event")
+    };
+    last.event_type = hookline::EventType::parse("tool.failed").unwrap();
+    batch.records[25].body = Some(QueueMessage::EventV1 { event: last }.to_body());
+    let held = d.sender.hold(&tools.url);
+    let (release, answered) = (held.release.clone(), held.answered.clone());
+    *d.store.before_next_write.lock().unwrap() = Some(Box::pin(async move {
+        release.notify_one();
+        answered.notified().await;
+    }));
+
+    // WHEN the batch is handled
+    let response = tokio::time::timeout(Duration::from_secs(10), d.handle(batch))
+        .await
+        .expect("the held fan-out was polled while the write was out");
+
+    // THEN every event was delivered and written
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "{:?}",
+        response.batch_item_failures
+    );
+    assert_eq!(d.sender.requests().len(), 26);
+    for i in 0..26 {
+        let id = EventId::parse(&format!("evt_beside_{i}")).unwrap();
+        assert_eq!(d.store.deliveries_for_event(&id).await.unwrap().len(), 1, "{id}");
+    }
 }
 
 #[tokio::test]

@@ -412,9 +412,9 @@ async fn throughput(events: usize, fanout: usize) -> Result<Value, Box<dyn std::
             chunk
                 .iter()
                 .flat_map(|e| {
-                    let body = e.envelope_json();
+                    let body = bytes::Bytes::from(e.envelope_json());
                     endpoints.iter().map(move |ep| {
-                        hookline::webhook::signed_request(e, &body, ep, &DeliveryId::generate(), now)
+                        hookline::webhook::signed_request(e, body.clone(), ep, &DeliveryId::generate(), now)
                     })
                 })
                 .collect()

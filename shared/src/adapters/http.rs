@@ -86,6 +86,33 @@ fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<u64> {
 pub struct HttpSender {
     client: reqwest::Client,
     policy: Arc<SsrfPolicy>,
+    checked: Arc<CheckedUrls>,
+}
+
+/// URLs that passed the policy's form check, parsed. The same few endpoints' URLs come
+/// with every request, and parsing one (IDNA, the IP forms) cost more than its HMAC.
+/// The check depends only on the URL and the policy, which is fixed per sender; a
+/// host name is still resolved and checked at every connect.
+#[derive(Default)]
+struct CheckedUrls(std::sync::Mutex<std::collections::HashMap<String, reqwest::Url>>);
+
+/// Past this many URLs the cache starts again: bounded memory, whatever the endpoints.
+const CHECKED_URLS_MAX: usize = 4096;
+
+impl CheckedUrls {
+    fn get_or_check(&self, policy: &SsrfPolicy, raw: &str) -> Result<reqwest::Url, DestinationError> {
+        if let Some(url) = self.0.lock().ok().and_then(|m| m.get(raw).cloned()) {
+            return Ok(url);
+        }
+        let url = policy.parse_destination(raw)?.into_url();
+        if let Ok(mut m) = self.0.lock() {
+            if m.len() >= CHECKED_URLS_MAX {
+                m.clear();
+            }
+            m.insert(raw.to_owned(), url.clone());
+        }
+        Ok(url)
+    }
 }
 
 /// Why the sender could not be built: the trusted roots, or reqwest's TLS setup.
@@ -116,7 +143,11 @@ impl HttpSender {
                 policy: policy.clone(),
             }))
             .build()?;
-        Ok(Self { client, policy })
+        Ok(Self {
+            client,
+            policy,
+            checked: Arc::default(),
+        })
     }
 }
 
@@ -164,13 +195,16 @@ fn root_cause(e: &(dyn StdError + 'static)) -> String {
 impl WebhookSender for HttpSender {
     async fn post(&self, request: OutboundRequest) -> AttemptOutcome {
         // IP-literal hosts never reach the resolver, so the URL is checked here too.
-        if let Err(e) = self.policy.parse_destination(&request.url) {
-            return AttemptOutcome::Error {
-                error: TransportError::Blocked,
-                message: format!("the URL {e}"),
-            };
-        }
-        let mut builder = self.client.post(&request.url).timeout(request.timeout);
+        let url = match self.checked.get_or_check(&self.policy, &request.url) {
+            Ok(url) => url,
+            Err(e) => {
+                return AttemptOutcome::Error {
+                    error: TransportError::Blocked,
+                    message: format!("the URL {e}"),
+                };
+            }
+        };
+        let mut builder = self.client.post(url).timeout(request.timeout);
         for (k, v) in &request.headers {
             builder = builder.header(k, v);
         }
@@ -320,6 +354,45 @@ mod tests {
         let message = refusal(&sender, "127.0.0.1").await;
 
         assert!(message.contains("certificate not valid for name"), "{message}");
+    }
+
+    #[test]
+    fn a_url_that_passed_is_kept_parsed_and_a_refused_one_is_checked_every_time() {
+        let policy = SsrfPolicy::parse_allowed("127.0.0.0/8").unwrap();
+        let checked = CheckedUrls::default();
+        let url = checked
+            .get_or_check(&policy, "http://127.0.0.1:9/hook?x=1")
+            .unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:9/hook?x=1");
+        assert_eq!(
+            checked
+                .get_or_check(&policy, "http://127.0.0.1:9/hook?x=1")
+                .unwrap(),
+            url
+        );
+        for _ in 0..2 {
+            assert!(matches!(
+                checked.get_or_check(&policy, "http://169.254.169.254/latest"),
+                Err(DestinationError::Metadata { .. })
+            ));
+        }
+        assert_eq!(
+            checked.0.lock().unwrap().len(),
+            1,
+            "only the URL that passed is kept"
+        );
+    }
+
+    #[test]
+    fn the_checked_urls_stay_bounded() {
+        let policy = SsrfPolicy::parse_allowed("127.0.0.0/8").unwrap();
+        let checked = CheckedUrls::default();
+        for i in 0..=CHECKED_URLS_MAX {
+            checked
+                .get_or_check(&policy, &format!("http://127.0.0.1/{i}"))
+                .unwrap();
+        }
+        assert!(checked.0.lock().unwrap().len() <= CHECKED_URLS_MAX);
     }
 
     #[test]
