@@ -40,21 +40,19 @@ impl AwsHttpClient {
             connectors: Arc::default(),
         })
     }
-}
 
-impl HttpClient for AwsHttpClient {
-    fn http_connector(&self, settings: &HttpConnectorSettings, _: &RuntimeComponents) -> SharedHttpConnector {
-        self.connector((settings.connect_timeout(), settings.read_timeout()))
-    }
-}
-
-impl AwsHttpClient {
     fn connector(&self, timeouts: Timeouts) -> SharedHttpConnector {
         let mut connectors = self.connectors.lock().unwrap_or_else(PoisonError::into_inner);
         connectors
             .entry(timeouts)
             .or_insert_with(|| SharedHttpConnector::new(Connector::new(timeouts)))
             .clone()
+    }
+}
+
+impl HttpClient for AwsHttpClient {
+    fn http_connector(&self, settings: &HttpConnectorSettings, _: &RuntimeComponents) -> SharedHttpConnector {
+        self.connector((settings.connect_timeout(), settings.read_timeout()))
     }
 }
 
@@ -94,12 +92,12 @@ impl HttpConnector for Connector {
             let client = client.map_err(|e| ConnectorError::user(e.into()))?;
             let mut response = client.execute(to_reqwest(request)?).await.map_err(transport)?;
             let (status, version) = (response.status(), response.version());
-            let mut headers = std::mem::take(response.headers_mut());
+            let headers = std::mem::take(response.headers_mut());
             let body = response.bytes().await.map_err(transport)?;
             let mut out = http::Response::new(SdkBody::from(body));
             *out.status_mut() = status;
             *out.version_mut() = version;
-            std::mem::swap(out.headers_mut(), &mut headers);
+            *out.headers_mut() = headers;
             HttpResponse::try_from(out).map_err(|e| ConnectorError::other(e.into(), None))
         })
     }
