@@ -113,9 +113,11 @@ impl StoredEvent {
 pub trait EventStore: Send + Sync {
     /// Stores the event with the endpoints it goes to and takes its fan-out lease; or,
     /// for an id seen before, tells what is left of its fan-out.
+    /// `envelope` is `event.envelope_json()`, which the caller makes once and also sends.
     async fn claim_fanout(
         &self,
         event: &Event,
+        envelope: &str,
         targets: &[DeliveryId],
         now: Timestamp,
         lease: Duration,
@@ -264,7 +266,8 @@ pub trait QueueGauge: Send + Sync {
 #[derive(Clone, Debug)]
 pub struct OutboundRequest {
     pub url: String,
-    pub headers: Vec<(String, String)>,
+    /// Built once with their final names, so the client does not parse them again.
+    pub headers: http::HeaderMap,
     /// Shared by every request of a fan-out: the same bytes, signed per endpoint.
     pub body: bytes::Bytes,
     pub timeout: Duration,

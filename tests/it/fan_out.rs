@@ -359,13 +359,13 @@ async fn a_large_event_claimed_for_thousands_of_endpoints_keeps_its_body_in_an_i
     // WHEN it is claimed, read back, and claimed again by a copy
     let first = h
         .store()
-        .claim_fanout(&event, &targets, now, lease)
+        .claim_fanout(&event, &event.envelope_json(), &targets, now, lease)
         .await
         .unwrap();
     let stored = h.store().get_event(&event.id).await.unwrap().unwrap();
     let again = h
         .store()
-        .claim_fanout(&event, &targets, now, lease)
+        .claim_fanout(&event, &event.envelope_json(), &targets, now, lease)
         .await
         .unwrap();
 

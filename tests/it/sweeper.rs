@@ -177,7 +177,13 @@ async fn a_dead_event_whose_fan_out_was_cut_short_fails_only_the_targets_left() 
         hookline::DeliveryId::generate_for(then, &second),
     ];
     h.store()
-        .claim_fanout(&event, &targets, then, Duration::from_secs(180))
+        .claim_fanout(
+            &event,
+            &event.envelope_json(),
+            &targets,
+            then,
+            Duration::from_secs(180),
+        )
         .await
         .unwrap();
     let mut done = Delivery::under(

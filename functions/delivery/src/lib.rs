@@ -510,9 +510,11 @@ where
             .filter(|ep| ep.wants(&event.event_type))
             .collect();
         let ids = DeliveryId::for_targets(now, matching.iter().map(|ep| &ep.id));
-        let (event, targets) = match self
+        // Made once: the claim stores these bytes and every endpoint is sent them.
+        let envelope = event.envelope_json();
+        let (event, body, targets) = match self
             .store
-            .claim_fanout(event, &ids, now, self.settings.lease)
+            .claim_fanout(event, &envelope, &ids, now, self.settings.lease)
             .await
         {
             Err(e) => return Disposition::Again(e),
@@ -526,6 +528,7 @@ where
             }
             Ok(FanoutClaim::Fresh) => (
                 event.clone(),
+                bytes::Bytes::from(envelope),
                 matching
                     .into_iter()
                     .zip(ids)
@@ -544,12 +547,16 @@ where
                 );
                 let left = targets.into_iter().filter(|t| !recorded.contains(t));
                 match self.resumed_targets(&endpoints, left).await {
-                    Ok(targets) => (stored, targets),
+                    // The stored copy is the one sent.
+                    Ok(targets) => {
+                        let body = bytes::Bytes::from(stored.envelope_json());
+                        (stored, body, targets)
+                    }
                     Err(e) => return self.give_back(&stored, e).await,
                 }
             }
         };
-        match self.attempt_all(event, targets, ops).await {
+        match self.attempt_all(event, body, targets, ops).await {
             Ok(fanned) => Disposition::Record(Box::new(fanned)),
             Err((event, e)) => self.give_back(&event, e).await,
         }
@@ -609,10 +616,10 @@ where
     async fn attempt_all(
         &self,
         event: Event,
+        body: bytes::Bytes,
         targets: Vec<Target>,
         ops: &OpsOut,
     ) -> Result<Fanned, (Event, PortError)> {
-        let body = bytes::Bytes::from(event.envelope_json());
         let body = &body;
         // An endpoint over its rate limit gets a pending delivery whose attempt waits its turn.
         let now = self.clock.now();

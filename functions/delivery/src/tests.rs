@@ -70,7 +70,13 @@ async fn claimed(d: &Subject, endpoints: &[&Endpoint]) -> (Event, Vec<DeliveryId
     };
     let targets = DeliveryId::for_targets(d.clock.now(), endpoints.iter().map(|ep| &ep.id));
     d.store
-        .claim_fanout(&event, &targets, d.clock.now(), Duration::from_secs(120))
+        .claim_fanout(
+            &event,
+            &event.envelope_json(),
+            &targets,
+            d.clock.now(),
+            Duration::from_secs(120),
+        )
         .await
         .unwrap();
     (event, targets)
@@ -134,10 +140,10 @@ async fn requests_carry_verifiable_signatures_and_the_contract_headers() {
     let req = d.sender.requests().pop().expect("one request");
     let header = |name: &str| {
         req.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
+            .get(name)
+            .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
+            .to_owned()
     };
     assert_eq!(header("webhook-id"), FIXTURE_EVENT_ID);
     assert_eq!(header("webhook-timestamp"), (T0 / 1000).to_string());
@@ -270,6 +276,7 @@ async fn an_event_another_worker_is_fanning_out_comes_back_later() {
     d.store
         .claim_fanout(
             &event,
+            &event.envelope_json(),
             &[DeliveryId::generate_for(d.clock.now(), &ep.id)],
             d.clock.now(),
             Duration::from_secs(120),
@@ -557,14 +564,7 @@ async fn an_attempt_message_makes_the_next_attempt_when_due() {
         .sender
         .requests()
         .iter()
-        .map(|r| {
-            r.headers
-                .iter()
-                .find(|(k, _)| k == "webhook-id")
-                .unwrap()
-                .1
-                .clone()
-        })
+        .map(|r| r.headers["webhook-id"].to_str().unwrap().to_owned())
         .collect();
     assert_eq!(ids, [FIXTURE_EVENT_ID, FIXTURE_EVENT_ID]);
 }
@@ -854,9 +854,9 @@ async fn a_packed_message_fans_out_each_event_and_a_copy_read_again_sends_nothin
         .iter()
         .filter_map(|r| {
             r.headers
-                .iter()
-                .find(|(k, _)| k == "webhook-id")
-                .map(|(_, v)| v.clone())
+                .get("webhook-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
         })
         .collect();
     ids.sort();

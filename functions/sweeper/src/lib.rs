@@ -366,7 +366,7 @@ where
         );
         let (event, left) = match self
             .store
-            .claim_fanout(event, &matching, now, self.settings.lease)
+            .claim_fanout(event, &event.envelope_json(), &matching, now, self.settings.lease)
             .await?
         {
             FanoutClaim::Done => return Ok(true),

@@ -70,7 +70,13 @@ async fn retrying(s: &Subject, ep: &Endpoint, attempts: u32) -> Delivery {
         s.clock.now(),
     );
     s.store
-        .claim_fanout(&e, &[d.id.clone()], s.clock.now(), Duration::from_secs(1))
+        .claim_fanout(
+            &e,
+            &e.envelope_json(),
+            &[d.id.clone()],
+            s.clock.now(),
+            Duration::from_secs(1),
+        )
         .await
         .unwrap();
     let fail = AttemptOutcome::Response {
@@ -190,6 +196,7 @@ async fn a_dead_event_fails_the_targets_its_claim_named_that_have_no_delivery() 
     s.store
         .claim_fanout(
             &e,
+            &e.envelope_json(),
             &[hookline::DeliveryId::generate_for(s.clock.now(), &ep.id)],
             s.clock.now(),
             Duration::from_secs(180),

@@ -204,12 +204,12 @@ impl WebhookSender for HttpSender {
                 };
             }
         };
-        let mut builder = self.client.post(url).timeout(request.timeout);
-        for (k, v) in &request.headers {
-            builder = builder.header(k, v);
-        }
         let timeout = request.timeout;
-        let mut response = match builder.body(request.body).send().await {
+        let mut post = reqwest::Request::new(reqwest::Method::POST, url);
+        *post.headers_mut() = request.headers;
+        *post.timeout_mut() = Some(timeout);
+        *post.body_mut() = Some(request.body.into());
+        let mut response = match self.client.execute(post).await {
             Ok(r) => r,
             Err(e) => return transport_error(&e.without_url(), timeout),
         };
@@ -292,7 +292,10 @@ mod tests {
     fn post_to(url: String) -> OutboundRequest {
         OutboundRequest {
             url,
-            headers: vec![("content-type".into(), "application/json".into())],
+            headers: http::HeaderMap::from_iter([(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            )]),
             body: "{}".into(),
             timeout: Duration::from_secs(5),
         }

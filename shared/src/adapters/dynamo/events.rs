@@ -128,6 +128,7 @@ impl EventStore for DynamoStore {
     async fn claim_fanout(
         &self,
         event: &Event,
+        envelope: &str,
         targets: &[DeliveryId],
         now: Timestamp,
         lease: Duration,
@@ -145,7 +146,7 @@ impl EventStore for DynamoStore {
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v)),
         );
-        let (body_attr, body) = packed_body(&event.envelope_json());
+        let (body_attr, body) = packed_body(envelope);
         let mut apart = None;
         if item_size(&item) + body_attr.len() + value_size(&body) <= ITEM_LIMIT {
             item.insert(body_attr.into(), body);
