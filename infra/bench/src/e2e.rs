@@ -214,14 +214,12 @@ struct Api {
     url: String,
 }
 
-/// What every phase runs against: the API, the proxy, the receiver and its base URL,
-/// and the stack's logs.
+/// What every phase runs against: the API, the proxy, the receiver and the stack's logs.
 struct Bench {
     api: Api,
     proxy: Proxy,
     received: Received,
     stack: Stack,
-    base: String,
 }
 
 impl Api {
@@ -363,11 +361,27 @@ pub async fn run(opts: Options) -> Result<Value, BoxError> {
         url: stack.url.clone(),
     };
 
-    // Warm every instance: endpoints, then a burst wide enough to start each.
+    // Every phase's endpoints, each phase with its own event type, registered at once:
+    // one wait for the functions' endpoint caches (5 s) instead of one per phase.
     let base = format!("http://127.0.0.1:{rx_port}");
     api.endpoint("warm", &format!("{base}/warm"), "bench.warm")
         .await?;
+    for (name, fanout) in COUNT_PHASES
+        .iter()
+        .map(|&(f, b)| (phase_name(f, b), f))
+        .chain([(TIMING_PHASE.to_owned(), 1), ("latency".to_owned(), 1)])
+    {
+        for i in 0..fanout {
+            api.endpoint(
+                &format!("{name}-{i}"),
+                &format!("{base}/{name}/{i}"),
+                &phase_type(&name),
+            )
+            .await?;
+        }
+    }
     tokio::time::sleep(Duration::from_secs(6)).await;
+    // Warm every instance: a burst wide enough to start each.
     let warm: Vec<Value> = (0..100)
         .map(|i| event(&format!("warm-{i}"), "bench.warm", i))
         .collect();
@@ -383,17 +397,16 @@ pub async fn run(opts: Options) -> Result<Value, BoxError> {
         proxy,
         received,
         stack,
-        base,
     };
     let mut requests = serde_json::Map::new();
-    for (fanout, batch) in [(1, true), (1, false), (5, true), (5, false)] {
-        let name = format!("fanout{fanout}-{}", if batch { "batch" } else { "single" });
+    for &(fanout, batch) in COUNT_PHASES {
+        let name = phase_name(fanout, batch);
         let r = bench.count_phase(&name, fanout, batch, opts.events, true).await?;
         requests.insert(name, r);
     }
     print_requests(&requests);
     let timing = bench
-        .count_phase("timing-fanout1-batch", 1, true, opts.events, false)
+        .count_phase(TIMING_PHASE, 1, true, opts.events, false)
         .await?;
     let cost = cost(&requests["fanout1-batch"], &timing);
     let latency = bench.latency(&opts).await?;
@@ -402,6 +415,20 @@ pub async fn run(opts: Options) -> Result<Value, BoxError> {
         "aws_requests": requests, "durations": timing, "cost_per_million": cost,
         "end_to_end_latency": latency,
     }))
+}
+
+/// The request counts' phases: (fan-out, batch ingest).
+const COUNT_PHASES: &[(usize, bool)] = &[(1, true), (1, false), (5, true), (5, false)];
+/// Fan-out 1 with batch ingest again, the proxy only forwarding, for Lambda's durations.
+const TIMING_PHASE: &str = "timing-fanout1-batch";
+
+fn phase_name(fanout: usize, batch: bool) -> String {
+    format!("fanout{fanout}-{}", if batch { "batch" } else { "single" })
+}
+
+/// Each phase's own event type, so that only its endpoints match its events.
+fn phase_type(name: &str) -> String {
+    format!("bench.{}", name.replace('-', "_"))
 }
 
 /// The delivery invocations' durations (ms) in the queue runner's log since `from`.
@@ -426,11 +453,7 @@ impl Bench {
             proxy,
             received,
             stack,
-            base,
         } = self;
-        api.endpoint("latency", &format!("{base}/latency"), "bench.latency")
-            .await?;
-        tokio::time::sleep(Duration::from_secs(6)).await;
         let total = opts.rate * opts.seconds;
         println!(
             "\nend-to-end latency: {total} events, {} a second for {} s, one endpoint, single ingest",
@@ -570,15 +593,9 @@ impl Bench {
             proxy,
             received,
             stack,
-            base,
         } = self;
-        let event_type = format!("bench.{}", name.replace('-', "_"));
+        let event_type = phase_type(name);
         let prefix = format!("/{name}/");
-        for i in 0..fanout {
-            api.endpoint(&format!("{name}-{i}"), &format!("{base}{prefix}{i}"), &event_type)
-                .await?;
-        }
-        tokio::time::sleep(Duration::from_secs(6)).await;
         proxy.take_calls();
         let (fn_log, runner_log) = (stack.log_len("functions.log"), stack.log_len("runner.log"));
         proxy.measure(measure);
