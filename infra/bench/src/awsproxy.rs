@@ -12,7 +12,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// What one forwarded request cost.
@@ -48,6 +48,8 @@ struct State {
     sqs_upstream: String,
     client: reqwest::Client,
     measure: AtomicBool,
+    /// Calls being forwarded, long polls left out.
+    busy: AtomicUsize,
     writes: tokio::sync::Mutex<()>,
     calls: Mutex<Vec<Call>>,
     shapes: Mutex<HashMap<String, Arc<TableShape>>>,
@@ -71,6 +73,7 @@ impl Proxy {
             sqs_upstream: sqs_upstream.trim_end_matches('/').to_owned(),
             client: reqwest::Client::builder().no_proxy().build()?,
             measure: AtomicBool::new(false),
+            busy: AtomicUsize::new(0),
             writes: tokio::sync::Mutex::new(()),
             calls: Mutex::new(Vec::new()),
             shapes: Mutex::new(HashMap::new()),
@@ -117,6 +120,12 @@ impl Proxy {
             .unwrap_or(0)
     }
 
+    /// Calls being forwarded now, long polls left out: a write waiting its turn (or for
+    /// the emulator) is not in `calls_so_far` yet.
+    pub fn busy(&self) -> usize {
+        self.state.busy.load(Ordering::SeqCst)
+    }
+
     /// When each event's first attempt started (unix ms), by event id.
     pub fn first_attempts(&self) -> HashMap<String, i64> {
         self.state
@@ -124,6 +133,22 @@ impl Proxy {
             .lock()
             .map(|m| m.clone())
             .unwrap_or_default()
+    }
+}
+
+/// Counts a call in `busy` until it is answered.
+struct Busy<'a>(&'a AtomicUsize);
+
+impl<'a> Busy<'a> {
+    fn new(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        Self(n)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -144,6 +169,7 @@ async fn handle(s: &State, req: hyper::Request<hyper::body::Incoming>) -> Resp {
         Some((svc, op)) if svc.starts_with("AmazonSQS") => ("sqs", op.to_owned()),
         _ => ("other", parts.uri.path().to_owned()),
     };
+    let _busy = (op != "ReceiveMessage").then(|| Busy::new(&s.busy));
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     note_attempts(s, service, &op, &json);
     let measuring = s.measure.load(Ordering::SeqCst);

@@ -296,8 +296,9 @@ fn spread(mut v: Vec<f64>) -> Value {
     json!({"p50": percentile(&v, 50.0), "p95": percentile(&v, 95.0), "p99": percentile(&v, 99.0), "max": v.last().copied().unwrap_or(f64::NAN), "n": v.len()})
 }
 
-/// Waits until `want` webhooks arrived under `prefix` and the proxy has seen no call
-/// for a second (the queue's deletes come after the last webhook).
+/// Waits until `want` webhooks arrived under `prefix` and the proxy has answered no call
+/// for a second and has none in hand (the deliveries' writes and the queue's deletes
+/// come after the last webhook, and a write may wait its turn for longer than that).
 async fn settle(
     received: &Received,
     prefix: &str,
@@ -321,7 +322,7 @@ async fn settle(
     loop {
         tokio::time::sleep(Duration::from_millis(1000)).await;
         let now = proxy.calls_so_far();
-        if now == seen {
+        if now == seen && proxy.busy() == 0 {
             return Ok(());
         }
         seen = now;
