@@ -105,6 +105,7 @@ python-client: tools $(PYSTAMP)
 # loopback traffic; nothing here is a test.
 BENCH_EVENTS ?= 10000
 BENCH_FANOUT ?= 5
+BENCH_ROUNDS ?= 5
 BENCH_RUNS ?= 10
 BENCH_RATE ?= 100
 BENCH_SECONDS ?= 60
@@ -116,7 +117,7 @@ bench: tools localstack
 	@mkdir -p target/bench
 	@infra/with-emulator.sh target/release/bench coldstart --runs $(BENCH_RUNS) --json target/bench/coldstart.json
 	@# The handler's own log and metric lines go to stdout, as on Lambda; only the figures are shown.
-	@target/release/bench throughput --events $(BENCH_EVENTS) --fanout $(BENCH_FANOUT) --json target/bench/throughput.json \
+	@target/release/bench throughput --events $(BENCH_EVENTS) --fanout $(BENCH_FANOUT) --rounds $(BENCH_ROUNDS) --json target/bench/throughput.json \
 	  | grep --line-buffered -v -e '"_aws"' -e '"level":'
 	@target/release/bench e2e --rate $(BENCH_RATE) --seconds $(BENCH_SECONDS) --events $(BENCH_COUNT_EVENTS) --json target/bench/e2e.json
 

@@ -3,7 +3,7 @@
 //! beyond "every webhook was delivered", and only send to 127.0.0.1.
 //!
 //!   bench coldstart [--runs N] [--json PATH]   (with the emulator: infra/with-emulator.sh)
-//!   bench throughput [--events N] [--fanout F] [--json PATH]
+//!   bench throughput [--events N] [--fanout F] [--rounds R] [--json PATH]
 //!   bench e2e [--rate N] [--seconds S] [--events N] [--concurrency C] [--json PATH]
 //!                       (latency and AWS requests on the local stack: see e2e.rs)
 //!   bench receiver      (the HTTP receiver, run as a child process so that its CPU
@@ -65,7 +65,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             hookline::telemetry::init_tracing();
             let events = opt("--events", 10_000)?;
             let fanout = opt("--fanout", 5)?;
-            tokio::runtime::Runtime::new()?.block_on(throughput(events.max(BATCH), fanout.max(1)))?
+            let rounds = opt("--rounds", 5)?;
+            tokio::runtime::Runtime::new()?.block_on(throughput(
+                events.max(BATCH),
+                fanout.max(1),
+                rounds.max(1),
+            ))?
         }
         Some("e2e") => {
             let opts = e2e::Options {
@@ -84,7 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => {
             return Err(
-                "usage: bench coldstart [--runs N] [--json PATH] | bench throughput [--events N] [--fanout F] [--json PATH] | bench e2e [--rate N] [--seconds S] [--events N] [--concurrency C] [--json PATH]"
+                "usage: bench coldstart [--runs N] [--json PATH] | bench throughput [--events N] [--fanout F] [--rounds R] [--json PATH] | bench e2e [--rate N] [--seconds S] [--events N] [--concurrency C] [--json PATH]"
                     .into(),
             );
         }
@@ -365,16 +370,12 @@ fn sqs_batch(events: &[Event]) -> Result<SqsEvent, serde_json::Error> {
     serde_json::from_value(json!({ "Records": records }))
 }
 
-async fn throughput(events: usize, fanout: usize) -> Result<Value, Box<dyn std::error::Error>> {
-    let rx = ReceiverProcess::start()?;
-    let endpoints: Vec<Endpoint> = (0..fanout).map(|i| endpoint(i, rx.port)).collect();
+/// Fresh endpoints, events and clients; the handler's loop first, then the bare loop's.
+async fn round(events: usize, fanout: usize, port: u16) -> Result<Round, Box<dyn std::error::Error>> {
+    let endpoints: Vec<Endpoint> = (0..fanout).map(|i| endpoint(i, port)).collect();
     let all: Vec<Event> = (0..events + BATCH).map(event).collect::<Result<_, _>>()?;
     let (warm, measured) = all.split_at(BATCH);
     let webhooks = measured.len() * fanout;
-    println!(
-        "delivery throughput: {} events × {fanout} endpoints = {webhooks} webhooks, SQS batches of {BATCH}, to a receiver on 127.0.0.1",
-        measured.len()
-    );
 
     // Hookline: the delivery handler, batch after batch, as one warm Lambda would.
     let store = MemoryStore::default();
@@ -449,8 +450,40 @@ async fn throughput(events: usize, fanout: usize) -> Result<Value, Box<dyn std::
     if ok != webhooks {
         return Err(format!("the bare loop delivered {ok} of {webhooks}").into());
     }
-    drop(rx);
+    Ok(Round {
+        hook: (hook_secs, hook_cpu),
+        bare: (bare_secs, bare_cpu),
+    })
+}
 
+/// One round of each loop: seconds and CPU seconds, Hookline's then the bare loop's.
+struct Round {
+    hook: (f64, f64),
+    bare: (f64, f64),
+}
+
+async fn throughput(
+    events: usize,
+    fanout: usize,
+    rounds: usize,
+) -> Result<Value, Box<dyn std::error::Error>> {
+    let rx = ReceiverProcess::start()?;
+    let webhooks = events * fanout;
+    println!(
+        "delivery throughput: {events} events × {fanout} endpoints = {webhooks} webhooks, SQS batches of {BATCH}, to a receiver on 127.0.0.1; {rounds} rounds of each loop, alternating, medians"
+    );
+    let mut all = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        all.push(round(events, fanout, rx.port).await?);
+    }
+    drop(rx);
+    let median = |f: &dyn Fn(&Round) -> f64| {
+        let mut v: Vec<f64> = all.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (hook_secs, hook_cpu) = (median(&|r| r.hook.0), median(&|r| r.hook.1));
+    let (bare_secs, bare_cpu) = (median(&|r| r.bare.0), median(&|r| r.bare.1));
     let per_sec = |secs: f64| webhooks as f64 / secs;
     let us_per = |cpu: f64| cpu * 1e6 / webhooks as f64;
     println!("{:<26} {:>12} {:>18}", "", "webhooks/s", "CPU µs/webhook");
@@ -473,10 +506,14 @@ async fn throughput(events: usize, fanout: usize) -> Result<Value, Box<dyn std::
     );
     Ok(json!({
         "delivery_throughput": {
-            "events": measured.len(), "fanout": fanout, "webhooks": webhooks, "batch": BATCH,
+            "events": events, "fanout": fanout, "webhooks": webhooks, "batch": BATCH, "rounds": rounds,
             "hookline": {"seconds": hook_secs, "webhooks_per_second": per_sec(hook_secs), "cpu_us_per_webhook": us_per(hook_cpu)},
             "bare_reqwest": {"seconds": bare_secs, "webhooks_per_second": per_sec(bare_secs), "cpu_us_per_webhook": us_per(bare_cpu)},
             "ratio": per_sec(hook_secs) / per_sec(bare_secs),
+            "each_round": all.iter().map(|r| json!({
+                "hookline_webhooks_per_second": per_sec(r.hook.0), "hookline_cpu_us_per_webhook": us_per(r.hook.1),
+                "bare_webhooks_per_second": per_sec(r.bare.0), "bare_cpu_us_per_webhook": us_per(r.bare.1),
+            })).collect::<Vec<_>>(),
         }
     }))
 }
