@@ -370,7 +370,7 @@ pub async fn run(opts: Options) -> Result<Value, BoxError> {
     for (name, fanout) in COUNT_PHASES
         .iter()
         .map(|&(f, b)| (phase_name(f, b), f))
-        .chain([(TIMING_PHASE.to_owned(), 1), ("latency".to_owned(), 1)])
+        .chain([(TIMING_PHASE.to_owned(), 1), (LATENCY_PHASE.to_owned(), 1)])
     {
         for i in 0..fanout {
             api.endpoint(
@@ -422,6 +422,8 @@ pub async fn run(opts: Options) -> Result<Value, BoxError> {
 const COUNT_PHASES: &[(usize, bool)] = &[(1, true), (1, false), (5, true), (5, false)];
 /// Fan-out 1 with batch ingest again, the proxy only forwarding, for Lambda's durations.
 const TIMING_PHASE: &str = "timing-fanout1-batch";
+/// The latency run: one endpoint.
+const LATENCY_PHASE: &str = "latency";
 
 fn phase_name(fanout: usize, batch: bool) -> String {
     format!("fanout{fanout}-{}", if batch { "batch" } else { "single" })
@@ -455,6 +457,7 @@ impl Bench {
             received,
             stack,
         } = self;
+        let (event_type, prefix) = (phase_type(LATENCY_PHASE), format!("/{LATENCY_PHASE}/"));
         let total = opts.rate * opts.seconds;
         println!(
             "\nend-to-end latency: {total} events, {} a second for {} s, one endpoint, single ingest",
@@ -474,7 +477,7 @@ impl Bench {
             tick.tick().await;
             let due = now_ms();
             let id = format!("lat-{i:06}");
-            let body = event(&id, "bench.latency", i);
+            let body = event(&id, &event_type, i);
             let api = api.clone();
             let (sends, failures, slots) = (sends.clone(), failures.clone(), slots.clone());
             tasks.push(tokio::spawn(async move {
@@ -502,7 +505,7 @@ impl Bench {
         }
         // A stack that cannot keep up is reported, not waited for for ever.
         let accepted = sends.lock().map(|s| s.len()).unwrap_or(0);
-        if let Err(e) = settle(received, "/latency", accepted, proxy, Duration::from_secs(120)).await {
+        if let Err(e) = settle(received, &prefix, accepted, proxy, Duration::from_secs(120)).await {
             println!("{e}: the figures below are of those that arrived");
         }
         // How fast the emulators answered under this load: when they fall behind, so does
@@ -528,7 +531,7 @@ impl Bench {
         // Lambda's bill is measured here, where the proxy only forwards: while it counts
         // units it serialises writes, which would lengthen every invocation.
         let invoke_ms = invocations(stack, runner_log);
-        let arrived = received.first_by_event("/latency");
+        let arrived = received.first_by_event(&prefix);
         let started = proxy.first_attempts();
         let sends = sends.lock().map(|s| s.clone()).unwrap_or_default();
         let (mut ingest, mut wait, mut deliver, mut total_ms) = (vec![], vec![], vec![], vec![]);
