@@ -150,6 +150,30 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// A new active endpoint with a fresh id and secret and the service's defaults
+    /// (15 s timeout, 8 attempts, no custom headers, no rate limit).
+    pub fn new(name: String, url: String, event_types: Vec<EventTypeFilter>, now: Timestamp) -> Self {
+        Self {
+            id: EndpointId::generate(),
+            name,
+            url,
+            event_types,
+            headers: BTreeMap::new(),
+            timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            status: EndpointStatus::Active,
+            disabled_reason: None,
+            retry_schedule: None,
+            failing_since: None,
+            rate_limit_per_second: None,
+            secret: EndpointSecret::generate(),
+            previous_secrets: Vec::new(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// Its own list of waits, or none (the service's schedule); sets the attempts to match.
     pub fn set_retry_schedule(&mut self, waits: Option<Vec<Duration>>) {
         if let Some(w) = &waits {

@@ -4,7 +4,6 @@
 
 use crate::api::{object, pointer, refuse_unknown_fields};
 use crate::endpoint::*;
-use crate::ids::EndpointId;
 use crate::problem::FieldProblem;
 use crate::signing::EndpointSecret;
 use crate::ssrf::SsrfPolicy;
@@ -247,25 +246,19 @@ pub fn parse_new_endpoint(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let mut e = Endpoint {
-        id: EndpointId::generate(),
-        name: f.name.unwrap_or_default().trim().to_owned(),
-        url: f.url.unwrap_or_default(),
-        event_types: f.event_types.unwrap_or_else(|| vec![EventTypeFilter::All]),
-        headers: f.headers.unwrap_or_default(),
-        timeout_seconds: f.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS),
-        max_attempts: f.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
-        status: EndpointStatus::Active,
-        disabled_reason: None,
-        retry_schedule: None,
-        failing_since: None,
-        rate_limit_per_second: f.rate_limit.flatten(),
-        secret: f.secret.unwrap_or_else(EndpointSecret::generate),
-        previous_secrets: Vec::new(),
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    };
+    let mut e = Endpoint::new(
+        f.name.unwrap_or_default().trim().to_owned(),
+        f.url.unwrap_or_default(),
+        f.event_types.unwrap_or_else(|| vec![EventTypeFilter::All]),
+        now,
+    );
+    e.headers = f.headers.unwrap_or_default();
+    e.timeout_seconds = f.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS);
+    e.max_attempts = f.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
+    e.rate_limit_per_second = f.rate_limit.flatten();
+    if let Some(secret) = f.secret {
+        e.secret = secret;
+    }
     e.set_retry_schedule(f.retry_schedule.flatten());
     Ok(e)
 }

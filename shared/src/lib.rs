@@ -16,6 +16,7 @@ pub mod langgraph;
 pub mod memory;
 pub mod message;
 pub mod ops;
+pub mod port_error;
 pub mod ports;
 pub mod problem;
 pub mod ratelimit;

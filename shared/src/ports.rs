@@ -10,26 +10,8 @@ use crate::timestamp::Timestamp;
 use async_trait::async_trait;
 use std::collections::HashSet;
 use std::time::Duration;
-use thiserror::Error;
 
-/// A storage or queue failure, split by what the caller should do about it.
-#[derive(Clone, Debug, Error)]
-pub enum PortError {
-    /// Throttling, timeouts, 5xx: the same call may succeed later.
-    #[error("temporarily unavailable: {0}")]
-    Retryable(String),
-    /// Bad input or configuration: trying again will not help.
-    #[error("{0}")]
-    Permanent(String),
-}
-
-impl PortError {
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Retryable(_))
-    }
-}
-
-pub type PortResult<T> = Result<T, PortError>;
+pub use crate::port_error::{PortError, PortResult};
 
 /// One page of a listing, with an opaque cursor for the next.
 #[derive(Clone, Debug)]

@@ -516,3 +516,35 @@ async fn a_rate_limit_is_a_token_bucket_in_dynamodb() {
     assert_eq!(r.status, 200, "{}", r.json);
     assert!(r.json.get("rate_limit_per_second").is_none());
 }
+
+#[tokio::test]
+async fn a_store_failure_names_its_operation_and_keeps_the_sdk_error_as_its_source() {
+    use aws_sdk_dynamodb::error::SdkError;
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+    use hookline::ports::EndpointStore;
+    use std::error::Error;
+    // GIVEN a store pointed at a table that does not exist
+    let h = Harness::new().await;
+    let missing = format!("{}-missing", h.stack.table("Table"));
+    let store = hookline::adapters::dynamo::DynamoStore::new(
+        h.dynamo.clone(),
+        missing,
+        std::time::Duration::from_secs(60),
+    );
+    // WHEN an endpoint is read
+    let e = store
+        .get_endpoint(&hookline::EndpointId::generate())
+        .await
+        .unwrap_err();
+    // THEN the error says what was done, is not worth retrying, and carries the SDK's own
+    assert!(e.is_permanent(), "{e}");
+    assert_eq!(e.op(), "GetItem endpoint");
+    assert!(e.to_string().contains("ResourceNotFoundException"), "{e}");
+    let sdk = e.source().and_then(|s| {
+        s.downcast_ref::<SdkError<GetItemError, aws_sdk_dynamodb::config::http::HttpResponse>>()
+    });
+    assert!(sdk.is_some_and(|s| {
+        s.as_service_error()
+            .is_some_and(|se| se.is_resource_not_found_exception())
+    }));
+}

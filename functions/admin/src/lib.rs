@@ -935,7 +935,7 @@ fn no_event(id: &str) -> Problem {
 
 fn cursor_problem(e: PortError, cursor: &Option<String>) -> Problem {
     match e {
-        PortError::Permanent(_) if cursor.is_some() => Problem::validation(
+        e if e.is_permanent() && cursor.is_some() => Problem::validation(
             "the query is not valid",
             vec![FieldProblem::new("?cursor", "is not a cursor this API gave out")],
         ),

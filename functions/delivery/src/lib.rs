@@ -444,7 +444,12 @@ where
         }
         outcomes
             .into_iter()
-            .map(|o| o.unwrap_or(Disposition::Again(PortError::Retryable("not handled".into()))))
+            .map(|o| {
+                o.unwrap_or(Disposition::Again(PortError::retryable(
+                    "delivery",
+                    "not handled",
+                )))
+            })
             .collect()
     }
 
@@ -472,8 +477,9 @@ where
     async fn handle_one(&self, work: &Work, record: &SqsMessage, ops: &OpsOut) -> Disposition {
         match work {
             Work::Unreadable => Disposition::Done,
-            Work::Newer => Disposition::Again(PortError::Retryable(
-                "a queue message of a type this version does not know; left for a newer version".into(),
+            Work::Newer => Disposition::Again(PortError::retryable(
+                "read queue message",
+                "a type this version does not know; left for a newer version",
             )),
             Work::Event(event) => {
                 let span =

@@ -18,8 +18,8 @@ use hookline::ids::{DeliveryId, EventId};
 use hookline::message::{self, QueueMessage};
 use hookline::ops;
 use hookline::ports::{
-    Clock, DeadLetters, DeliveryStore, EndpointStore, EventStore, FanoutClaim, PortError, PortResult, Queue,
-    QueueDepth, QueueGauge, Received,
+    Clock, DeadLetters, DeliveryStore, EndpointStore, EventStore, FanoutClaim, PortResult, Queue, QueueDepth,
+    QueueGauge, Received,
 };
 use hookline::telemetry::{Metrics, Unit};
 use hookline::timestamp::Timestamp;
@@ -260,7 +260,7 @@ where
                     Ok(false) => continue,
                     // It can never be settled (the store refuses it): it is logged and
                     // removed, so that it does not stop the drain every minute.
-                    Err(PortError::Permanent(e)) => {
+                    Err(e) if e.is_permanent() => {
                         let head: String = m.body.chars().take(1024).collect();
                         tracing::error!(
                             error = %e,
@@ -331,7 +331,7 @@ where
                         Ok(done) => settled &= done,
                         // This event can never be recorded: said here, by its id, since
                         // the message goes once the others are settled.
-                        Err(PortError::Permanent(e)) => tracing::error!(
+                        Err(e) if e.is_permanent() => tracing::error!(
                             error = %e,
                             event_id = %event.id,
                             "dropping a dead-lettered event that cannot be recorded"

@@ -47,26 +47,25 @@ const RETRYABLE_CODES: &[&str] = &[
     "KMSThrottlingException",
 ];
 
-/// Sorts an SDK failure into retryable (network, throttling, 5xx) or permanent.
-pub(crate) fn classify<E>(op: &str, e: SdkError<E>) -> PortError
+/// Sorts an SDK failure into retryable (network, throttling, 5xx) or permanent, naming
+/// the operation and keeping the SDK's error as the source.
+pub(crate) fn classify<E>(op: &'static str, e: SdkError<E>) -> PortError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    match &e {
+    let err = match &e {
         SdkError::ServiceError(ctx) => {
             let code = ctx.err().code().unwrap_or("Unknown");
             let status = ctx.raw().status().as_u16();
-            let text = format!("{op}: {code} ({status}): {}", ctx.err().message().unwrap_or(""));
+            let detail = format!("{code} ({status}): {}", ctx.err().message().unwrap_or(""));
             if status >= 500 || RETRYABLE_CODES.contains(&code) {
-                PortError::Retryable(text)
+                PortError::retryable(op, detail)
             } else {
-                PortError::Permanent(text)
+                PortError::permanent(op, detail)
             }
         }
-        SdkError::ConstructionFailure(_) => PortError::Permanent(format!("{op}: {e}")),
-        _ => PortError::Retryable(format!(
-            "{op}: {}",
-            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-        )),
-    }
+        SdkError::ConstructionFailure(_) => PortError::permanent(op, e.to_string()),
+        _ => PortError::retryable(op, aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()),
+    };
+    err.caused_by(e)
 }

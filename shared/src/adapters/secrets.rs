@@ -14,9 +14,10 @@ async fn read(client: &Client, id: &str) -> PortResult<String> {
         .map_err(|e| classify("GetSecretValue", e))?;
     let key = out.secret_string().unwrap_or_default().trim().to_owned();
     if key.len() < 16 {
-        return Err(PortError::Permanent(format!(
-            "the secret {id} must hold a key of at least 16 characters"
-        )));
+        return Err(PortError::permanent(
+            "GetSecretValue",
+            format!("the secret {id} must hold a key of at least 16 characters"),
+        ));
     }
     Ok(key)
 }
@@ -25,8 +26,9 @@ async fn read(client: &Client, id: &str) -> PortResult<String> {
 pub async fn api_keys(client: &Client, ingest_secret: &str, admin_secret: &str) -> PortResult<ApiKeys> {
     let (ingest, admin) = tokio::try_join!(read(client, ingest_secret), read(client, admin_secret))?;
     if ingest == admin {
-        return Err(PortError::Permanent(
-            "the ingest and admin keys must differ".into(),
+        return Err(PortError::permanent(
+            "GetSecretValue",
+            "the ingest and admin keys must differ",
         ));
     }
     Ok(ApiKeys::new(ingest, admin))

@@ -49,7 +49,10 @@ impl SqsQueue {
             .collect();
         let entries = match entries {
             Ok(entries) => entries,
-            Err(e) => return range.map(|_| Err(PortError::Permanent(e.to_string()))).collect(),
+            Err(e) => {
+                let e = PortError::permanent("SendMessageBatch", e.to_string()).caused_by(e);
+                return range.map(|_| Err(e.clone())).collect();
+            }
         };
         let req = self
             .client
@@ -68,34 +71,21 @@ impl SqsQueue {
                     else {
                         continue;
                     };
-                    let text = format!(
-                        "SendMessageBatch entry: {} {}",
-                        f.code(),
-                        f.message().unwrap_or("")
-                    );
+                    let detail = format!("{} {}", f.code(), f.message().unwrap_or(""));
                     if let Some(slot) = chunk.get_mut(pos) {
                         *slot = Err(if f.sender_fault() {
-                            PortError::Permanent(text)
+                            PortError::permanent("SendMessageBatch entry", detail)
                         } else {
-                            PortError::Retryable(text)
+                            PortError::retryable("SendMessageBatch entry", detail)
                         });
                     }
                 }
                 chunk
             }
+            // One failure for the whole batch: each message carries it (and its cause).
             Err(e) => {
                 let err = classify("SendMessageBatch", e);
-                let retry = err.is_retryable();
-                let text = err.to_string();
-                range
-                    .map(|_| {
-                        Err(if retry {
-                            PortError::Retryable(text.clone())
-                        } else {
-                            PortError::Permanent(text.clone())
-                        })
-                    })
-                    .collect()
+                range.map(|_| Err(err.clone())).collect()
             }
         }
     }

@@ -2,7 +2,9 @@
 //! attempts: its body (deflated when that is smaller), its targets (the ids of the
 //! deliveries it is to make) and the fan-out lease, in one conditional PutItem.
 
-use super::{DynamoStore, EVENT_SK, Item, Reader, conditional, delivery_id_of, delivery_key, event_pk, n, s};
+use super::keys::{BODY_SK, EVENT_SK, delivery_id_of, delivery_key, event_pk};
+use super::reader::Reader;
+use super::{DynamoStore, Item, conditional, n, s};
 use crate::adapters::classify;
 use crate::event::Event;
 use crate::ids::{DeliveryId, EndpointId, EventId};
@@ -14,16 +16,14 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+const READ: &str = "read stored event";
+
 /// Event bodies above this size are stored deflated when that makes them smaller: a
 /// write unit is 1 KB, and agents' JSON (ids, keys, prose) packs to about half.
 const PACK_ABOVE: usize = 256;
 
 /// An item may hold 400 KB; this leaves room for what is not counted exactly.
 const ITEM_LIMIT: usize = 400 * 1024 - 2048;
-
-/// The sort key of the item that holds a body too large to share its event's item with
-/// the targets (a large event fanned out to thousands of endpoints).
-const BODY_SK: &str = "BODY";
 
 /// The attribute an event's body is stored in, and its value: `body` as text, or
 /// `body_z` as raw deflate when that is smaller.
@@ -45,9 +45,11 @@ fn body_from_item(item: &Item) -> PortResult<Event> {
     if let Some(AttributeValue::B(packed)) = item.get("body_z") {
         let mut json = String::new();
         std::io::Read::read_to_string(&mut flate2::read::DeflateDecoder::new(packed.as_ref()), &mut json)
-            .map_err(|e| PortError::Permanent(format!("stored `body_z` does not inflate: {e}")))?;
+            .map_err(|e| {
+                PortError::permanent(READ, format!("`body_z` does not inflate: {e}")).caused_by(e)
+            })?;
         return serde_json::from_str(&json)
-            .map_err(|e| PortError::Permanent(format!("stored `body_z` is invalid: {e}")));
+            .map_err(|e| PortError::permanent(READ, format!("`body_z` is invalid: {e}")).caused_by(e));
     }
     Reader(item).parse("body", |b| serde_json::from_str::<Event>(b))
 }
@@ -81,24 +83,25 @@ fn strings<'a>(item: &'a Item, k: &str) -> PortResult<Option<Vec<&'a str>>> {
             .iter()
             .map(|v| match v {
                 AttributeValue::S(x) => Ok(x.as_str()),
-                _ => Err(PortError::Permanent(format!("stored `{k}` holds a non-string"))),
+                _ => Err(PortError::permanent(READ, format!("`{k}` holds a non-string"))),
             })
             .collect::<PortResult<Vec<_>>>()
             .map(Some),
-        Some(_) => Err(PortError::Permanent(format!("stored `{k}` is not a list"))),
+        Some(_) => Err(PortError::permanent(READ, format!("`{k}` is not a list"))),
     }
 }
 
 fn targets_from_item(item: &Item) -> PortResult<Vec<DeliveryId>> {
-    let bad = |e: crate::ids::IdError| PortError::Permanent(format!("stored target is invalid: {e}"));
+    let bad =
+        |e: crate::ids::IdError| PortError::permanent(READ, format!("a target is invalid: {e}")).caused_by(e);
     if let Some(ids) = strings(item, "target_ids")? {
         return ids
             .into_iter()
             .map(|id| DeliveryId::parse(id).map_err(bad))
             .collect();
     }
-    let endpoints = strings(item, "targets")?
-        .ok_or_else(|| PortError::Permanent("stored event lacks its targets".into()))?;
+    let endpoints =
+        strings(item, "targets")?.ok_or_else(|| PortError::permanent(READ, "it lacks its targets"))?;
     let uuid = Reader(item).opt_str("target_uuid").unwrap_or_default();
     endpoints
         .into_iter()
@@ -190,7 +193,10 @@ impl EventStore for DynamoStore {
         }
         let Some(item) = self.event_item(&event.id, None).await? else {
             // Expired by TTL between the two calls: the id is free again; let SQS retry.
-            return Err(PortError::Retryable("event vanished while claiming".into()));
+            return Err(PortError::retryable(
+                "PutItem event",
+                "the event vanished while it was claimed",
+            ));
         };
         let stored = self.stored_event(&item).await?;
         let recorded = self.recorded(&stored.targets).await?;
@@ -304,9 +310,9 @@ impl DynamoStore {
                     .await
                     .map_err(|e| classify("GetItem event body", e))?;
                 // Expired by TTL a moment before its event: the event is going too.
-                let body = out
-                    .item()
-                    .ok_or_else(|| PortError::Retryable("an event's body item is missing".into()))?;
+                let body = out.item().ok_or_else(|| {
+                    PortError::retryable("GetItem event body", "the event's body item is missing")
+                })?;
                 body_from_item(body)?
             }
         };

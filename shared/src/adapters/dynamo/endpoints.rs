@@ -1,0 +1,265 @@
+//! The endpoint registry: one partition of endpoints, sorted by id; a deleted one
+//! leaves a tombstone naming the delivery log that is still kept.
+
+use super::endpoint_items::{endpoint_from_item, endpoint_to_item};
+use super::keys::{ENDPOINT_PK, GONE_PK};
+use super::reader::Reader;
+use super::{DynamoStore, conditional, n, query_all, s, unbuilt};
+use crate::adapters::classify;
+use crate::endpoint::Endpoint;
+use crate::ids::EndpointId;
+use crate::ports::{EndpointStore, Page, PortError, PortResult};
+use crate::timestamp::Timestamp;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::time::Duration;
+
+/// What a cursor that does not decode says.
+pub(super) const BAD_CURSOR: &str = "the cursor is not one this API gave out";
+
+impl DynamoStore {
+    /// An UpdateItem on one endpoint's item; the caller adds the expressions.
+    fn update_endpoint_item(&self, id: &EndpointId) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(ENDPOINT_PK))
+            .key("sk", s(id.as_str()))
+    }
+
+    /// Every endpoint whose log may hold deliveries: the live ones and the deleted
+    /// ones whose tombstones have not expired (keys only).
+    pub(super) async fn log_endpoints(&self) -> PortResult<Vec<EndpointId>> {
+        let mut ids = Vec::new();
+        for pk in [ENDPOINT_PK, GONE_PK] {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(pk))
+                .projection_expression("sk");
+            for item in query_all(query, "Query log endpoints").await? {
+                ids.push(Reader(&item).parse("sk", EndpointId::parse)?);
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+}
+
+#[async_trait]
+impl EndpointStore for DynamoStore {
+    async fn create_endpoint(&self, endpoint: &Endpoint) -> PortResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(endpoint_to_item(endpoint)))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("PutItem endpoint", e))
+    }
+
+    async fn get_endpoint(&self, id: &EndpointId) -> PortResult<Option<Endpoint>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(ENDPOINT_PK))
+            .key("sk", s(id.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem endpoint", e))?;
+        out.item().map(endpoint_from_item).transpose()
+    }
+
+    async fn list_endpoints(&self, limit: u32, cursor: Option<&str>) -> PortResult<Page<Endpoint>> {
+        let start = cursor
+            .map(|c| {
+                URL_SAFE_NO_PAD
+                    .decode(c)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .and_then(|sk| EndpointId::parse(&sk).ok())
+                    .ok_or_else(|| PortError::permanent("Query endpoints", BAD_CURSOR))
+            })
+            .transpose()?;
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(ENDPOINT_PK))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        if let Some(sk) = start {
+            q = q
+                .exclusive_start_key("pk", s(ENDPOINT_PK))
+                .exclusive_start_key("sk", s(sk.as_str()));
+        }
+        let out = q.send().await.map_err(|e| classify("Query endpoints", e))?;
+        let items = out
+            .items()
+            .iter()
+            .map(endpoint_from_item)
+            .collect::<PortResult<Vec<_>>>()?;
+        let next_cursor = out.last_evaluated_key().and_then(|k| match k.get("sk") {
+            Some(AttributeValue::S(sk)) => Some(URL_SAFE_NO_PAD.encode(sk)),
+            _ => None,
+        });
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn delete_endpoint(&self, id: &EndpointId) -> PortResult<bool> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+        // Its deliveries stay for the retention period, in the whole log too: the
+        // tombstone, written with the delete, names the partition to read them from. It
+        // outlives them by a week (a delivery failed after the delete expires later).
+        let now = Timestamp::now();
+        let built = |e| unbuilt("TransactWriteItems endpoint delete", e);
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key("pk", s(ENDPOINT_PK))
+            .key("sk", s(id.as_str()))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(built)?;
+        let tombstone = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(GONE_PK))
+            .item("sk", s(id.as_str()))
+            .item("deleted_at", n(now.unix_millis()))
+            .item(
+                "expires_at",
+                self.expires_at(now.saturating_add(Duration::from_secs(7 * 86_400))),
+            )
+            .build()
+            .map_err(built)?;
+        let res = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(TransactWriteItem::builder().put(tombstone).build())
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                // The delete's condition is the only one: it failing means no such endpoint.
+                let missing = matches!(
+                    e.as_service_error(),
+                    Some(TransactWriteItemsError::TransactionCanceledException(t))
+                        if t.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
+                );
+                let canceled = matches!(
+                    e.as_service_error(),
+                    Some(TransactWriteItemsError::TransactionCanceledException(_))
+                );
+                match (missing, canceled) {
+                    (true, _) => Ok(false),
+                    // A conflict with a concurrent write to the endpoint, or throttling.
+                    (false, true) => Err(PortError::retryable(
+                        "TransactWriteItems endpoint delete",
+                        aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
+                    )
+                    .caused_by(e)),
+                    (false, false) => Err(classify("TransactWriteItems endpoint delete", e)),
+                }
+            }
+        }
+    }
+
+    async fn update_endpoint(&self, endpoint: &Endpoint, read_version: u64) -> PortResult<bool> {
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(endpoint_to_item(endpoint)));
+        let req = if read_version == 0 {
+            req.condition_expression("attribute_exists(pk) AND attribute_not_exists(version)")
+        } else {
+            req.condition_expression("version = :v")
+                .expression_attribute_values(":v", n(read_version))
+        };
+        conditional(req.send().await.map(|_| ()), "PutItem endpoint update")
+    }
+
+    async fn all_endpoints(&self) -> PortResult<Vec<Endpoint>> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(ENDPOINT_PK));
+        let items = query_all(query, "Query endpoints").await?;
+        items.iter().map(endpoint_from_item).collect()
+    }
+
+    async fn note_failure(&self, id: &EndpointId, now: Timestamp) -> PortResult<Timestamp> {
+        let out = self
+            .update_endpoint_item(id)
+            .update_expression("SET failing_since = if_not_exists(failing_since, :now)")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", n(now.unix_millis()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(out
+                .attributes()
+                .and_then(|a| Reader(a).opt_num("failing_since"))
+                .map_or(now, Timestamp::from_unix_millis)),
+            // Deleted meanwhile: nothing to track.
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(now),
+            Err(e) => Err(classify("UpdateItem endpoint failing", e)),
+        }
+    }
+
+    async fn note_success(&self, id: &EndpointId) -> PortResult<()> {
+        let res = self
+            .update_endpoint_item(id)
+            .update_expression("REMOVE failing_since")
+            .condition_expression("attribute_exists(failing_since)")
+            .send()
+            .await;
+        conditional(res.map(|_| ()), "UpdateItem endpoint healthy").map(|_| ())
+    }
+
+    async fn disable_endpoint(
+        &self,
+        id: &EndpointId,
+        reason: &str,
+        now: Timestamp,
+        failing_before: Option<Timestamp>,
+    ) -> PortResult<bool> {
+        let mut req = self
+            .update_endpoint_item(id)
+            // A status change is an edit: it moves the version, so an operator's update
+            // made from an older read cannot silently undo it.
+            .update_expression(
+                "SET #st = :disabled, disabled_reason = :reason, updated_at = :now, version = if_not_exists(version, :zero) + :one",
+            )
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":disabled", s("disabled"))
+            .expression_attribute_values(":active", s("active"))
+            .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":now", n(now.unix_millis()));
+        req = match failing_before {
+            Some(t) => req
+                .condition_expression("#st = :active AND failing_since <= :cutoff")
+                .expression_attribute_values(":cutoff", n(t.unix_millis())),
+            None => req.condition_expression("#st = :active"),
+        };
+        conditional(req.send().await.map(|_| ()), "UpdateItem endpoint disable")
+    }
+}

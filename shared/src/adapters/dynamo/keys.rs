@@ -1,0 +1,123 @@
+//! Where each item lives: its partition and sort keys, and the `open` index's names.
+
+use super::reader::Reader;
+use super::{Item, s};
+use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::ports::{PortError, PortResult};
+use std::collections::HashMap;
+
+/// The partition of every live endpoint, sorted by id.
+pub(super) const ENDPOINT_PK: &str = "ENDPOINT";
+/// The partition of deleted endpoints' tombstones, which name the logs still kept.
+pub(super) const GONE_PK: &str = "ENDPOINT_GONE";
+/// An event's item in its partition.
+pub(super) const EVENT_SK: &str = "EVENT";
+/// The item that holds a body too large to share its event's item with the targets
+/// (a large event fanned out to thousands of endpoints).
+pub(super) const BODY_SK: &str = "BODY";
+/// The sparse index of open deliveries, keyed by `open_pk` and `due_at`.
+pub const OPEN_INDEX: &str = "open";
+/// Every open delivery's `open_pk`.
+pub(super) const OPEN_PK: &str = "OPEN";
+/// A rate bucket's item in its endpoint's partition.
+pub(super) const BUCKET_SK: &str = "BUCKET";
+
+pub(super) fn event_pk(id: &EventId) -> String {
+    format!("EVT#{id}")
+}
+
+/// An endpoint's delivery log.
+pub(super) fn delivery_pk(ep: &EndpointId) -> String {
+    format!("EP#{ep}")
+}
+
+/// Sorts an endpoint's deliveries by creation time (from the id), then id:
+/// `0001795935600000#dlv_…`.
+pub(super) fn delivery_sk(id: &DeliveryId) -> String {
+    format!("{:016}#{id}", id.made_at_millis().unwrap_or(0).max(0))
+}
+
+/// The key of a delivery's item, for an id that names its endpoint.
+pub(super) fn delivery_key(id: &DeliveryId) -> Option<Item> {
+    let ep = id.endpoint_id()?;
+    Some(HashMap::from([
+        ("pk".to_owned(), s(delivery_pk(&ep))),
+        ("sk".to_owned(), s(delivery_sk(id))),
+    ]))
+}
+
+/// The endpoint whose log holds a delivery's item, from the item's `pk`.
+pub(super) fn endpoint_of_delivery(item: &Item) -> PortResult<EndpointId> {
+    Reader(item)
+        .str("pk")?
+        .strip_prefix("EP#")
+        .and_then(|ep| EndpointId::parse(ep).ok())
+        .ok_or_else(|| PortError::permanent("read stored delivery", "invalid `pk`"))
+}
+
+/// A delivery's id, from its item's sort key.
+pub(super) fn delivery_id_of(item: &Item) -> PortResult<DeliveryId> {
+    Reader(item)
+        .str("sk")?
+        .split_once('#')
+        .and_then(|(_, id)| DeliveryId::parse(id).ok())
+        .ok_or_else(|| PortError::permanent("read stored delivery", "invalid `sk`"))
+}
+
+/// The partition of a delivery's later attempts (the first is in its item).
+pub(super) fn attempts_pk(id: &DeliveryId) -> String {
+    format!("ATT#{id}")
+}
+
+/// An attempt's sort key: its number, so they sort in order.
+pub(super) fn attempt_sk(number: u32) -> String {
+    format!("{number:05}")
+}
+
+/// An endpoint's hourly counters.
+pub(super) fn stats_pk(ep: &EndpointId) -> String {
+    format!("STATS#{ep}")
+}
+
+/// One hour's counters, by the hour's name (`2026-12-03T14`).
+pub(super) fn stats_sk(hour: &str) -> String {
+    format!("H#{hour}")
+}
+
+/// An endpoint's rate bucket.
+pub(super) fn rate_pk(ep: &EndpointId) -> String {
+    format!("RATE#{ep}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timestamp::Timestamp;
+
+    #[test]
+    fn a_delivery_is_found_by_its_id_alone_and_its_log_sorts_by_creation_time() {
+        let ep = EndpointId::generate();
+        let earlier = DeliveryId::generate_for(Timestamp::from_unix_millis(1_795_935_600_000), &ep);
+        let later = DeliveryId::generate_for(Timestamp::from_unix_millis(1_795_935_600_001), &ep);
+        let key = delivery_key(&earlier).expect("the id names its endpoint");
+        assert_eq!(key["pk"], s(format!("EP#{ep}")));
+        assert_eq!(key["sk"], s(format!("0001795935600000#{earlier}")));
+        assert!(delivery_sk(&earlier) < delivery_sk(&later));
+        assert_eq!(endpoint_of_delivery(&key).unwrap(), ep);
+        assert_eq!(delivery_id_of(&key).unwrap(), earlier);
+    }
+
+    #[test]
+    fn an_id_that_names_no_endpoint_has_no_key_and_a_bad_key_is_a_permanent_error() {
+        assert!(delivery_key(&DeliveryId::parse("dlv_custom").unwrap()).is_none());
+        let bad: Item = HashMap::from([("pk".to_owned(), s("EVT#x")), ("sk".to_owned(), s("EVENT"))]);
+        assert!(endpoint_of_delivery(&bad).unwrap_err().is_permanent());
+        assert!(delivery_id_of(&bad).unwrap_err().is_permanent());
+    }
+
+    #[test]
+    fn attempts_sort_by_number() {
+        assert_eq!(attempt_sk(2), "00002");
+        assert!(attempt_sk(9) < attempt_sk(10));
+    }
+}

@@ -1,0 +1,84 @@
+//! In-memory implementations of the ports, for unit tests of the handlers.
+
+mod deliveries;
+mod endpoints;
+mod events;
+mod queue;
+mod sender;
+mod stats;
+
+pub use queue::MemoryQueue;
+pub use sender::{Held, ManualClock, ScriptedSender};
+
+use crate::delivery::{Attempt, Delivery};
+use crate::endpoint::Endpoint;
+use crate::event::Event;
+use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::ports::{PortError, PortResult};
+use crate::timestamp::Timestamp;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+pub(super) type DeliveryLog = BTreeMap<(EventId, EndpointId), DeliveryRow>;
+
+#[derive(Debug, Clone)]
+pub(super) struct EventRow {
+    pub(super) event: Event,
+    pub(super) targets: Vec<DeliveryId>,
+    pub(super) lease_until: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct DeliveryRow {
+    pub(super) delivery: Delivery,
+    pub(super) attempts: Vec<Attempt>,
+    pub(super) lease_until: Option<Timestamp>,
+    pub(super) due_at: Option<Timestamp>,
+}
+
+/// Every store port over maps behind one lock.
+#[derive(Default)]
+pub struct MemoryStore {
+    endpoints: Mutex<BTreeMap<EndpointId, Endpoint>>,
+    events: Mutex<HashMap<EventId, EventRow>>,
+    deliveries: Mutex<DeliveryLog>,
+    stats: Mutex<BTreeMap<(EndpointId, String), crate::stats::HourStats>>,
+    buckets: Mutex<HashMap<EndpointId, crate::ratelimit::Bucket>>,
+    /// When set, every call fails with a retryable error.
+    pub unavailable: std::sync::atomic::AtomicBool,
+    /// This many of the next `record_attempts` calls fail with a retryable error.
+    pub failing_writes: std::sync::atomic::AtomicU32,
+    /// The next `record_attempts` call awaits this before it writes.
+    pub before_next_write: Mutex<Option<futures::future::BoxFuture<'static, ()>>>,
+}
+
+impl MemoryStore {
+    pub(super) fn check(&self) -> PortResult<()> {
+        if self.unavailable.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(PortError::retryable("memory store", "unavailable (test)"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether the event is stored and each of its targets has a delivery.
+    pub fn event_is_done(&self, id: &EventId) -> bool {
+        let targets = match self.events.lock().unwrap().get(id) {
+            Some(e) => e.targets.clone(),
+            None => return false,
+        };
+        let recorded = self.recorded(id);
+        targets.iter().all(|t| recorded.contains(t))
+    }
+
+    /// The deliveries of the event that are recorded.
+    pub(super) fn recorded(&self, id: &EventId) -> std::collections::HashSet<DeliveryId> {
+        self.deliveries
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((e, _), _)| e == id)
+            .map(|(_, r)| r.delivery.id.clone())
+            .collect()
+    }
+}
