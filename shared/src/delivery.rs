@@ -3,7 +3,7 @@
 
 use crate::event::EventType;
 use crate::ids::{DeliveryId, EndpointId, EventId};
-use crate::retry::Verdict;
+use crate::retry::{RetryPolicy, Verdict};
 use crate::timestamp::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -202,6 +202,22 @@ impl Delivery {
         }
     }
 
+    /// This delivery after its next attempt came to `outcome`, with the policy's
+    /// verdict on it (`jitter` in `[0, 1)` spreads the retry's time).
+    pub fn judged(
+        &self,
+        policy: &RetryPolicy,
+        outcome: &AttemptOutcome,
+        jitter: f64,
+        finished_at: Timestamp,
+    ) -> (Delivery, Verdict) {
+        let verdict = policy.judge(self.attempts + 1, outcome, jitter);
+        let mut next = self.clone();
+        next.max_attempts = policy.max_attempts();
+        next.apply(outcome, &verdict, finished_at);
+        (next, verdict)
+    }
+
     /// An operator asks for one more attempt now, whatever the state: the delivery
     /// opens again with a fresh wake token and room for exactly one more attempt.
     pub fn retry_now(&mut self, now: Timestamp) {
@@ -238,7 +254,6 @@ pub fn new_wake() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::retry::RetryPolicy;
     use std::time::Duration;
 
     fn delivery(max_attempts: u32) -> Delivery {
@@ -301,6 +316,22 @@ mod tests {
         assert_eq!(d.next_attempt_at, None);
         assert_eq!(d.last_error.as_deref(), Some("timed out after 15 s"));
         assert_eq!(d.failure_reason.as_deref(), Some("all 1 attempts failed"));
+    }
+
+    #[test]
+    fn a_judged_delivery_takes_the_policys_attempt_count_and_verdict() {
+        let d = delivery(8);
+        let policy = RetryPolicy::with_max_attempts(2);
+        let (next, verdict) = d.judged(&policy, &response(500), 0.5, Timestamp::from_unix_millis(10));
+        assert_eq!(verdict, Verdict::RetryIn(Duration::from_secs(5)));
+        assert_eq!(
+            (next.max_attempts, next.attempts, next.status),
+            (2, 1, DeliveryStatus::Retrying)
+        );
+        let (last, verdict) = next.judged(&policy, &response(500), 0.5, Timestamp::from_unix_millis(20));
+        assert!(matches!(verdict, Verdict::GiveUp { .. }));
+        assert_eq!(last.status, DeliveryStatus::Failed);
+        assert_eq!(d.attempts, 0, "judging changes a copy");
     }
 
     #[test]

@@ -214,6 +214,23 @@ impl Endpoint {
     }
 }
 
+/// The endpoint as it is now, if more attempts can be made to it; else why not: it was
+/// deleted (`None`), or it is disabled.
+pub fn usable<E: std::ops::Deref<Target = Endpoint>>(
+    found: Option<E>,
+    before_first_attempt: bool,
+) -> Result<E, String> {
+    match found {
+        None if before_first_attempt => Err("the endpoint was deleted before its first attempt".into()),
+        None => Err("the endpoint was deleted".into()),
+        Some(ep) if ep.status == EndpointStatus::Disabled => Err(format!(
+            "the endpoint is disabled: {}",
+            ep.disabled_reason.as_deref().unwrap_or("by an operator")
+        )),
+        Some(ep) => Ok(ep),
+    }
+}
+
 /// The endpoint as the API shows it: everything but the secret.
 #[derive(Clone, Debug, Serialize)]
 pub struct EndpointView<'a> {
@@ -311,6 +328,35 @@ mod tests {
 
     fn t(s: &str) -> EventType {
         EventType::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_deleted_or_disabled_endpoint_says_why_it_takes_no_more_attempts() {
+        let mut ep = Endpoint::new(
+            "crm".into(),
+            "https://crm.example.com/".into(),
+            vec![EventTypeFilter::All],
+            Timestamp::from_unix_millis(0),
+        );
+        assert!(usable(Some(&ep), false).is_ok());
+        assert_eq!(
+            usable::<&Endpoint>(None, false).unwrap_err(),
+            "the endpoint was deleted"
+        );
+        assert_eq!(
+            usable::<&Endpoint>(None, true).unwrap_err(),
+            "the endpoint was deleted before its first attempt"
+        );
+        ep.status = EndpointStatus::Disabled;
+        assert_eq!(
+            usable(Some(&ep), true).unwrap_err(),
+            "the endpoint is disabled: by an operator"
+        );
+        ep.disabled_reason = Some("the endpoint answered 410 Gone".into());
+        assert_eq!(
+            usable(Some(&ep), false).unwrap_err(),
+            "the endpoint is disabled: the endpoint answered 410 Gone"
+        );
     }
 
     #[test]

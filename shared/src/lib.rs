@@ -3,13 +3,18 @@
 
 pub mod adapters;
 pub mod api;
+pub mod attempt_metrics;
 pub mod auth;
 pub mod config;
 pub mod delivery;
+pub mod diagnosis;
 pub mod endpoint;
+pub mod endpoint_health;
 pub mod endpoint_input;
 pub mod event;
 pub mod event_input;
+pub mod give_up;
+pub mod hop;
 pub mod ids;
 pub mod langgraph;
 #[cfg(any(test, feature = "memory"))]
@@ -20,10 +25,12 @@ pub mod port_error;
 pub mod ports;
 pub mod problem;
 pub mod ratelimit;
+pub mod replay;
 pub mod retry;
 pub mod signing;
 pub mod ssrf;
 pub mod stats;
+pub mod store_failure;
 pub mod telemetry;
 pub mod timestamp;
 pub mod verify;

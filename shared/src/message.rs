@@ -1,6 +1,7 @@
 //! What goes on the delivery queue: a versioned, tagged enum. A new shape gets a new
 //! tag; old tags stay readable while messages carrying them may still be queued.
 
+use crate::delivery::Delivery;
 use crate::event::Event;
 use crate::ids::EndpointId;
 use serde::{Deserialize, Serialize};
@@ -95,6 +96,17 @@ pub fn is_unknown_type(body: &str) -> bool {
 }
 
 impl QueueMessage {
+    /// The message that makes a delivery's next attempt: it carries the delivery's wake
+    /// token, so it is the one message that may act. `None` for a delivery with no
+    /// attempt to come.
+    pub fn next_attempt(event: Event, delivery: &Delivery) -> Option<Self> {
+        Some(Self::AttemptV1 {
+            event,
+            endpoint_id: delivery.endpoint_id.clone(),
+            wake: delivery.wake.clone()?,
+        })
+    }
+
     pub fn to_body(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }

@@ -261,6 +261,26 @@ pub trait WebhookSender: Send + Sync {
     async fn post(&self, request: OutboundRequest) -> AttemptOutcome;
 }
 
+/// Why a probe's connection was not made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectFailure {
+    /// Refused, unreachable, reset: the system's words.
+    Failed(String),
+    /// No answer within the probe's time.
+    TimedOut,
+}
+
+/// The network as the diagnosis sees it: a host's addresses, and whether something
+/// accepts connections at one. Only the diagnosis probes; deliveries go through the
+/// [`WebhookSender`], whose resolver applies the SSRF policy.
+#[async_trait]
+pub trait NetworkProbe: Send + Sync {
+    /// The host's addresses for `port`; the reason when it does not resolve in time.
+    async fn resolve(&self, host: &str, port: u16) -> Result<Vec<std::net::SocketAddr>, String>;
+    /// Opens a TCP connection and closes it: how long that took.
+    async fn connect(&self, addr: std::net::SocketAddr) -> Result<Duration, ConnectFailure>;
+}
+
 pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
 }

@@ -1,6 +1,8 @@
-//! The token bucket behind endpoints' rate limits: pure arithmetic, so the store
-//! only keeps `tokens` and when they were counted.
+//! Endpoints' rate limits: a token bucket that holds one second's worth, as pure
+//! arithmetic, so the store only keeps `tokens` and when they were counted.
 
+use crate::endpoint::Endpoint;
+use crate::ports::{PortResult, RateLimiter};
 use crate::timestamp::Timestamp;
 use std::time::Duration;
 
@@ -26,6 +28,19 @@ pub fn take(bucket: Option<Bucket>, per_second: u32, now: Timestamp) -> Result<B
         })
     } else {
         Err(Duration::from_secs_f64((1.0 - tokens) / rate).max(Duration::from_millis(1)))
+    }
+}
+
+/// Whether the endpoint's rate limit lets a request go now (`None`), or how long it
+/// must wait its turn. An endpoint without a limit never waits and costs no call.
+pub async fn turn<L: RateLimiter + ?Sized>(
+    limiter: &L,
+    ep: &Endpoint,
+    now: Timestamp,
+) -> PortResult<Option<Duration>> {
+    match ep.rate_limit_per_second {
+        None => Ok(None),
+        Some(rate) => limiter.take(&ep.id, rate, now).await,
     }
 }
 

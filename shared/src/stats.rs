@@ -1,6 +1,7 @@
 //! Delivery statistics kept as counters in hourly buckets per endpoint, added to as
 //! deliveries happen, so the dashboard never reads individual deliveries.
 
+use crate::delivery::{Attempt, Delivery, DeliveryStatus};
 use crate::ids::EndpointId;
 use crate::timestamp::Timestamp;
 use serde::Serialize;
@@ -107,6 +108,22 @@ pub struct StatsBatch(HashMap<(EndpointId, String), HourStats>);
 impl StatsBatch {
     pub fn entry(&mut self, ep: &EndpointId, at: Timestamp) -> &mut HourStats {
         self.0.entry((ep.clone(), hour_of(at))).or_default()
+    }
+
+    /// An attempt, and its delivery's end when it ended with it.
+    pub fn attempt(&mut self, d: &Delivery, a: &Attempt) {
+        let hour = self.entry(&d.endpoint_id, a.started_at);
+        hour.attempt(a.duration_ms, a.outcome.is_success());
+        match d.status {
+            DeliveryStatus::Delivered => hour.delivered += 1,
+            DeliveryStatus::Failed => hour.failed += 1,
+            DeliveryStatus::Pending | DeliveryStatus::Retrying => {}
+        }
+    }
+
+    /// A delivery that ended failed without an attempt.
+    pub fn failed(&mut self, d: &Delivery, now: Timestamp) {
+        self.entry(&d.endpoint_id, now).failed += 1;
     }
 
     pub fn into_rows(self) -> Vec<(EndpointId, String, HourStats)> {

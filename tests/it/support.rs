@@ -11,6 +11,7 @@ use devstack::esm::{EsmError, EventSourceMapping, PollStats, SqsHandler};
 use devstack::provision::{Stack, provision};
 use hookline::adapters::dynamo::DynamoStore;
 use hookline::adapters::http::HttpSender;
+use hookline::adapters::probe::TcpProbe;
 use hookline::adapters::sqs::SqsQueue;
 use hookline::auth::ApiKeys;
 use hookline::ports::{Clock, SystemClock};
@@ -74,7 +75,7 @@ pub struct Harness {
     /// The sweeper's clients (the other functions' are inside their handlers).
     sweeper_clients: (aws_sdk_sqs::Client, aws_sdk_dynamodb::Client),
     pub ingest: Ingest<SqsQueue, SystemClock>,
-    pub admin: Admin<DynamoStore, SqsQueue, HttpSender, SystemClock>,
+    pub admin: Admin<DynamoStore, SqsQueue, HttpSender, TcpProbe, SystemClock>,
     pub deliverer: Arc<Deliverer<DynamoStore, HttpSender, SqsQueue, SystemClock>>,
     pub sweep: SweepSettings,
     pub esm: EventSourceMapping,
@@ -171,6 +172,7 @@ impl Harness {
             store: store("admin"),
             queue: queue("admin"),
             sender: HttpSender::new(local_policy()).expect("http client"),
+            probe: TcpProbe,
             clock: SystemClock,
             ssrf: local_policy(),
             retention: Duration::from_secs(30 * 86_400),

@@ -1,5 +1,7 @@
 use admin_fn::{Admin, Config};
-use hookline::adapters::{aws_config, dynamo::DynamoStore, http::HttpSender, secrets, sqs::SqsQueue};
+use hookline::adapters::{
+    aws_config, dynamo::DynamoStore, http::HttpSender, probe::TcpProbe, secrets, sqs::SqsQueue,
+};
 use hookline::config::Env;
 use hookline::ports::SystemClock;
 use lambda_http::{Error, Request, run, service_fn};
@@ -18,6 +20,7 @@ async fn main() -> Result<(), Error> {
         ),
         queue: SqsQueue::new(hookline::adapters::sqs::Client::new(&aws), config.queue_url),
         sender: HttpSender::new(config.ssrf.clone())?,
+        probe: TcpProbe,
         clock: SystemClock,
         ssrf: config.ssrf,
         retention: config.retention,

@@ -1,17 +1,19 @@
 //! The admin handler with an in-memory store, fed API Gateway fixture requests.
 
 use super::*;
-use hookline::memory::{ManualClock, MemoryQueue, MemoryStore, ScriptedSender};
+use hookline::memory::{ManualClock, MemoryQueue, MemoryStore, ScriptedProbe, ScriptedSender};
 use hookline::{EndpointId, Timestamp};
 use lambda_http::Body;
 use serde_json::Value;
+use serde_json::json;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 const LIST_FIXTURE: &str = include_str!("../fixtures/apigw-list-endpoints.json");
 const ADMIN: &str = "fixture-admin-key";
 const INGEST: &str = "fixture-ingest-key";
 
-type Subject = Admin<MemoryStore, MemoryQueue, ScriptedSender, ManualClock>;
+type Subject = Admin<MemoryStore, MemoryQueue, ScriptedSender, ScriptedProbe, ManualClock>;
 
 fn subject() -> Subject {
     Admin {
@@ -19,6 +21,7 @@ fn subject() -> Subject {
         store: MemoryStore::default(),
         queue: MemoryQueue::default(),
         sender: ScriptedSender::default(),
+        probe: ScriptedProbe::default(),
         clock: ManualClock::at(Timestamp::from_unix_millis(1_795_935_600_000)),
         ssrf: SsrfPolicy::parse_allowed("127.0.0.0/8").unwrap(),
         retention: Duration::from_secs(30 * 86_400),
@@ -136,4 +139,27 @@ async fn a_body_that_is_not_utf8_is_a_400_not_a_crash() {
     let (status, body) = send(&admin, req).await;
     assert_eq!(status, 400);
     assert_eq!(body["type"], "urn:hookline:problem:invalid-json");
+}
+
+#[tokio::test]
+async fn a_diagnosis_asks_the_probe_and_says_what_it_found() {
+    // GIVEN an endpoint whose host the network does not know
+    let admin = subject();
+    let id = create(&admin, "crm").await["id"].as_str().unwrap().to_owned();
+    admin
+        .probe
+        .hosts
+        .lock()
+        .unwrap()
+        .insert("127.0.0.1".into(), Err("no such host (test)".into()));
+    // WHEN it is diagnosed THEN the probe's answer is in the report and its advice
+    let (status, body) = send(&admin, call("GET", &format!("/v1/endpoints/{id}/diagnose"), None)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["dns"]["resolved"], false);
+    assert_eq!(body["dns"]["error"], "no such host (test)");
+    assert_eq!(body["reachability"], json!({"checked": false}));
+    assert!(
+        body["advice"][0].as_str().unwrap().contains("does not resolve"),
+        "{body}"
+    );
 }

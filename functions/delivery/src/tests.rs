@@ -1,14 +1,20 @@
 //! The delivery handler with in-memory ports and fixture SQS events.
 
 use super::*;
+use crate::batch::parse;
 use aws_lambda_events::event::sqs::SqsEvent;
-use hookline::delivery::{AttemptOutcome, DeliveryStatus, TransportError};
-use hookline::endpoint::{EndpointStatus, EventTypeFilter};
+use hookline::delivery::{Attempt, AttemptOutcome, Delivery, DeliveryStatus, TransportError};
+use hookline::endpoint::{Endpoint, EndpointStatus, EventTypeFilter};
+use hookline::event::Event;
+use hookline::ids::{DeliveryId, EndpointId};
 use hookline::memory::{ManualClock, MemoryQueue, MemoryStore, ScriptedSender};
-use hookline::signing::{EndpointSecret, verify_seed, verify_standard};
+use hookline::message::QueueMessage;
+use hookline::retry::Verdict;
+use hookline::signing::{verify_seed, verify_standard};
 use hookline::{EventId, Timestamp};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 const FIXTURE: &str = include_str!("../fixtures/sqs-event.json");
 const FIXTURE_EVENT_ID: &str = "evt_0192f1c2a3b47c8d9e0f1a2b3c4d5e6f";
@@ -19,28 +25,19 @@ fn fixture() -> SqsEvent {
 }
 
 fn endpoint(name: &str, filters: &[&str]) -> Endpoint {
-    Endpoint {
-        id: EndpointId::generate(),
-        name: name.into(),
-        url: format!("https://{name}.example.com/hook"),
-        event_types: filters
+    let mut ep = Endpoint::new(
+        name.into(),
+        format!("https://{name}.example.com/hook"),
+        filters
             .iter()
             .map(|f| EventTypeFilter::parse(f).unwrap())
             .collect(),
-        headers: BTreeMap::from([("x-tenant".to_owned(), "acme".to_owned())]),
-        timeout_seconds: 5,
-        max_attempts: 3,
-        status: EndpointStatus::Active,
-        disabled_reason: None,
-        retry_schedule: None,
-        failing_since: None,
-        rate_limit_per_second: None,
-        secret: EndpointSecret::generate(),
-        previous_secrets: Vec::new(),
-        version: 1,
-        created_at: Timestamp::from_unix_millis(T0),
-        updated_at: Timestamp::from_unix_millis(T0),
-    }
+        Timestamp::from_unix_millis(T0),
+    );
+    ep.headers = BTreeMap::from([("x-tenant".to_owned(), "acme".to_owned())]);
+    ep.timeout_seconds = 5;
+    ep.max_attempts = 3;
+    ep
 }
 
 type Subject = Deliverer<MemoryStore, ScriptedSender, MemoryQueue, ManualClock>;
@@ -875,4 +872,118 @@ async fn a_message_of_a_newer_type_is_left_on_the_queue_not_dropped() {
     let response = d.handle(batch).await;
     assert_eq!(response.batch_item_failures.len(), 1);
     assert!(d.sender.requests().is_empty());
+}
+
+#[tokio::test]
+async fn an_event_the_store_refuses_fails_its_deliveries_at_once_and_is_acknowledged() {
+    // GIVEN two endpoints, and a store that refuses the event for good (too large, say)
+    let (a, b) = (endpoint("a", &["*"]), endpoint("b", &["*"]));
+    let d = subject(&[&a, &b]).await;
+    d.store.refusing.lock().unwrap().push("claim_fanout");
+
+    // WHEN it arrives
+    let response = d.handle(fixture()).await;
+
+    // THEN nothing is sent, the message is acknowledged rather than left to wait out its
+    // receives, and each delivery it was to make is on record as failed, with a reason
+    // that names the step and not the store's words
+    assert!(response.batch_item_failures.is_empty());
+    assert!(d.sender.requests().is_empty());
+    for ep in [&a, &b] {
+        let failed = delivery_of(&d, ep).await;
+        assert_eq!(failed.status, DeliveryStatus::Failed);
+        assert_eq!(
+            failed.failure_reason.as_deref(),
+            Some("the event could not be stored (a permanent store error)")
+        );
+    }
+    assert_eq!(
+        ops_types(&d),
+        vec!["hookline.delivery.exhausted", "hookline.delivery.exhausted"]
+    );
+}
+
+#[tokio::test]
+async fn a_refused_rate_limit_fails_only_its_own_delivery() {
+    let mut limited = endpoint("limited", &["*"]);
+    limited.rate_limit_per_second = Some(5);
+    let free = endpoint("free", &["*"]);
+    let d = subject(&[&limited, &free]).await;
+    d.store.refusing.lock().unwrap().push("take");
+
+    let response = d.handle(fixture()).await;
+
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(delivery_of(&d, &free).await.status, DeliveryStatus::Delivered);
+    let failed = delivery_of(&d, &limited).await;
+    assert_eq!(failed.status, DeliveryStatus::Failed);
+    assert_eq!(
+        failed.failure_reason.as_deref(),
+        Some("the endpoint's rate limit could not be read (a permanent store error)")
+    );
+    assert!(d.store.event_is_done(&event_id()), "the fan-out is finished");
+}
+
+#[tokio::test]
+async fn a_permanent_store_error_on_a_next_attempt_fails_the_delivery_at_once() {
+    // GIVEN a delivery waiting for its second attempt, and a store that now refuses
+    // its attempt's lease for good
+    let ep = endpoint("flaky", &["*"]);
+    let d = subject(&[&ep]).await;
+    d.sender.answer(&ep.url, [response(500)]);
+    d.handle(fixture()).await;
+    let (_, wake, _) = attempt_messages(&d).remove(0);
+    d.clock.advance(Duration::from_secs(6));
+    d.store.refusing.lock().unwrap().push("claim_attempt");
+
+    // WHEN its attempt message arrives
+    let response = d.handle(attempt_batch(&ep.id, &wake, 1)).await;
+
+    // THEN it is failed with the step's reason and acknowledged, not retried
+    assert!(response.batch_item_failures.is_empty());
+    let failed = delivery_of(&d, &ep).await;
+    assert_eq!(failed.status, DeliveryStatus::Failed);
+    assert_eq!(
+        failed.failure_reason.as_deref(),
+        Some("the next attempt could not be claimed (a permanent store error)")
+    );
+    assert_eq!(d.sender.requests().len(), 1, "no second POST");
+    assert_eq!(ops_types(&d), vec!["hookline.delivery.exhausted"]);
+}
+
+#[tokio::test]
+async fn a_permanent_error_that_cannot_be_recorded_leaves_the_message() {
+    // GIVEN a store that refuses both the attempt's lease and the failure's record
+    let ep = endpoint("flaky", &["*"]);
+    let d = subject(&[&ep]).await;
+    d.sender.answer(&ep.url, [response(500)]);
+    d.handle(fixture()).await;
+    let (_, wake, _) = attempt_messages(&d).remove(0);
+    d.clock.advance(Duration::from_secs(6));
+    d.store
+        .refusing
+        .lock()
+        .unwrap()
+        .extend(["claim_attempt", "fail_delivery"]);
+
+    // WHEN its attempt message arrives THEN it stays for SQS (and, in the end, the DLQ)
+    let response = d.handle(attempt_batch(&ep.id, &wake, 1)).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(delivery_of(&d, &ep).await.status, DeliveryStatus::Retrying);
+}
+
+#[tokio::test]
+async fn a_permanent_error_reading_the_endpoints_names_no_delivery_and_leaves_the_message() {
+    let ep = endpoint("crm", &["*"]);
+    let d = subject(&[&ep]).await;
+    d.store.refusing.lock().unwrap().push("all_endpoints");
+    let response = d.handle(fixture()).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert!(
+        d.store
+            .deliveries_for_event(&event_id())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

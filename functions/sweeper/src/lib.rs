@@ -12,19 +12,20 @@
 //! conditional write on the state the sweep read, so overlapping sweeps are safe.
 
 use hookline::config::{ConfigError, Env};
-use hookline::delivery::{Delivery, new_wake};
+use hookline::delivery::Delivery;
 use hookline::event::Event;
-use hookline::ids::{DeliveryId, EventId};
+use hookline::give_up::give_up;
+use hookline::ids::DeliveryId;
 use hookline::message::{self, QueueMessage};
 use hookline::ops;
 use hookline::ports::{
     Clock, DeadLetters, DeliveryStore, EndpointStore, EventStore, FanoutClaim, PortResult, Queue, QueueDepth,
     QueueGauge, Received,
 };
+use hookline::replay::{EventsRead, Reopen, replay};
 use hookline::telemetry::{Metrics, Unit};
 use hookline::timestamp::Timestamp;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -131,7 +132,7 @@ where
         let now = self.clock.now();
         let mut report = SweepReport::default();
         let mut ops: Vec<Event> = Vec::new();
-        let mut events: HashMap<EventId, Option<Event>> = HashMap::new();
+        let mut events = EventsRead::default();
 
         self.redrive_deliveries(now, &mut report, &mut ops, &mut events)
             .await?;
@@ -179,7 +180,7 @@ where
         now: Timestamp,
         report: &mut SweepReport,
         ops: &mut Vec<Event>,
-        events: &mut HashMap<EventId, Option<Event>>,
+        events: &mut EventsRead,
     ) -> PortResult<()> {
         let before = now.minus(self.settings.grace);
         for due in self.store.due_deliveries(before, self.settings.batch).await? {
@@ -195,24 +196,14 @@ where
                 }
                 continue;
             }
-            if !events.contains_key(&d.event_id) {
-                let stored = self.store.get_event(&d.event_id).await?.map(|s| s.event);
-                events.insert(d.event_id.clone(), stored);
-            }
-            let Some(Some(event)) = events.get(&d.event_id) else {
+            let Some(event) = events.get(&self.store, &d.event_id).await? else {
                 if self.fail(&d, "its event is no longer stored", now, ops).await? {
                     report.exhausted += 1;
                 }
                 continue;
             };
-            let wake = new_wake();
-            if self.store.redrive(&d, &wake, now).await? {
-                let message = QueueMessage::AttemptV1 {
-                    event: event.clone(),
-                    endpoint_id: d.endpoint_id.clone(),
-                    wake,
-                };
-                self.queue.send(&message).await?;
+            if let Some(redriven) = replay(&self.store, &self.queue, event, &d, Reopen::Redrive, now).await? {
+                redriven.queued?;
                 tracing::warn!(
                     event_id = %d.event_id,
                     endpoint_id = %d.endpoint_id,
@@ -232,14 +223,11 @@ where
         now: Timestamp,
         ops: &mut Vec<Event>,
     ) -> PortResult<bool> {
-        let mut failed = d.clone();
-        failed.fail(reason, now);
-        let done = self.store.fail_delivery(d, &failed).await?;
-        if done {
-            tracing::warn!(event_id = %d.event_id, endpoint_id = %d.endpoint_id, reason, "delivery failed");
-            ops.extend(ops::delivery_exhausted(&failed, now));
+        let failed = give_up(&self.store, d, reason, now).await?;
+        if let Some(failed) = &failed {
+            ops.extend(ops::delivery_exhausted(failed, now));
         }
-        Ok(done)
+        Ok(failed.is_some())
     }
 
     async fn drain_dlq(

@@ -2,12 +2,10 @@
 
 use super::*;
 use hookline::delivery::{Attempt, AttemptOutcome, DeliveryStatus};
-use hookline::endpoint::{Endpoint, EndpointStatus, EventTypeFilter};
+use hookline::endpoint::{Endpoint, EventTypeFilter};
 use hookline::event::EventType;
-use hookline::ids::EndpointId;
+use hookline::ids::EventId;
 use hookline::memory::{ManualClock, MemoryQueue, MemoryStore};
-use hookline::signing::EndpointSecret;
-use std::collections::BTreeMap;
 
 const T0: i64 = 1_795_935_600_000;
 
@@ -23,25 +21,15 @@ fn event() -> Event {
 }
 
 fn endpoint() -> Endpoint {
-    Endpoint {
-        id: EndpointId::generate(),
-        name: "crm".into(),
-        url: "https://crm.example.com/hook".into(),
-        event_types: vec![EventTypeFilter::All],
-        headers: BTreeMap::new(),
-        timeout_seconds: 5,
-        max_attempts: 3,
-        status: EndpointStatus::Active,
-        disabled_reason: None,
-        retry_schedule: None,
-        failing_since: None,
-        rate_limit_per_second: None,
-        secret: EndpointSecret::generate(),
-        previous_secrets: Vec::new(),
-        version: 1,
-        created_at: Timestamp::from_unix_millis(T0),
-        updated_at: Timestamp::from_unix_millis(T0),
-    }
+    let mut ep = Endpoint::new(
+        "crm".into(),
+        "https://crm.example.com/hook".into(),
+        vec![EventTypeFilter::All],
+        Timestamp::from_unix_millis(T0),
+    );
+    ep.timeout_seconds = 5;
+    ep.max_attempts = 3;
+    ep
 }
 
 type Subject = Sweeper<MemoryStore, MemoryQueue, MemoryQueue, ManualClock>;

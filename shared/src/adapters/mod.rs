@@ -3,6 +3,7 @@
 pub mod aws_http;
 pub mod dynamo;
 pub mod http;
+pub mod probe;
 pub mod secrets;
 pub mod sqs;
 pub mod tls;

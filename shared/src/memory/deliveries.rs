@@ -31,6 +31,7 @@ impl MemoryStore {
 #[async_trait]
 impl DeliveryStore for MemoryStore {
     async fn record_attempts(&self, records: &[(&Delivery, Option<&Attempt>)]) -> PortResult<()> {
+        self.refuse("record_attempts")?;
         let before = self.before_next_write.lock().unwrap().take();
         if let Some(before) = before {
             before.await;
@@ -76,6 +77,7 @@ impl DeliveryStore for MemoryStore {
     }
 
     async fn get_delivery(&self, event: &EventId, endpoint: &EndpointId) -> PortResult<Option<Delivery>> {
+        self.refuse("get_delivery")?;
         self.check()?;
         Ok(self
             .deliveries
@@ -86,6 +88,7 @@ impl DeliveryStore for MemoryStore {
     }
 
     async fn claim_attempt(&self, seen: &Delivery, now: Timestamp, lease: Duration) -> PortResult<bool> {
+        self.refuse("claim_attempt")?;
         self.check()?;
         let mut all = self.deliveries.lock().unwrap();
         match Self::as_seen(&mut all, seen) {
@@ -103,6 +106,7 @@ impl DeliveryStore for MemoryStore {
         updated: &Delivery,
         attempt: &Attempt,
     ) -> PortResult<bool> {
+        self.refuse("record_attempt")?;
         self.check()?;
         let mut all = self.deliveries.lock().unwrap();
         match Self::as_seen(&mut all, seen) {
@@ -131,6 +135,7 @@ impl DeliveryStore for MemoryStore {
     }
 
     async fn fail_delivery(&self, seen: &Delivery, failed: &Delivery) -> PortResult<bool> {
+        self.refuse("fail_delivery")?;
         self.check()?;
         let mut all = self.deliveries.lock().unwrap();
         match Self::as_seen(&mut all, seen) {

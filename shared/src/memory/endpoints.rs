@@ -19,6 +19,7 @@ impl EndpointStore for MemoryStore {
     }
 
     async fn get_endpoint(&self, id: &EndpointId) -> PortResult<Option<Endpoint>> {
+        self.refuse("get_endpoint")?;
         self.check()?;
         Ok(self.endpoints.lock().unwrap().get(id).cloned())
     }
@@ -59,6 +60,7 @@ impl EndpointStore for MemoryStore {
     }
 
     async fn all_endpoints(&self) -> PortResult<Vec<Endpoint>> {
+        self.refuse("all_endpoints")?;
         self.check()?;
         Ok(self.endpoints.lock().unwrap().values().cloned().collect())
     }

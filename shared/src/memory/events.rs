@@ -18,6 +18,7 @@ impl EventStore for MemoryStore {
         now: Timestamp,
         lease: Duration,
     ) -> PortResult<FanoutClaim> {
+        self.refuse("claim_fanout")?;
         self.check()?;
         if envelope.len() > crate::event::STORE_ITEM_LIMIT {
             // As DynamoDB refuses an item over 400 KB.
@@ -69,6 +70,7 @@ impl EventStore for MemoryStore {
     }
 
     async fn get_event(&self, id: &EventId) -> PortResult<Option<StoredEvent>> {
+        self.refuse("get_event")?;
         self.check()?;
         Ok(self.events.lock().unwrap().get(id).map(|r| StoredEvent {
             event: r.event.clone(),

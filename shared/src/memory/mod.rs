@@ -8,7 +8,7 @@ mod sender;
 mod stats;
 
 pub use queue::MemoryQueue;
-pub use sender::{Held, ManualClock, ScriptedSender};
+pub use sender::{Held, ManualClock, ScriptedProbe, ScriptedSender};
 
 use crate::delivery::{Attempt, Delivery};
 use crate::endpoint::Endpoint;
@@ -50,12 +50,27 @@ pub struct MemoryStore {
     pub failing_writes: std::sync::atomic::AtomicU32,
     /// The next `record_attempts` call awaits this before it writes.
     pub before_next_write: Mutex<Option<futures::future::BoxFuture<'static, ()>>>,
+    /// Calls by these port methods' names (`claim_fanout`, `take` …) fail with a
+    /// permanent error, as DynamoDB refusing a request would.
+    pub refusing: Mutex<Vec<&'static str>>,
 }
 
 impl MemoryStore {
     pub(super) fn check(&self) -> PortResult<()> {
         if self.unavailable.load(std::sync::atomic::Ordering::SeqCst) {
             Err(PortError::retryable("memory store", "unavailable (test)"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Fails with a permanent error if the test refuses calls to `method`.
+    pub(super) fn refuse(&self, method: &'static str) -> PortResult<()> {
+        if self.refusing.lock().unwrap().contains(&method) {
+            Err(PortError::permanent(
+                method,
+                "ValidationException (400): refused (test)",
+            ))
         } else {
             Ok(())
         }

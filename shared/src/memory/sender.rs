@@ -89,3 +89,41 @@ impl Clock for ManualClock {
         *self.0.lock().unwrap()
     }
 }
+
+/// A network as the test describes it: hosts' addresses, and which addresses accept
+/// connections. Anything not described does not resolve, or refuses.
+#[derive(Default)]
+pub struct ScriptedProbe {
+    pub hosts: Mutex<HashMap<String, Result<Vec<std::net::IpAddr>, String>>>,
+    pub listening: Mutex<HashMap<std::net::SocketAddr, Result<Duration, crate::ports::ConnectFailure>>>,
+}
+
+#[async_trait]
+impl crate::ports::NetworkProbe for ScriptedProbe {
+    async fn resolve(&self, host: &str, port: u16) -> Result<Vec<std::net::SocketAddr>, String> {
+        match self.hosts.lock().unwrap().get(host) {
+            Some(Ok(ips)) => Ok(ips
+                .iter()
+                .map(|ip| std::net::SocketAddr::new(*ip, port))
+                .collect()),
+            Some(Err(e)) => Err(e.clone()),
+            None => host
+                .parse::<std::net::IpAddr>()
+                .map(|ip| vec![std::net::SocketAddr::new(ip, port)])
+                .map_err(|_| format!("`{host}` is not in the test's network")),
+        }
+    }
+
+    async fn connect(&self, addr: std::net::SocketAddr) -> Result<Duration, crate::ports::ConnectFailure> {
+        self.listening
+            .lock()
+            .unwrap()
+            .get(&addr)
+            .cloned()
+            .unwrap_or_else(|| {
+                Err(crate::ports::ConnectFailure::Failed(
+                    "connection refused (test)".into(),
+                ))
+            })
+    }
+}

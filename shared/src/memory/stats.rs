@@ -40,6 +40,7 @@ impl RateLimiter for MemoryStore {
         per_second: u32,
         now: Timestamp,
     ) -> PortResult<Option<Duration>> {
+        self.refuse("take")?;
         self.check()?;
         let mut buckets = self.buckets.lock().unwrap();
         match crate::ratelimit::take(buckets.get(endpoint).copied(), per_second, now) {

@@ -1,0 +1,153 @@
+//! The endpoint registry: create, list, get, change (from the version read), delete.
+
+use crate::problems::{cursor_problem, no_endpoint, stale, store_problem, with_etag};
+use crate::query::Query;
+use crate::{Admin, HttpResult, MAX_BODY_BYTES};
+use hookline::api;
+use hookline::endpoint::EndpointView;
+use hookline::endpoint_input::{apply_patch, parse_new_endpoint};
+use hookline::ids::EndpointId;
+use hookline::ports::{
+    Clock, DeliveryStore, EndpointStore, EventStore, NetworkProbe, Queue, StatsStore, WebhookSender,
+};
+use hookline::problem::{FieldProblem, Problem};
+use lambda_http::Request;
+use serde_json::json;
+
+impl<S, Q, H, P, C> Admin<S, Q, H, P, C>
+where
+    S: EndpointStore + DeliveryStore + EventStore + StatsStore,
+    Q: Queue,
+    H: WebhookSender,
+    P: NetworkProbe,
+    C: Clock,
+{
+    pub(crate) async fn create(&self, req: &Request) -> HttpResult {
+        let value = api::json_body(req.headers(), req.body().as_ref(), MAX_BODY_BYTES)?;
+        let endpoint = parse_new_endpoint(&value, &self.ssrf, self.clock.now())
+            .map_err(|errors| Problem::validation("the endpoint is not valid", errors))?;
+        // The form passed; now every address the host resolves to must pass too.
+        if let Err(e) = self.ssrf.resolve_destination(&endpoint.url).await {
+            return Err(Problem::validation(
+                "the endpoint is not valid",
+                vec![FieldProblem::new("/url", format!("the URL {e}"))],
+            ));
+        }
+        self.store
+            .create_endpoint(&endpoint)
+            .await
+            .map_err(store_problem)?;
+        tracing::info!(endpoint_id = %endpoint.id, "endpoint created");
+        let mut body = serde_json::to_value(EndpointView::from(&endpoint)).unwrap_or_default();
+        // The only time the secret is shown.
+        body["secret"] = json!(endpoint.secret.expose());
+        let mut res = api::json(201, &body);
+        if let Ok(loc) = format!("/v1/endpoints/{}", endpoint.id).parse() {
+            res.headers_mut().insert(http::header::LOCATION, loc);
+        }
+        Ok(res)
+    }
+
+    pub(crate) async fn list(&self, req: &Request) -> HttpResult {
+        let mut q = Query::new(req.uri());
+        let limit = q.limit();
+        let cursor = q.take("cursor");
+        q.finish()?;
+        let page = self
+            .store
+            .list_endpoints(limit, cursor.as_deref())
+            .await
+            .map_err(|e| cursor_problem(e, &cursor))?;
+        let data: Vec<EndpointView> = page.items.iter().map(EndpointView::from).collect();
+        Ok(api::json(
+            200,
+            &json!({"data": data, "next_cursor": page.next_cursor}),
+        ))
+    }
+
+    pub(crate) async fn get(&self, id: &EndpointId) -> HttpResult {
+        match self.store.get_endpoint(id).await.map_err(store_problem)? {
+            Some(e) => Ok(with_etag(api::json(200, &EndpointView::from(&e)), &e)),
+            None => Err(no_endpoint(id.as_str())),
+        }
+    }
+
+    /// A partial update, made only against the version the caller read (`If-Match`
+    /// with the endpoint's ETag, or `version` in the body), so two operators cannot
+    /// silently overwrite each other.
+    pub(crate) async fn patch(&self, id: &EndpointId, req: &Request) -> HttpResult {
+        let value = api::json_body(req.headers(), req.body().as_ref(), MAX_BODY_BYTES)?;
+        let from_header = req
+            .headers()
+            .get(http::header::IF_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().trim_start_matches("W/").trim_matches('"').parse::<u64>());
+        let from_body = value.get("version").map(|v| v.as_u64().ok_or(()));
+        let read_version = match (from_header, from_body) {
+            (Some(Ok(v)), _) | (None, Some(Ok(v))) => v,
+            (Some(Err(_)), _) => {
+                return Err(Problem::bad_request("If-Match must be an ETag this API gave out"));
+            }
+            (None, Some(Err(()))) => {
+                return Err(Problem::validation(
+                    "the endpoint is not valid",
+                    vec![FieldProblem::new(
+                        "/version",
+                        "must be the endpoint's version, a whole number",
+                    )],
+                ));
+            }
+            (None, None) => {
+                return Err(Problem::precondition_required(
+                    "send the version you read: `If-Match` with the endpoint's ETag, or `version` in the body",
+                ));
+            }
+        };
+        let mut e = self
+            .store
+            .get_endpoint(id)
+            .await
+            .map_err(store_problem)?
+            .ok_or_else(|| no_endpoint(id.as_str()))?;
+        if e.version != read_version {
+            return Err(stale(&e));
+        }
+        let url_before = e.url.clone();
+        apply_patch(&mut e, &value, &self.ssrf, self.clock.now())
+            .map_err(|errors| Problem::validation("the endpoint is not valid", errors))?;
+        if e.url != url_before
+            && let Err(err) = self.ssrf.resolve_destination(&e.url).await
+        {
+            return Err(Problem::validation(
+                "the endpoint is not valid",
+                vec![FieldProblem::new("/url", format!("the URL {err}"))],
+            ));
+        }
+        e.version = read_version + 1;
+        if !self
+            .store
+            .update_endpoint(&e, read_version)
+            .await
+            .map_err(store_problem)?
+        {
+            let now = self
+                .store
+                .get_endpoint(id)
+                .await
+                .map_err(store_problem)?
+                .ok_or_else(|| no_endpoint(id.as_str()))?;
+            return Err(stale(&now));
+        }
+        tracing::info!(endpoint_id = %id, version = e.version, "endpoint updated");
+        Ok(with_etag(api::json(200, &EndpointView::from(&e)), &e))
+    }
+
+    pub(crate) async fn delete(&self, id: &EndpointId) -> HttpResult {
+        if self.store.delete_endpoint(id).await.map_err(store_problem)? {
+            tracing::info!(endpoint_id = %id, "endpoint deleted");
+            Ok(api::empty(204))
+        } else {
+            Err(no_endpoint(id.as_str()))
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Which handler a request goes to: the path and method, after the key's scope.
+
+use crate::problems::{no_endpoint, parse_delivery_id};
+use crate::{Admin, HttpResult, OPENAPI};
+use hookline::api;
+use hookline::auth::Scope;
+use hookline::ids::EndpointId;
+use hookline::ports::{
+    Clock, DeliveryStore, EndpointStore, EventStore, NetworkProbe, Queue, StatsStore, WebhookSender,
+};
+use hookline::problem::Problem;
+use http::Method;
+use lambda_http::Request;
+use serde_json::json;
+
+impl<S, Q, H, P, C> Admin<S, Q, H, P, C>
+where
+    S: EndpointStore + DeliveryStore + EventStore + StatsStore,
+    Q: Queue,
+    H: WebhookSender,
+    P: NetworkProbe,
+    C: Clock,
+{
+    pub(crate) async fn route(&self, req: &Request) -> HttpResult {
+        let path = req.uri().path().trim_end_matches('/');
+        let segments: Vec<&str> = path.split('/').skip(1).collect();
+        let method = req.method();
+        if segments.as_slice() == ["openapi.yaml"] {
+            return match *method {
+                Method::GET => Ok(http::Response::builder()
+                    .status(200)
+                    .header(http::header::CONTENT_TYPE, "application/yaml")
+                    .body(OPENAPI.to_owned())
+                    .unwrap_or_default()),
+                _ => Err(Problem::method_not_allowed("`/openapi.yaml` takes GET")),
+            };
+        }
+        if segments.as_slice() == ["health"] {
+            return match *method {
+                Method::GET => Ok(api::json(
+                    200,
+                    &json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}),
+                )),
+                _ => Err(Problem::method_not_allowed("`/health` takes GET")),
+            };
+        }
+        let allowed = |m: &str| Problem::method_not_allowed(format!("`{path}` takes {m}"));
+        match segments.as_slice() {
+            ["v1", "endpoints", ..] | ["v1", "deliveries", ..] | ["v1", "events", _] | ["v1", "stats"] => {
+                api::authorize(&self.keys, req.headers(), Scope::Admin)?;
+            }
+            _ => return Err(Problem::not_found(format!("no route for `{path}`"))),
+        }
+        match (segments.as_slice(), method.clone()) {
+            (["v1", "endpoints"], Method::POST) => self.create(req).await,
+            (["v1", "endpoints"], Method::GET) => self.list(req).await,
+            (["v1", "endpoints"], _) => Err(allowed("GET and POST")),
+            (["v1", "endpoints", id], m) => {
+                let id = EndpointId::parse(id).map_err(|_| no_endpoint(id))?;
+                match m {
+                    Method::GET => self.get(&id).await,
+                    Method::PATCH => self.patch(&id, req).await,
+                    Method::DELETE => self.delete(&id).await,
+                    _ => Err(allowed("GET, PATCH and DELETE")),
+                }
+            }
+            (["v1", "endpoints", id, "rotate-secret"], Method::POST) => {
+                let id = EndpointId::parse(id).map_err(|_| no_endpoint(id))?;
+                self.rotate(&id, req).await
+            }
+            (["v1", "endpoints", id, "recover"], Method::POST) => {
+                let id = EndpointId::parse(id).map_err(|_| no_endpoint(id))?;
+                self.recover(&id, req).await
+            }
+            (["v1", "endpoints", _, "rotate-secret" | "recover"], _) => Err(allowed("POST")),
+            (["v1", "endpoints", id, "stats"], Method::GET) => {
+                let id = EndpointId::parse(id).map_err(|_| no_endpoint(id))?;
+                self.stats(Some(&id), req).await
+            }
+            (["v1", "endpoints", _, "stats"], _) => Err(allowed("GET")),
+            (["v1", "endpoints", id, "test"], Method::POST) => {
+                let id = EndpointId::parse(id).map_err(|_| no_endpoint(id))?;
+                self.test(&id, req).await
+            }
+            (["v1", "endpoints", _, "test"], _) => Err(allowed("POST")),
+            (["v1", "endpoints", id, "diagnose"], Method::GET) => {
+                let id = EndpointId::parse(id).map_err(|_| no_endpoint(id))?;
+                self.diagnose(&id).await
+            }
+            (["v1", "endpoints", _, "diagnose"], _) => Err(allowed("GET")),
+            (["v1", "stats"], Method::GET) => self.stats(None, req).await,
+            (["v1", "stats"], _) => Err(allowed("GET")),
+            (["v1", "deliveries"], Method::GET) => self.deliveries(req).await,
+            (["v1", "deliveries"], _) => Err(allowed("GET")),
+            (["v1", "deliveries", id], Method::GET) => self.delivery(&parse_delivery_id(id)?).await,
+            (["v1", "deliveries", _], _) => Err(allowed("GET")),
+            (["v1", "deliveries", id, "retry"], Method::POST) => self.retry(&parse_delivery_id(id)?).await,
+            (["v1", "deliveries", _, "retry"], _) => Err(allowed("POST")),
+            (["v1", "events", id], Method::GET) => self.event(id).await,
+            (["v1", "events", _], _) => Err(allowed("GET")),
+            _ => Err(Problem::not_found(format!("no route for `{path}`"))),
+        }
+    }
+}

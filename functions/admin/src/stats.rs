@@ -1,0 +1,82 @@
+//! Statistics over the last hours, from the hourly counters.
+
+use crate::problems::{no_endpoint, store_problem};
+use crate::query::Query;
+use crate::{Admin, HttpResult, MAX_STATS_HOURS, STATS_READS_AT_ONCE};
+use futures::StreamExt;
+use hookline::api;
+use hookline::ids::EndpointId;
+use hookline::ports::PortError;
+use hookline::ports::{
+    Clock, DeliveryStore, EndpointStore, EventStore, NetworkProbe, Queue, StatsStore, WebhookSender,
+};
+use hookline::stats::{HourStats, hour_of};
+use lambda_http::Request;
+use serde_json::json;
+use std::time::Duration;
+
+impl<S, Q, H, P, C> Admin<S, Q, H, P, C>
+where
+    S: EndpointStore + DeliveryStore + EventStore + StatsStore,
+    Q: Queue,
+    H: WebhookSender,
+    P: NetworkProbe,
+    C: Clock,
+{
+    /// Totals and per-endpoint figures over the last `hours`, from the hourly counters.
+    pub(crate) async fn stats(&self, only: Option<&EndpointId>, req: &Request) -> HttpResult {
+        let mut q = Query::new(req.uri());
+        let hours = q
+            .parse("hours", |s| match s.parse::<u32>() {
+                Ok(n) if (1..=MAX_STATS_HOURS).contains(&n) => Ok(n),
+                _ => Err(format!(
+                    "must be a whole number of hours from 1 to {MAX_STATS_HOURS}"
+                )),
+            })
+            .unwrap_or(24);
+        q.finish()?;
+        let now = self.clock.now();
+        let from = hour_of(now.minus(Duration::from_secs(u64::from(hours - 1) * 3600)));
+        let to = hour_of(now);
+        let endpoints = match only {
+            Some(id) => vec![
+                self.store
+                    .get_endpoint(id)
+                    .await
+                    .map_err(store_problem)?
+                    .ok_or_else(|| no_endpoint(id.as_str()))?,
+            ],
+            None => self.store.all_endpoints().await.map_err(store_problem)?,
+        };
+        // One query per endpoint, several at once.
+        let reads: Vec<_> = endpoints
+            .iter()
+            .map(|e| {
+                let (from, to) = (from.clone(), to.clone());
+                async move {
+                    let mut sum = HourStats::default();
+                    for h in self.store.read_stats(&e.id, &from, &to).await? {
+                        sum.merge(&h);
+                    }
+                    Ok::<_, PortError>((e, sum))
+                }
+            })
+            .collect();
+        let sums: Vec<_> = futures::stream::iter(reads)
+            .buffered(STATS_READS_AT_ONCE)
+            .collect()
+            .await;
+        let mut total = HourStats::default();
+        let mut per = Vec::with_capacity(endpoints.len());
+        for r in sums {
+            let (e, sum) = r.map_err(store_problem)?;
+            total.merge(&sum);
+            per.push(json!({"endpoint_id": e.id, "name": e.name, "stats": sum.summary()}));
+        }
+        let body = match only {
+            Some(_) => json!({"hours": hours, "endpoint_id": endpoints[0].id, "stats": total.summary()}),
+            None => json!({"hours": hours, "totals": total.summary(), "endpoints": per}),
+        };
+        Ok(api::json(200, &body))
+    }
+}

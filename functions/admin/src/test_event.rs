@@ -1,0 +1,86 @@
+//! A signed test event, sent now, answered with what the endpoint said.
+
+use crate::problems::{no_endpoint, store_problem};
+use crate::{Admin, HttpResult, MAX_BODY_BYTES, TEST_EVENT_TYPE, TEST_TIMEOUT};
+use hookline::api;
+use hookline::delivery::AttemptOutcome;
+use hookline::event::{Event, EventType};
+use hookline::ids::{DeliveryId, EndpointId, EventId};
+use hookline::ports::{
+    Clock, DeliveryStore, EndpointStore, EventStore, NetworkProbe, Queue, StatsStore, WebhookSender,
+};
+use hookline::problem::{FieldProblem, Problem};
+use hookline::webhook::signed_request;
+use lambda_http::Request;
+use serde_json::json;
+
+impl<S, Q, H, P, C> Admin<S, Q, H, P, C>
+where
+    S: EndpointStore + DeliveryStore + EventStore + StatsStore,
+    Q: Queue,
+    H: WebhookSender,
+    P: NetworkProbe,
+    C: Clock,
+{
+    /// Sends a signed test event now and answers with what the endpoint said. Nothing
+    /// is recorded: it is a probe, not a delivery.
+    pub(crate) async fn test(&self, id: &EndpointId, req: &Request) -> HttpResult {
+        let value = api::optional_json_body(req.headers(), req.body().as_ref(), MAX_BODY_BYTES)?;
+        let mut errors = Vec::new();
+        let Some(obj) = api::object(&value, "/", &mut errors) else {
+            return Err(Problem::validation("the test is not valid", errors));
+        };
+        api::refuse_unknown_fields(obj, &["event_type", "data"], "", &mut errors);
+        let event_type = match api::opt_str(obj, "event_type", "", &mut errors) {
+            None => EventType::parse(TEST_EVENT_TYPE).ok(),
+            Some(t) => EventType::parse(t)
+                .map_err(|e| errors.push(FieldProblem::new("/event_type", e.to_string())))
+                .ok(),
+        };
+        let (Some(event_type), true) = (event_type, errors.is_empty()) else {
+            return Err(Problem::validation("the test is not valid", errors));
+        };
+        let e = self
+            .store
+            .get_endpoint(id)
+            .await
+            .map_err(store_problem)?
+            .ok_or_else(|| no_endpoint(id.as_str()))?;
+        let now = self.clock.now();
+        let event = Event {
+            id: EventId::generate(),
+            event_type,
+            data: obj
+                .get("data")
+                .cloned()
+                .unwrap_or_else(|| json!({"message": "a test event from Hookline"})),
+            timestamp: now,
+            source: "hookline.test".into(),
+            version: hookline::event::ENVELOPE_VERSION.into(),
+        };
+        let body = event.envelope_json().into();
+        let mut request = signed_request(&event, body, &e, &DeliveryId::generate(), now.unix_seconds());
+        // The answer must come back inside API Gateway's 30 s integration limit.
+        request.timeout = request.timeout.min(TEST_TIMEOUT);
+        let started = std::time::Instant::now();
+        let outcome = self.sender.post(request).await;
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(endpoint_id = %id, status = outcome.status_code(), latency_ms, "test event sent");
+        let mut answer = json!({
+            "success": outcome.is_success(),
+            "latency_ms": latency_ms,
+            "event": event,
+        });
+        match &outcome {
+            AttemptOutcome::Response { status, body, .. } => {
+                answer["status"] = json!(status);
+                answer["body"] = json!(body);
+            }
+            AttemptOutcome::Error { error, message } => {
+                answer["error"] = json!(error);
+                answer["message"] = json!(message);
+            }
+        }
+        Ok(api::json(200, &answer))
+    }
+}

@@ -1,0 +1,115 @@
+//! One attempt: a signed POST, judged by the endpoint's retry policy, and what it does
+//! to the endpoint's health (`hookline::endpoint_health`).
+
+use crate::Deliverer;
+use crate::invocation::Invocation;
+use hookline::delivery::{Attempt, Delivery};
+use hookline::endpoint::Endpoint;
+use hookline::endpoint_health::{Streak, disable_after_failure, streak_after};
+use hookline::event::Event;
+use hookline::ops;
+use hookline::ports::{Clock, EndpointStore, WebhookSender};
+use hookline::retry::Verdict;
+use hookline::webhook::signed_request;
+use std::time::Instant;
+use tracing::Instrument;
+
+impl<S, H, Q, C> Deliverer<S, H, Q, C>
+where
+    S: EndpointStore,
+    H: WebhookSender,
+    C: Clock,
+{
+    /// One signed POST, judged by the endpoint's retry policy.
+    pub(crate) async fn attempt(
+        &self,
+        event: &Event,
+        body: &bytes::Bytes,
+        ep: &Endpoint,
+        before: &Delivery,
+        inv: &Invocation,
+    ) -> (Delivery, Attempt, Verdict) {
+        let number = before.attempts + 1;
+        let span = tracing::info_span!("attempt", endpoint_id = %ep.id, attempt = number);
+        async {
+            // Waiting for a slot is not part of the attempt (nor of its signature's
+            // time). The semaphore is never closed: on error the POST goes anyway.
+            let permit = inv.posts.acquire().await.ok();
+            let started_at = self.clock.now();
+            let request = signed_request(event, body.clone(), ep, &before.id, started_at.unix_seconds());
+            let clock = Instant::now();
+            let outcome = self.sender.post(request).await;
+            drop(permit);
+            let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let finished_at = self.clock.now();
+            let policy = ep.retry_policy(&self.settings.retry);
+            let (delivery, verdict) = before.judged(&policy, &outcome, hookline::random_unit(), finished_at);
+            tracing::info!(
+                event_id = %event.id,
+                delivery_id = %delivery.id,
+                status = delivery.status.as_str(),
+                status_code = outcome.status_code(),
+                duration_ms,
+                error = outcome.error_text(),
+                next_attempt_at = delivery.next_attempt_at.map(|t| t.to_rfc3339()),
+                "attempt finished"
+            );
+            inv.timed(delivery.status, outcome.status_code(), duration_ms);
+            let attempt = Attempt {
+                number,
+                started_at,
+                duration_ms,
+                outcome,
+            };
+            (delivery, attempt, verdict)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// After an attempt is recorded: counts it, reports an exhausted delivery, keeps
+    /// the endpoint's failing streak, and disables the endpoint when the health rule
+    /// says so.
+    pub(crate) async fn after_attempt(
+        &self,
+        ep: &Endpoint,
+        d: &Delivery,
+        attempt: &Attempt,
+        verdict: &Verdict,
+        inv: &Invocation,
+    ) {
+        let now = self.clock.now();
+        inv.attempted(d, attempt, now);
+        let since = match streak_after(ep.failing_since, attempt.outcome.is_success()) {
+            Streak::Healthy => return,
+            Streak::Recovered => {
+                if let Err(e) = self.store.note_success(&ep.id).await {
+                    tracing::warn!(error = %e, "could not clear the endpoint's failing streak");
+                }
+                return;
+            }
+            Streak::Failing { since } => since,
+            Streak::Starts => self.store.note_failure(&ep.id, now).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "could not note the endpoint's failure");
+                now
+            }),
+        };
+        let Some(disable) = disable_after_failure(verdict, since, now, self.settings.disable_after) else {
+            return;
+        };
+        match self
+            .store
+            .disable_endpoint(&ep.id, &disable.reason, now, disable.failing_before)
+            .await
+        {
+            Ok(true) => {
+                tracing::warn!(endpoint_id = %ep.id, reason = disable.reason, "endpoint disabled");
+                let mut disabled = ep.clone();
+                disabled.failing_since = Some(since);
+                inv.report(ops::endpoint_disabled(&disabled, &disable.reason, now));
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not disable the endpoint"),
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! An SQS batch in and its response out: each record's body read as work (a packed
+//! record carries several events), copies of one event in the batch handled once, and
+//! each record kept, hidden or deleted by what became of its works.
+
+use crate::fan_out::AttemptedFanOut;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsMessage};
+use hookline::event::Event;
+use hookline::ids::EndpointId;
+use hookline::message::{self, QueueMessage};
+use hookline::ports::{PortError, Queue};
+use hookline::telemetry::{Metrics, Unit};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// One thing a record asks for.
+pub enum Work {
+    /// Fan an event out.
+    Event(Event),
+    /// Make a delivery's next attempt, if `wake` is still its token.
+    Attempt {
+        event: Event,
+        endpoint_id: EndpointId,
+        wake: String,
+    },
+    Unreadable,
+    /// A message type this version does not know: a newer version's, kept for it.
+    Newer,
+}
+
+/// The works of a batch, each with the records that carry it.
+pub type Works = Vec<(Work, Vec<usize>)>;
+
+/// What became of one work.
+#[derive(Debug)]
+pub enum Disposition {
+    Done,
+    /// Leave its records on the queue: SQS brings them back after their visibility
+    /// timeout.
+    Redeliver(PortError),
+    /// Hide its records this long, then SQS brings them back.
+    Sleep(Duration),
+    /// Its attempts are made; done once its deliveries are written, which happens for
+    /// many fan-outs at once.
+    Record(Box<AttemptedFanOut>),
+}
+
+/// What becomes of a record: returned beats hidden beats deleted, and a longer hide
+/// wins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Fate {
+    Delete,
+    Hide(Duration),
+    Return,
+}
+
+pub fn parse(record: &SqsMessage) -> Vec<Work> {
+    let body = record.body.as_deref().unwrap_or("");
+    match QueueMessage::from_body(body) {
+        Ok(QueueMessage::EventV1 { event }) => vec![Work::Event(event)],
+        Ok(QueueMessage::EventsV1 { events }) => events.into_iter().map(Work::Event).collect(),
+        Ok(QueueMessage::AttemptV1 {
+            event,
+            endpoint_id,
+            wake,
+        }) => vec![Work::Attempt {
+            event,
+            endpoint_id,
+            wake,
+        }],
+        Err(_) if message::is_unknown_type(body) => vec![Work::Newer],
+        Err(e) => {
+            // Not ours or corrupt: no retry can fix it. Log it whole, and count it.
+            tracing::error!(
+                message_id = record.message_id.as_deref().unwrap_or(""),
+                error = %e,
+                body,
+                "dropping an unreadable queue message"
+            );
+            Metrics::new()
+                .metric("UnreadableMessages", 1.0, Unit::Count)
+                .emit();
+            vec![Work::Unreadable]
+        }
+    }
+}
+
+/// The batch's works: copies of one event are one work, which shares its outcome with
+/// every record that carries it.
+pub fn works(records: &[SqsMessage]) -> Works {
+    let mut works: Works = Vec::new();
+    let mut by_event: HashMap<String, usize> = HashMap::new();
+    for (at, record) in records.iter().enumerate() {
+        for work in parse(record) {
+            match work {
+                Work::Event(event) => match by_event.get(event.id.as_str()) {
+                    Some(&g) => {
+                        if !works[g].1.contains(&at) {
+                            works[g].1.push(at);
+                        }
+                    }
+                    None => {
+                        by_event.insert(event.id.to_string(), works.len());
+                        works.push((Work::Event(event), vec![at]));
+                    }
+                },
+                other => works.push((other, vec![at])),
+            }
+        }
+    }
+    works
+}
+
+/// The batch response: a record stays as long as any of its works wants it to; a
+/// sleeping one is hidden first.
+pub async fn respond(
+    records: &[SqsMessage],
+    works: &Works,
+    outcomes: Vec<Disposition>,
+    queue: &impl Queue,
+) -> SqsBatchResponse {
+    let mut fates = vec![Fate::Delete; records.len()];
+    for ((_, at), outcome) in works.iter().zip(outcomes) {
+        let fate = match outcome {
+            Disposition::Done => Fate::Delete,
+            Disposition::Redeliver(e) => {
+                tracing::warn!(error = %e, "leaving the message for SQS to bring back");
+                Fate::Return
+            }
+            Disposition::Sleep(d) => Fate::Hide(d),
+            // Every fan-out is settled before the response.
+            Disposition::Record(_) => Fate::Return,
+        };
+        for &i in at {
+            fates[i] = fates[i].max(fate);
+        }
+    }
+    let mut response = SqsBatchResponse::default();
+    for (record, fate) in records.iter().zip(fates) {
+        match fate {
+            Fate::Delete => continue,
+            Fate::Return => {}
+            Fate::Hide(d) => {
+                let receipt = record.receipt_handle.as_deref().unwrap_or_default();
+                if let Err(e) = queue.hide(receipt, d.max(Duration::from_secs(1))).await {
+                    tracing::warn!(error = %e, "could not hide the message; it returns after the queue's visibility timeout");
+                }
+            }
+        }
+        response.add_failure(record.message_id.clone().unwrap_or_default());
+    }
+    response
+}

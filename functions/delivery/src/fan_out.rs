@@ -1,0 +1,311 @@
+//! Fanning an event out: claim it with the deliveries it is to make (so that a copy
+//! never fans out twice, and a fan-out cut short resumes with only what is left), POST
+//! to every target at once, then write the deliveries with the batch's others and
+//! schedule what must be tried again.
+
+use crate::Deliverer;
+use crate::batch::Disposition;
+use crate::invocation::Invocation;
+use futures::{StreamExt, stream};
+use hookline::delivery::{Attempt, Delivery, DeliveryStatus};
+use hookline::endpoint::{Endpoint, usable};
+use hookline::event::Event;
+use hookline::ids::{DeliveryId, EndpointId};
+use hookline::ports::{
+    Clock, DeliveryStore, EndpointStore, EventStore, FanoutClaim, PortError, PortResult, Queue, RateLimiter,
+    StatsStore, WebhookSender,
+};
+use hookline::ratelimit;
+use hookline::retry::Verdict;
+use hookline::store_failure::{OnFailure, Step, on_failure};
+use std::sync::Arc;
+
+/// A fan-out whose attempts are made, waiting for its deliveries to be written with
+/// the batch's others: one BatchWriteItem carries up to 25 of any of its events.
+#[derive(Debug)]
+pub struct AttemptedFanOut {
+    event: Event,
+    attempted: Vec<(Arc<Endpoint>, Delivery, Attempt, Verdict)>,
+    /// Over their endpoint's rate limit: pending, their attempt waits its turn.
+    waiting: Vec<Delivery>,
+    /// Failed before an attempt: their endpoint is gone since the claim, or the store
+    /// refused a step for good.
+    failed: Vec<Delivery>,
+}
+
+impl AttemptedFanOut {
+    pub fn records(&self) -> impl Iterator<Item = (&Delivery, Option<&Attempt>)> {
+        self.attempted
+            .iter()
+            .map(|(_, d, a, _)| (d, Some(a)))
+            .chain(self.waiting.iter().chain(&self.failed).map(|d| (d, None)))
+    }
+}
+
+/// Where a fan-out sends, under the delivery id its claim named: an endpoint, or none
+/// (with the reason its delivery fails).
+enum Target {
+    Send(Arc<Endpoint>, DeliveryId),
+    Fail(EndpointId, DeliveryId, String),
+}
+
+impl<S, H, Q, C> Deliverer<S, H, Q, C>
+where
+    S: EventStore + EndpointStore + DeliveryStore + StatsStore + RateLimiter,
+    H: WebhookSender,
+    Q: Queue,
+    C: Clock,
+{
+    pub(crate) async fn fan_out(&self, event: &Event, inv: &Invocation) -> Disposition {
+        let endpoints = match self.endpoints.all(&self.store).await {
+            Ok(eps) => eps,
+            // Permanent or not, it names no delivery: the message stays (and the DLQ
+            // keeps it if it never reads).
+            Err(e) => return Disposition::Redeliver(e),
+        };
+        let now = self.clock.now();
+        // Each matching endpoint's delivery gets its id now: the claim names them.
+        let matching: Vec<&Arc<Endpoint>> = endpoints
+            .iter()
+            .filter(|ep| ep.wants(&event.event_type))
+            .collect();
+        let ids = DeliveryId::for_targets(now, matching.iter().map(|ep| &ep.id));
+        // Made once: the claim stores these bytes and every endpoint is sent them.
+        let envelope = event.envelope_json();
+        let (event, body, targets) = match self
+            .store
+            .claim_fanout(event, &envelope, &ids, now, self.settings.lease)
+            .await
+        {
+            Err(e) => match on_failure(&e, Step::StoreEvent) {
+                OnFailure::Redeliver => return Disposition::Redeliver(e),
+                // It can never be stored: each delivery it was to make fails now.
+                OnFailure::GiveUp(reason) => {
+                    tracing::error!(error = %e, targets = ids.len(), "the event cannot be stored; its deliveries fail");
+                    let targets = matching
+                        .iter()
+                        .zip(ids)
+                        .map(|(ep, id)| Target::Fail(ep.id.clone(), id, reason.into()))
+                        .collect();
+                    (event.clone(), bytes::Bytes::new(), targets)
+                }
+            },
+            Ok(FanoutClaim::Done) => {
+                tracing::info!("duplicate event: already fanned out");
+                return Disposition::Done;
+            }
+            Ok(FanoutClaim::Busy { until }) => {
+                tracing::info!(%until, "another worker is fanning this event out; back when its lease ends");
+                return Disposition::Sleep(until.since(now));
+            }
+            Ok(FanoutClaim::Fresh) => (
+                event.clone(),
+                bytes::Bytes::from(envelope),
+                matching
+                    .into_iter()
+                    .zip(ids)
+                    .map(|(ep, id)| Target::Send(ep.clone(), id))
+                    .collect(),
+            ),
+            Ok(FanoutClaim::Resumed {
+                stored,
+                targets,
+                recorded,
+            }) => {
+                tracing::info!(
+                    recorded = recorded.len(),
+                    targets = targets.len(),
+                    "resuming a fan-out that was cut short"
+                );
+                let left = targets.into_iter().filter(|t| !recorded.contains(t));
+                match self.resumed_targets(&endpoints, left).await {
+                    // The stored copy is the one sent.
+                    Ok(targets) => {
+                        let body = bytes::Bytes::from(stored.envelope_json());
+                        (stored, body, targets)
+                    }
+                    Err(e) => return self.give_back(&stored, e).await,
+                }
+            }
+        };
+        match self.attempt_all(event, body, targets, inv).await {
+            Ok(fanned) => Disposition::Record(Box::new(fanned)),
+            Err((event, e)) => self.give_back(&event, e).await,
+        }
+    }
+
+    /// The targets of a resumed fan-out still to go, as they stand now: one deleted or
+    /// disabled since the claim, or one the store cannot read, gets a failed delivery,
+    /// so that the fan-out can finish.
+    async fn resumed_targets(
+        &self,
+        cached: &[Arc<Endpoint>],
+        left: impl Iterator<Item = DeliveryId>,
+    ) -> PortResult<Vec<Target>> {
+        let mut out = Vec::new();
+        for id in left {
+            let Some(endpoint_id) = id.endpoint_id() else {
+                // Not an id this version gives out: nothing can be sent under it.
+                tracing::error!(delivery_id = %id, "a claimed delivery id names no endpoint; skipped");
+                continue;
+            };
+            let ep = match cached.iter().find(|ep| ep.id == endpoint_id) {
+                Some(ep) => Some(ep.clone()),
+                None => match self.store.get_endpoint(&endpoint_id).await {
+                    Ok(found) => found.map(Arc::new),
+                    Err(e) => match on_failure(&e, Step::ReadEndpoint) {
+                        OnFailure::Redeliver => return Err(e),
+                        OnFailure::GiveUp(reason) => {
+                            tracing::error!(error = %e, delivery_id = %id, "the endpoint cannot be read; its delivery fails");
+                            out.push(Target::Fail(endpoint_id, id, reason.into()));
+                            continue;
+                        }
+                    },
+                },
+            };
+            out.push(match usable(ep, true) {
+                Ok(ep) => Target::Send(ep, id),
+                Err(reason) => Target::Fail(endpoint_id, id, reason),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Gives the fan-out lease back after a failure, so that SQS's redelivery need not
+    /// wait it out; the message stays.
+    async fn give_back(&self, event: &Event, e: PortError) -> Disposition {
+        if let Err(release) = self.store.release_fanout(&event.id).await {
+            tracing::warn!(error = %release, "could not release the fan-out lease; it will lapse");
+        }
+        if e.is_permanent() {
+            // Nothing narrower could take it (a write of deliveries the store refused):
+            // logged loudly, and SQS's redrive policy takes the message to the DLQ once
+            // its receives run out, where the sweeper turns it into failed deliveries.
+            tracing::error!(error = %e, "permanent failure handling the event");
+        }
+        Disposition::Redeliver(e)
+    }
+
+    /// Sends to every target; the deliveries are written with the batch's others.
+    async fn attempt_all(
+        &self,
+        event: Event,
+        body: bytes::Bytes,
+        targets: Vec<Target>,
+        inv: &Invocation,
+    ) -> Result<AttemptedFanOut, (Event, PortError)> {
+        let body = &body;
+        // An endpoint over its rate limit gets a pending delivery whose attempt waits its turn.
+        let now = self.clock.now();
+        let mut sendable = Vec::with_capacity(targets.len());
+        let mut waiting: Vec<Delivery> = Vec::new();
+        let mut failed: Vec<Delivery> = Vec::new();
+        let new = |id, endpoint_id, max_attempts| {
+            Delivery::under(
+                id,
+                event.id.clone(),
+                endpoint_id,
+                event.event_type.clone(),
+                max_attempts,
+                now,
+            )
+        };
+        for target in targets {
+            let (ep, id) = match target {
+                Target::Send(ep, id) => (ep, id),
+                Target::Fail(endpoint_id, id, reason) => {
+                    let mut d = new(id, endpoint_id, 1);
+                    d.fail(&reason, now);
+                    failed.push(d);
+                    continue;
+                }
+            };
+            let mut fresh = new(id, ep.id.clone(), ep.max_attempts);
+            match ratelimit::turn(&self.store, &ep, now).await {
+                Ok(None) => sendable.push((ep, fresh)),
+                Ok(Some(wait)) => {
+                    fresh.defer(now.saturating_add(wait));
+                    waiting.push(fresh);
+                }
+                Err(e) => match on_failure(&e, Step::RateLimit) {
+                    OnFailure::Redeliver => return Err((event, e)),
+                    OnFailure::GiveUp(reason) => {
+                        tracing::error!(error = %e, delivery_id = %fresh.id, "the rate limit cannot be read; the delivery fails");
+                        let mut d = new(fresh.id, ep.id.clone(), 1);
+                        d.fail(reason, now);
+                        failed.push(d);
+                    }
+                },
+            }
+        }
+        // The futures are built up front: a closure inside the stream would hide
+        // their `Send`-ness from the compiler (rust-lang/rust#102211).
+        let event_ref = &event;
+        let attempts: Vec<_> = sendable
+            .into_iter()
+            .map(|(ep, fresh)| async move {
+                let (updated, attempt, verdict) = self.attempt(event_ref, body, &ep, &fresh, inv).await;
+                (ep, updated, attempt, verdict)
+            })
+            .collect();
+        // Sized up front: an element is large, and growing the vector as attempts
+        // finish copied them over and over.
+        let mut attempted = Vec::with_capacity(attempts.len());
+        {
+            let mut finishing = stream::iter(attempts).buffer_unordered(self.settings.concurrency);
+            while let Some(done) = finishing.next().await {
+                attempted.push(done);
+            }
+        }
+        Ok(AttemptedFanOut {
+            event,
+            attempted,
+            waiting,
+            failed,
+        })
+    }
+
+    /// Writes these fan-outs' deliveries together, then finishes each; if the write
+    /// fails, each of their messages stays for SQS to bring back, and the copy read
+    /// again sends only to the targets not recorded.
+    pub(crate) async fn record(
+        &self,
+        fanned: Vec<(usize, Box<AttemptedFanOut>)>,
+        inv: &Invocation,
+    ) -> Vec<(usize, Disposition)> {
+        let records: Vec<(&Delivery, Option<&Attempt>)> =
+            fanned.iter().flat_map(|(_, f)| f.records()).collect();
+        let written = self.store.record_attempts(&records).await;
+        drop(records);
+        let settled: Vec<Disposition> = match &written {
+            Ok(()) => {
+                futures::future::join_all(fanned.iter().map(|(_, f)| self.finish(f, inv))).await;
+                fanned.iter().map(|_| Disposition::Done).collect()
+            }
+            Err(e) => {
+                futures::future::join_all(fanned.iter().map(|(_, f)| self.give_back(&f.event, e.clone())))
+                    .await
+            }
+        };
+        fanned.iter().map(|(i, _)| *i).zip(settled).collect()
+    }
+
+    /// After its deliveries are written: the endpoints' failing streaks, the retries'
+    /// messages, and what the operator hears of.
+    async fn finish(&self, f: &AttemptedFanOut, inv: &Invocation) {
+        let now = self.clock.now();
+        for (ep, delivery, attempt, verdict) in &f.attempted {
+            self.after_attempt(ep, delivery, attempt, verdict, inv).await;
+            if delivery.status == DeliveryStatus::Retrying {
+                self.schedule(&f.event, delivery).await;
+            }
+        }
+        for delivery in &f.waiting {
+            self.schedule(&f.event, delivery).await;
+        }
+        for failed in &f.failed {
+            tracing::warn!(event_id = %f.event.id, endpoint_id = %failed.endpoint_id, reason = failed.failure_reason.as_deref(), "delivery failed");
+            inv.failed(failed, now);
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! One invocation's shared state: the POSTs it may have in flight, and what it reports
+//! once at its end (operational events, statistics, attempt metrics).
+
+use hookline::attempt_metrics::AttemptMetrics;
+use hookline::delivery::{Attempt, Delivery, DeliveryStatus};
+use hookline::event::Event;
+use hookline::ops;
+use hookline::ports::{Queue, StatsStore};
+use hookline::stats::StatsBatch;
+use hookline::timestamp::Timestamp;
+use std::sync::Mutex;
+
+/// What an invocation reports, written once at its end.
+#[derive(Default)]
+pub struct Reports {
+    ops: Vec<Event>,
+    stats: StatsBatch,
+    attempts: AttemptMetrics,
+}
+
+impl Reports {
+    /// Writes the metrics, the statistics and the operational events. A failure is
+    /// logged: the work they report is done and must not be undone for a report.
+    pub async fn flush(self, store: &impl StatsStore, queue: &impl Queue) {
+        let Self { ops, stats, attempts } = self;
+        attempts.emit();
+        let rows = stats.into_rows();
+        if !rows.is_empty()
+            && let Err(e) = store.add_stats(&rows).await
+        {
+            tracing::warn!(error = %e, "could not add this batch's statistics");
+        }
+        ops::send(queue, ops).await;
+    }
+}
+
+pub struct Invocation {
+    reports: Mutex<Reports>,
+    /// `concurrency` POSTs at once for the whole invocation, however many events its
+    /// records carry (a packed batch holds up to 100).
+    pub posts: tokio::sync::Semaphore,
+}
+
+impl Invocation {
+    pub fn new(concurrency: usize) -> Self {
+        Self {
+            reports: Mutex::new(Reports::default()),
+            posts: tokio::sync::Semaphore::new(concurrency.max(1)),
+        }
+    }
+
+    pub fn into_reports(self) -> Reports {
+        self.reports.into_inner().unwrap_or_default()
+    }
+
+    fn with(&self, f: impl FnOnce(&mut Reports)) {
+        if let Ok(mut r) = self.reports.lock() {
+            f(&mut r);
+        }
+    }
+
+    /// An operational event to send.
+    pub fn report(&self, event: Option<Event>) {
+        if let Some(e) = event {
+            self.with(|r| r.ops.push(e));
+        }
+    }
+
+    /// An attempt's latency, for the metrics.
+    pub fn timed(&self, status: DeliveryStatus, status_code: Option<u16>, duration_ms: u64) {
+        self.with(|r| r.attempts.record(status, status_code, duration_ms));
+    }
+
+    /// An attempt recorded: counted, and reported if it ended its delivery failed.
+    pub fn attempted(&self, d: &Delivery, a: &Attempt, now: Timestamp) {
+        self.with(|r| r.stats.attempt(d, a));
+        if d.status == DeliveryStatus::Failed {
+            self.report(ops::delivery_exhausted(d, now));
+        }
+    }
+
+    /// A delivery ended failed without an attempt: reported and counted.
+    pub fn failed(&self, d: &Delivery, now: Timestamp) {
+        self.report(ops::delivery_exhausted(d, now));
+        self.with(|r| r.stats.failed(d, now));
+    }
+}

@@ -1,0 +1,154 @@
+//! An attempt message: it wakes one delivery for its next try, if its wake token is
+//! still the delivery's. How the next wait is carried is `hookline::hop`'s rule.
+
+use crate::Deliverer;
+use crate::batch::Disposition;
+use crate::invocation::Invocation;
+use hookline::delivery::Delivery;
+use hookline::endpoint::usable;
+use hookline::event::Event;
+use hookline::give_up::give_up;
+use hookline::hop::{self, Hop};
+use hookline::ids::EndpointId;
+use hookline::message::QueueMessage;
+use hookline::ports::{
+    Clock, DeliveryStore, EndpointStore, EventStore, PortError, Queue, RateLimiter, StatsStore, WebhookSender,
+};
+use hookline::ratelimit;
+use hookline::retry::Verdict;
+use hookline::store_failure::{OnFailure, Step, on_failure};
+
+impl<S, H, Q, C> Deliverer<S, H, Q, C>
+where
+    S: EventStore + EndpointStore + DeliveryStore + StatsStore + RateLimiter,
+    H: WebhookSender,
+    Q: Queue,
+    C: Clock,
+{
+    pub(crate) async fn next_attempt(
+        &self,
+        event: &Event,
+        endpoint_id: &EndpointId,
+        wake: &str,
+        receives: u32,
+        inv: &Invocation,
+    ) -> Disposition {
+        let seen = match self.store.get_delivery(&event.id, endpoint_id).await {
+            // Permanent or not, a delivery that cannot be read cannot be failed either:
+            // the message stays (and the sweeper settles it from the DLQ).
+            Err(e) => return Disposition::Redeliver(e),
+            Ok(Some(d)) if d.status.is_open() && d.wake.as_deref() == Some(wake) => d,
+            Ok(_) => {
+                tracing::info!("stale attempt message: the delivery moved on without it");
+                return Disposition::Done;
+            }
+        };
+        let now = self.clock.now();
+        if let Some(early) = hop::too_early(seen.next_attempt_at, now) {
+            return Disposition::Sleep(early);
+        }
+        let limits = self.settings.hop_limits();
+        let ep = match self.endpoints.one(&self.store, endpoint_id).await {
+            Err(e) => return self.after_failure(&seen, e, Step::ReadEndpoint, inv).await,
+            Ok(found) => match usable(found, false) {
+                Ok(ep) => ep,
+                Err(reason) => return self.end(&seen, &reason, inv).await,
+            },
+        };
+        match ratelimit::turn(&self.store, &ep, now).await {
+            Err(e) => return self.after_failure(&seen, e, Step::RateLimit, inv).await,
+            Ok(None) => {}
+            Ok(Some(wait)) => match hop::waiting_turn(wait, receives, limits) {
+                Hop::Hide(wait) => return Disposition::Sleep(wait),
+                // Received often already: a fresh message, same token, waits instead.
+                Hop::Send => {
+                    let Some(message) = QueueMessage::next_attempt(event.clone(), &seen) else {
+                        return Disposition::Done;
+                    };
+                    return match self.queue.send_after(&message, wait).await {
+                        Ok(()) => Disposition::Done,
+                        Err(e) => self.after_failure(&seen, e, Step::QueueAttempt, inv).await,
+                    };
+                }
+            },
+        }
+        match self.store.claim_attempt(&seen, now, self.settings.lease).await {
+            Err(e) => return self.after_failure(&seen, e, Step::ClaimAttempt, inv).await,
+            // Another worker holds it, and its own message carries the delivery on.
+            Ok(false) => return Disposition::Done,
+            Ok(true) => {}
+        }
+        let body = bytes::Bytes::from(event.envelope_json());
+        let (mut updated, attempt, verdict) = self.attempt(event, &body, &ep, &seen, inv).await;
+        // A long wait keeps this very message, so the delivery keeps its wake token.
+        let hop = match &verdict {
+            Verdict::RetryIn(wait) => Some(hop::after_failed_attempt(*wait, receives, limits)),
+            _ => None,
+        };
+        if let Some(Hop::Hide(_)) = hop {
+            updated.wake = Some(wake.to_owned());
+        }
+        match self.store.record_attempt(&seen, &updated, &attempt).await {
+            // Still held by this worker's lease: a failure recorded now would not hold.
+            Err(e) => return self.after_failure(&seen, e, Step::RecordAttempt, inv).await,
+            Ok(false) => {
+                tracing::warn!("the delivery changed while this attempt was made; its record is dropped");
+                return Disposition::Done;
+            }
+            Ok(true) => {}
+        }
+        self.after_attempt(&ep, &updated, &attempt, &verdict, inv).await;
+        match hop {
+            Some(Hop::Hide(wait)) => Disposition::Sleep(wait),
+            Some(Hop::Send) => {
+                self.schedule(event, &updated).await;
+                Disposition::Done
+            }
+            None => Disposition::Done,
+        }
+    }
+
+    /// Sends the message that will make the delivery's next attempt. If sending fails
+    /// the delivery stays due, and the sweeper re-drives it.
+    pub(crate) async fn schedule(&self, event: &Event, d: &Delivery) {
+        let (Some(at), Some(message)) = (d.next_attempt_at, QueueMessage::next_attempt(event.clone(), d))
+        else {
+            return;
+        };
+        let wait = hop::delay_until(at, self.clock.now(), self.settings.hop_limits());
+        if let Err(e) = self.queue.send_after(&message, wait).await {
+            tracing::warn!(error = %e, endpoint_id = %d.endpoint_id, "could not queue the next attempt; the sweeper will re-drive it");
+        }
+    }
+
+    /// A store or queue call failed at `step`: a retryable failure leaves the message;
+    /// a permanent one fails the delivery at once (`hookline::store_failure`).
+    async fn after_failure(
+        &self,
+        seen: &Delivery,
+        e: PortError,
+        step: Step,
+        inv: &Invocation,
+    ) -> Disposition {
+        match on_failure(&e, step) {
+            OnFailure::Redeliver => Disposition::Redeliver(e),
+            OnFailure::GiveUp(reason) => {
+                tracing::error!(error = %e, delivery_id = %seen.id, "a permanent failure ends the delivery");
+                self.end(seen, reason, inv).await
+            }
+        }
+    }
+
+    /// Fails an open delivery that can go no further, and reports it.
+    async fn end(&self, seen: &Delivery, reason: &str, inv: &Invocation) -> Disposition {
+        let now = self.clock.now();
+        match give_up(&self.store, seen, reason, now).await {
+            Err(e) => Disposition::Redeliver(e),
+            Ok(Some(failed)) => {
+                inv.failed(&failed, now);
+                Disposition::Done
+            }
+            Ok(None) => Disposition::Done,
+        }
+    }
+}
