@@ -1,7 +1,7 @@
 //! Deliveries (one event to one endpoint) and their attempts, as a small state machine:
 //! `pending` → `delivered` | `retrying` → … → `delivered` | `failed`.
 
-use crate::event::EventType;
+use crate::event::{Event, EventType};
 use crate::ids::{DeliveryId, EndpointId, EventId};
 use crate::retry::{RetryPolicy, Verdict};
 use crate::timestamp::Timestamp;
@@ -147,13 +147,25 @@ impl Delivery {
         now: Timestamp,
     ) -> Self {
         let id = DeliveryId::generate_for(now, &endpoint_id);
-        Self::under(id, event_id, endpoint_id, event_type, max_attempts, now)
+        Self::open(id, event_id, endpoint_id, event_type, max_attempts, now)
     }
 
-    /// A new delivery under an id given out before it was made (an event's claim names
-    /// its deliveries' ids, so that a resumed fan-out makes the same ones). It was
-    /// created when its id was: the log sorts and windows deliveries by that time.
+    /// A new delivery of `event` under an id given out before it was made (an event's
+    /// claim names its deliveries' ids, so that a resumed fan-out makes the same ones).
+    /// It was created when its id was: the log sorts and windows deliveries by that time.
     pub fn under(
+        id: DeliveryId,
+        event: &Event,
+        endpoint_id: EndpointId,
+        max_attempts: u32,
+        now: Timestamp,
+    ) -> Self {
+        let (event_id, event_type) = (event.id.clone(), event.event_type.clone());
+        Self::open(id, event_id, endpoint_id, event_type, max_attempts, now)
+    }
+
+    /// A pending delivery, due now, created when its id was made.
+    fn open(
         id: DeliveryId,
         event_id: EventId,
         endpoint_id: EndpointId,

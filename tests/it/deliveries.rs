@@ -13,9 +13,11 @@ async fn send(h: &Harness, id: &str, event_type: &str) {
 }
 
 fn ids(page: &Value) -> Vec<String> {
-    page["data"]
-        .as_array()
-        .unwrap()
+    event_ids(page["data"].as_array().unwrap())
+}
+
+fn event_ids(deliveries: &[Value]) -> Vec<String> {
+    deliveries
         .iter()
         .map(|d| d["event_id"].as_str().unwrap().to_owned())
         .collect()
@@ -65,17 +67,7 @@ async fn the_delivery_log_lists_newest_first_with_filters_and_cursors() {
     assert_eq!(ids(&r.json), ["e2"]);
 
     // The whole log, two at a time
-    let mut seen = Vec::new();
-    let mut path = "/v1/deliveries?limit=2".to_owned();
-    for _ in 0..5 {
-        let r = h.call_admin("GET", &path, Some(ADMIN_KEY), None).await;
-        assert_eq!(r.status, 200, "{}", r.json);
-        seen.extend(ids(&r.json));
-        match r.json["next_cursor"].as_str() {
-            Some(c) => path = format!("/v1/deliveries?limit=2&cursor={c}"),
-            None => break,
-        }
-    }
+    let seen = event_ids(&h.read_all("/v1/deliveries", 2, 5).await);
     assert_eq!(seen.len(), 5, "{seen:?}");
     assert_eq!(seen.first().map(String::as_str), Some("e3"));
 
@@ -276,17 +268,7 @@ async fn the_whole_log_merges_every_endpoints_log_a_deleted_ones_too_newest_firs
     assert_eq!(r.status, 204, "{}", r.json);
 
     // WHEN the whole log is read two at a time
-    let mut seen = Vec::new();
-    let mut path = "/v1/deliveries?limit=2".to_owned();
-    for _ in 0..10 {
-        let r = h.call_admin("GET", &path, Some(ADMIN_KEY), None).await;
-        assert_eq!(r.status, 200, "{}", r.json);
-        seen.extend(ids(&r.json));
-        match r.json["next_cursor"].as_str() {
-            Some(c) => path = format!("/v1/deliveries?limit=2&cursor={c}"),
-            None => break,
-        }
-    }
+    let seen = event_ids(&h.read_all("/v1/deliveries", 2, 10).await);
 
     // THEN every delivery comes once, newest first, the deleted endpoint's among them,
     // and one of those is still found by its id

@@ -114,11 +114,9 @@ async fn a_failing_receiver_produces_a_recorded_failed_attempt() {
     rx.answer("/down", 500, "boom");
     h.register("down", &rx.url("/down"), &["*"]).await;
 
-    let body = json!({"event_type": "tool.failed", "data": {"tool": "search"}}).to_string();
-    let r = h
-        .call_ingest("POST", "/v1/events", Some(INGEST_KEY), Some(&body))
+    let id = h
+        .send_event(&json!({"event_type": "tool.failed", "data": {"tool": "search"}}))
         .await;
-    let id = EventId::parse(r.json["id"].as_str().unwrap()).unwrap();
     let stats = h.pump().await;
 
     // The message is done with (the retry machinery owns the delivery now) …
@@ -147,11 +145,7 @@ async fn a_receiver_that_is_not_listening_is_a_recorded_connect_error() {
         l.local_addr().unwrap()
     };
     h.register("gone", &format!("http://{closed}/hook"), &["*"]).await;
-    let body = json!({"event_type": "a", "data": 1}).to_string();
-    let r = h
-        .call_ingest("POST", "/v1/events", Some(INGEST_KEY), Some(&body))
-        .await;
-    let id = EventId::parse(r.json["id"].as_str().unwrap()).unwrap();
+    let id = h.send_event(&json!({"event_type": "a", "data": 1})).await;
     h.pump().await;
     let (d, attempts) = h.store().deliveries_for_event(&id).await.unwrap().remove(0);
     assert_eq!(d.status, DeliveryStatus::Retrying);
@@ -174,11 +168,7 @@ async fn the_ssrf_policy_is_applied_again_at_send_time() {
         .await;
     h.register("literal", &rx.url("/b"), &["*"]).await;
 
-    let body = json!({"event_type": "a", "data": 1}).to_string();
-    let r = h
-        .call_ingest("POST", "/v1/events", Some(INGEST_KEY), Some(&body))
-        .await;
-    let id = EventId::parse(r.json["id"].as_str().unwrap()).unwrap();
+    let id = h.send_event(&json!({"event_type": "a", "data": 1})).await;
     h.pump().await;
 
     // THEN nothing was sent, and both attempts are recorded as blocked
@@ -239,11 +229,7 @@ async fn redirects_are_not_followed_and_long_answers_are_cut_to_1_kib() {
     h.register("moved", &rx.url("/moved"), &["*"]).await;
     h.register("chatty", &rx.url("/chatty"), &["*"]).await;
 
-    let body = json!({"event_type": "a", "data": 1}).to_string();
-    let r = h
-        .call_ingest("POST", "/v1/events", Some(INGEST_KEY), Some(&body))
-        .await;
-    let id = EventId::parse(r.json["id"].as_str().unwrap()).unwrap();
+    let id = h.send_event(&json!({"event_type": "a", "data": 1})).await;
     h.pump().await;
 
     let recorded = h.store().deliveries_for_event(&id).await.unwrap();

@@ -314,6 +314,34 @@ impl Harness {
     }
 
     /// Registers an endpoint and returns (id, secret).
+    /// Sends one event as an agent would (`POST /v1/events`, the ingest key): its id.
+    pub async fn send_event(&self, body: &serde_json::Value) -> hookline::EventId {
+        let r = self
+            .call_ingest("POST", "/v1/events", Some(INGEST_KEY), Some(&body.to_string()))
+            .await;
+        assert_eq!(r.status, 202, "{}", r.json);
+        hookline::EventId::parse(r.json["id"].as_str().unwrap()).unwrap()
+    }
+
+    /// Every item of an admin listing, read `limit` at a time by its cursor (at most
+    /// `pages` pages).
+    pub async fn read_all(&self, path: &str, limit: u32, pages: usize) -> Vec<Value> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let first = format!("{path}{sep}limit={limit}");
+        let mut at = first.clone();
+        let mut items = Vec::new();
+        for _ in 0..pages {
+            let r = self.call_admin("GET", &at, Some(ADMIN_KEY), None).await;
+            assert_eq!(r.status, 200, "{}", r.json);
+            items.extend(r.json["data"].as_array().cloned().unwrap_or_default());
+            match r.json["next_cursor"].as_str() {
+                Some(c) => at = format!("{first}&cursor={c}"),
+                None => break,
+            }
+        }
+        items
+    }
+
     pub async fn register(&self, name: &str, url: &str, event_types: &[&str]) -> (String, String) {
         let body = serde_json::json!({"name": name, "url": url, "event_types": event_types}).to_string();
         let r = self
@@ -338,6 +366,21 @@ pub struct Received {
 }
 
 impl Received {
+    /// Checks its Standard Webhooks signature with `secret` (`whsec_…`), as a receiver
+    /// would now.
+    pub fn verify_standard(&self, secret: &str) -> Result<(), hookline::signing::VerifyError> {
+        let secret = hookline::signing::EndpointSecret::parse(secret).expect("a secret");
+        hookline::signing::verify_standard(
+            &secret,
+            &self.header("webhook-id"),
+            &self.header("webhook-timestamp"),
+            &self.header("webhook-signature"),
+            &self.body,
+            hookline::Timestamp::now().unix_seconds(),
+            300,
+        )
+    }
+
     pub fn header(&self, name: &str) -> String {
         self.headers
             .get(name)

@@ -186,14 +186,7 @@ async fn a_dead_event_whose_fan_out_was_cut_short_fails_only_the_targets_left() 
         )
         .await
         .unwrap();
-    let mut done = Delivery::under(
-        targets[0].clone(),
-        event.id.clone(),
-        first.clone(),
-        event.event_type.clone(),
-        3,
-        then,
-    );
+    let mut done = Delivery::under(targets[0].clone(), &event, first.clone(), 3, then);
     done.status = DeliveryStatus::Delivered;
     done.next_attempt_at = None;
     h.store().record_attempts(&[(&done, None)]).await.unwrap();

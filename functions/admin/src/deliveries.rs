@@ -8,21 +8,12 @@ use hookline::delivery::DeliveryStatus;
 use hookline::event::EventType;
 use hookline::ids::{DeliveryId, EndpointId, EventId};
 use hookline::ports::DeliveryQuery;
-use hookline::ports::{
-    Clock, DeliveryStore, EndpointStore, EventStore, NetworkProbe, Queue, StatsStore, WebhookSender,
-};
+use hookline::ports::{Clock, DeliveryStore, EventStore};
 use hookline::timestamp::Timestamp;
 use lambda_http::Request;
 use serde_json::json;
 
-impl<S, Q, H, P, C> Admin<S, Q, H, P, C>
-where
-    S: EndpointStore + DeliveryStore + EventStore + StatsStore,
-    Q: Queue,
-    H: WebhookSender,
-    P: NetworkProbe,
-    C: Clock,
-{
+impl<S: DeliveryStore + EventStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
     pub(crate) async fn deliveries(&self, req: &Request) -> HttpResult {
         let mut q = Query::new(req.uri());
         let now = self.clock.now();

@@ -1,34 +1,20 @@
 //! The diagnosis: what the network probe and the hourly counters find, judged by
 //! `hookline::diagnosis`.
 
-use crate::problems::{no_endpoint, store_problem};
+use crate::problems::store_problem;
 use crate::{Admin, HttpResult};
 use hookline::api;
 use hookline::diagnosis::{Findings, reachable, report, target};
 use hookline::ids::EndpointId;
-use hookline::ports::{
-    Clock, DeliveryStore, EndpointStore, EventStore, NetworkProbe, Queue, StatsStore, WebhookSender,
-};
+use hookline::ports::{Clock, EndpointStore, NetworkProbe, StatsStore};
 use hookline::stats::{HourStats, hour_of};
 use std::time::Duration;
 
-impl<S, Q, H, P, C> Admin<S, Q, H, P, C>
-where
-    S: EndpointStore + DeliveryStore + EventStore + StatsStore,
-    Q: Queue,
-    H: WebhookSender,
-    P: NetworkProbe,
-    C: Clock,
-{
+impl<S: EndpointStore + StatsStore, Q, H, P: NetworkProbe, C: Clock> Admin<S, Q, H, P, C> {
     /// What stands between the endpoint and its webhooks: DNS, reachability, recent
     /// failures and latency, the auto-disable clock, and what to do about it.
     pub(crate) async fn diagnose(&self, id: &EndpointId) -> HttpResult {
-        let e = self
-            .store
-            .get_endpoint(id)
-            .await
-            .map_err(store_problem)?
-            .ok_or_else(|| no_endpoint(id.as_str()))?;
+        let e = self.existing(id).await?;
         let now = self.clock.now();
         let (host, port) = target(&e.url);
         let resolved = self.probe.resolve(&host, port).await;

@@ -4,24 +4,24 @@ use crate::problems::{cursor_problem, no_endpoint, stale, store_problem, with_et
 use crate::query::Query;
 use crate::{Admin, HttpResult, MAX_BODY_BYTES};
 use hookline::api;
-use hookline::endpoint::EndpointView;
+use hookline::endpoint::{Endpoint, EndpointView};
 use hookline::endpoint_input::{apply_patch, parse_new_endpoint};
 use hookline::ids::EndpointId;
-use hookline::ports::{
-    Clock, DeliveryStore, EndpointStore, EventStore, NetworkProbe, Queue, StatsStore, WebhookSender,
-};
+use hookline::ports::{Clock, EndpointStore};
 use hookline::problem::{FieldProblem, Problem};
 use lambda_http::Request;
 use serde_json::json;
 
-impl<S, Q, H, P, C> Admin<S, Q, H, P, C>
-where
-    S: EndpointStore + DeliveryStore + EventStore + StatsStore,
-    Q: Queue,
-    H: WebhookSender,
-    P: NetworkProbe,
-    C: Clock,
-{
+impl<S: EndpointStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
+    /// The endpoint, or the API's 404.
+    pub(crate) async fn existing(&self, id: &EndpointId) -> Result<Endpoint, Problem> {
+        self.store
+            .get_endpoint(id)
+            .await
+            .map_err(store_problem)?
+            .ok_or_else(|| no_endpoint(id.as_str()))
+    }
+
     pub(crate) async fn create(&self, req: &Request) -> HttpResult {
         let value = api::json_body(req.headers(), req.body().as_ref(), MAX_BODY_BYTES)?;
         let endpoint = parse_new_endpoint(&value, &self.ssrf, self.clock.now())
@@ -103,12 +103,7 @@ where
                 ));
             }
         };
-        let mut e = self
-            .store
-            .get_endpoint(id)
-            .await
-            .map_err(store_problem)?
-            .ok_or_else(|| no_endpoint(id.as_str()))?;
+        let mut e = self.existing(id).await?;
         if e.version != read_version {
             return Err(stale(&e));
         }
@@ -130,12 +125,7 @@ where
             .await
             .map_err(store_problem)?
         {
-            let now = self
-                .store
-                .get_endpoint(id)
-                .await
-                .map_err(store_problem)?
-                .ok_or_else(|| no_endpoint(id.as_str()))?;
+            let now = self.existing(id).await?;
             return Err(stale(&now));
         }
         tracing::info!(endpoint_id = %id, version = e.version, "endpoint updated");

@@ -17,12 +17,8 @@ mod test_event;
 
 use hookline::auth::ApiKeys;
 use hookline::config::{ConfigError, Env, KeySource, key_source, retention, ssrf_policy};
-use hookline::ports::{
-    Clock, DeliveryStore, EndpointStore, EventStore, NetworkProbe, Queue, StatsStore, WebhookSender,
-};
 use hookline::problem::Problem;
 use hookline::ssrf::SsrfPolicy;
-use lambda_http::{Body, Request, RequestExt, Response};
 use std::time::Duration;
 
 /// The longest a synchronous test send waits (an endpoint may allow up to 30 s).
@@ -93,22 +89,6 @@ pub struct Admin<S, Q, H, P, C> {
 }
 
 type HttpResult = Result<http::Response<String>, Problem>;
-
-impl<S, Q, H, P, C> Admin<S, Q, H, P, C>
-where
-    S: EndpointStore + DeliveryStore + EventStore + StatsStore,
-    Q: Queue,
-    H: WebhookSender,
-    P: NetworkProbe,
-    C: Clock,
-{
-    pub async fn handle(&self, req: Request) -> Response<Body> {
-        let request_id = req.lambda_context_ref().map(|c| c.request_id.clone());
-        hookline::api::serve(req.method(), req.uri().path(), request_id, self.route(&req))
-            .await
-            .map(Body::from)
-    }
-}
 
 #[cfg(test)]
 mod tests;

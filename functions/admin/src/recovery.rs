@@ -7,23 +7,14 @@ use hookline::api;
 use hookline::delivery::DeliveryStatus;
 use hookline::ids::{DeliveryId, EndpointId};
 use hookline::ports::DeliveryQuery;
-use hookline::ports::{
-    Clock, DeliveryStore, EndpointStore, EventStore, NetworkProbe, Queue, StatsStore, WebhookSender,
-};
+use hookline::ports::{Clock, DeliveryStore, EndpointStore, EventStore, Queue};
 use hookline::problem::{FieldProblem, Problem};
 use hookline::replay::{EventsRead, Reopen, replay};
 use hookline::timestamp::Timestamp;
 use lambda_http::Request;
 use serde_json::json;
 
-impl<S, Q, H, P, C> Admin<S, Q, H, P, C>
-where
-    S: EndpointStore + DeliveryStore + EventStore + StatsStore,
-    Q: Queue,
-    H: WebhookSender,
-    P: NetworkProbe,
-    C: Clock,
-{
+impl<S: EndpointStore + DeliveryStore + EventStore, Q: Queue, H, P, C: Clock> Admin<S, Q, H, P, C> {
     /// Sends again every failed delivery of the endpoint in a time range.
     pub(crate) async fn recover(&self, id: &EndpointId, req: &Request) -> HttpResult {
         let value = api::json_body(req.headers(), req.body().as_ref(), MAX_BODY_BYTES)?;

@@ -1,4 +1,5 @@
-//! Which handler a request goes to: the path and method, after the key's scope.
+//! Which handler a request goes to: the path and method, after the key's scope. The
+//! admin API as a whole, so it needs every port the handlers use.
 
 use crate::problems::{no_endpoint, parse_delivery_id};
 use crate::{Admin, HttpResult, OPENAPI};
@@ -10,7 +11,7 @@ use hookline::ports::{
 };
 use hookline::problem::Problem;
 use http::Method;
-use lambda_http::Request;
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
 impl<S, Q, H, P, C> Admin<S, Q, H, P, C>
@@ -21,6 +22,13 @@ where
     P: NetworkProbe,
     C: Clock,
 {
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        let request_id = req.lambda_context_ref().map(|c| c.request_id.clone());
+        api::serve(req.method(), req.uri().path(), request_id, self.route(&req))
+            .await
+            .map(Body::from)
+    }
+
     pub(crate) async fn route(&self, req: &Request) -> HttpResult {
         let path = req.uri().path().trim_end_matches('/');
         let segments: Vec<&str> = path.split('/').skip(1).collect();

@@ -1,27 +1,18 @@
 //! Secret rotation: a new secret, the old one signing beside it for a grace period.
 
-use crate::problems::{no_endpoint, store_problem, with_etag};
+use crate::problems::{store_problem, with_etag};
 use crate::{Admin, DEFAULT_ROTATION_GRACE_SECONDS, HttpResult, MAX_BODY_BYTES, MAX_ROTATION_GRACE_SECONDS};
 use hookline::api;
 use hookline::endpoint::EndpointView;
 use hookline::ids::EndpointId;
-use hookline::ports::{
-    Clock, DeliveryStore, EndpointStore, EventStore, NetworkProbe, Queue, StatsStore, WebhookSender,
-};
+use hookline::ports::{Clock, EndpointStore};
 use hookline::problem::{FieldProblem, Problem};
 use hookline::signing::EndpointSecret;
 use lambda_http::Request;
 use serde_json::json;
 use std::time::Duration;
 
-impl<S, Q, H, P, C> Admin<S, Q, H, P, C>
-where
-    S: EndpointStore + DeliveryStore + EventStore + StatsStore,
-    Q: Queue,
-    H: WebhookSender,
-    P: NetworkProbe,
-    C: Clock,
-{
+impl<S: EndpointStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
     /// A new secret; the old one keeps signing beside it for the grace period.
     pub(crate) async fn rotate(&self, id: &EndpointId, req: &Request) -> HttpResult {
         let value = api::optional_json_body(req.headers(), req.body().as_ref(), MAX_BODY_BYTES)?;
@@ -54,12 +45,7 @@ where
         };
         // Read, rotate, write on condition; another change in between means read again.
         for _ in 0..3 {
-            let mut e = self
-                .store
-                .get_endpoint(id)
-                .await
-                .map_err(store_problem)?
-                .ok_or_else(|| no_endpoint(id.as_str()))?;
+            let mut e = self.existing(id).await?;
             let read_version = e.version;
             e.rotate_secret(new.clone(), grace, self.clock.now());
             e.version = read_version + 1;

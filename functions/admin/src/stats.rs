@@ -7,22 +7,13 @@ use futures::StreamExt;
 use hookline::api;
 use hookline::ids::EndpointId;
 use hookline::ports::PortError;
-use hookline::ports::{
-    Clock, DeliveryStore, EndpointStore, EventStore, NetworkProbe, Queue, StatsStore, WebhookSender,
-};
+use hookline::ports::{Clock, EndpointStore, StatsStore};
 use hookline::stats::{HourStats, hour_of};
 use lambda_http::Request;
 use serde_json::json;
 use std::time::Duration;
 
-impl<S, Q, H, P, C> Admin<S, Q, H, P, C>
-where
-    S: EndpointStore + DeliveryStore + EventStore + StatsStore,
-    Q: Queue,
-    H: WebhookSender,
-    P: NetworkProbe,
-    C: Clock,
-{
+impl<S: EndpointStore + StatsStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
     /// Totals and per-endpoint figures over the last `hours`, from the hourly counters.
     pub(crate) async fn stats(&self, only: Option<&EndpointId>, req: &Request) -> HttpResult {
         let mut q = Query::new(req.uri());

@@ -1,27 +1,17 @@
 //! A signed test event, sent now, answered with what the endpoint said.
 
-use crate::problems::{no_endpoint, store_problem};
 use crate::{Admin, HttpResult, MAX_BODY_BYTES, TEST_EVENT_TYPE, TEST_TIMEOUT};
 use hookline::api;
 use hookline::delivery::AttemptOutcome;
 use hookline::event::{Event, EventType};
 use hookline::ids::{DeliveryId, EndpointId, EventId};
-use hookline::ports::{
-    Clock, DeliveryStore, EndpointStore, EventStore, NetworkProbe, Queue, StatsStore, WebhookSender,
-};
+use hookline::ports::{Clock, EndpointStore, WebhookSender};
 use hookline::problem::{FieldProblem, Problem};
 use hookline::webhook::signed_request;
 use lambda_http::Request;
 use serde_json::json;
 
-impl<S, Q, H, P, C> Admin<S, Q, H, P, C>
-where
-    S: EndpointStore + DeliveryStore + EventStore + StatsStore,
-    Q: Queue,
-    H: WebhookSender,
-    P: NetworkProbe,
-    C: Clock,
-{
+impl<S: EndpointStore, Q, H: WebhookSender, P, C: Clock> Admin<S, Q, H, P, C> {
     /// Sends a signed test event now and answers with what the endpoint said. Nothing
     /// is recorded: it is a probe, not a delivery.
     pub(crate) async fn test(&self, id: &EndpointId, req: &Request) -> HttpResult {
@@ -40,12 +30,7 @@ where
         let (Some(event_type), true) = (event_type, errors.is_empty()) else {
             return Err(Problem::validation("the test is not valid", errors));
         };
-        let e = self
-            .store
-            .get_endpoint(id)
-            .await
-            .map_err(store_problem)?
-            .ok_or_else(|| no_endpoint(id.as_str()))?;
+        let e = self.existing(id).await?;
         let now = self.clock.now();
         let event = Event {
             id: EventId::generate(),

@@ -3,7 +3,7 @@
 use super::*;
 use hookline::memory::{ManualClock, MemoryQueue, MemoryStore, ScriptedProbe, ScriptedSender};
 use hookline::{EndpointId, Timestamp};
-use lambda_http::Body;
+use lambda_http::{Body, Request};
 use serde_json::Value;
 use serde_json::json;
 use std::sync::atomic::Ordering;

@@ -13,7 +13,7 @@ use hookline::event::Event;
 use hookline::ids::{DeliveryId, EndpointId};
 use hookline::ports::{
     Clock, DeliveryStore, EndpointStore, EventStore, FanoutClaim, PortError, PortResult, Queue, RateLimiter,
-    StatsStore, WebhookSender,
+    WebhookSender,
 };
 use hookline::ratelimit;
 use hookline::retry::Verdict;
@@ -49,12 +49,8 @@ enum Target {
     Fail(EndpointId, DeliveryId, String),
 }
 
-impl<S, H, Q, C> Deliverer<S, H, Q, C>
-where
-    S: EventStore + EndpointStore + DeliveryStore + StatsStore + RateLimiter,
-    H: WebhookSender,
-    Q: Queue,
-    C: Clock,
+impl<S: EventStore + EndpointStore + DeliveryStore + RateLimiter, H: WebhookSender, Q: Queue, C: Clock>
+    Deliverer<S, H, Q, C>
 {
     pub(crate) async fn fan_out(&self, event: &Event, inv: &Invocation) -> Disposition {
         let endpoints = match self.endpoints.all(&self.store).await {
@@ -200,16 +196,7 @@ where
         let mut sendable = Vec::with_capacity(targets.len());
         let mut waiting: Vec<Delivery> = Vec::new();
         let mut failed: Vec<Delivery> = Vec::new();
-        let new = |id, endpoint_id, max_attempts| {
-            Delivery::under(
-                id,
-                event.id.clone(),
-                endpoint_id,
-                event.event_type.clone(),
-                max_attempts,
-                now,
-            )
-        };
+        let new = |id, endpoint_id, max_attempts| Delivery::under(id, &event, endpoint_id, max_attempts, now);
         for target in targets {
             let (ep, id) = match target {
                 Target::Send(ep, id) => (ep, id),

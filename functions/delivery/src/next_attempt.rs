@@ -11,19 +11,13 @@ use hookline::give_up::give_up;
 use hookline::hop::{self, Hop};
 use hookline::ids::EndpointId;
 use hookline::message::QueueMessage;
-use hookline::ports::{
-    Clock, DeliveryStore, EndpointStore, EventStore, PortError, Queue, RateLimiter, StatsStore, WebhookSender,
-};
+use hookline::ports::{Clock, DeliveryStore, EndpointStore, PortError, Queue, RateLimiter, WebhookSender};
 use hookline::ratelimit;
 use hookline::retry::Verdict;
 use hookline::store_failure::{OnFailure, Step, on_failure};
 
-impl<S, H, Q, C> Deliverer<S, H, Q, C>
-where
-    S: EventStore + EndpointStore + DeliveryStore + StatsStore + RateLimiter,
-    H: WebhookSender,
-    Q: Queue,
-    C: Clock,
+impl<S: EndpointStore + DeliveryStore + RateLimiter, H: WebhookSender, Q: Queue, C: Clock>
+    Deliverer<S, H, Q, C>
 {
     pub(crate) async fn next_attempt(
         &self,

@@ -292,14 +292,7 @@ async fn a_fan_out_cut_short_resumes_with_only_the_endpoints_not_yet_recorded() 
     let second = endpoint("second", &["*"]);
     let d = subject(&[&first, &second]).await;
     let (event, targets) = claimed(&d, &[&first, &second]).await;
-    let mut done = Delivery::under(
-        targets[0].clone(),
-        event.id.clone(),
-        first.id.clone(),
-        event.event_type.clone(),
-        3,
-        d.clock.now(),
-    );
+    let mut done = Delivery::under(targets[0].clone(), &event, first.id.clone(), 3, d.clock.now());
     let ok = AttemptOutcome::Response {
         status: 200,
         body: String::new(),
@@ -509,6 +502,14 @@ fn attempt_batch(endpoint: &EndpointId, wake: &str, receives: u32) -> SqsEvent {
         .attributes
         .insert("ApproximateReceiveCount".into(), receives.to_string());
     batch
+}
+
+/// The fixture's event failed its first attempt to `ep` with a 500: the wake token of
+/// the message that carries its next.
+async fn failed_once(d: &Subject, ep: &Endpoint) -> String {
+    d.sender.answer(&ep.url, [response(500)]);
+    d.handle(fixture()).await;
+    attempt_messages(d).remove(0).1
 }
 
 async fn delivery_of(d: &Subject, ep: &Endpoint) -> Delivery {
@@ -745,9 +746,7 @@ async fn a_success_ends_the_failing_streak() {
 async fn a_pending_retry_to_a_deleted_endpoint_fails_with_the_reason() {
     let ep = endpoint("short-lived", &["*"]);
     let d = subject(&[&ep]).await;
-    d.sender.answer(&ep.url, [response(500)]);
-    d.handle(fixture()).await;
-    let (_, wake, _) = attempt_messages(&d).remove(0);
+    let wake = failed_once(&d, &ep).await;
     d.store.delete_endpoint(&ep.id).await.unwrap();
     d.clock.advance(Duration::from_secs(6));
 
@@ -930,9 +929,7 @@ async fn a_permanent_store_error_on_a_next_attempt_fails_the_delivery_at_once() 
     // its attempt's lease for good
     let ep = endpoint("flaky", &["*"]);
     let d = subject(&[&ep]).await;
-    d.sender.answer(&ep.url, [response(500)]);
-    d.handle(fixture()).await;
-    let (_, wake, _) = attempt_messages(&d).remove(0);
+    let wake = failed_once(&d, &ep).await;
     d.clock.advance(Duration::from_secs(6));
     d.store.refusing.lock().unwrap().push("claim_attempt");
 
@@ -956,9 +953,7 @@ async fn a_permanent_error_that_cannot_be_recorded_leaves_the_message() {
     // GIVEN a store that refuses both the attempt's lease and the failure's record
     let ep = endpoint("flaky", &["*"]);
     let d = subject(&[&ep]).await;
-    d.sender.answer(&ep.url, [response(500)]);
-    d.handle(fixture()).await;
-    let (_, wake, _) = attempt_messages(&d).remove(0);
+    let wake = failed_once(&d, &ep).await;
     d.clock.advance(Duration::from_secs(6));
     d.store
         .refusing

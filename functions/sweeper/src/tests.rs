@@ -6,6 +6,8 @@ use hookline::endpoint::{Endpoint, EventTypeFilter};
 use hookline::event::EventType;
 use hookline::ids::EventId;
 use hookline::memory::{ManualClock, MemoryQueue, MemoryStore};
+use hookline::message::QueueMessage;
+use std::time::Duration;
 
 const T0: i64 = 1_795_935_600_000;
 

@@ -20,17 +20,15 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use delivery_fn::{Deliverer, EndpointCache, Settings};
 use futures::future::join_all;
-use hookline::endpoint::{Endpoint, EndpointStatus, EventTypeFilter};
+use hookline::endpoint::{Endpoint, EventTypeFilter};
 use hookline::event::{ENVELOPE_VERSION, Event, EventType};
-use hookline::ids::{DeliveryId, EndpointId, EventId};
+use hookline::ids::{DeliveryId, EventId};
 use hookline::memory::{MemoryQueue, MemoryStore};
 use hookline::message::QueueMessage;
 use hookline::ports::{EndpointStore, OutboundRequest, SystemClock};
-use hookline::signing::EndpointSecret;
 use hookline::ssrf::SsrfPolicy;
 use hookline::timestamp::Timestamp;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -258,26 +256,12 @@ impl Drop for ReceiverProcess {
 }
 
 fn endpoint(i: usize, port: u16) -> Endpoint {
-    let now = Timestamp::now();
-    Endpoint {
-        id: EndpointId::generate(),
-        name: format!("bench-{i}"),
-        url: format!("http://127.0.0.1:{port}/hooks/{i}"),
-        event_types: vec![EventTypeFilter::All],
-        headers: BTreeMap::new(),
-        timeout_seconds: 15,
-        max_attempts: 8,
-        status: EndpointStatus::Active,
-        disabled_reason: None,
-        retry_schedule: None,
-        failing_since: None,
-        rate_limit_per_second: None,
-        secret: EndpointSecret::generate(),
-        previous_secrets: Vec::new(),
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    }
+    Endpoint::new(
+        format!("bench-{i}"),
+        format!("http://127.0.0.1:{port}/hooks/{i}"),
+        vec![EventTypeFilter::All],
+        Timestamp::now(),
+    )
 }
 
 /// What a planning agent writes: the prose of the node outputs the bench sends.

@@ -1,0 +1,186 @@
+//! Draining the DLQ: each dead-lettered message becomes the failed deliveries it
+//! stands for, so that no loss goes unseen; a message that cannot be settled yet stays
+//! for the next sweep.
+
+use crate::{SweepReport, Sweeper};
+use hookline::delivery::Delivery;
+use hookline::event::Event;
+use hookline::ids::DeliveryId;
+use hookline::message::{self, QueueMessage};
+use hookline::ops;
+use hookline::ports::{
+    Clock, DeadLetters, DeliveryStore, EndpointStore, EventStore, FanoutClaim, PortResult, Queue, Received,
+};
+use hookline::timestamp::Timestamp;
+
+impl<S, Q, D, C> Sweeper<S, Q, D, C>
+where
+    S: EventStore + EndpointStore + DeliveryStore,
+    Q: Queue,
+    D: DeadLetters,
+    C: Clock,
+{
+    pub(crate) async fn drain_dlq(
+        &self,
+        now: Timestamp,
+        report: &mut SweepReport,
+        ops: &mut Vec<Event>,
+    ) -> PortResult<()> {
+        while report.dlq_drained < self.settings.dlq_max {
+            let batch = self.dlq.take().await?;
+            if batch.is_empty() {
+                break;
+            }
+            for m in batch {
+                match self.settle_dead(&m, now, ops).await {
+                    Ok(true) => {}
+                    // A worker holds its event: a later sweep settles it.
+                    Ok(false) => continue,
+                    // It can never be settled (the store refuses it): it is logged and
+                    // removed, so that it does not stop the drain every minute.
+                    Err(e) if e.is_permanent() => {
+                        let head: String = m.body.chars().take(1024).collect();
+                        tracing::error!(
+                            error = %e,
+                            receives = m.receive_count,
+                            body_bytes = m.body.len(),
+                            body_head = head,
+                            "dropping a dead-lettered message that cannot be recorded"
+                        );
+                        report.dlq_dropped += 1;
+                    }
+                    // The store is unavailable now: this one waits for the next sweep,
+                    // the others are still tried.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a dead-lettered message is left for the next sweep");
+                        continue;
+                    }
+                }
+                self.dlq.remove(&m.receipt_handle).await?;
+                report.dlq_drained += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns one dead-lettered message into failed deliveries. Whether it is settled
+    /// (and may leave the DLQ).
+    async fn settle_dead(&self, m: &Received, now: Timestamp, ops: &mut Vec<Event>) -> PortResult<bool> {
+        match QueueMessage::from_body(&m.body) {
+            // A newer version's message: it stays in the DLQ for a sweeper that knows it.
+            Err(_) if message::is_unknown_type(&m.body) => {
+                tracing::warn!(
+                    "a dead-lettered message of a type this version does not know is left for a newer version"
+                );
+                Ok(false)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, body = m.body, "dropping an unreadable dead-lettered message");
+                Ok(true)
+            }
+            Ok(QueueMessage::AttemptV1 {
+                event,
+                endpoint_id,
+                wake,
+            }) => {
+                match self.store.get_delivery(&event.id, &endpoint_id).await? {
+                    Some(d) if d.status.is_open() && d.wake.as_deref() == Some(wake.as_str()) => {
+                        let reason = format!(
+                            "its attempt message was dead-lettered after {} receives",
+                            m.receive_count
+                        );
+                        self.fail(&d, &reason, now, ops).await?;
+                    }
+                    // Stale, or the delivery moved on: nothing was lost.
+                    _ => {}
+                }
+                Ok(true)
+            }
+            Ok(QueueMessage::EventV1 { event }) => {
+                self.settle_dead_event(&event, m.receive_count, now, ops).await
+            }
+            // Every event is tried, whatever happens to the others; settling is
+            // idempotent, so a message kept for the next sweep redoes nothing settled.
+            Ok(QueueMessage::EventsV1 { events }) => {
+                let mut settled = true;
+                let mut unavailable = None;
+                for event in &events {
+                    match self.settle_dead_event(event, m.receive_count, now, ops).await {
+                        Ok(done) => settled &= done,
+                        // This event can never be recorded: said here, by its id, since
+                        // the message goes once the others are settled.
+                        Err(e) if e.is_permanent() => tracing::error!(
+                            error = %e,
+                            event_id = %event.id,
+                            "dropping a dead-lettered event that cannot be recorded"
+                        ),
+                        Err(e) => unavailable = Some(e),
+                    }
+                }
+                match unavailable {
+                    Some(e) => Err(e),
+                    None => Ok(settled),
+                }
+            }
+        }
+    }
+
+    /// An event whose message died before its fan-out finished: every target that has
+    /// no delivery yet gets a failed one, so the loss is on record and the fan-out done.
+    async fn settle_dead_event(
+        &self,
+        event: &Event,
+        receives: u32,
+        now: Timestamp,
+        ops: &mut Vec<Event>,
+    ) -> PortResult<bool> {
+        let endpoints = self.store.all_endpoints().await?;
+        let matching = DeliveryId::for_targets(
+            now,
+            endpoints
+                .iter()
+                .filter(|ep| ep.wants(&event.event_type))
+                .map(|ep| &ep.id),
+        );
+        let (event, left) = match self
+            .store
+            .claim_fanout(event, &event.envelope_json(), &matching, now, self.settings.lease)
+            .await?
+        {
+            FanoutClaim::Done => return Ok(true),
+            // A worker is on it right now: settle it on a later sweep.
+            FanoutClaim::Busy { .. } => return Ok(false),
+            FanoutClaim::Fresh => (event.clone(), matching),
+            FanoutClaim::Resumed {
+                stored,
+                targets,
+                recorded,
+            } => (
+                stored,
+                targets.into_iter().filter(|t| !recorded.contains(t)).collect(),
+            ),
+        };
+        let reason = format!(
+            "its event message was dead-lettered after {receives} receives, before this endpoint was tried"
+        );
+        let mut records = Vec::new();
+        for id in left {
+            let Some(endpoint_id) = id.endpoint_id() else {
+                tracing::error!(delivery_id = %id, "a claimed delivery id names no endpoint; skipped");
+                continue;
+            };
+            let max_attempts = endpoints
+                .iter()
+                .find(|ep| ep.id == endpoint_id)
+                .map_or(1, |ep| ep.max_attempts);
+            let mut d = Delivery::under(id, &event, endpoint_id, max_attempts, now);
+            d.fail(&reason, now);
+            ops.extend(ops::delivery_exhausted(&d, now));
+            records.push(d);
+        }
+        let writes: Vec<_> = records.iter().map(|d| (d, None)).collect();
+        self.store.record_attempts(&writes).await?;
+        tracing::warn!(event_id = %event.id, failed = records.len(), "settled a dead-lettered event");
+        Ok(true)
+    }
+}
