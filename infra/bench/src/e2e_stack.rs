@@ -1,0 +1,282 @@
+//! The local stack the end-to-end sections run on, its receiver, and the API client
+//! that sends the events.
+
+use crate::awsproxy::Proxy;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pub(crate) fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+pub(crate) fn free_port() -> Result<u16, BoxError> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Webhooks received, by event id: (path, when, in unix ms).
+#[derive(Clone, Default)]
+pub(crate) struct Received(pub(crate) Arc<Mutex<Vec<(String, String, f64)>>>);
+
+impl Received {
+    pub(crate) fn count_under(&self, prefix: &str) -> usize {
+        self.0
+            .lock()
+            .map(|v| v.iter().filter(|(_, p, _)| p.starts_with(prefix)).count())
+            .unwrap_or(0)
+    }
+    pub(crate) fn first_by_event(&self, prefix: &str) -> HashMap<String, f64> {
+        let mut m = HashMap::new();
+        if let Ok(v) = self.0.lock() {
+            for (id, _, t) in v.iter().filter(|(_, p, _)| p.starts_with(prefix)) {
+                m.entry(id.clone()).or_insert(*t);
+            }
+        }
+        m
+    }
+}
+
+pub(crate) async fn start_receiver(received: Received) -> Result<u16, BoxError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let received = received.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let received = received.clone();
+                        async move {
+                            let at = now_ms();
+                            let id = req
+                                .headers()
+                                .get("webhook-id")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default()
+                                .to_owned();
+                            let path = req.uri().path().to_owned();
+                            let _ = req.into_body().collect().await;
+                            if let Ok(mut v) = received.0.lock() {
+                                v.push((id, path, at));
+                            }
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                                Bytes::from_static(b"ok"),
+                            )))
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(port)
+}
+
+/// The local stack, started by infra/dev.sh and stopped (TERM to its pid) on drop.
+pub(crate) struct Stack {
+    pub(crate) child: Child,
+    pub(crate) url: String,
+    pub(crate) state: PathBuf,
+}
+
+impl Stack {
+    pub(crate) async fn start(
+        root: &Path,
+        proxy_port: u16,
+        emulator_port: u16,
+        sqs_port: u16,
+        concurrency: usize,
+    ) -> Result<Self, BoxError> {
+        let api_port = free_port()?;
+        let state = root.join("target/bench-stack");
+        let log = std::fs::File::create(root.join("target/bench-stack.log"))?;
+        let child = Command::new(root.join("infra/dev.sh"))
+            .current_dir(root)
+            .env("HOOKLINE_API_PORT", api_port.to_string())
+            .env("HOOKLINE_EMULATOR_PORT", emulator_port.to_string())
+            .env("HOOKLINE_DEV_SQS", "localstack")
+            .env("HOOKLINE_SQS_PORT", sqs_port.to_string())
+            .env("HOOKLINE_DEV_PREFIX", "bench")
+            .env("HOOKLINE_DEV_STATE", &state)
+            .env("HOOKLINE_DEV_NO_RELOAD", "1")
+            .env("HOOKLINE_DEV_RELEASE", "1")
+            .env("HOOKLINE_DEV_CONCURRENCY", concurrency.to_string())
+            .env("HOOKLINE_DEV_SWEEP_EVERY", "86400")
+            .env(
+                "HOOKLINE_FUNCTIONS_AWS_URL",
+                format!("http://127.0.0.1:{proxy_port}"),
+            )
+            .env("HOOKLINE_PUBLIC_DESTINATIONS", "deny")
+            .env("HOOKLINE_LOG_FORMAT", "json")
+            // The production default: endpoints are re-read every 5 s.
+            .env("HOOKLINE_ENDPOINT_CACHE_SECONDS", "5")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        let stack = Self {
+            child,
+            url: format!("http://127.0.0.1:{api_port}"),
+            state,
+        };
+        let mut stack = stack;
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = stack.child.try_wait() {
+                return Err(format!("the local stack stopped ({status}); see target/bench-stack.log").into());
+            }
+            if let Ok(r) = client.get(format!("{}/health", stack.url)).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(900) {
+                return Err("the local stack did not answer in 15 min; see target/bench-stack.log".into());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Ok(stack)
+    }
+
+    pub(crate) fn log_len(&self, name: &str) -> u64 {
+        std::fs::metadata(self.state.join(name)).map_or(0, |m| m.len())
+    }
+
+    /// The log's lines written since `from` bytes.
+    pub(crate) fn log_since(&self, name: &str, from: u64) -> String {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.state.join(name))
+            && f.seek(SeekFrom::Start(from)).is_ok()
+        {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // dev.sh stops what it started on TERM; it is stopped by its pid.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Api {
+    pub(crate) client: reqwest::Client,
+    pub(crate) url: String,
+}
+
+/// What every phase runs against: the API, the proxy, the receiver and the stack's logs.
+pub(crate) struct Bench {
+    pub(crate) api: Api,
+    pub(crate) proxy: Proxy,
+    pub(crate) received: Received,
+    pub(crate) stack: Stack,
+}
+
+impl Api {
+    pub(crate) async fn endpoint(&self, name: &str, url: &str, event_type: &str) -> Result<(), BoxError> {
+        let res = self
+            .client
+            .post(format!("{}/v1/endpoints", self.url))
+            .header("x-api-key", "dev-admin-key")
+            .json(&json!({"name": name, "url": url, "event_types": [event_type]}))
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            return Err(format!("creating an endpoint: {} {}", res.status(), res.text().await?).into());
+        }
+        Ok(())
+    }
+
+    /// One event; the POST's round trip in ms.
+    pub(crate) async fn send(&self, event: &Value) -> Result<(f64, f64), BoxError> {
+        let t0 = now_ms();
+        let res = self
+            .client
+            .post(format!("{}/v1/events", self.url))
+            .header("x-api-key", "dev-ingest-key")
+            .json(event)
+            .send()
+            .await?;
+        let t1 = now_ms();
+        if res.status().as_u16() != 202 {
+            return Err(format!("ingest answered {}: {}", res.status(), res.text().await?).into());
+        }
+        Ok((t0, t1))
+    }
+
+    pub(crate) async fn send_batch(&self, events: &[Value]) -> Result<f64, BoxError> {
+        let t0 = now_ms();
+        let res = self
+            .client
+            .post(format!("{}/v1/events/batch", self.url))
+            .header("x-api-key", "dev-ingest-key")
+            .json(&json!({ "events": events }))
+            .send()
+            .await?;
+        let took = now_ms() - t0;
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        if status.as_u16() != 202 || body["accepted"].as_u64() != Some(events.len() as u64) {
+            return Err(format!("batch ingest answered {status}: {body}").into());
+        }
+        Ok(took)
+    }
+}
+
+/// An agent's event with about 1 KiB of data, as in the throughput section.
+pub(crate) fn event(id: &str, event_type: &str, i: usize) -> Value {
+    json!({
+        "id": id,
+        "event_type": event_type,
+        "source": "bench",
+        "data": crate::throughput::agent_data(i)
+    })
+}
+pub(crate) async fn settle(
+    received: &Received,
+    prefix: &str,
+    want: usize,
+    proxy: &Proxy,
+    limit: Duration,
+) -> Result<(), BoxError> {
+    let started = Instant::now();
+    while received.count_under(prefix) < want {
+        if started.elapsed() > limit {
+            return Err(format!(
+                "only {} of {want} webhooks arrived in {} s",
+                received.count_under(prefix),
+                limit.as_secs()
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut seen = proxy.calls_so_far();
+    loop {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let now = proxy.calls_so_far();
+        if now == seen && proxy.busy() == 0 {
+            return Ok(());
+        }
+        seen = now;
+    }
+}
