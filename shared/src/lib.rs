@@ -17,6 +17,7 @@ pub mod give_up;
 pub mod hop;
 pub mod ids;
 pub mod langgraph;
+pub mod matching;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod message;
