@@ -83,7 +83,9 @@ impl<S: EndpointStore + DeliveryStore + RateLimiter, H: WebhookSender, Q: Queue,
             updated.wake = Some(wake.to_owned());
         }
         match self.store.record_attempt(&seen, &updated, &attempt).await {
-            // Still held by this worker's lease: a failure recorded now would not hold.
+            // The POST was made but cannot be recorded: for good, the delivery fails with
+            // that reason (its failure needs no lease); for now, SQS brings the message
+            // back once this worker's lease has lapsed, and the attempt is made again.
             Err(e) => return self.after_failure(&seen, e, Step::RecordAttempt, inv).await,
             Ok(false) => {
                 tracing::warn!("the delivery changed while this attempt was made; its record is dropped");
