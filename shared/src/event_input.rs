@@ -3,6 +3,7 @@
 
 use crate::api::{object, opt_str, pointer, refuse_unknown_fields, req_str};
 use crate::event::{ENVELOPE_VERSION, Event, EventType, RESERVED_PREFIX};
+use crate::event_limits::too_deep;
 use crate::ids::EventId;
 use crate::problem::FieldProblem;
 use crate::timestamp::Timestamp;
@@ -40,11 +41,12 @@ pub fn parse_event(v: &Value, at: &str, now: Timestamp, errors: &mut Vec<FieldPr
         }
     });
     let data = obj.get("data").cloned();
-    if data.is_none() {
-        errors.push(FieldProblem::new(
+    match &data {
+        None => errors.push(FieldProblem::new(
             pointer(at, "data"),
             "is required (any JSON value)",
-        ));
+        )),
+        Some(d) => errors.extend(too_deep(d, &pointer(at, "data"))),
     }
     let source = match opt_str(obj, "source", at, errors) {
         None => DEFAULT_SOURCE.to_owned(),

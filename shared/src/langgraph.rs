@@ -11,6 +11,7 @@
 
 use crate::api::{object, pointer};
 use crate::event::{ENVELOPE_VERSION, Event, EventType};
+use crate::event_limits::{MAX_DATA_DEPTH, depth, too_deep};
 use crate::ids::EventId;
 use crate::problem::FieldProblem;
 use crate::timestamp::Timestamp;
@@ -105,6 +106,30 @@ pub fn run_event(body: &Value, now: Timestamp) -> Result<Event, Vec<FieldProblem
         source: SOURCE.into(),
         version: ENVELOPE_VERSION.into(),
     })
+}
+
+/// Makes a run's event nest no deeper than the limit at the door
+/// (`event_limits::MAX_DATA_DEPTH`): a state (`values`) too deep is reported without it,
+/// as a state too large is; the problem, naming the member, when something else is.
+pub fn fit_depth(event: &mut Event) -> Result<(), FieldProblem> {
+    if too_deep(&event.data, "/").is_none() {
+        return Ok(());
+    }
+    drop_values(event);
+    let Value::Object(run) = &event.data else {
+        return too_deep(&event.data, "/").map_or(Ok(()), Err);
+    };
+    // The run object is one level; its members may nest one level less.
+    for (key, member) in run {
+        if depth(member) >= MAX_DATA_DEPTH {
+            let d = depth(member) + 1;
+            return Err(FieldProblem::new(
+                pointer("", key),
+                format!("nests {d} levels deep; a run may nest at most {MAX_DATA_DEPTH}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Replaces the run's final state (`values`) with its size, for a run too large to
@@ -221,6 +246,34 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         );
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    fn nested(levels: usize) -> Value {
+        (0..levels).fold(json!(1), |v, _| json!([v]))
+    }
+
+    #[test]
+    fn a_state_too_deep_is_reported_without_it_and_anything_else_too_deep_is_refused() {
+        let mut run = fixture("run-webhook-success.json");
+        run["values"] = nested(124);
+        let mut e = run_event(&run, Timestamp::from_unix_millis(0)).unwrap();
+        fit_depth(&mut e).expect("the state is dropped, the run's end still reported");
+        assert_eq!(e.data["values"]["omitted"], true);
+        assert!(too_deep(&e.data, "/").is_none());
+
+        let mut run = fixture("run-webhook-success.json");
+        run["kwargs"] = json!({ "input": nested(MAX_DATA_DEPTH) });
+        let mut e = run_event(&run, Timestamp::from_unix_millis(0)).unwrap();
+        let p = fit_depth(&mut e).unwrap_err();
+        assert_eq!(p.pointer, "/kwargs");
+        assert_eq!(p.detail, "nests 66 levels deep; a run may nest at most 64");
+
+        // At the limit exactly, nothing is dropped.
+        let mut run = fixture("run-webhook-success.json");
+        run["values"] = nested(MAX_DATA_DEPTH - 1);
+        let mut e = run_event(&run, Timestamp::from_unix_millis(0)).unwrap();
+        fit_depth(&mut e).unwrap();
+        assert_eq!(e.data["values"], nested(MAX_DATA_DEPTH - 1));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod endpoint_health;
 pub mod endpoint_input;
 pub mod event;
 pub mod event_input;
+pub mod event_limits;
 pub mod give_up;
 pub mod hop;
 pub mod ids;

@@ -139,3 +139,63 @@ async fn wrong_routes_and_methods_are_named() {
         404
     );
 }
+
+/// `levels` nested arrays around a number.
+fn nested(levels: usize) -> serde_json::Value {
+    (0..levels).fold(json!(1), |v, _| json!([v]))
+}
+
+#[tokio::test]
+async fn an_event_too_deep_to_deliver_is_refused_at_the_door_and_one_at_the_limit_is_delivered() {
+    // GIVEN an endpoint for every event
+    let h = Harness::new().await;
+    let rx = Receiver::start().await;
+    h.register("all", &rx.url("/all"), &["*"]).await;
+
+    // WHEN data nested 126 deep is sent alone, 120 deep in a batch, and a run whose input is,
+    // THEN each is refused, naming the limit
+    {
+        let deep = json!({"event_type": "a.b", "data": nested(126)}).to_string();
+        let r = h
+            .call_ingest("POST", "/v1/events", Some(INGEST_KEY), Some(&deep))
+            .await;
+        assert_eq!(r.status, 422, "{}", r.json);
+        assert_eq!(r.json["errors"][0]["pointer"], "/data");
+        assert_eq!(
+            r.json["errors"][0]["detail"],
+            "nests 126 levels deep; at most 64 are allowed"
+        );
+
+        let batch = json!({"events": [
+            {"id": "ok-1", "event_type": "a.b", "data": nested(64)},
+            {"event_type": "a.b", "data": nested(120)},
+        ]})
+        .to_string();
+        let r = h
+            .call_ingest("POST", "/v1/events/batch", Some(INGEST_KEY), Some(&batch))
+            .await;
+        assert_eq!(r.status, 202, "{}", r.json);
+        assert_eq!(
+            (r.json["accepted"].as_u64(), r.json["rejected"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(r.json["results"][1]["errors"][0]["pointer"], "/events/1/data");
+
+        let mut run: serde_json::Value = serde_json::from_str(RUN_SUCCESS).unwrap();
+        run["kwargs"]["input"] = nested(124);
+        let uri = format!("/v1/langgraph/runs?token={INGEST_KEY}");
+        let r = h.call_ingest("POST", &uri, None, Some(&run.to_string())).await;
+        assert_eq!(r.status, 422, "{}", r.json);
+        assert_eq!(r.json["errors"][0]["pointer"], "/kwargs");
+    }
+
+    // THEN what was accepted, at the limit, arrives whole
+    h.pump().await;
+    let got = rx.received("/all");
+    assert_eq!(got.len(), 1);
+    let event: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(event["id"], "ok-1");
+    assert_eq!(event["data"], nested(64));
+}
+
+const RUN_SUCCESS: &str = include_str!("../../functions/ingest/fixtures/langgraph/run-webhook-success.json");

@@ -108,6 +108,8 @@ impl<Q: Queue, C: Clock> Ingest<Q, C> {
         if event.envelope_json().len() > MAX_EVENT_BYTES {
             hookline::langgraph::drop_values(&mut event);
         }
+        hookline::langgraph::fit_depth(&mut event)
+            .map_err(|p| Problem::validation("the run nests too deep to deliver", vec![p]))?;
         let (id, event_type) = self.queue_event(event).await?;
         Ok(api::json(202, &json!({ "id": id, "event_type": event_type })))
     }
