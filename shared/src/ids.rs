@@ -1,4 +1,4 @@
-//! Prefixed, time-sortable identifiers (`evt_`, `ep_`, `dlv_`, `att_`).
+//! Prefixed, time-sortable identifiers (`evt_`, `ep_`, `dlv_`, `dlt_`).
 //!
 //! A new id is a UUIDv7 in lowercase hex: its leading 48 bits are the creation time
 //! in milliseconds, so ids sort by creation time as plain strings.
@@ -125,6 +125,12 @@ prefixed_id!(
     /// time and its endpoint (`dlv_<uuidv7>_<endpoint id without ep_>`), so that a
     /// delivery is found by its id alone, in its endpoint's log.
     DeliveryId, "dlv_", 100
+);
+
+prefixed_id!(
+    /// A dead letter's id: a queue message Hookline could not process, kept for the
+    /// operator.
+    DeadLetterId, "dlt_", 64
 );
 
 impl DeliveryId {

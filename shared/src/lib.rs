@@ -6,6 +6,7 @@ pub mod api;
 pub mod attempt_metrics;
 pub mod auth;
 pub mod config;
+pub mod dead_letter;
 pub mod delivery;
 pub mod diagnosis;
 pub mod endpoint;

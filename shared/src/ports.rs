@@ -155,6 +155,18 @@ pub trait DeliveryStore: Send + Sync {
     async fn replace_delivery(&self, seen: &Delivery, updated: &Delivery) -> PortResult<bool>;
 }
 
+/// Queue messages Hookline could not process, kept for the operator.
+#[async_trait]
+pub trait DeadLetterStore: Send + Sync {
+    async fn record_dead_letter(&self, letter: &crate::dead_letter::DeadLetter) -> PortResult<()>;
+    /// Newest first. A bad cursor is `Permanent`.
+    async fn list_dead_letters(
+        &self,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> PortResult<Page<crate::dead_letter::DeadLetter>>;
+}
+
 /// Endpoints' rate limits, as token buckets that hold one second's worth.
 #[async_trait]
 pub trait RateLimiter: Send + Sync {

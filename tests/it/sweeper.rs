@@ -236,3 +236,55 @@ async fn the_sweeper_counts_open_deliveries_and_queue_depths() {
     let later = sweeper.sweep().await.unwrap();
     assert!((59..=61).contains(&later.oldest_open_age_seconds), "{later:?}");
 }
+
+#[tokio::test]
+async fn messages_that_cannot_be_read_are_kept_where_the_operator_sees_them() {
+    // GIVEN a message no version reads on the delivery queue, and another in the DLQ
+    let h = Harness::new().await;
+    for (queue, body) in [
+        ("DeliveryQueue", "{\"type\":\"event.v1\",\"event\":"),
+        ("DeliveryDLQ", "not json"),
+    ] {
+        h.sqs
+            .send_message()
+            .queue_url(h.stack.queue_url(queue))
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // WHEN delivery and the sweeper meet them
+    let stats = h.pump().await;
+    let report = h.sweeper().sweep().await.unwrap();
+
+    // THEN both left their queues and are listed, newest first, with their bodies
+    assert_eq!((stats.received, stats.deleted), (1, 1), "{stats:?}");
+    assert_eq!((report.dlq_drained, report.dead_letters), (1, 1), "{report:?}");
+    let listed = h.read_all("/v1/dead-letters", 1, 5).await;
+    let found: Vec<(&str, &str)> = listed
+        .iter()
+        .map(|d| (d["found_by"].as_str().unwrap(), d["body"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("sweeper", "not json"),
+            ("delivery", "{\"type\":\"event.v1\",\"event\":")
+        ]
+    );
+    assert!(
+        listed[1]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("unreadable: EOF"),
+        "{}",
+        listed[1]
+    );
+    assert!(listed[1]["message_id"].is_string());
+    assert_eq!(listed[0]["body_bytes"], 8);
+    let bad = h
+        .call_admin("GET", "/v1/dead-letters?cursor=zzz", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.json);
+}

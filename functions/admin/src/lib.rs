@@ -4,6 +4,7 @@
 //! `GET /openapi.yaml`. `router` maps a request to its handler; each concern is a
 //! module of its own, the way svix-server splits its v1 handlers.
 
+mod dead_letters;
 mod deliveries;
 mod diagnosis;
 mod endpoints;

@@ -7,7 +7,8 @@ use hookline::api;
 use hookline::auth::Scope;
 use hookline::ids::EndpointId;
 use hookline::ports::{
-    Clock, DeliveryStore, EndpointStore, EventStore, NetworkProbe, Queue, StatsStore, WebhookSender,
+    Clock, DeadLetterStore, DeliveryStore, EndpointStore, EventStore, NetworkProbe, Queue, StatsStore,
+    WebhookSender,
 };
 use hookline::problem::Problem;
 use http::Method;
@@ -16,7 +17,7 @@ use serde_json::json;
 
 impl<S, Q, H, P, C> Admin<S, Q, H, P, C>
 where
-    S: EndpointStore + DeliveryStore + EventStore + StatsStore,
+    S: EndpointStore + DeliveryStore + EventStore + StatsStore + DeadLetterStore,
     Q: Queue,
     H: WebhookSender,
     P: NetworkProbe,
@@ -54,7 +55,11 @@ where
         }
         let allowed = |m: &str| Problem::method_not_allowed(format!("`{path}` takes {m}"));
         match segments.as_slice() {
-            ["v1", "endpoints", ..] | ["v1", "deliveries", ..] | ["v1", "events", _] | ["v1", "stats"] => {
+            ["v1", "endpoints", ..]
+            | ["v1", "deliveries", ..]
+            | ["v1", "events", _]
+            | ["v1", "stats"]
+            | ["v1", "dead-letters"] => {
                 api::authorize(&self.keys, req.headers(), Scope::Admin)?;
             }
             _ => return Err(Problem::not_found(format!("no route for `{path}`"))),
@@ -98,6 +103,8 @@ where
             (["v1", "endpoints", _, "diagnose"], _) => Err(allowed("GET")),
             (["v1", "stats"], Method::GET) => self.stats(None, req).await,
             (["v1", "stats"], _) => Err(allowed("GET")),
+            (["v1", "dead-letters"], Method::GET) => self.dead_letters(req).await,
+            (["v1", "dead-letters"], _) => Err(allowed("GET")),
             (["v1", "deliveries"], Method::GET) => self.deliveries(req).await,
             (["v1", "deliveries"], _) => Err(allowed("GET")),
             (["v1", "deliveries", id], Method::GET) => self.delivery(&parse_delivery_id(id)?).await,

@@ -22,7 +22,8 @@ pub enum Work {
         endpoint_id: EndpointId,
         wake: String,
     },
-    Unreadable,
+    /// Not a message this version can read; kept as a dead letter for the operator.
+    Unreadable { error: String },
     /// A message type this version does not know: a newer version's, kept for it.
     Newer,
 }
@@ -53,6 +54,15 @@ enum Fate {
     Return,
 }
 
+/// How often SQS has handed the record out (1 when it does not say).
+pub fn receive_count(record: &SqsMessage) -> u32 {
+    record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1)
+}
+
 pub fn parse(record: &SqsMessage) -> Vec<Work> {
     let body = record.body.as_deref().unwrap_or("");
     match QueueMessage::from_body(body) {
@@ -69,17 +79,18 @@ pub fn parse(record: &SqsMessage) -> Vec<Work> {
         }],
         Err(_) if message::is_unknown_type(body) => vec![Work::Newer],
         Err(e) => {
-            // Not ours or corrupt: no retry can fix it. Log it whole, and count it.
+            // Not ours or corrupt: no retry can fix it. It is named, not shown: its body
+            // goes to the dead letter, which the operator reads through the API.
             tracing::error!(
                 message_id = record.message_id.as_deref().unwrap_or(""),
                 error = %e,
-                body,
-                "dropping an unreadable queue message"
+                body_bytes = body.len(),
+                "an unreadable queue message; it is kept as a dead letter"
             );
             Metrics::new()
                 .metric("UnreadableMessages", 1.0, Unit::Count)
                 .emit();
-            vec![Work::Unreadable]
+            vec![Work::Unreadable { error: e.to_string() }]
         }
     }
 }

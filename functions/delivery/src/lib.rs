@@ -25,9 +25,12 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use batch::{Disposition, Work, Works};
 use fan_out::AttemptedFanOut;
 use futures::{StreamExt, stream};
+use hookline::dead_letter::{DeadLetter, FoundBy};
 use hookline::ports::{
-    Clock, DeliveryStore, EndpointStore, EventStore, PortError, Queue, RateLimiter, StatsStore, WebhookSender,
+    Clock, DeadLetterStore, DeliveryStore, EndpointStore, EventStore, PortError, Queue, RateLimiter,
+    StatsStore, WebhookSender,
 };
+use hookline::telemetry::{Metrics, Unit};
 use invocation::Invocation;
 use tracing::Instrument;
 
@@ -46,7 +49,7 @@ pub struct Deliverer<S, H, Q, C> {
 
 impl<S, H, Q, C> Deliverer<S, H, Q, C>
 where
-    S: EventStore + EndpointStore + DeliveryStore + StatsStore + RateLimiter,
+    S: EventStore + EndpointStore + DeliveryStore + StatsStore + RateLimiter + DeadLetterStore,
     H: WebhookSender,
     Q: Queue,
     C: Clock,
@@ -109,7 +112,7 @@ where
 
     async fn handle_one(&self, work: &Work, record: &SqsMessage, inv: &Invocation) -> Disposition {
         match work {
-            Work::Unreadable => Disposition::Done,
+            Work::Unreadable { error } => self.keep_dead_letter(record, error).await,
             Work::Newer => Disposition::Redeliver(PortError::retryable(
                 "read queue message",
                 "a type this version does not know; left for a newer version",
@@ -124,16 +127,40 @@ where
                 endpoint_id,
                 wake,
             } => {
-                let receives = record
-                    .attributes
-                    .get("ApproximateReceiveCount")
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(1);
+                let receives = batch::receive_count(record);
                 let span = tracing::info_span!("record", event_id = %event.id, endpoint_id = %endpoint_id);
                 self.next_attempt(event, endpoint_id, wake, receives, inv)
                     .instrument(span)
                     .await
             }
+        }
+    }
+}
+
+impl<S: DeadLetterStore, H, Q, C: Clock> Deliverer<S, H, Q, C> {
+    /// Keeps a message that cannot be read as a dead letter, then lets it go; while the
+    /// record cannot be written, the message stays (and the sweeper keeps it from the
+    /// DLQ).
+    async fn keep_dead_letter(&self, record: &SqsMessage, error: &str) -> Disposition {
+        let receives = batch::receive_count(record);
+        let letter = DeadLetter::new(
+            FoundBy::Delivery,
+            format!("unreadable: {error}"),
+            record.message_id.clone(),
+            receives,
+            record.body.as_deref().unwrap_or(""),
+            self.clock.now(),
+        );
+        match self.store.record_dead_letter(&letter).await {
+            Ok(()) => {
+                tracing::warn!(dead_letter_id = %letter.id, body_sha256 = letter.body_sha256, "kept as a dead letter");
+                Metrics::new()
+                    .dimension("Function", "delivery")
+                    .metric("DeadLetters", 1.0, Unit::Count)
+                    .emit();
+                Disposition::Done
+            }
+            Err(e) => Disposition::Redeliver(e),
         }
     }
 }

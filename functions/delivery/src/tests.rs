@@ -430,11 +430,28 @@ async fn a_fan_out_still_sending_is_answered_while_a_write_is_out() {
 }
 
 #[tokio::test]
-async fn an_unreadable_message_is_acknowledged_not_retried_for_ever() {
+async fn an_unreadable_message_is_kept_as_a_dead_letter_and_acknowledged() {
     let d = subject(&[]).await;
     let mut batch = fixture();
     batch.records[0].body = Some("{\"type\":\"mystery\"}".into());
     assert!(d.handle(batch).await.batch_item_failures.is_empty());
+    let kept = d.store.dead_letters.lock().unwrap().clone();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].body, "{\"type\":\"mystery\"}");
+    assert_eq!(
+        kept[0].message_id.as_deref(),
+        Some("059f36b4-87a3-44ab-83d2-661975830a7d")
+    );
+    assert!(kept[0].reason.starts_with("unreadable: "), "{}", kept[0].reason);
+}
+
+#[tokio::test]
+async fn an_unreadable_message_stays_while_its_dead_letter_cannot_be_written() {
+    let d = subject(&[]).await;
+    d.store.unavailable.store(true, Ordering::SeqCst);
+    let mut batch = fixture();
+    batch.records[0].body = Some("not json".into());
+    assert_eq!(d.handle(batch).await.batch_item_failures.len(), 1);
 }
 
 #[tokio::test]

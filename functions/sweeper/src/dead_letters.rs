@@ -3,19 +3,21 @@
 //! for the next sweep.
 
 use crate::{SweepReport, Sweeper};
+use hookline::dead_letter::{DeadLetter, FoundBy};
 use hookline::delivery::Delivery;
 use hookline::event::Event;
 use hookline::ids::DeliveryId;
 use hookline::message::{self, QueueMessage};
 use hookline::ops;
 use hookline::ports::{
-    Clock, DeadLetters, DeliveryStore, EndpointStore, EventStore, FanoutClaim, PortResult, Queue, Received,
+    Clock, DeadLetterStore, DeadLetters, DeliveryStore, EndpointStore, EventStore, FanoutClaim, PortResult,
+    Queue, Received,
 };
 use hookline::timestamp::Timestamp;
 
 impl<S, Q, D, C> Sweeper<S, Q, D, C>
 where
-    S: EventStore + EndpointStore + DeliveryStore,
+    S: EventStore + EndpointStore + DeliveryStore + DeadLetterStore,
     Q: Queue,
     D: DeadLetters,
     C: Clock,
@@ -32,21 +34,30 @@ where
                 break;
             }
             for m in batch {
-                match self.settle_dead(&m, now, ops).await {
+                match self.settle_dead(&m, now, ops, report).await {
                     Ok(true) => {}
                     // A worker holds its event: a later sweep settles it.
                     Ok(false) => continue,
-                    // It can never be settled (the store refuses it): it is logged and
-                    // removed, so that it does not stop the drain every minute.
+                    // It can never be settled as deliveries (the store refuses them): it is
+                    // kept as a dead letter and removed, so that it does not stop the drain
+                    // every minute. Only if even that is refused for good is it dropped,
+                    // named in the log by its size and receives, never by its body.
                     Err(e) if e.is_permanent() => {
-                        let head: String = m.body.chars().take(1024).collect();
-                        tracing::error!(
-                            error = %e,
-                            receives = m.receive_count,
-                            body_bytes = m.body.len(),
-                            body_head = head,
-                            "dropping a dead-lettered message that cannot be recorded"
-                        );
+                        let reason = format!("its deliveries could not be recorded: {}", e.op());
+                        match self.keep_dead_letter(&m, reason, now, report).await {
+                            Ok(()) => {}
+                            Err(k) if k.is_retryable() => {
+                                tracing::warn!(error = %k, "a dead-lettered message is left for the next sweep");
+                                continue;
+                            }
+                            Err(k) => tracing::error!(
+                                error = %e,
+                                dead_letter_error = %k,
+                                receives = m.receive_count,
+                                body_bytes = m.body.len(),
+                                "dropping a dead-lettered message that can be recorded neither as deliveries nor as a dead letter"
+                            ),
+                        }
                         report.dlq_dropped += 1;
                     }
                     // The store is unavailable now: this one waits for the next sweep,
@@ -65,7 +76,13 @@ where
 
     /// Turns one dead-lettered message into failed deliveries. Whether it is settled
     /// (and may leave the DLQ).
-    async fn settle_dead(&self, m: &Received, now: Timestamp, ops: &mut Vec<Event>) -> PortResult<bool> {
+    async fn settle_dead(
+        &self,
+        m: &Received,
+        now: Timestamp,
+        ops: &mut Vec<Event>,
+        report: &mut SweepReport,
+    ) -> PortResult<bool> {
         match QueueMessage::from_body(&m.body) {
             // A newer version's message: it stays in the DLQ for a sweeper that knows it.
             Err(_) if message::is_unknown_type(&m.body) => {
@@ -75,7 +92,9 @@ where
                 Ok(false)
             }
             Err(e) => {
-                tracing::error!(error = %e, body = m.body, "dropping an unreadable dead-lettered message");
+                tracing::error!(error = %e, body_bytes = m.body.len(), "an unreadable dead-lettered message");
+                self.keep_dead_letter(m, format!("unreadable: {e}"), now, report)
+                    .await?;
                 Ok(true)
             }
             Ok(QueueMessage::AttemptV1 {
@@ -107,13 +126,20 @@ where
                 for event in &events {
                     match self.settle_dead_event(event, m.receive_count, now, ops).await {
                         Ok(done) => settled &= done,
-                        // This event can never be recorded: said here, by its id, since
-                        // the message goes once the others are settled.
-                        Err(e) if e.is_permanent() => tracing::error!(
-                            error = %e,
-                            event_id = %event.id,
-                            "dropping a dead-lettered event that cannot be recorded"
-                        ),
+                        // This event can never be recorded: the message is kept as a dead
+                        // letter that names it, since the message goes once the others
+                        // are settled.
+                        Err(e) if e.is_permanent() => {
+                            tracing::error!(error = %e, event_id = %event.id, "a dead-lettered event that cannot be recorded");
+                            let reason = format!(
+                                "the deliveries of its event `{}` could not be recorded: {}",
+                                event.id,
+                                e.op()
+                            );
+                            if let Err(k) = self.keep_dead_letter(m, reason, now, report).await {
+                                unavailable = Some(k);
+                            }
+                        }
                         Err(e) => unavailable = Some(e),
                     }
                 }
@@ -182,5 +208,20 @@ where
         self.store.record_attempts(&writes).await?;
         tracing::warn!(event_id = %event.id, failed = records.len(), "settled a dead-lettered event");
         Ok(true)
+    }
+
+    /// Keeps a message that cannot be settled as a dead letter, for the operator.
+    async fn keep_dead_letter(
+        &self,
+        m: &Received,
+        reason: String,
+        now: Timestamp,
+        report: &mut SweepReport,
+    ) -> PortResult<()> {
+        let letter = DeadLetter::new(FoundBy::Sweeper, reason, None, m.receive_count, &m.body, now);
+        self.store.record_dead_letter(&letter).await?;
+        tracing::warn!(dead_letter_id = %letter.id, body_sha256 = letter.body_sha256, receives = m.receive_count, "kept as a dead letter");
+        report.dead_letters += 1;
+        Ok(())
     }
 }

@@ -3,7 +3,8 @@
 //!   died between steps, a message was lost or deleted) under a new wake token, so the
 //!   lost message, should it ever come back, is stale;
 //! - fails open deliveries whose attempts are spent;
-//! - drains the DLQ into `failed` deliveries with the reason, so nothing sits unseen
+//! - drains the DLQ into `failed` deliveries with the reason (or, for a message that
+//!   cannot be read or recorded, a dead letter the operator reads), so nothing sits unseen
 //!   (an event's fan-out needs no sweep: its message stays on the queue until every
 //!   target has a delivery, and a message that dies comes here);
 //! - publishes what it did and the backlog as EMF metrics.
@@ -21,7 +22,8 @@ use hookline::event::Event;
 use hookline::give_up::give_up;
 use hookline::ops;
 use hookline::ports::{
-    Clock, DeadLetters, DeliveryStore, EndpointStore, EventStore, PortResult, Queue, QueueDepth, QueueGauge,
+    Clock, DeadLetterStore, DeadLetters, DeliveryStore, EndpointStore, EventStore, PortResult, Queue,
+    QueueDepth, QueueGauge,
 };
 use hookline::replay::{EventsRead, Reopen, replay};
 use hookline::telemetry::{Metrics, Unit};
@@ -34,8 +36,11 @@ pub struct SweepReport {
     pub exhausted: u32,
     pub in_flight_overdue: u32,
     pub dlq_drained: u32,
-    /// Dead letters that could not be recorded as failed deliveries (their first KiB is logged).
+    /// Dead-lettered messages whose deliveries the store refused for good: kept as dead
+    /// letters instead (`GET /v1/dead-letters`).
     pub dlq_dropped: u32,
+    /// Dead letters recorded: those, and messages that could not be read.
+    pub dead_letters: u32,
     pub open_deliveries: u32,
     pub oldest_open_age_seconds: u64,
     pub queue_visible: u64,
@@ -54,7 +59,7 @@ pub struct Sweeper<S, Q, D, C> {
 
 impl<S, Q, D, C> Sweeper<S, Q, D, C>
 where
-    S: EventStore + EndpointStore + DeliveryStore,
+    S: EventStore + EndpointStore + DeliveryStore + DeadLetterStore,
     Q: Queue + QueueGauge,
     D: DeadLetters + QueueGauge,
     C: Clock,
@@ -92,6 +97,7 @@ where
             .metric("Exhausted", f64::from(report.exhausted), Unit::Count)
             .metric("DlqDrained", f64::from(report.dlq_drained), Unit::Count)
             .metric("DlqDropped", f64::from(report.dlq_dropped), Unit::Count)
+            .metric("DeadLetters", f64::from(report.dead_letters), Unit::Count)
             .metric("OpenDeliveries", f64::from(report.open_deliveries), Unit::Count)
             .metric(
                 "OldestOpenAge",

@@ -284,7 +284,8 @@ async fn a_dead_letter_of_a_newer_type_stays_in_the_dlq() {
 }
 
 #[tokio::test]
-async fn a_dead_letter_the_store_can_never_take_is_logged_and_removed_without_stopping_the_drain() {
+async fn a_dead_letter_the_store_can_never_take_is_kept_for_the_operator_and_removed_without_stopping_the_drain()
+ {
     // GIVEN a dead-lettered event too large for the store, and a readable one behind it
     let s = subject();
     let mut huge = event();
@@ -304,7 +305,38 @@ async fn a_dead_letter_the_store_can_never_take_is_logged_and_removed_without_st
     // WHEN the sweeper drains the DLQ
     let report = s.sweep().await.unwrap();
 
-    // THEN both left it, the one that could not be recorded counted apart
-    assert_eq!((report.dlq_drained, report.dlq_dropped), (2, 1));
+    // THEN both left it, the one that could not be recorded counted apart, and each is
+    // kept as a dead letter the operator can read
+    assert_eq!(
+        (report.dlq_drained, report.dlq_dropped, report.dead_letters),
+        (2, 1, 2)
+    );
     assert!(s.dlq.dead.lock().unwrap().is_empty());
+    let kept = s.store.dead_letters.lock().unwrap().clone();
+    assert_eq!(
+        kept[0].reason,
+        "its deliveries could not be recorded: PutItem event"
+    );
+    assert!(kept[0].body_truncated && kept[0].body_bytes > hookline::event::STORE_ITEM_LIMIT);
+    assert_eq!(kept[1].body, "not json");
+    assert!(kept[1].reason.starts_with("unreadable: "));
+    assert_eq!(kept[1].receives, 10);
+}
+
+#[tokio::test]
+async fn a_dead_letter_the_store_refuses_even_to_keep_is_dropped_naming_it_in_the_log() {
+    let s = subject();
+    let unreadable = || hookline::ports::Received {
+        body: "not json".into(),
+        receipt_handle: "r".into(),
+        receive_count: 10,
+    };
+    s.dlq.dead.lock().unwrap().push_back(unreadable());
+    s.store.refusing.lock().unwrap().push("record_dead_letter");
+    // Refused for good: named in the log (never by its body), dropped, counted.
+    let report = s.sweep().await.unwrap();
+    assert_eq!(
+        (report.dlq_drained, report.dlq_dropped, report.dead_letters),
+        (1, 1, 0)
+    );
 }

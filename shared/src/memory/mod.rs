@@ -44,6 +44,8 @@ pub struct MemoryStore {
     deliveries: Mutex<DeliveryLog>,
     stats: Mutex<BTreeMap<(EndpointId, String), crate::stats::HourStats>>,
     buckets: Mutex<HashMap<EndpointId, crate::ratelimit::Bucket>>,
+    /// Oldest first.
+    pub dead_letters: Mutex<Vec<crate::dead_letter::DeadLetter>>,
     /// When set, every call fails with a retryable error.
     pub unavailable: std::sync::atomic::AtomicBool,
     /// This many of the next `record_attempts` calls fail with a retryable error.

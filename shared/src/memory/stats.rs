@@ -1,4 +1,4 @@
-//! Statistics and rate-limit buckets in memory.
+//! Statistics, rate-limit buckets and dead letters in memory.
 
 use super::MemoryStore;
 use crate::ids::EndpointId;
@@ -50,5 +50,40 @@ impl RateLimiter for MemoryStore {
             }
             Err(wait) => Ok(Some(wait)),
         }
+    }
+}
+
+#[async_trait]
+impl crate::ports::DeadLetterStore for MemoryStore {
+    async fn record_dead_letter(&self, letter: &crate::dead_letter::DeadLetter) -> PortResult<()> {
+        self.check()?;
+        self.refuse("record_dead_letter")?;
+        self.dead_letters.lock().unwrap().push(letter.clone());
+        Ok(())
+    }
+
+    async fn list_dead_letters(
+        &self,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> PortResult<crate::ports::Page<crate::dead_letter::DeadLetter>> {
+        self.check()?;
+        let all = self.dead_letters.lock().unwrap();
+        let skip: usize = match cursor {
+            None => 0,
+            Some(c) => c
+                .parse()
+                .map_err(|_| crate::ports::PortError::permanent("memory store", "bad cursor"))?,
+        };
+        let items: Vec<_> = all
+            .iter()
+            .rev()
+            .skip(skip)
+            .take(limit as usize)
+            .cloned()
+            .collect();
+        let next = skip + items.len();
+        let next_cursor = (next < all.len()).then(|| next.to_string());
+        Ok(crate::ports::Page { items, next_cursor })
     }
 }

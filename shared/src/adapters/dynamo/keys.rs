@@ -19,6 +19,8 @@ pub(super) const BODY_SK: &str = "BODY";
 pub const OPEN_INDEX: &str = "open";
 /// Every open delivery's `open_pk`.
 pub(super) const OPEN_PK: &str = "OPEN";
+/// The partition of dead letters, newest last.
+pub(super) const DEAD_PK: &str = "DEAD";
 /// A rate bucket's item in its endpoint's partition.
 pub(super) const BUCKET_SK: &str = "BUCKET";
 
@@ -82,6 +84,11 @@ pub(super) fn stats_pk(ep: &EndpointId) -> String {
 /// One hour's counters, by the hour's name (`2026-12-03T14`).
 pub(super) fn stats_sk(hour: &str) -> String {
     format!("H#{hour}")
+}
+
+/// Sorts dead letters by when they were recorded: `0001795935600000#dlt_…`.
+pub(super) fn dead_letter_sk(id: &crate::ids::DeadLetterId) -> String {
+    format!("{:016}#{id}", id.made_at_millis().unwrap_or(0).max(0))
 }
 
 /// An endpoint's rate bucket.

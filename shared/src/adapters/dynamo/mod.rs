@@ -12,6 +12,7 @@
 //! | large event's body   | `EVT#<id>`       | `BODY`                      |
 //! | hourly counters      | `STATS#<ep_…>`   | `H#2026-12-03T14`           |
 //! | rate-limit bucket    | `RATE#<ep_…>`    | `BUCKET`                    |
+//! | dead letter          | `DEAD`           | `<recorded ms>#<dlt_…>`     |
 //!
 //! An endpoint's partition is its delivery log, newest last; the whole log merges the
 //! endpoints' (live and deleted ones'). A delivery id names its endpoint and creation
@@ -23,9 +24,10 @@
 //! `expires_at` for TTL.
 //!
 //! One module per port (`endpoints`, `events`, `deliveries`, `log`, `open`, `stats`,
-//! `rate_limit`); `keys` says where each item lives, `reader` reads attributes back,
+//! `rate_limit`, `dead_letters`); `keys` says where each item lives, `reader` reads attributes back,
 //! and the `*_items` modules are the codecs between the domain and items.
 
+mod dead_letters;
 mod deliveries;
 mod delivery_items;
 mod endpoint_items;
