@@ -31,8 +31,13 @@ pub trait EndpointStore: Send + Sync {
     /// Writes a changed endpoint if it is still at the version it was read at; the
     /// caller has bumped `endpoint.version`. Whether it was written.
     async fn update_endpoint(&self, endpoint: &Endpoint, read_version: u64) -> PortResult<bool>;
-    /// Every endpoint, for matching events against.
+    /// Every endpoint, for matching events against, as of this call (strongly
+    /// consistent).
     async fn all_endpoints(&self) -> PortResult<Vec<Endpoint>>;
+    /// The registry's version: it moves with every change to which events go where (an
+    /// endpoint created, changed, disabled or deleted), after the change is written, so
+    /// a cache of the endpoints read at this version is current. Strongly consistent.
+    async fn registry_version(&self) -> PortResult<u64>;
     /// An attempt failed: starts the failing streak unless one is running; returns
     /// when the streak started.
     async fn note_failure(&self, id: &EndpointId, now: Timestamp) -> PortResult<Timestamp>;

@@ -386,3 +386,63 @@ async fn a_large_event_claimed_for_thousands_of_endpoints_keeps_its_body_in_an_i
         "the body is apart"
     );
 }
+
+#[tokio::test]
+async fn an_endpoint_created_changed_or_disabled_just_before_an_event_is_honoured_despite_the_cache() {
+    // GIVEN a delivery function that caches endpoints for an hour, its cache warm
+    let h = Harness::with(Options {
+        endpoint_cache: std::time::Duration::from_secs(3600),
+        ..Options::default()
+    })
+    .await;
+    let rx = Receiver::start().await;
+    let (a, _) = h.register("a", &rx.url("/a"), &["*"]).await;
+    h.send_event(&json!({"id": "warm", "event_type": "agent.x", "data": 1}))
+        .await;
+    h.pump().await;
+    assert_eq!(rx.received("/a").len(), 1);
+    let ids =
+        |path: &str| -> Vec<String> { rx.received(path).iter().map(|r| r.header("webhook-id")).collect() };
+
+    // WHEN an endpoint is created, and an event sent at once
+    let (b, _) = h.register("b", &rx.url("/b"), &["agent.*"]).await;
+    h.send_event(&json!({"id": "after-create", "event_type": "agent.x", "data": 1}))
+        .await;
+    h.pump().await;
+    // THEN it goes to the new endpoint too
+    assert_eq!(ids("/b"), ["after-create"]);
+
+    // WHEN its filter changes, and an event it no longer wants is sent at once
+    let patch = json!({"version": 1, "event_types": ["tool.*"]}).to_string();
+    let r = h
+        .call_admin(
+            "PATCH",
+            &format!("/v1/endpoints/{b}"),
+            Some(ADMIN_KEY),
+            Some(&patch),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    h.send_event(&json!({"id": "after-patch", "event_type": "agent.x", "data": 1}))
+        .await;
+    h.pump().await;
+    // THEN it does not get it
+    assert_eq!(ids("/b"), ["after-create"]);
+
+    // WHEN the first endpoint is disabled, and an event sent at once
+    let patch = json!({"version": 1, "status": "disabled"}).to_string();
+    let r = h
+        .call_admin(
+            "PATCH",
+            &format!("/v1/endpoints/{a}"),
+            Some(ADMIN_KEY),
+            Some(&patch),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    h.send_event(&json!({"id": "after-disable", "event_type": "agent.x", "data": 1}))
+        .await;
+    h.pump().await;
+    // THEN it receives nothing more
+    assert_eq!(ids("/a"), ["warm", "after-create", "after-patch"]);
+}

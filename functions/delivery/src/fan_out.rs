@@ -53,7 +53,7 @@ impl<S: EventStore + EndpointStore + DeliveryStore + RateLimiter, H: WebhookSend
     Deliverer<S, H, Q, C>
 {
     pub(crate) async fn fan_out(&self, event: &Event, inv: &Invocation) -> Disposition {
-        let endpoints = match self.endpoints.all(&self.store).await {
+        let endpoints = match inv.endpoints(&self.endpoints, &self.store).await {
             Ok(eps) => eps,
             // Permanent or not, it names no delivery: the message stays (and the DLQ
             // keeps it if it never reads).

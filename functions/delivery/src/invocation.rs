@@ -1,14 +1,18 @@
-//! One invocation's shared state: the POSTs it may have in flight, and what it reports
-//! once at its end (operational events, statistics, attempt metrics).
+//! One invocation's shared state: the endpoints as of its batch, the POSTs it may have
+//! in flight, and what it reports once at its end (operational events, statistics,
+//! attempt metrics).
 
+use crate::endpoint_cache::{EndpointCache, Endpoints};
 use hookline::attempt_metrics::AttemptMetrics;
 use hookline::delivery::{Attempt, Delivery, DeliveryStatus};
+use hookline::endpoint::Endpoint;
 use hookline::event::Event;
+use hookline::ids::EndpointId;
 use hookline::ops;
-use hookline::ports::{Queue, StatsStore};
+use hookline::ports::{EndpointStore, PortResult, Queue, StatsStore};
 use hookline::stats::StatsBatch;
 use hookline::timestamp::Timestamp;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// What an invocation reports, written once at its end.
 #[derive(Default)]
@@ -36,6 +40,8 @@ impl Reports {
 
 pub struct Invocation {
     reports: Mutex<Reports>,
+    /// The endpoints as of this invocation: read (or confirmed) once, on first use.
+    endpoints: tokio::sync::OnceCell<Endpoints>,
     /// `concurrency` POSTs at once for the whole invocation, however many events its
     /// records carry (a packed batch holds up to 100).
     pub posts: tokio::sync::Semaphore,
@@ -45,8 +51,34 @@ impl Invocation {
     pub fn new(concurrency: usize) -> Self {
         Self {
             reports: Mutex::new(Reports::default()),
+            endpoints: tokio::sync::OnceCell::new(),
             posts: tokio::sync::Semaphore::new(concurrency.max(1)),
         }
+    }
+
+    /// The endpoints as of this batch, from the cache once it is confirmed current.
+    pub async fn endpoints(
+        &self,
+        cache: &EndpointCache,
+        store: &impl EndpointStore,
+    ) -> PortResult<Endpoints> {
+        self.endpoints
+            .get_or_try_init(|| cache.current(store))
+            .await
+            .cloned()
+    }
+
+    /// One endpoint as of this batch; one created since is read from the store.
+    pub async fn endpoint(
+        &self,
+        cache: &EndpointCache,
+        store: &impl EndpointStore,
+        id: &EndpointId,
+    ) -> PortResult<Option<Arc<Endpoint>>> {
+        if let Some(e) = self.endpoints(cache, store).await?.iter().find(|e| &e.id == id) {
+            return Ok(Some(e.clone()));
+        }
+        Ok(store.get_endpoint(id).await?.map(Arc::new))
     }
 
     pub fn into_reports(self) -> Reports {

@@ -42,7 +42,7 @@ impl<S: EndpointStore + DeliveryStore + RateLimiter, H: WebhookSender, Q: Queue,
             return Disposition::Sleep(early);
         }
         let limits = self.settings.hop_limits();
-        let ep = match self.endpoints.one(&self.store, endpoint_id).await {
+        let ep = match inv.endpoint(&self.endpoints, &self.store, endpoint_id).await {
             Err(e) => return self.after_failure(&seen, e, Step::ReadEndpoint, inv).await,
             Ok(found) => match usable(found, false) {
                 Ok(ep) => ep,

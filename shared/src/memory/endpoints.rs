@@ -15,6 +15,7 @@ impl EndpointStore for MemoryStore {
             .lock()
             .unwrap()
             .insert(endpoint.id.clone(), endpoint.clone());
+        self.bump_registry();
         Ok(())
     }
 
@@ -44,7 +45,11 @@ impl EndpointStore for MemoryStore {
 
     async fn delete_endpoint(&self, id: &EndpointId) -> PortResult<bool> {
         self.check()?;
-        Ok(self.endpoints.lock().unwrap().remove(id).is_some())
+        let existed = self.endpoints.lock().unwrap().remove(id).is_some();
+        if existed {
+            self.bump_registry();
+        }
+        Ok(existed)
     }
 
     async fn update_endpoint(&self, endpoint: &Endpoint, read_version: u64) -> PortResult<bool> {
@@ -53,6 +58,7 @@ impl EndpointStore for MemoryStore {
         match all.get_mut(&endpoint.id) {
             Some(e) if e.version == read_version => {
                 *e = endpoint.clone();
+                self.bump_registry();
                 Ok(true)
             }
             _ => Ok(false),
@@ -63,6 +69,12 @@ impl EndpointStore for MemoryStore {
         self.refuse("all_endpoints")?;
         self.check()?;
         Ok(self.endpoints.lock().unwrap().values().cloned().collect())
+    }
+
+    async fn registry_version(&self) -> PortResult<u64> {
+        self.check()?;
+        self.refuse("registry_version")?;
+        Ok(self.registry_version.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     async fn note_failure(&self, id: &EndpointId, now: Timestamp) -> PortResult<Timestamp> {
@@ -99,6 +111,7 @@ impl EndpointStore for MemoryStore {
                 e.disabled_reason = Some(reason.to_owned());
                 e.updated_at = now;
                 e.version += 1;
+                self.bump_registry();
                 Ok(true)
             }
             _ => Ok(false),

@@ -44,6 +44,8 @@ pub struct MemoryStore {
     deliveries: Mutex<DeliveryLog>,
     stats: Mutex<BTreeMap<(EndpointId, String), crate::stats::HourStats>>,
     buckets: Mutex<HashMap<EndpointId, crate::ratelimit::Bucket>>,
+    /// Moved by every change to the endpoints.
+    pub(super) registry_version: std::sync::atomic::AtomicU64,
     /// Oldest first.
     pub dead_letters: Mutex<Vec<crate::dead_letter::DeadLetter>>,
     /// When set, every call fails with a retryable error.
@@ -64,6 +66,11 @@ impl MemoryStore {
         } else {
             Ok(())
         }
+    }
+
+    pub(super) fn bump_registry(&self) {
+        self.registry_version
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Fails with a permanent error if the test refuses calls to `method`.

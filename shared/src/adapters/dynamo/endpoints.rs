@@ -63,8 +63,9 @@ impl EndpointStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| classify("PutItem endpoint", e))
+            .map_err(|e| classify("PutItem endpoint", e))?;
+        self.bump_registry().await;
+        Ok(())
     }
 
     async fn get_endpoint(&self, id: &EndpointId) -> PortResult<Option<Endpoint>> {
@@ -151,7 +152,10 @@ impl EndpointStore for DynamoStore {
             .send()
             .await;
         match res {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.bump_registry().await;
+                Ok(true)
+            }
             Err(e) => {
                 // The delete's condition is the only one: it failing means no such endpoint.
                 let missing = matches!(
@@ -189,7 +193,11 @@ impl EndpointStore for DynamoStore {
             req.condition_expression("version = :v")
                 .expression_attribute_values(":v", n(read_version))
         };
-        conditional(req.send().await.map(|_| ()), "PutItem endpoint update")
+        let written = conditional(req.send().await.map(|_| ()), "PutItem endpoint update")?;
+        if written {
+            self.bump_registry().await;
+        }
+        Ok(written)
     }
 
     async fn all_endpoints(&self) -> PortResult<Vec<Endpoint>> {
@@ -198,7 +206,8 @@ impl EndpointStore for DynamoStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(ENDPOINT_PK));
+            .expression_attribute_values(":pk", s(ENDPOINT_PK))
+            .consistent_read(true);
         let items = query_all(query, "Query endpoints").await?;
         items.iter().map(endpoint_from_item).collect()
     }
@@ -260,6 +269,14 @@ impl EndpointStore for DynamoStore {
                 .expression_attribute_values(":cutoff", n(t.unix_millis())),
             None => req.condition_expression("#st = :active"),
         };
-        conditional(req.send().await.map(|_| ()), "UpdateItem endpoint disable")
+        let disabled = conditional(req.send().await.map(|_| ()), "UpdateItem endpoint disable")?;
+        if disabled {
+            self.bump_registry().await;
+        }
+        Ok(disabled)
+    }
+
+    async fn registry_version(&self) -> PortResult<u64> {
+        self.read_registry_version().await
     }
 }

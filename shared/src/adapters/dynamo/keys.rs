@@ -19,6 +19,9 @@ pub(super) const BODY_SK: &str = "BODY";
 pub const OPEN_INDEX: &str = "open";
 /// Every open delivery's `open_pk`.
 pub(super) const OPEN_PK: &str = "OPEN";
+/// The registry version's item: `REGISTRY`, `VERSION`.
+pub(super) const REGISTRY_PK: &str = "REGISTRY";
+pub(super) const REGISTRY_SK: &str = "VERSION";
 /// The partition of dead letters, newest last.
 pub(super) const DEAD_PK: &str = "DEAD";
 /// A rate bucket's item in its endpoint's partition.

@@ -13,6 +13,7 @@
 //! | hourly counters      | `STATS#<ep_…>`   | `H#2026-12-03T14`           |
 //! | rate-limit bucket    | `RATE#<ep_…>`    | `BUCKET`                    |
 //! | dead letter          | `DEAD`           | `<recorded ms>#<dlt_…>`     |
+//! | registry version     | `REGISTRY`       | `VERSION`                   |
 //!
 //! An endpoint's partition is its delivery log, newest last; the whole log merges the
 //! endpoints' (live and deleted ones'). A delivery id names its endpoint and creation
@@ -38,6 +39,7 @@ mod log;
 mod open;
 mod rate_limit;
 mod reader;
+mod registry;
 mod stats;
 
 use super::classify;
