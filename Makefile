@@ -110,6 +110,9 @@ BENCH_RUNS ?= 10
 BENCH_RATE ?= 100
 BENCH_SECONDS ?= 60
 BENCH_COUNT_EVENTS ?= 200
+BENCH_NOISY_EVENTS ?= 100
+BENCH_NOISY_RATE ?= 10
+BENCH_SECTIONS ?= counts,latency,noisy
 bench: tools localstack
 	@echo "==> cargo build --release (the four functions, the local stack's runner, the harness and the hello-world baseline)"
 	@# Selected by --bin, as cargo lambda watch and sam build select them: the same features.
@@ -119,7 +122,8 @@ bench: tools localstack
 	@# The handler's own log and metric lines go to stdout, as on Lambda; only the figures are shown.
 	@target/release/bench throughput --events $(BENCH_EVENTS) --fanout $(BENCH_FANOUT) --rounds $(BENCH_ROUNDS) --json target/bench/throughput.json \
 	  | grep --line-buffered -v -e '"_aws"' -e '"level":'
-	@target/release/bench e2e --rate $(BENCH_RATE) --seconds $(BENCH_SECONDS) --events $(BENCH_COUNT_EVENTS) --json target/bench/e2e.json
+	@target/release/bench e2e --rate $(BENCH_RATE) --seconds $(BENCH_SECONDS) --events $(BENCH_COUNT_EVENTS) \
+	  --noisy-events $(BENCH_NOISY_EVENTS) --noisy-rate $(BENCH_NOISY_RATE) --sections $(BENCH_SECTIONS) --json target/bench/e2e.json
 
 # LocalStack's SQS for the bench's local stack, in its own venv. It needs Python >= 3.13
 # (2026.3.0 imports warnings.deprecated, new in 3.13).

@@ -10,6 +10,7 @@
 //! 4. AWS requests per webhook: for fan-out 1 and 5, batch and single ingest, the SQS
 //!    requests, DynamoDB requests and units per delivered webhook, then the cost per
 //!    million webhooks at list prices from those counts and the measured durations.
+//! 5. Noisy neighbours: see e2e_noisy.rs.
 
 use crate::awsproxy::{Call, Proxy};
 use crate::e2e_report::*;
@@ -25,6 +26,11 @@ pub struct Options {
     pub seconds: usize,
     pub events: usize,
     pub concurrency: usize,
+    /// The noisy-neighbour section's events per phase, and their rate.
+    pub noisy_events: usize,
+    pub noisy_rate: usize,
+    /// Which sections run: `counts`, `latency`, `noisy`.
+    pub sections: Vec<String>,
 }
 
 pub async fn run(opts: Options) -> Result<Value, BoxError> {
@@ -72,6 +78,7 @@ pub async fn run(opts: Options) -> Result<Value, BoxError> {
             .await?;
         }
     }
+    crate::e2e_noisy::register(&api, &base).await?;
     tokio::time::sleep(Duration::from_secs(6)).await;
     // Warm every instance: a burst wide enough to start each.
     let warm: Vec<Value> = (0..100)
@@ -90,23 +97,38 @@ pub async fn run(opts: Options) -> Result<Value, BoxError> {
         received,
         stack,
     };
-    let mut requests = serde_json::Map::new();
-    for &(fanout, batch) in COUNT_PHASES {
-        let name = phase_name(fanout, batch);
-        let r = bench.count_phase(&name, fanout, batch, opts.events, true).await?;
-        requests.insert(name, r);
+    let run = |name: &str| opts.sections.iter().any(|s| s == name);
+    let mut out = serde_json::Map::new();
+    if run("counts") {
+        let mut requests = serde_json::Map::new();
+        for &(fanout, batch) in COUNT_PHASES {
+            let name = phase_name(fanout, batch);
+            let r = bench.count_phase(&name, fanout, batch, opts.events, true).await?;
+            requests.insert(name, r);
+        }
+        print_requests(&requests);
+        let timing = bench
+            .count_phase(TIMING_PHASE, 1, true, opts.events, false)
+            .await?;
+        out.insert(
+            "cost_per_million".into(),
+            cost(&requests["fanout1-batch"], &timing),
+        );
+        out.insert("aws_requests".into(), Value::Object(requests));
+        out.insert("durations".into(), timing);
     }
-    print_requests(&requests);
-    let timing = bench
-        .count_phase(TIMING_PHASE, 1, true, opts.events, false)
-        .await?;
-    let cost = cost(&requests["fanout1-batch"], &timing);
-    let latency = bench.latency(&opts).await?;
+    if run("latency") {
+        out.insert("end_to_end_latency".into(), bench.latency(&opts).await?);
+    }
+    // Last: its hanging endpoints' retries may go on after it.
+    if run("noisy") {
+        out.insert(
+            "noisy_neighbours".into(),
+            bench.noisy(opts.noisy_events, opts.noisy_rate).await?,
+        );
+    }
     drop(bench);
-    Ok(json!({
-        "aws_requests": requests, "durations": timing, "cost_per_million": cost,
-        "end_to_end_latency": latency,
-    }))
+    Ok(Value::Object(out))
 }
 
 /// The request counts' phases: (fan-out, batch ingest).

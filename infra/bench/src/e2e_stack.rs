@@ -24,9 +24,14 @@ pub(crate) fn free_port() -> Result<u16, BoxError> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Webhooks received, by event id: (path, when, in unix ms).
+/// Webhooks received, by event id: (path, when, in unix ms). Requests to a path with
+/// `/hang/` in it, while `hang` is set, are held 31 s and not counted (their sender has
+/// given up after its 30 s timeout); once it is cleared they are answered at once.
 #[derive(Clone, Default)]
-pub(crate) struct Received(pub(crate) Arc<Mutex<Vec<(String, String, f64)>>>);
+pub(crate) struct Received(
+    pub(crate) Arc<Mutex<Vec<(String, String, f64)>>>,
+    pub(crate) Arc<std::sync::atomic::AtomicBool>,
+);
 
 impl Received {
     pub(crate) fn count_under(&self, prefix: &str) -> usize {
@@ -35,6 +40,33 @@ impl Received {
             .map(|v| v.iter().filter(|(_, p, _)| p.starts_with(prefix)).count())
             .unwrap_or(0)
     }
+    /// Distinct (event, path) pairs received under `prefix`.
+    pub(crate) fn unique_under(&self, prefix: &str) -> usize {
+        self.0
+            .lock()
+            .map(|v| {
+                v.iter()
+                    .filter(|(_, p, _)| p.starts_with(prefix))
+                    .map(|(id, p, _)| (id, p))
+                    .collect::<std::collections::HashSet<_>>()
+                    .len()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Every arrival under `prefix`: (event, path, when).
+    pub(crate) fn under(&self, prefix: &str) -> Vec<(String, String, f64)> {
+        self.0
+            .lock()
+            .map(|v| {
+                v.iter()
+                    .filter(|(_, p, _)| p.starts_with(prefix))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub(crate) fn first_by_event(&self, prefix: &str) -> HashMap<String, f64> {
         let mut m = HashMap::new();
         if let Ok(v) = self.0.lock() {
@@ -66,6 +98,13 @@ pub(crate) async fn start_receiver(received: Received) -> Result<u16, BoxError> 
                                 .to_owned();
                             let path = req.uri().path().to_owned();
                             let _ = req.into_body().collect().await;
+                            if path.contains("/hang/") && received.1.load(std::sync::atomic::Ordering::SeqCst)
+                            {
+                                tokio::time::sleep(Duration::from_secs(31)).await;
+                                return Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                                    Bytes::from_static(b"late"),
+                                )));
+                            }
                             if let Ok(mut v) = received.0.lock() {
                                 v.push((id, path, at));
                             }
@@ -121,6 +160,11 @@ impl Stack {
             .env("HOOKLINE_LOG_FORMAT", "json")
             // The production default: endpoints are re-read every 5 s.
             .env("HOOKLINE_ENDPOINT_CACHE_SECONDS", "5")
+            // Retries come back within seconds, so that the noisy-neighbour section sees a
+            // hanging endpoint's deliveries through once it recovers (no other section
+            // fails an attempt).
+            .env("HOOKLINE_RETRY_SCHEDULE", "0,5,10,20,30,60,120,300")
+            .env("HOOKLINE_RETRY_FLOOR_SECONDS", "5")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -193,11 +237,21 @@ pub(crate) struct Bench {
 
 impl Api {
     pub(crate) async fn endpoint(&self, name: &str, url: &str, event_type: &str) -> Result<(), BoxError> {
+        self.endpoint_with(name, url, event_type, 15).await
+    }
+
+    pub(crate) async fn endpoint_with(
+        &self,
+        name: &str,
+        url: &str,
+        event_type: &str,
+        timeout_seconds: u32,
+    ) -> Result<(), BoxError> {
         let res = self
             .client
             .post(format!("{}/v1/endpoints", self.url))
             .header("x-api-key", "dev-admin-key")
-            .json(&json!({"name": name, "url": url, "event_types": [event_type]}))
+            .json(&json!({"name": name, "url": url, "event_types": [event_type], "timeout_seconds": timeout_seconds}))
             .send()
             .await?;
         if !res.status().is_success() {

@@ -4,7 +4,8 @@
 //!
 //!   bench coldstart [--runs N] [--json PATH]   (with the emulator: infra/with-emulator.sh)
 //!   bench throughput [--events N] [--fanout F] [--rounds R] [--json PATH]
-//!   bench e2e [--rate N] [--seconds S] [--events N] [--concurrency C] [--json PATH]
+//!   bench e2e [--rate N] [--seconds S] [--events N] [--concurrency C] [--noisy-events N]
+//!             [--noisy-rate N] [--sections counts,latency,noisy] [--json PATH]
 //!                       (latency and AWS requests on the local stack: see e2e.rs)
 //!   bench receiver      (the HTTP receiver, run as a child process so that its CPU
 //!                        time is not counted as the sender's)
@@ -19,6 +20,7 @@ mod awsproxy;
 mod billing;
 mod coldstart;
 mod e2e;
+mod e2e_noisy;
 mod e2e_report;
 mod e2e_stack;
 mod throughput;
@@ -62,6 +64,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 seconds: opt("--seconds", 60)?.max(1),
                 events: opt("--events", 200)?.max(10),
                 concurrency: opt("--concurrency", 4)?.clamp(1, 20),
+                noisy_events: opt("--noisy-events", 100)?.max(10),
+                noisy_rate: opt("--noisy-rate", 10)?.max(1),
+                sections: args
+                    .iter()
+                    .position(|a| a == "--sections")
+                    .and_then(|i| args.get(i + 1))
+                    .map_or("counts,latency,noisy", String::as_str)
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect(),
             };
             tokio::runtime::Runtime::new()?
                 .block_on(e2e::run(opts))
@@ -73,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => {
             return Err(
-                "usage: bench coldstart [--runs N] [--json PATH] | bench throughput [--events N] [--fanout F] [--rounds R] [--json PATH] | bench e2e [--rate N] [--seconds S] [--events N] [--concurrency C] [--json PATH]"
+                "usage: bench coldstart [--runs N] [--json PATH] | bench throughput [--events N] [--fanout F] [--rounds R] [--json PATH] | bench e2e [--rate N] [--seconds S] [--events N] [--concurrency C] [--noisy-events N] [--noisy-rate N] [--sections counts,latency,noisy] [--json PATH]"
                     .into(),
             );
         }
