@@ -64,6 +64,8 @@ pub struct Endpoint {
     pub failing_since: Option<Timestamp>,
     /// At most this many requests a second; what exceeds it waits its turn.
     pub rate_limit_per_second: Option<u32>,
+    /// Since when it has been in the slow lane (`crate::lane`); `None` in the fast lane.
+    pub slow_since: Option<Timestamp>,
     pub secret: EndpointSecret,
     /// Secrets replaced by a rotation, still signing beside the new one until then.
     pub previous_secrets: Vec<(EndpointSecret, Timestamp)>,
@@ -90,6 +92,7 @@ impl Endpoint {
             retry_schedule: None,
             failing_since: None,
             rate_limit_per_second: None,
+            slow_since: None,
             secret: EndpointSecret::generate(),
             previous_secrets: Vec::new(),
             version: 1,
@@ -174,6 +177,10 @@ pub struct EndpointView<'a> {
     pub disabled_reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failing_since: Option<Timestamp>,
+    /// `fast`, or `slow` when it answers too slowly to be waited for with the others.
+    pub lane: crate::lane::Lane,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slow_since: Option<Timestamp>,
     /// When the secrets replaced by rotations stop signing.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub previous_secrets_expire_at: Vec<Timestamp>,
@@ -200,6 +207,8 @@ impl<'a> From<&'a Endpoint> for EndpointView<'a> {
             status: e.status,
             disabled_reason: e.disabled_reason.as_deref(),
             failing_since: e.failing_since,
+            lane: crate::lane::Lane::of(e),
+            slow_since: e.slow_since,
             previous_secrets_expire_at: e.previous_secrets.iter().map(|(_, t)| *t).collect(),
             version: e.version,
             created_at: e.created_at,

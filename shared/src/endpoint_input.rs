@@ -305,6 +305,10 @@ pub fn apply_patch(
         e.name = n.trim().to_owned();
     }
     if let Some(u) = f.url {
+        // Another receiver: its speed is not known yet, so it starts in the fast lane.
+        if u != e.url {
+            e.slow_since = None;
+        }
         e.url = u;
     }
     if let Some(t) = f.event_types {

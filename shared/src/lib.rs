@@ -18,6 +18,7 @@ pub mod event_limits;
 pub mod give_up;
 pub mod hop;
 pub mod ids;
+pub mod lane;
 pub mod langgraph;
 pub mod matching;
 #[cfg(any(test, feature = "memory"))]

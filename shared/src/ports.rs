@@ -41,6 +41,10 @@ pub trait EndpointStore: Send + Sync {
     /// An attempt failed: starts the failing streak unless one is running; returns
     /// when the streak started.
     async fn note_failure(&self, id: &EndpointId, now: Timestamp) -> PortResult<Timestamp>;
+    /// Moves an endpoint to the slow lane (`Some(since)`) or back to the fast one
+    /// (`None`), if it is not there already; a move moves the registry's version. Whether
+    /// this call moved it.
+    async fn set_lane(&self, id: &EndpointId, slow_since: Option<Timestamp>) -> PortResult<bool>;
     /// An attempt succeeded: ends the failing streak.
     async fn note_success(&self, id: &EndpointId) -> PortResult<()>;
     /// Disables an active endpoint with the reason; with `failing_before`, only if
@@ -145,6 +149,9 @@ pub trait DeliveryStore: Send + Sync {
     /// Gives a delivery whose next attempt went missing a new wake token, if it is
     /// still as `seen` and nobody holds it. Whether this call did it.
     async fn redrive(&self, seen: &Delivery, wake: &str, now: Timestamp) -> PortResult<bool>;
+    /// Gives up the lease `claim_attempt` took, with no attempt recorded, if the
+    /// delivery is still as `seen` (the attempt is handed to another lane).
+    async fn release_attempt(&self, seen: &Delivery) -> PortResult<bool>;
     /// Ends an open delivery as `failed`, if it is still as `seen`.
     async fn fail_delivery(&self, seen: &Delivery, failed: &Delivery) -> PortResult<bool>;
     /// Open deliveries due by `before`, most overdue first, with their lease state.

@@ -446,3 +446,147 @@ async fn an_endpoint_created_changed_or_disabled_just_before_an_event_is_honoure
     // THEN it receives nothing more
     assert_eq!(ids("/a"), ["warm", "after-create", "after-patch"]);
 }
+
+#[tokio::test]
+async fn a_hanging_endpoint_does_not_hold_the_fast_lane_and_gets_its_webhooks_in_the_slow_one() {
+    // GIVEN a fast receiver and one that takes 4 s (within its 6 s timeout), and a fast
+    // lane that waits 500 ms for an answer
+    let h = Harness::with(Options {
+        settings: delivery_fn::Settings {
+            concurrency: 8,
+            inline_deadline: std::time::Duration::from_millis(500),
+            ..delivery_fn::Settings::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let rx = Receiver::start().await;
+    rx.behave("/slow", |_| Answer::Respond {
+        status: 200,
+        body: String::new(),
+        retry_after: None,
+        delay: std::time::Duration::from_secs(4),
+    });
+    h.register("fast", &rx.url("/fast"), &["*"]).await;
+    let body = json!({"name": "slow", "url": rx.url("/slow"), "event_types": ["*"], "timeout_seconds": 6})
+        .to_string();
+    let r = h
+        .call_admin("POST", "/v1/endpoints", Some(ADMIN_KEY), Some(&body))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.json);
+    let slow = r.json["id"].as_str().unwrap().to_owned();
+
+    // WHEN ten events arrive and the fast lane takes them
+    let ids: Vec<EventId> = futures_ids(&h, 10).await;
+    let started = std::time::Instant::now();
+    h.pump_fast_lane().await;
+
+    // THEN it was never held for the slow receiver, the fast one has every event, and the
+    // slow endpoint is in the slow lane
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(3500),
+        "{:?}",
+        started.elapsed()
+    );
+    let fast_ids: std::collections::HashSet<String> = rx
+        .received("/fast")
+        .iter()
+        .map(|r| r.header("webhook-id"))
+        .collect();
+    assert_eq!(fast_ids.len(), 10);
+    let got = h
+        .call_admin("GET", &format!("/v1/endpoints/{slow}"), Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(got.json["lane"], "slow", "{}", got.json);
+
+    // AND the slow lane delivers every one of them to the slow receiver
+    h.pump().await;
+    for id in &ids {
+        let deliveries = h.store().deliveries_for_event(id).await.unwrap();
+        assert_eq!(deliveries.len(), 2);
+        assert!(
+            deliveries
+                .iter()
+                .all(|(d, _)| d.status == DeliveryStatus::Delivered),
+            "{deliveries:?}"
+        );
+    }
+}
+
+/// Sends `n` events at once; their ids.
+async fn futures_ids(h: &Harness, n: usize) -> Vec<EventId> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(
+            h.send_event(&json!({"id": format!("lane-{i}"), "event_type": "agent.x", "data": i}))
+                .await,
+        );
+    }
+    ids
+}
+
+#[tokio::test]
+async fn a_slow_endpoints_long_wait_sleeps_hidden_in_the_slow_lane() {
+    use hookline::ports::EndpointStore;
+    // GIVEN an endpoint in the slow lane that asks for an hour (503, Retry-After: 3600),
+    // and a stack whose longest message delay is 1 s
+    let h = Harness::with(Options {
+        settings: delivery_fn::Settings {
+            concurrency: 8,
+            max_delay: std::time::Duration::from_secs(1),
+            ..delivery_fn::Settings::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let rx = Receiver::start().await;
+    rx.behave("/busy", |_| Answer::Respond {
+        status: 503,
+        body: String::new(),
+        retry_after: Some(3600),
+        delay: std::time::Duration::ZERO,
+    });
+    let (id, _) = h.register("busy", &rx.url("/busy"), &["*"]).await;
+    let id = hookline::EndpointId::parse(&id).unwrap();
+    assert!(
+        h.store()
+            .set_lane(&id, Some(hookline::Timestamp::now()))
+            .await
+            .unwrap()
+    );
+
+    // WHEN an event arrives
+    h.send_event(&json!({"event_type": "agent.run.completed", "data": {}}))
+        .await;
+    let stats = h.pump().await;
+
+    // THEN its attempt is made in the slow lane, and its message sleeps hidden there
+    assert_eq!(rx.received("/busy").len(), 1);
+    assert_eq!(
+        (stats.received, stats.deleted, stats.kept),
+        (2, 1, 1),
+        "{stats:?}"
+    );
+    let hidden = |queue: &'static str| {
+        let (sqs, url) = (h.sqs.clone(), h.stack.queue_url(queue).to_owned());
+        async move {
+            let attrs = sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(
+                    aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                )
+                .send()
+                .await
+                .unwrap();
+            attrs
+                .attributes()
+                .and_then(|a| {
+                    a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                })
+                .cloned()
+        }
+    };
+    assert_eq!(hidden("SlowQueue").await.as_deref(), Some("1"));
+    assert_eq!(hidden("DeliveryQueue").await.as_deref(), Some("0"));
+}

@@ -127,6 +127,9 @@ fn options() -> Options {
             max_delay: Duration::from_secs(1),
             max_receives: 100,
             disable_after: Duration::from_secs(3600),
+            // Under the endpoints' 1 s timeout, so that the slow and hanging receivers
+            // are handed to the slow lane, and back, while everything else goes on.
+            inline_deadline: Duration::from_millis(500),
         },
         sweep: SweepSettings {
             grace: Duration::from_secs(6),
@@ -393,13 +396,15 @@ async fn fault_round(round: usize, total: usize, limit: Duration) -> RoundOutcom
     let h = Arc::new(h);
     let stop = Arc::new(AtomicBool::new(false));
 
-    // Four pollers, as Lambda would run concurrent batches.
+    // Four pollers, as Lambda would run concurrent batches, and two on the slow lane.
     let mut pollers = tokio::task::JoinSet::new();
-    for _ in 0..4 {
+    for slow in [false, false, false, false, true, true] {
         let (h, killer, stop) = (h.clone(), killer.clone(), stop.clone());
         pollers.spawn(async move {
+            let esm = if slow { h.slow_esm.as_ref() } else { Some(&h.esm) };
+            let Some(esm) = esm else { return };
             while !stop.load(Ordering::SeqCst) {
-                match h.esm.poll_once(killer.as_ref()).await {
+                match esm.poll_once(killer.as_ref()).await {
                     Ok(s) if s.received == 0 => tokio::time::sleep(Duration::from_millis(50)).await,
                     _ => {}
                 }

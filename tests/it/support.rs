@@ -6,7 +6,7 @@ use crate::calls;
 use admin_fn::Admin;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use delivery_fn::{Deliverer, EndpointCache, Settings};
+use delivery_fn::{Deliverer, EndpointCache, Settings, SlowLane};
 use devstack::esm::{EsmError, EventSourceMapping, PollStats, SqsHandler};
 use devstack::provision::{Stack, provision};
 use hookline::adapters::dynamo::DynamoStore;
@@ -49,6 +49,8 @@ pub struct Options {
     pub endpoint_cache: Duration,
     /// Overrides the queue's `maxReceiveCount` (the template's is 10).
     pub max_receive_count: Option<u32>,
+    /// Whether the slow lane is configured (as in template.yaml).
+    pub slow_lane: bool,
 }
 
 impl Default for Options {
@@ -63,6 +65,7 @@ impl Default for Options {
             visibility_timeout: None,
             endpoint_cache: Duration::ZERO,
             max_receive_count: None,
+            slow_lane: true,
         }
     }
 }
@@ -79,6 +82,8 @@ pub struct Harness {
     pub deliverer: Arc<Deliverer<DynamoStore, HttpSender, SqsQueue, SystemClock>>,
     pub sweep: SweepSettings,
     pub esm: EventSourceMapping,
+    /// The slow lane's event-source mapping, when it is configured.
+    pub slow_esm: Option<EventSourceMapping>,
 }
 
 pub struct InProcess(pub Arc<Deliverer<DynamoStore, HttpSender, SqsQueue, SystemClock>>);
@@ -111,6 +116,7 @@ impl Harness {
             visibility_timeout,
             endpoint_cache,
             max_receive_count,
+            slow_lane,
         } = options;
         assert!(
             std::env::var_os("AWS_ENDPOINT_URL").is_some(),
@@ -127,28 +133,31 @@ impl Harness {
         let stack = provision(&template, &prefix, &sqs, &dynamo)
             .await
             .expect("stack provisions");
-        if let Some(max) = max_receive_count {
-            let policy = serde_json::json!({"deadLetterTargetArn": stack.queue_arn("DeliveryDLQ"), "maxReceiveCount": max});
-            sqs.set_queue_attributes()
-                .queue_url(stack.queue_url("DeliveryQueue"))
-                .attributes(
-                    aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
-                    policy.to_string(),
-                )
-                .send()
-                .await
-                .expect("redrive policy set");
-        }
-        if let Some(v) = visibility_timeout {
-            sqs.set_queue_attributes()
-                .queue_url(stack.queue_url("DeliveryQueue"))
-                .attributes(
-                    aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
-                    v.as_secs().to_string(),
-                )
-                .send()
-                .await
-                .expect("visibility timeout set");
+        // Both lanes' queues, as the template makes them alike.
+        for lane in ["DeliveryQueue", "SlowQueue"] {
+            if let Some(max) = max_receive_count {
+                let policy = serde_json::json!({"deadLetterTargetArn": stack.queue_arn("DeliveryDLQ"), "maxReceiveCount": max});
+                sqs.set_queue_attributes()
+                    .queue_url(stack.queue_url(lane))
+                    .attributes(
+                        aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+                        policy.to_string(),
+                    )
+                    .send()
+                    .await
+                    .expect("redrive policy set");
+            }
+            if let Some(v) = visibility_timeout {
+                sqs.set_queue_attributes()
+                    .queue_url(stack.queue_url(lane))
+                    .attributes(
+                        aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                        v.as_secs().to_string(),
+                    )
+                    .send()
+                    .await
+                    .expect("visibility timeout set");
+            }
         }
         let keys = ApiKeys::new(INGEST_KEY, ADMIN_KEY);
         // Each function gets clients of its own, which record its calls (calls.rs).
@@ -185,6 +194,10 @@ impl Harness {
             clock: SystemClock,
             endpoints: EndpointCache::new(endpoint_cache),
             settings,
+            slow_lane: slow_lane.then(|| SlowLane {
+                queue: SqsQueue::new(calls::sqs_for(&cfg, "delivery"), stack.queue_url("SlowQueue")),
+                arn: stack.queue_arn("SlowQueue").to_owned(),
+            }),
         });
         // Lambda's event-source mapping polls with the function's role, so its calls
         // are the delivery function's too.
@@ -194,6 +207,15 @@ impl Harness {
             stack.queue_arn("DeliveryQueue"),
         );
         esm.wait = Duration::ZERO;
+        let slow_esm = slow_lane.then(|| {
+            let mut esm = EventSourceMapping::new(
+                calls::sqs_for(&cfg, "delivery"),
+                stack.queue_url("SlowQueue"),
+                stack.queue_arn("SlowQueue"),
+            );
+            esm.wait = Duration::ZERO;
+            esm
+        });
         let sweeper_clients = (
             calls::sqs_for(&cfg, "sweeper"),
             calls::dynamo_for(&cfg, "sweeper"),
@@ -208,6 +230,7 @@ impl Harness {
             deliverer,
             sweep,
             esm,
+            slow_esm,
         }
     }
 
@@ -234,11 +257,32 @@ impl Harness {
         )
     }
 
-    /// Runs the event-source mapping until the queue has nothing visible.
+    /// Runs both lanes' event-source mappings until neither queue has anything visible.
     pub async fn pump(&self) -> PollStats {
         let handler = InProcess(self.deliverer.clone());
         let mut total = PollStats::default();
         for _ in 0..50 {
+            let mut s = self.esm.poll_once(&handler).await.expect("poll");
+            if s.received == 0
+                && let Some(slow) = &self.slow_esm
+            {
+                s = slow.poll_once(&handler).await.expect("poll the slow lane");
+            }
+            if s.received == 0 {
+                return total;
+            }
+            total.received += s.received;
+            total.deleted += s.deleted;
+            total.kept += s.kept;
+        }
+        panic!("the queues never drained");
+    }
+
+    /// Runs the fast lane's event-source mapping only, until its queue is empty.
+    pub async fn pump_fast_lane(&self) -> PollStats {
+        let handler = InProcess(self.deliverer.clone());
+        let mut total = PollStats::default();
+        loop {
             let s = self.esm.poll_once(&handler).await.expect("poll");
             if s.received == 0 {
                 return total;
@@ -247,7 +291,6 @@ impl Harness {
             total.deleted += s.deleted;
             total.kept += s.kept;
         }
-        panic!("the queue never drained");
     }
 
     pub async fn queue_is_empty(&self) -> bool {

@@ -122,12 +122,12 @@ pub fn works(records: &[SqsMessage]) -> Works {
 }
 
 /// The batch response: a record stays as long as any of its works wants it to; a
-/// sleeping one is hidden first.
-pub async fn respond(
+/// sleeping one is hidden first, on the queue it came from.
+pub async fn respond<'q, Q: Queue + 'q>(
     records: &[SqsMessage],
     works: &Works,
     outcomes: Vec<Disposition>,
-    queue: &impl Queue,
+    queue_of: impl Fn(&SqsMessage) -> &'q Q,
 ) -> SqsBatchResponse {
     let mut fates = vec![Fate::Delete; records.len()];
     for ((_, at), outcome) in works.iter().zip(outcomes) {
@@ -152,7 +152,10 @@ pub async fn respond(
             Fate::Return => {}
             Fate::Hide(d) => {
                 let receipt = record.receipt_handle.as_deref().unwrap_or_default();
-                if let Err(e) = queue.hide(receipt, d.max(Duration::from_secs(1))).await {
+                if let Err(e) = queue_of(record)
+                    .hide(receipt, d.max(Duration::from_secs(1)))
+                    .await
+                {
                     tracing::warn!(error = %e, "could not hide the message; it returns after the queue's visibility timeout");
                 }
             }

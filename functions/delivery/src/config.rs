@@ -22,6 +22,8 @@ pub struct Settings {
     pub max_receives: u32,
     /// An endpoint failing this long with no success is disabled.
     pub disable_after: Duration,
+    /// How long the fast lane waits for an attempt (`hookline::lane`).
+    pub inline_deadline: Duration,
 }
 
 impl Default for Settings {
@@ -33,6 +35,7 @@ impl Default for Settings {
             max_delay: MAX_QUEUE_DELAY,
             max_receives: 10,
             disable_after: Duration::from_secs(5 * 86_400),
+            inline_deadline: hookline::lane::DEFAULT_INLINE_DEADLINE,
         }
     }
 }
@@ -91,6 +94,7 @@ impl Settings {
                 d.disable_after,
                 1..=90 * 86_400,
             ),
+            inline_deadline: secs_in(env, "HOOKLINE_INLINE_DEADLINE_SECONDS", d.inline_deadline, 1..=30),
         }
     }
 }
@@ -102,6 +106,8 @@ pub struct Config {
     pub retention: Duration,
     pub ssrf: SsrfPolicy,
     pub endpoint_cache: Duration,
+    /// The slow lane's queue (its URL and ARN); without it, every attempt is inline.
+    pub slow_queue: Option<(String, String)>,
     pub settings: Settings,
 }
 
@@ -112,6 +118,17 @@ impl Config {
         let retention = retention(&mut env);
         let ssrf = ssrf_policy(&mut env);
         let endpoint_cache = Duration::from_secs(env.parsed_or("HOOKLINE_ENDPOINT_CACHE_SECONDS", 5u64));
+        let slow_queue = match (
+            env.optional("HOOKLINE_SLOW_QUEUE_URL"),
+            env.optional("HOOKLINE_SLOW_QUEUE_ARN"),
+        ) {
+            (Some(url), Some(arn)) => Some((url, arn)),
+            (None, None) => None,
+            _ => {
+                env.problem("HOOKLINE_SLOW_QUEUE_URL and HOOKLINE_SLOW_QUEUE_ARN go together");
+                None
+            }
+        };
         let settings = Settings::from_env(&mut env);
         env.finish()?;
         Ok(Self {
@@ -120,6 +137,7 @@ impl Config {
             retention,
             ssrf,
             endpoint_cache,
+            slow_queue,
             settings,
         })
     }

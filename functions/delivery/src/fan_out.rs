@@ -11,6 +11,7 @@ use hookline::delivery::{Attempt, Delivery, DeliveryStatus};
 use hookline::endpoint::{Endpoint, usable};
 use hookline::event::Event;
 use hookline::ids::{DeliveryId, EndpointId};
+use hookline::lane::Lane;
 use hookline::ports::{
     Clock, DeliveryStore, EndpointStore, EventStore, FanoutClaim, PortError, PortResult, Queue, RateLimiter,
     WebhookSender,
@@ -26,8 +27,10 @@ use std::sync::Arc;
 pub struct AttemptedFanOut {
     event: Event,
     attempted: Vec<(Arc<Endpoint>, Delivery, Attempt, Verdict)>,
-    /// Over their endpoint's rate limit: pending, their attempt waits its turn.
-    waiting: Vec<Delivery>,
+    /// Pending, their first attempt made from a queue: over their endpoint's rate limit
+    /// (it waits its turn), or for the slow lane (their endpoint is in it, or did not
+    /// answer by the inline deadline and moves to it).
+    queued: Vec<(Arc<Endpoint>, Delivery, Lane)>,
     /// Failed before an attempt: their endpoint is gone since the claim, or the store
     /// refused a step for good.
     failed: Vec<Delivery>,
@@ -38,7 +41,8 @@ impl AttemptedFanOut {
         self.attempted
             .iter()
             .map(|(_, d, a, _)| (d, Some(a)))
-            .chain(self.waiting.iter().chain(&self.failed).map(|d| (d, None)))
+            .chain(self.queued.iter().map(|(_, d, _)| (d, None)))
+            .chain(self.failed.iter().map(|d| (d, None)))
     }
 }
 
@@ -191,10 +195,11 @@ impl<S: EventStore + EndpointStore + DeliveryStore + RateLimiter, H: WebhookSend
         inv: &Invocation,
     ) -> Result<AttemptedFanOut, (Event, PortError)> {
         let body = &body;
-        // An endpoint over its rate limit gets a pending delivery whose attempt waits its turn.
+        // An endpoint over its rate limit, or in the slow lane, gets a pending delivery
+        // whose attempt goes through a queue.
         let now = self.clock.now();
         let mut sendable = Vec::with_capacity(targets.len());
-        let mut waiting: Vec<Delivery> = Vec::new();
+        let mut queued = Vec::new();
         let mut failed: Vec<Delivery> = Vec::new();
         let new = |id, endpoint_id, max_attempts| Delivery::under(id, &event, endpoint_id, max_attempts, now);
         for target in targets {
@@ -208,11 +213,17 @@ impl<S: EventStore + EndpointStore + DeliveryStore + RateLimiter, H: WebhookSend
                 }
             };
             let mut fresh = new(id, ep.id.clone(), ep.max_attempts);
+            let lane = self.lane_for(&ep);
+            if lane == Lane::Slow {
+                fresh.defer(now);
+                queued.push((ep, fresh, lane));
+                continue;
+            }
             match ratelimit::turn(&self.store, &ep, now).await {
                 Ok(None) => sendable.push((ep, fresh)),
                 Ok(Some(wait)) => {
                     fresh.defer(now.saturating_add(wait));
-                    waiting.push(fresh);
+                    queued.push((ep, fresh, lane));
                 }
                 Err(e) => match on_failure(&e, Step::RateLimit) {
                     OnFailure::Redeliver => return Err((event, e)),
@@ -231,8 +242,18 @@ impl<S: EventStore + EndpointStore + DeliveryStore + RateLimiter, H: WebhookSend
         let attempts: Vec<_> = sendable
             .into_iter()
             .map(|(ep, fresh)| async move {
-                let (updated, attempt, verdict) = self.attempt(event_ref, body, &ep, &fresh, inv).await;
-                (ep, updated, attempt, verdict)
+                let made = {
+                    let attempt = self.attempt(event_ref, body, &ep, &fresh, inv);
+                    match self.inline_wait(Lane::Fast, &ep) {
+                        None => Some(attempt.await),
+                        // Not waited for longer: given up, and handed to the slow lane.
+                        Some(wait) => tokio::time::timeout(wait, attempt).await.ok(),
+                    }
+                };
+                match made {
+                    Some(made) => Ok((ep, made)),
+                    None => Err((ep, fresh)),
+                }
             })
             .collect();
         // Sized up front: an element is large, and growing the vector as attempts
@@ -241,13 +262,20 @@ impl<S: EventStore + EndpointStore + DeliveryStore + RateLimiter, H: WebhookSend
         {
             let mut finishing = stream::iter(attempts).buffer_unordered(self.settings.concurrency);
             while let Some(done) = finishing.next().await {
-                attempted.push(done);
+                match done {
+                    Ok((ep, (updated, attempt, verdict))) => attempted.push((ep, updated, attempt, verdict)),
+                    Err((ep, mut fresh)) => {
+                        tracing::warn!(endpoint_id = %ep.id, delivery_id = %fresh.id, "no answer by the inline deadline; handed to the slow lane");
+                        fresh.defer(self.clock.now());
+                        queued.push((ep, fresh, Lane::Slow));
+                    }
+                }
             }
         }
         Ok(AttemptedFanOut {
             event,
             attempted,
-            waiting,
+            queued,
             failed,
         })
     }
@@ -284,11 +312,14 @@ impl<S: EventStore + EndpointStore + DeliveryStore + RateLimiter, H: WebhookSend
         for (ep, delivery, attempt, verdict) in &f.attempted {
             self.after_attempt(ep, delivery, attempt, verdict, inv).await;
             if delivery.status == DeliveryStatus::Retrying {
-                self.schedule(&f.event, delivery).await;
+                self.schedule_in(Lane::Fast, &f.event, delivery).await;
             }
         }
-        for delivery in &f.waiting {
-            self.schedule(&f.event, delivery).await;
+        for (ep, delivery, lane) in &f.queued {
+            if *lane == Lane::Slow {
+                self.move_lane(ep, Lane::Slow, inv).await;
+            }
+            self.schedule_in(*lane, &f.event, delivery).await;
         }
         for failed in &f.failed {
             tracing::warn!(event_id = %f.event.id, endpoint_id = %failed.endpoint_id, reason = failed.failure_reason.as_deref(), "delivery failed");

@@ -40,6 +40,8 @@ impl Reports {
 
 pub struct Invocation {
     reports: Mutex<Reports>,
+    /// Endpoints this invocation moved to another lane (each is moved once).
+    moved: Mutex<std::collections::HashSet<EndpointId>>,
     /// The endpoints as of this invocation: read (or confirmed) once, on first use.
     endpoints: tokio::sync::OnceCell<Endpoints>,
     /// `concurrency` POSTs at once for the whole invocation, however many events its
@@ -52,6 +54,7 @@ impl Invocation {
         Self {
             reports: Mutex::new(Reports::default()),
             endpoints: tokio::sync::OnceCell::new(),
+            moved: Mutex::default(),
             posts: tokio::sync::Semaphore::new(concurrency.max(1)),
         }
     }
@@ -79,6 +82,11 @@ impl Invocation {
             return Ok(Some(e.clone()));
         }
         Ok(store.get_endpoint(id).await?.map(Arc::new))
+    }
+
+    /// Whether this is the first move of the endpoint in this invocation.
+    pub fn first_move(&self, id: &EndpointId) -> bool {
+        self.moved.lock().is_ok_and(|mut m| m.insert(id.clone()))
     }
 
     pub fn into_reports(self) -> Reports {

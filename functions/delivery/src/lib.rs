@@ -16,10 +16,12 @@ mod config;
 mod endpoint_cache;
 mod fan_out;
 mod invocation;
+mod lanes;
 mod next_attempt;
 
 pub use config::{Config, Settings};
 pub use endpoint_cache::EndpointCache;
+pub use lanes::SlowLane;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use batch::{Disposition, Work, Works};
@@ -45,6 +47,8 @@ pub struct Deliverer<S, H, Q, C> {
     pub clock: C,
     pub endpoints: EndpointCache,
     pub settings: Settings,
+    /// Attempts to endpoints too slow to wait for go here (`hookline::lane`).
+    pub slow_lane: Option<SlowLane<Q>>,
 }
 
 impl<S, H, Q, C> Deliverer<S, H, Q, C>
@@ -58,7 +62,10 @@ where
         let works = batch::works(&batch.records);
         let invocation = Invocation::new(self.settings.concurrency);
         let outcomes = self.run(&works, &batch.records, &invocation).await;
-        let response = batch::respond(&batch.records, &works, outcomes, &self.queue).await;
+        let response = batch::respond(&batch.records, &works, outcomes, |r| {
+            self.queue_of(self.lane_of(r))
+        })
+        .await;
         invocation.into_reports().flush(&self.store, &self.queue).await;
         response
     }
@@ -129,7 +136,8 @@ where
             } => {
                 let receives = batch::receive_count(record);
                 let span = tracing::info_span!("record", event_id = %event.id, endpoint_id = %endpoint_id);
-                self.next_attempt(event, endpoint_id, wake, receives, inv)
+                let here = self.lane_of(record);
+                self.next_attempt(event, endpoint_id, wake, receives, here, inv)
                     .instrument(span)
                     .await
             }

@@ -1,5 +1,5 @@
 use aws_lambda_events::event::sqs::SqsEvent;
-use delivery_fn::{Config, Deliverer, EndpointCache};
+use delivery_fn::{Config, Deliverer, EndpointCache, SlowLane};
 use hookline::adapters::{aws_config, dynamo::DynamoStore, http::HttpSender, sqs::SqsQueue};
 use hookline::config::Env;
 use hookline::ports::SystemClock;
@@ -21,6 +21,10 @@ async fn main() -> Result<(), Error> {
         clock: SystemClock,
         endpoints: EndpointCache::new(config.endpoint_cache),
         settings: config.settings,
+        slow_lane: config.slow_queue.map(|(url, arn)| SlowLane {
+            queue: SqsQueue::new(hookline::adapters::sqs::Client::new(&aws), url),
+            arn,
+        }),
     };
     let deliverer = &deliverer;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

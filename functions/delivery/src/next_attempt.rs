@@ -10,11 +10,13 @@ use hookline::event::Event;
 use hookline::give_up::give_up;
 use hookline::hop::{self, Hop};
 use hookline::ids::EndpointId;
+use hookline::lane::{Lane, after_slow_attempt};
 use hookline::message::QueueMessage;
 use hookline::ports::{Clock, DeliveryStore, EndpointStore, PortError, Queue, RateLimiter, WebhookSender};
 use hookline::ratelimit;
 use hookline::retry::Verdict;
 use hookline::store_failure::{OnFailure, Step, on_failure};
+use std::time::Duration;
 
 impl<S: EndpointStore + DeliveryStore + RateLimiter, H: WebhookSender, Q: Queue, C: Clock>
     Deliverer<S, H, Q, C>
@@ -25,6 +27,7 @@ impl<S: EndpointStore + DeliveryStore + RateLimiter, H: WebhookSender, Q: Queue,
         endpoint_id: &EndpointId,
         wake: &str,
         receives: u32,
+        here: Lane,
         inv: &Invocation,
     ) -> Disposition {
         let seen = match self.store.get_delivery(&event.id, endpoint_id).await {
@@ -49,21 +52,18 @@ impl<S: EndpointStore + DeliveryStore + RateLimiter, H: WebhookSender, Q: Queue,
                 Err(reason) => return self.end(&seen, &reason, inv).await,
             },
         };
+        // An endpoint in the slow lane is attempted there: the message moves, token and all.
+        let lane = self.lane_for(&ep);
+        if lane != here && lane == Lane::Slow {
+            return self.forward(event, &seen, lane, Duration::ZERO, inv).await;
+        }
         match ratelimit::turn(&self.store, &ep, now).await {
             Err(e) => return self.after_failure(&seen, e, Step::RateLimit, inv).await,
             Ok(None) => {}
             Ok(Some(wait)) => match hop::waiting_turn(wait, receives, limits) {
                 Hop::Hide(wait) => return Disposition::Sleep(wait),
                 // Received often already: a fresh message, same token, waits instead.
-                Hop::Send => {
-                    let Some(message) = QueueMessage::next_attempt(event.clone(), &seen) else {
-                        return Disposition::Done;
-                    };
-                    return match self.queue.send_after(&message, wait).await {
-                        Ok(()) => Disposition::Done,
-                        Err(e) => self.after_failure(&seen, e, Step::QueueAttempt, inv).await,
-                    };
-                }
+                Hop::Send => return self.forward(event, &seen, here, wait, inv).await,
             },
         }
         match self.store.claim_attempt(&seen, now, self.settings.lease).await {
@@ -73,7 +73,37 @@ impl<S: EndpointStore + DeliveryStore + RateLimiter, H: WebhookSender, Q: Queue,
             Ok(true) => {}
         }
         let body = bytes::Bytes::from(event.envelope_json());
-        let (mut updated, attempt, verdict) = self.attempt(event, &body, &ep, &seen, inv).await;
+        let made = self.attempt(event, &body, &ep, &seen, inv);
+        let (mut updated, attempt, verdict) = match self.inline_wait(here, &ep) {
+            None => made.await,
+            Some(wait) => match tokio::time::timeout(wait, made).await {
+                Ok(made) => made,
+                // Not waited for longer: given up, the lease released, and the attempt
+                // handed to the slow lane under the same token.
+                Err(_) => {
+                    tracing::warn!(endpoint_id = %ep.id, "no answer by the inline deadline; handed to the slow lane");
+                    if let Err(e) = self.store.release_attempt(&seen).await {
+                        tracing::warn!(error = %e, "could not release the attempt's lease; it lapses");
+                    }
+                    self.move_lane(&ep, Lane::Slow, inv).await;
+                    return self.forward(event, &seen, Lane::Slow, Duration::ZERO, inv).await;
+                }
+            },
+        };
+        // An answer in the slow lane within the deadline brings the endpoint back.
+        let lane = match (
+            here,
+            after_slow_attempt(
+                Duration::from_millis(attempt.duration_ms),
+                self.settings.inline_deadline,
+            ),
+        ) {
+            (Lane::Slow, Some(back)) if self.slow_lane.is_some() => {
+                self.move_lane(&ep, back, inv).await;
+                back
+            }
+            _ => lane,
+        };
         // A long wait keeps this very message, so the delivery keeps its wake token.
         let hop = match &verdict {
             Verdict::RetryIn(wait) => Some(hop::after_failed_attempt(*wait, receives, limits)),
@@ -97,23 +127,42 @@ impl<S: EndpointStore + DeliveryStore + RateLimiter, H: WebhookSender, Q: Queue,
         match hop {
             Some(Hop::Hide(wait)) => Disposition::Sleep(wait),
             Some(Hop::Send) => {
-                self.schedule(event, &updated).await;
+                self.schedule_in(lane, event, &updated).await;
                 Disposition::Done
             }
             None => Disposition::Done,
         }
     }
 
-    /// Sends the message that will make the delivery's next attempt. If sending fails
-    /// the delivery stays due, and the sweeper re-drives it.
-    pub(crate) async fn schedule(&self, event: &Event, d: &Delivery) {
+    /// Sends the message that will make the delivery's next attempt, on `lane`'s
+    /// queue. If sending fails the delivery stays due, and the sweeper re-drives it.
+    pub(crate) async fn schedule_in(&self, lane: Lane, event: &Event, d: &Delivery) {
         let (Some(at), Some(message)) = (d.next_attempt_at, QueueMessage::next_attempt(event.clone(), d))
         else {
             return;
         };
         let wait = hop::delay_until(at, self.clock.now(), self.settings.hop_limits());
-        if let Err(e) = self.queue.send_after(&message, wait).await {
+        if let Err(e) = self.queue_of(lane).send_after(&message, wait).await {
             tracing::warn!(error = %e, endpoint_id = %d.endpoint_id, "could not queue the next attempt; the sweeper will re-drive it");
+        }
+    }
+
+    /// This attempt's message again, same token, on `lane`'s queue after `wait`; then
+    /// this one is done.
+    async fn forward(
+        &self,
+        event: &Event,
+        seen: &Delivery,
+        lane: Lane,
+        wait: Duration,
+        inv: &Invocation,
+    ) -> Disposition {
+        let Some(message) = QueueMessage::next_attempt(event.clone(), seen) else {
+            return Disposition::Done;
+        };
+        match self.queue_of(lane).send_after(&message, wait).await {
+            Ok(()) => Disposition::Done,
+            Err(e) => self.after_failure(seen, e, Step::QueueAttempt, inv).await,
         }
     }
 

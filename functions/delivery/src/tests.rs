@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+mod lanes;
+
 const FIXTURE: &str = include_str!("../fixtures/sqs-event.json");
 const FIXTURE_EVENT_ID: &str = "evt_0192f1c2a3b47c8d9e0f1a2b3c4d5e6f";
 const T0: i64 = 1_795_935_600_000;
@@ -57,6 +59,7 @@ async fn subject(endpoints: &[&Endpoint]) -> Subject {
             concurrency: 8,
             ..Settings::default()
         },
+        slow_lane: None,
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 fn usage() -> ! {
     eprintln!(
         "usage:\n  devstack provision --template FILE --prefix NAME --env-out FILE\n  \
-         devstack run --lambda URL [--sweep-every SECONDS] [--pollers N]   (reads HOOKLINE_QUEUE_URL, HOOKLINE_QUEUE_ARN)"
+         devstack run --lambda URL [--sweep-every SECONDS] [--pollers N] [--slow-pollers N]\n    (reads HOOKLINE_QUEUE_URL, HOOKLINE_QUEUE_ARN, and the slow lane's HOOKLINE_SLOW_QUEUE_URL, _ARN)"
     );
     std::process::exit(2)
 }
@@ -66,9 +66,11 @@ async fn provision_cmd(args: &[String]) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let env = format!(
-        "HOOKLINE_QUEUE_URL={}\nHOOKLINE_QUEUE_ARN={}\nHOOKLINE_DLQ_URL={}\nHOOKLINE_TABLE={}\n",
+        "HOOKLINE_QUEUE_URL={}\nHOOKLINE_QUEUE_ARN={}\nHOOKLINE_SLOW_QUEUE_URL={}\nHOOKLINE_SLOW_QUEUE_ARN={}\nHOOKLINE_DLQ_URL={}\nHOOKLINE_TABLE={}\n",
         stack.queue_url("DeliveryQueue"),
         stack.queue_arn("DeliveryQueue"),
+        stack.queue_url("SlowQueue"),
+        stack.queue_arn("SlowQueue"),
         stack.queue_url("DeliveryDLQ"),
         stack.table("Table"),
     );
@@ -96,40 +98,44 @@ async fn run_cmd(args: &[String]) -> Result<(), String> {
         .clamp(1, 100);
     let queue_url = std::env::var("HOOKLINE_QUEUE_URL").map_err(|_| "HOOKLINE_QUEUE_URL is not set")?;
     let queue_arn = std::env::var("HOOKLINE_QUEUE_ARN").map_err(|_| "HOOKLINE_QUEUE_ARN is not set")?;
+    let slow_pollers: usize = flag(args, "--slow-pollers")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2)
+        .clamp(1, 100);
     let (sqs, _) = clients().await?;
-    let mut esm = EventSourceMapping::new(sqs, &queue_url, &queue_arn);
-    esm.wait = Duration::from_secs(2);
+    // The two lanes, as template.yaml maps them: the delivery queue and the slow lane's,
+    // each with pollers of its own.
+    let mut lanes = vec![(
+        EventSourceMapping::new(sqs.clone(), &queue_url, &queue_arn),
+        "delivery",
+        pollers,
+    )];
+    if let (Ok(url), Ok(arn)) = (
+        std::env::var("HOOKLINE_SLOW_QUEUE_URL"),
+        std::env::var("HOOKLINE_SLOW_QUEUE_ARN"),
+    ) {
+        lanes.push((
+            EventSourceMapping::new(sqs, &url, &arn),
+            "delivery (slow lane)",
+            slow_pollers,
+        ));
+    }
+    for (esm, _, _) in &mut lanes {
+        esm.wait = Duration::from_secs(2);
+    }
     let handler = HttpSqsHandler {
         invoker: HttpInvoker::new(&lambda),
         function: "delivery".into(),
     };
+    let handler = &handler;
     let sweeper = HttpInvoker::new(&lambda);
 
-    let poller = |n: usize| {
-        let (esm, handler) = (&esm, &handler);
-        async move {
-            loop {
-                let started = std::time::Instant::now();
-                match esm.poll_once(handler).await {
-                    Ok(s) if s.received > 0 => tracing::info!(
-                        poller = n,
-                        invoke_ms = s.invoke_ms,
-                        "delivery: batch of {} handled, {} deleted, {} left for SQS to bring back ({} ms)",
-                        s.received,
-                        s.deleted,
-                        s.kept,
-                        started.elapsed().as_millis()
-                    ),
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!("delivery: {e}; trying again in 1 s");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-            }
-        }
-    };
-    let pump = futures::future::join_all((0..pollers).map(poller));
+    let pump = futures::future::join_all(
+        lanes
+            .iter()
+            .flat_map(|(esm, lane, n)| (0..*n).map(move |i| (esm, *lane, i)))
+            .map(|(esm, lane, i)| poll(esm, handler, lane, i)),
+    );
     let schedule = async {
         let mut tick = tokio::time::interval(Duration::from_secs(every));
         loop {
@@ -151,4 +157,27 @@ async fn run_cmd(args: &[String]) -> Result<(), String> {
         _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
     }
     Ok(())
+}
+
+/// One poller of a lane, for ever: what Lambda's event-source mapping does.
+async fn poll(esm: &EventSourceMapping, handler: &HttpSqsHandler, lane: &str, n: usize) {
+    loop {
+        let started = std::time::Instant::now();
+        match esm.poll_once(handler).await {
+            Ok(s) if s.received > 0 => tracing::info!(
+                poller = n,
+                invoke_ms = s.invoke_ms,
+                "{lane}: batch of {} handled, {} deleted, {} left for SQS to bring back ({} ms)",
+                s.received,
+                s.deleted,
+                s.kept,
+                started.elapsed().as_millis()
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!("{lane}: {e}; trying again in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }

@@ -246,11 +246,11 @@ Resources:
     }
 
     #[test]
-    fn the_project_template_has_the_delivery_queue_its_dlq_and_the_table() {
+    fn the_project_template_has_both_lanes_queues_their_dlq_and_the_table() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
         let t = load(&path).unwrap();
         let ids: Vec<_> = t.queues.iter().map(|q| q.logical_id.as_str()).collect();
-        assert_eq!(ids, ["DeliveryDLQ", "DeliveryQueue"]);
+        assert_eq!(ids, ["DeliveryDLQ", "DeliveryQueue", "SlowQueue"]);
         assert_eq!(t.tables.len(), 1);
     }
 }

@@ -134,6 +134,18 @@ impl DeliveryStore for MemoryStore {
         }
     }
 
+    async fn release_attempt(&self, seen: &Delivery) -> PortResult<bool> {
+        self.check()?;
+        let mut all = self.deliveries.lock().unwrap();
+        match Self::as_seen(&mut all, seen) {
+            Some(r) => {
+                r.lease_until = None;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     async fn fail_delivery(&self, seen: &Delivery, failed: &Delivery) -> PortResult<bool> {
         self.refuse("fail_delivery")?;
         self.check()?;

@@ -85,6 +85,19 @@ impl EndpointStore for MemoryStore {
             .map_or(now, |e| *e.failing_since.get_or_insert(now)))
     }
 
+    async fn set_lane(&self, id: &EndpointId, slow_since: Option<Timestamp>) -> PortResult<bool> {
+        self.check()?;
+        let mut all = self.endpoints.lock().unwrap();
+        match all.get_mut(id) {
+            Some(e) if e.slow_since.is_some() != slow_since.is_some() => {
+                e.slow_since = slow_since;
+                self.bump_registry();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn note_success(&self, id: &EndpointId) -> PortResult<()> {
         self.check()?;
         if let Some(e) = self.endpoints.lock().unwrap().get_mut(id) {

@@ -134,6 +134,23 @@ impl DeliveryStore for DynamoStore {
             .await
     }
 
+    async fn release_attempt(&self, seen: &Delivery) -> PortResult<bool> {
+        let (cond, values) = as_seen(seen);
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(delivery_pk(&seen.endpoint_id)))
+            .key("sk", s(delivery_sk(&seen.id)))
+            .update_expression("REMOVE lease_until")
+            .condition_expression(cond)
+            .expression_attribute_names("#st", "status")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        conditional(res.map(|_| ()), "UpdateItem delivery release")
+    }
+
     async fn fail_delivery(&self, seen: &Delivery, failed: &Delivery) -> PortResult<bool> {
         self.put_as_seen(seen, failed, "UpdateItem delivery failed").await
     }

@@ -57,6 +57,9 @@ pub(super) fn endpoint_to_item(e: &Endpoint) -> Item {
     if let Some(r) = e.rate_limit_per_second {
         item.insert("rate_limit_per_second".into(), n(r));
     }
+    if let Some(t) = e.slow_since {
+        item.insert("slow_since".into(), n(t.unix_millis()));
+    }
     if !e.previous_secrets.is_empty() {
         let list = e
             .previous_secrets
@@ -126,6 +129,7 @@ pub(super) fn endpoint_from_item(item: &Item) -> PortResult<Endpoint> {
         },
         failing_since: r.opt_num("failing_since").map(Timestamp::from_unix_millis),
         rate_limit_per_second: r.opt_num("rate_limit_per_second"),
+        slow_since: r.opt_num("slow_since").map(Timestamp::from_unix_millis),
         secret: r.parse("secret", EndpointSecret::parse)?,
         previous_secrets: match item.get("previous_secrets") {
             Some(AttributeValue::L(l)) => l
@@ -206,6 +210,7 @@ mod tests {
         e.set_retry_schedule(Some(vec![Duration::from_secs(1), Duration::from_secs(60)]));
         e.failing_since = Some(now);
         e.rate_limit_per_second = Some(5);
+        e.slow_since = Some(now);
         e.rotate_secret(EndpointSecret::generate(), Duration::from_secs(3600), now);
         e.version = 7;
         same(&endpoint_from_item(&endpoint_to_item(&e)).unwrap(), &e);

@@ -232,6 +232,25 @@ impl EndpointStore for DynamoStore {
         }
     }
 
+    async fn set_lane(&self, id: &EndpointId, slow_since: Option<Timestamp>) -> PortResult<bool> {
+        let req = self.update_endpoint_item(id);
+        let req = match slow_since {
+            Some(t) => req
+                .update_expression("SET slow_since = :t")
+                .condition_expression("attribute_exists(pk) AND attribute_not_exists(slow_since)")
+                .expression_attribute_values(":t", n(t.unix_millis())),
+            None => req
+                .update_expression("REMOVE slow_since")
+                .condition_expression("attribute_exists(slow_since)"),
+        };
+        let moved = conditional(req.send().await.map(|_| ()), "UpdateItem endpoint lane")?;
+        // A lane is routing: every delivery function must see the move by its next batch.
+        if moved {
+            self.bump_registry().await;
+        }
+        Ok(moved)
+    }
+
     async fn note_success(&self, id: &EndpointId) -> PortResult<()> {
         let res = self
             .update_endpoint_item(id)
