@@ -21,6 +21,11 @@ reload_flag=()
 profile=()
 [ "${HOOKLINE_DEV_RELEASE:-}" = 1 ] && profile=(--release)
 concurrency="${HOOKLINE_DEV_CONCURRENCY:-1}"
+# The slow lane's pollers, and how many instances of each function run: on AWS the two
+# lanes' mappings have concurrencies of their own, so the bench gives each lane its own
+# instances (pollers + slow pollers); `make dev` shares one.
+slow_pollers="${HOOKLINE_DEV_SLOW_POLLERS:-1}"
+instances="${HOOKLINE_DEV_INSTANCES:-$concurrency}"
 sweep_every="${HOOKLINE_DEV_SWEEP_EVERY:-60}"
 mkdir -p "$state"
 
@@ -142,7 +147,7 @@ say "starting the functions: cargo lambda watch on 127.0.0.1:$api_port"
 # `--concurrency` only when more than one instance is asked for: with it, even at 1,
 # watch runs the functions another way (it sets AWS_LAMBDA_MAX_CONCURRENCY).
 concurrency_flag=()
-[ "$concurrency" != 1 ] && concurrency_flag=(--concurrency "$concurrency")
+[ "$instances" != 1 ] && concurrency_flag=(--concurrency "$instances")
 cargo lambda watch -A 127.0.0.1 -P "$api_port" "${concurrency_flag[@]}" "${profile[@]}" "${reload_flag[@]}" >"$state/functions.log" 2>&1 &
 pids+=($!)
 printf '    waiting for http://127.0.0.1:%s/health ' "$api_port"
@@ -156,7 +161,7 @@ for i in $(seq 1 600); do
 done
 
 say "starting the SQS event-source mapping and the sweeper schedule"
-"$bin/devstack" run --lambda "http://127.0.0.1:$api_port" --sweep-every "$sweep_every" --pollers "$concurrency" >"$state/runner.log" 2>&1 &
+"$bin/devstack" run --lambda "http://127.0.0.1:$api_port" --sweep-every "$sweep_every" --pollers "$concurrency" --slow-pollers "$slow_pollers" >"$state/runner.log" 2>&1 &
 pids+=($!)
 
 cat <<MSG

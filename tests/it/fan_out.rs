@@ -590,3 +590,39 @@ async fn a_slow_endpoints_long_wait_sleeps_hidden_in_the_slow_lane() {
     assert_eq!(hidden("SlowQueue").await.as_deref(), Some("1"));
     assert_eq!(hidden("DeliveryQueue").await.as_deref(), Some("0"));
 }
+
+#[tokio::test]
+async fn the_slow_lanes_attempt_messages_are_grouped_by_endpoint_for_fair_queueing() {
+    use hookline::ports::Queue;
+    let h = Harness::new().await;
+    let queue = hookline::adapters::sqs::SqsQueue::new(h.sqs.clone(), h.stack.queue_url("SlowQueue"))
+        .grouped_by_endpoint();
+    let event: hookline::event::Event = serde_json::from_value(json!({
+        "id": "evt_1", "event_type": "a.b", "data": {}, "timestamp": "2026-12-03T00:00:00Z",
+        "source": "api", "version": "1"
+    }))
+    .unwrap();
+    let endpoint_id = hookline::EndpointId::generate();
+    let message = hookline::message::QueueMessage::AttemptV1 {
+        event,
+        endpoint_id: endpoint_id.clone(),
+        wake: "w".into(),
+    };
+    queue
+        .send_after(&message, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let got = h
+        .sqs
+        .receive_message()
+        .queue_url(h.stack.queue_url("SlowQueue"))
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    let group = got.messages()[0]
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId))
+        .cloned();
+    assert_eq!(group.as_deref(), Some(endpoint_id.as_str()));
+}

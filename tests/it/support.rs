@@ -195,7 +195,8 @@ impl Harness {
             endpoints: EndpointCache::new(endpoint_cache),
             settings,
             slow_lane: slow_lane.then(|| SlowLane {
-                queue: SqsQueue::new(calls::sqs_for(&cfg, "delivery"), stack.queue_url("SlowQueue")),
+                queue: SqsQueue::new(calls::sqs_for(&cfg, "delivery"), stack.queue_url("SlowQueue"))
+                    .grouped_by_endpoint(),
                 arn: stack.queue_arn("SlowQueue").to_owned(),
             }),
         });

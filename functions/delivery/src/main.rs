@@ -22,7 +22,7 @@ async fn main() -> Result<(), Error> {
         endpoints: EndpointCache::new(config.endpoint_cache),
         settings: config.settings,
         slow_lane: config.slow_queue.map(|(url, arn)| SlowLane {
-            queue: SqsQueue::new(hookline::adapters::sqs::Client::new(&aws), url),
+            queue: SqsQueue::new(hookline::adapters::sqs::Client::new(&aws), url).grouped_by_endpoint(),
             arn,
         }),
     };

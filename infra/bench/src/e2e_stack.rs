@@ -151,6 +151,9 @@ impl Stack {
             .env("HOOKLINE_DEV_NO_RELOAD", "1")
             .env("HOOKLINE_DEV_RELEASE", "1")
             .env("HOOKLINE_DEV_CONCURRENCY", concurrency.to_string())
+            // The slow lane's own capacity, as SlowLaneMaxConcurrency gives it on AWS.
+            .env("HOOKLINE_DEV_SLOW_POLLERS", "2")
+            .env("HOOKLINE_DEV_INSTANCES", (concurrency + 2).to_string())
             .env("HOOKLINE_DEV_SWEEP_EVERY", "86400")
             .env(
                 "HOOKLINE_FUNCTIONS_AWS_URL",

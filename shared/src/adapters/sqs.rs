@@ -20,6 +20,10 @@ const BATCH_BYTES: usize = 1024 * 1024;
 pub struct SqsQueue {
     client: Client,
     url: String,
+    /// Whether attempt messages carry their endpoint as `MessageGroupId`: on a standard
+    /// queue, SQS's fair queues then keep one endpoint's backlog from delaying the
+    /// others'.
+    group_by_endpoint: bool,
 }
 
 impl SqsQueue {
@@ -27,6 +31,23 @@ impl SqsQueue {
         Self {
             client,
             url: url.into(),
+            group_by_endpoint: false,
+        }
+    }
+
+    /// The same queue, its attempt messages grouped by endpoint (the slow lane's).
+    pub fn grouped_by_endpoint(mut self) -> Self {
+        self.group_by_endpoint = true;
+        self
+    }
+
+    /// The message group of a message on this queue, if it has one.
+    fn group_of<'m>(&self, message: &'m QueueMessage) -> Option<&'m str> {
+        match message {
+            QueueMessage::AttemptV1 { endpoint_id, .. } if self.group_by_endpoint => {
+                Some(endpoint_id.as_str())
+            }
+            _ => None,
         }
     }
 
@@ -123,6 +144,7 @@ impl Queue for SqsQueue {
             .send_message()
             .queue_url(&self.url)
             .message_body(message.to_body())
+            .set_message_group_id(self.group_of(message).map(str::to_owned))
             .send()
             .await
             .map(|_| ())
@@ -134,6 +156,7 @@ impl Queue for SqsQueue {
             .send_message()
             .queue_url(&self.url)
             .message_body(message.to_body())
+            .set_message_group_id(self.group_of(message).map(str::to_owned))
             .delay_seconds(whole_seconds(delay.min(MAX_QUEUE_DELAY)))
             .send()
             .await
