@@ -13,6 +13,7 @@ pub mod endpoint;
 pub mod endpoint_health;
 pub mod endpoint_input;
 pub mod event;
+pub mod event_conflict;
 pub mod event_input;
 pub mod event_limits;
 pub mod give_up;

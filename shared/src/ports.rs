@@ -4,6 +4,7 @@
 use crate::delivery::{Attempt, AttemptOutcome, Delivery};
 use crate::endpoint::Endpoint;
 use crate::event::Event;
+use crate::event_conflict::Conflict;
 use crate::ids::{DeliveryId, EndpointId, EventId};
 use crate::message::QueueMessage;
 use crate::timestamp::Timestamp;
@@ -82,6 +83,9 @@ pub enum FanoutClaim {
     Done,
     /// Another worker holds the lease until then.
     Busy { until: Timestamp },
+    /// The id is taken by another event (`event_conflict`): this copy is not fanned
+    /// out, and the stored one's own message goes on with it.
+    Conflict(Conflict),
 }
 
 /// An event as stored, with the endpoints it was fanned out to.
@@ -116,6 +120,13 @@ pub trait EventStore: Send + Sync {
     async fn get_event(&self, id: &EventId) -> PortResult<Option<StoredEvent>>;
     /// Gives the lease back early after a failure, so a retry need not wait it out.
     async fn release_fanout(&self, id: &EventId) -> PortResult<()>;
+}
+
+/// Ingest's look at the ids it is sent: which are taken, and by what.
+#[async_trait]
+pub trait EventLookup: Send + Sync {
+    /// The events stored under these ids; an id not stored is left out.
+    async fn stored_events(&self, ids: &[EventId]) -> PortResult<Vec<Event>>;
 }
 
 /// Open deliveries as the sweeper sees them.

@@ -5,7 +5,7 @@ use hookline::EventId;
 use hookline::delivery::{AttemptOutcome, DeliveryStatus, TransportError};
 use hookline::ports::DeliveryStore;
 use hookline::signing::{EndpointSecret, verify_seed, verify_standard};
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn now_unix() -> i64 {
     hookline::Timestamp::now().unix_seconds()
@@ -104,6 +104,91 @@ async fn a_duplicate_event_id_is_delivered_once() {
 
     // THEN it arrived once, and no message is left behind
     assert_eq!(rx.received("/a").len(), 1);
+    assert!(h.queue_is_empty().await);
+}
+
+#[tokio::test]
+async fn another_event_under_a_taken_id_is_a_409_and_the_first_stays_the_one_delivered() {
+    let h = Harness::new().await;
+    let rx = Receiver::start().await;
+    h.register("a", &rx.url("/a"), &["*"]).await;
+    let first = json!({"id": "run-9:end", "event_type": "agent.run.completed", "data": {"ok": true}});
+    h.send_event(&first).await;
+    h.pump().await;
+
+    // WHEN other data, then another type, then the same event come under its id, one by
+    // one and in a batch beside a new event
+    let other = json!({"id": "run-9:end", "event_type": "agent.run.completed", "data": {"ok": false}});
+    let r = h
+        .call_ingest("POST", "/v1/events", Some(INGEST_KEY), Some(&other.to_string()))
+        .await;
+    assert_eq!(r.status, 409, "{}", r.json);
+    assert_eq!(r.json["errors"][0]["pointer"], "/data");
+    let batch = json!({"events": [
+        {"id": "run-9:end", "event_type": "agent.run.failed", "data": {"ok": true}},
+        {"id": "run-10:end", "event_type": "agent.run.completed", "data": {}},
+        first,
+    ]});
+    let r = h
+        .call_ingest(
+            "POST",
+            "/v1/events/batch",
+            Some(INGEST_KEY),
+            Some(&batch.to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.json);
+    let statuses: Vec<&str> = r.json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["rejected", "accepted", "accepted"]);
+    assert_eq!(
+        r.json["results"][0]["errors"][0]["pointer"],
+        "/events/0/event_type"
+    );
+    h.pump().await;
+
+    // THEN the receiver got the first event once and the new one, and nothing else
+    let got: Vec<Value> = rx.received("/a").iter().map(|x| x.json()).collect();
+    let ids: Vec<&str> = got.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.contains(&"run-9:end") && ids.contains(&"run-10:end"));
+    let end = got.iter().find(|e| e["id"] == "run-9:end").unwrap();
+    assert_eq!(end["data"], json!({"ok": true}));
+    assert!(h.queue_is_empty().await);
+}
+
+#[tokio::test]
+async fn a_conflicting_copy_sent_before_the_first_was_stored_is_kept_as_a_dead_letter() {
+    let h = Harness::new().await;
+    let rx = Receiver::start().await;
+    h.register("a", &rx.url("/a"), &["*"]).await;
+
+    // GIVEN two events under one id, both sent before either was stored (both 202)
+    for ok in [true, false] {
+        let e = json!({"id": "run-11:end", "event_type": "agent.run.completed", "data": {"ok": ok}});
+        let r = h
+            .call_ingest("POST", "/v1/events", Some(INGEST_KEY), Some(&e.to_string()))
+            .await;
+        assert_eq!(r.status, 202);
+    }
+
+    // WHEN delivery takes them
+    h.pump().await;
+
+    // THEN one arrived, the other is a dead letter that names the conflict, and no
+    // message is left
+    let got = rx.received("/a");
+    assert_eq!(got.len(), 1);
+    let kept = h.read_all("/v1/dead-letters", 10, 2).await;
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let reason = kept[0]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("conflict: event id `run-11:end`"), "{reason}");
+    let lost: Value = serde_json::from_str(kept[0]["body"].as_str().unwrap()).unwrap();
+    assert_ne!(lost["data"], got[0].json()["data"]);
     assert!(h.queue_is_empty().await);
 }
 
@@ -329,7 +414,7 @@ async fn a_wait_longer_than_sqs_can_delay_sleeps_hidden_in_the_queue_without_a_r
 
 #[tokio::test]
 async fn a_large_event_claimed_for_thousands_of_endpoints_keeps_its_body_in_an_item_of_its_own() {
-    use hookline::ports::{EventStore, FanoutClaim};
+    use hookline::ports::{EventLookup, EventStore, FanoutClaim};
     use hookline::{DeliveryId, EndpointId, Timestamp};
     // GIVEN an event of 300 KB that does not pack and 6,000 targets: together more than
     // one DynamoDB item holds
@@ -384,6 +469,30 @@ async fn a_large_event_claimed_for_thousands_of_endpoints_keeps_its_body_in_an_i
     assert!(
         item.contains_key("body_at") && !item.contains_key("body_z"),
         "the body is apart"
+    );
+
+    // … ingest's look-up reads it back whole too, and another event under its id is a
+    // conflict, not a copy
+    let looked = h
+        .store()
+        .stored_events(&[
+            event.id.clone(),
+            EventId::parse("not-stored").unwrap(),
+            event.id.clone(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(looked, vec![event.clone()]);
+    let mut other = event.clone();
+    other.data = json!({"blob": "small"});
+    let claim = h
+        .store()
+        .claim_fanout(&other, &other.envelope_json(), &targets, now, lease)
+        .await
+        .unwrap();
+    assert!(
+        matches!(claim, FanoutClaim::Conflict(c) if c.fields() == ["data"]),
+        "{claim:?}"
     );
 }
 

@@ -77,7 +77,7 @@ pub struct Harness {
     pub dynamo: aws_sdk_dynamodb::Client,
     /// The sweeper's clients (the other functions' are inside their handlers).
     sweeper_clients: (aws_sdk_sqs::Client, aws_sdk_dynamodb::Client),
-    pub ingest: Ingest<SqsQueue, SystemClock>,
+    pub ingest: Ingest<SqsQueue, DynamoStore, SystemClock>,
     pub admin: Admin<DynamoStore, SqsQueue, HttpSender, TcpProbe, SystemClock>,
     pub deliverer: Arc<Deliverer<DynamoStore, HttpSender, SqsQueue, SystemClock>>,
     pub sweep: SweepSettings,
@@ -173,6 +173,7 @@ impl Harness {
         let ingest = Ingest {
             keys: keys.clone(),
             queue: queue("ingest"),
+            events: store("ingest"),
             clock: SystemClock,
             max_body_bytes: 256 * 1024,
         };
@@ -423,6 +424,11 @@ impl Received {
             hookline::Timestamp::now().unix_seconds(),
             300,
         )
+    }
+
+    /// Its body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
     }
 
     pub fn header(&self, name: &str) -> String {

@@ -5,6 +5,7 @@
 use crate::fan_out::AttemptedFanOut;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsMessage};
 use hookline::event::Event;
+use hookline::event_conflict::Conflict;
 use hookline::ids::EndpointId;
 use hookline::message::{self, QueueMessage};
 use hookline::ports::{PortError, Queue};
@@ -96,24 +97,28 @@ pub fn parse(record: &SqsMessage) -> Vec<Work> {
 }
 
 /// The batch's works: copies of one event are one work, which shares its outcome with
-/// every record that carries it.
+/// every record that carries it. Another event under the same id is a work of its own,
+/// so that its claim finds the conflict (`hookline::event_conflict`).
 pub fn works(records: &[SqsMessage]) -> Works {
     let mut works: Works = Vec::new();
-    let mut by_event: HashMap<String, usize> = HashMap::new();
+    let mut by_event: HashMap<String, Vec<usize>> = HashMap::new();
     for (at, record) in records.iter().enumerate() {
         for work in parse(record) {
             match work {
-                Work::Event(event) => match by_event.get(event.id.as_str()) {
-                    Some(&g) => {
-                        if !works[g].1.contains(&at) {
-                            works[g].1.push(at);
+                Work::Event(event) => {
+                    let same = by_event.entry(event.id.to_string()).or_default();
+                    let copy_of = same.iter().copied().find(
+                        |&g| matches!(&works[g].0, Work::Event(e) if Conflict::between(e, &event).is_none()),
+                    );
+                    match copy_of {
+                        Some(g) if !works[g].1.contains(&at) => works[g].1.push(at),
+                        Some(_) => {}
+                        None => {
+                            same.push(works.len());
+                            works.push((Work::Event(event), vec![at]));
                         }
                     }
-                    None => {
-                        by_event.insert(event.id.to_string(), works.len());
-                        works.push((Work::Event(event), vec![at]));
-                    }
-                },
+                }
                 other => works.push((other, vec![at])),
             }
         }

@@ -6,6 +6,7 @@
 use crate::Deliverer;
 use crate::batch::Disposition;
 use crate::invocation::Invocation;
+use aws_lambda_events::event::sqs::SqsMessage;
 use futures::{StreamExt, stream};
 use hookline::delivery::{Attempt, Delivery, DeliveryStatus};
 use hookline::endpoint::{Endpoint, usable};
@@ -13,8 +14,8 @@ use hookline::event::Event;
 use hookline::ids::{DeliveryId, EndpointId};
 use hookline::lane::Lane;
 use hookline::ports::{
-    Clock, DeliveryStore, EndpointStore, EventStore, FanoutClaim, PortError, PortResult, Queue, RateLimiter,
-    WebhookSender,
+    Clock, DeadLetterStore, DeliveryStore, EndpointStore, EventStore, FanoutClaim, PortError, PortResult,
+    Queue, RateLimiter, WebhookSender,
 };
 use hookline::ratelimit;
 use hookline::retry::Verdict;
@@ -53,10 +54,11 @@ enum Target {
     Fail(EndpointId, DeliveryId, String),
 }
 
-impl<S: EventStore + EndpointStore + DeliveryStore + RateLimiter, H: WebhookSender, Q: Queue, C: Clock>
-    Deliverer<S, H, Q, C>
+impl<S, H: WebhookSender, Q: Queue, C: Clock> Deliverer<S, H, Q, C>
+where
+    S: EventStore + EndpointStore + DeliveryStore + RateLimiter + DeadLetterStore,
 {
-    pub(crate) async fn fan_out(&self, event: &Event, inv: &Invocation) -> Disposition {
+    pub(crate) async fn fan_out(&self, event: &Event, record: &SqsMessage, inv: &Invocation) -> Disposition {
         let endpoints = match inv.endpoints(&self.endpoints, &self.store).await {
             Ok(eps) => eps,
             // Permanent or not, it names no delivery: the message stays (and the DLQ
@@ -93,6 +95,14 @@ impl<S: EventStore + EndpointStore + DeliveryStore + RateLimiter, H: WebhookSend
             Ok(FanoutClaim::Done) => {
                 tracing::info!("duplicate event: already fanned out");
                 return Disposition::Done;
+            }
+            // Sent under an id another event took before it was stored: not delivered,
+            // and kept where the operator sees it.
+            Ok(FanoutClaim::Conflict(c)) => {
+                tracing::warn!(fields = ?c.fields(), "another event holds this event's id; this copy is not delivered");
+                return self
+                    .keep_dead_letter(record, c.dead_letter_reason(event), &envelope)
+                    .await;
             }
             Ok(FanoutClaim::Busy { until }) => {
                 tracing::info!(%until, "another worker is fanning this event out; back when its lease ends");

@@ -119,7 +119,11 @@ where
 
     async fn handle_one(&self, work: &Work, record: &SqsMessage, inv: &Invocation) -> Disposition {
         match work {
-            Work::Unreadable { error } => self.keep_dead_letter(record, error).await,
+            Work::Unreadable { error } => {
+                let body = record.body.as_deref().unwrap_or("");
+                self.keep_dead_letter(record, format!("unreadable: {error}"), body)
+                    .await
+            }
             Work::Newer => Disposition::Redeliver(PortError::retryable(
                 "read queue message",
                 "a type this version does not know; left for a newer version",
@@ -127,7 +131,7 @@ where
             Work::Event(event) => {
                 let span =
                     tracing::info_span!("record", event_id = %event.id, event_type = %event.event_type);
-                self.fan_out(event, inv).instrument(span).await
+                self.fan_out(event, record, inv).instrument(span).await
             }
             Work::Attempt {
                 event,
@@ -146,17 +150,22 @@ where
 }
 
 impl<S: DeadLetterStore, H, Q, C: Clock> Deliverer<S, H, Q, C> {
-    /// Keeps a message that cannot be read as a dead letter, then lets it go; while the
-    /// record cannot be written, the message stays (and the sweeper keeps it from the
-    /// DLQ).
-    async fn keep_dead_letter(&self, record: &SqsMessage, error: &str) -> Disposition {
+    /// Keeps what a message held that cannot be processed (its body, or the one event
+    /// of it that cannot) as a dead letter, then lets it go; while the record cannot be
+    /// written, the message stays (and the sweeper keeps it from the DLQ).
+    pub(crate) async fn keep_dead_letter(
+        &self,
+        record: &SqsMessage,
+        reason: String,
+        body: &str,
+    ) -> Disposition {
         let receives = batch::receive_count(record);
         let letter = DeadLetter::new(
             FoundBy::Delivery,
-            format!("unreadable: {error}"),
+            reason,
             record.message_id.clone(),
             receives,
-            record.body.as_deref().unwrap_or(""),
+            body,
             self.clock.now(),
         );
         match self.store.record_dead_letter(&letter).await {

@@ -193,6 +193,69 @@ async fn two_copies_of_an_event_in_one_batch_are_sent_once_and_both_acknowledged
 }
 
 #[tokio::test]
+async fn a_copy_under_an_id_another_event_holds_is_kept_as_a_dead_letter_not_sent() {
+    // GIVEN the fixture's event delivered
+    let ep = endpoint("crm", &["*"]);
+    let d = subject(&[&ep]).await;
+    d.handle(fixture()).await;
+
+    // WHEN a message brings other data under its id (sent before the first was stored,
+    // so ingest could not refuse it)
+    let mut batch = fixture();
+    let Some(Work::Event(mut other)) = parse(&batch.records[0]).pop() else {
+        panic!("an event")
+    };
+    other.data = serde_json::json!({"changed": true});
+    batch.records[0].body = Some(QueueMessage::EventV1 { event: other.clone() }.to_body());
+    let response = d.handle(batch).await;
+
+    // THEN it is acknowledged, sent to no one, and kept with the reason and its event
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(d.sender.requests().len(), 1);
+    let kept = d.store.dead_letters.lock().unwrap().clone();
+    assert_eq!(kept.len(), 1);
+    assert!(
+        kept[0].reason.starts_with("conflict: event id `"),
+        "{}",
+        kept[0].reason
+    );
+    assert!(
+        kept[0].reason.contains("its `data` differs"),
+        "{}",
+        kept[0].reason
+    );
+    assert_eq!(kept[0].body, other.envelope_json());
+    assert_eq!(d.store.deliveries_for_event(&event_id()).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn two_events_under_one_id_in_one_batch_are_not_taken_for_copies() {
+    let ep = endpoint("crm", &["*"]);
+    let d = subject(&[&ep]).await;
+    let mut batch = fixture();
+    let Some(Work::Event(mut other)) = parse(&batch.records[0]).pop() else {
+        panic!("an event")
+    };
+    other.event_type = hookline::EventType::parse("agent.run.failed").unwrap();
+    let mut second = batch.records[0].clone();
+    second.message_id = Some("other-event".into());
+    second.body = Some(QueueMessage::EventV1 { event: other }.to_body());
+    batch.records.push(second);
+
+    let response = d.handle(batch).await;
+
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(d.sender.requests().len(), 1);
+    let kept = d.store.dead_letters.lock().unwrap().clone();
+    assert_eq!(kept.len(), 1);
+    assert!(
+        kept[0].reason.contains("its `event_type` differs"),
+        "{}",
+        kept[0].reason
+    );
+}
+
+#[tokio::test]
 async fn a_failed_attempt_is_recorded_and_the_delivery_left_retrying() {
     let ep = endpoint("down", &["*"]);
     let d = subject(&[&ep]).await;

@@ -1,18 +1,21 @@
 //! The ingest function: `POST /v1/events`, `POST /v1/events/batch` and
 //! `POST /v1/langgraph/runs` (LangGraph Platform's run webhooks). It validates, assigns
-//! ids and queues; it never talks to DynamoDB, so it stays fast and cheap.
+//! ids and queues. Its one DynamoDB call is a consistent read of the ids it is sent,
+//! so that an id taken by another event is a 409 (`hookline::event_conflict`).
 
 use hookline::api;
 use hookline::auth::{ApiKeys, Scope};
 use hookline::config::{ConfigError, Env, KeySource, key_source};
 use hookline::event::{Event, EventType};
+use hookline::event_conflict::Conflict;
 use hookline::event_input::parse_event;
 use hookline::ids::EventId;
 use hookline::message::{self, QueueMessage};
-use hookline::ports::{Clock, PortError, Queue};
+use hookline::ports::{Clock, EventLookup, PortError, Queue};
 use hookline::problem::{FieldProblem, Problem};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
 /// An event is stored whole in one DynamoDB item; its queue message is a little larger.
@@ -27,6 +30,8 @@ pub const MAX_BATCH_BODY_BYTES: usize = 6_000_000 - 64 * 1024;
 pub struct Config {
     pub keys: KeySource,
     pub queue_url: String,
+    /// Where the ids already taken are looked up.
+    pub table: String,
     pub max_body_bytes: usize,
 }
 
@@ -34,6 +39,7 @@ impl Config {
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let keys = key_source(&mut env);
         let queue_url = env.required("HOOKLINE_QUEUE_URL");
+        let table = env.required("HOOKLINE_TABLE");
         let max_body_bytes =
             env.parsed_with(
                 "HOOKLINE_MAX_BODY_BYTES",
@@ -47,19 +53,22 @@ impl Config {
         Ok(Self {
             keys,
             queue_url,
+            table,
             max_body_bytes,
         })
     }
 }
 
-pub struct Ingest<Q, C> {
+pub struct Ingest<Q, E, C> {
     pub keys: ApiKeys,
     pub queue: Q,
+    /// Where ids already taken are looked up.
+    pub events: E,
     pub clock: C,
     pub max_body_bytes: usize,
 }
 
-impl<Q: Queue, C: Clock> Ingest<Q, C> {
+impl<Q: Queue, E: EventLookup, C: Clock> Ingest<Q, E, C> {
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let request_id = req.lambda_context_ref().map(|c| c.request_id.clone());
         api::serve(req.method(), req.uri().path(), request_id, self.route(&req))
@@ -110,12 +119,18 @@ impl<Q: Queue, C: Clock> Ingest<Q, C> {
         }
         hookline::langgraph::fit_depth(&mut event)
             .map_err(|p| Problem::validation("the run nests too deep to deliver", vec![p]))?;
-        let (id, event_type) = self.queue_event(event).await?;
+        let (id, event_type) = self.queue_event(event, true).await?;
         Ok(api::json(202, &json!({ "id": id, "event_type": event_type })))
     }
 
-    /// Queues one event as its message, if the message is not too large.
-    async fn queue_event(&self, event: Event) -> Result<(EventId, EventType), Problem> {
+    /// Queues one event as its message, if the message is not too large and its id is
+    /// not another event's (an id Hookline made just now is no one's: `sent_id` says
+    /// whether the sender gave it).
+    async fn queue_event(&self, event: Event, sent_id: bool) -> Result<(EventId, EventType), Problem> {
+        if sent_id && let Some(c) = self.conflicts([&event]).await.pop().flatten() {
+            tracing::info!(event_id = %event.id, fields = ?c.fields(), "refused: the id is another event's");
+            return Err(c.problem(&event));
+        }
         let (id, event_type) = (event.id.clone(), event.event_type.clone());
         let message = QueueMessage::EventV1 { event };
         if message.to_body().len() > MAX_EVENT_BYTES {
@@ -132,7 +147,7 @@ impl<Q: Queue, C: Clock> Ingest<Q, C> {
         let Some(event) = parse_event(&value, "", self.clock.now(), &mut errors) else {
             return Err(Problem::validation("the event is not valid", errors));
         };
-        let (id, _) = self.queue_event(event).await?;
+        let (id, _) = self.queue_event(event, value.get("id").is_some()).await?;
         Ok(api::json(202, &json!({ "id": id })))
     }
 
@@ -198,6 +213,35 @@ impl<Q: Queue, C: Clock> Ingest<Q, C> {
             all_errors.extend(errs);
         }
 
+        // An id another event holds, in the store or earlier in this batch, is refused
+        // (an id Hookline made is no one's).
+        let sent_id = |i: usize| events.get(i).is_some_and(|v| v.get("id").is_some());
+        let mut conflicts = self
+            .conflicts(to_send.iter().filter(|(i, _)| sent_id(*i)).map(|(_, e)| e))
+            .await
+            .into_iter();
+        let mut conflicting = 0;
+        let to_send: Vec<(usize, Event)> = to_send
+            .into_iter()
+            .filter_map(|(i, event)| {
+                let conflict = if sent_id(i) {
+                    conflicts.next().flatten()
+                } else {
+                    None
+                };
+                let Some(c) = conflict else {
+                    return Some((i, event));
+                };
+                let errs = c.problems(&format!("/events/{i}"));
+                if let Some(r) = results.get_mut(i) {
+                    *r = json!({"index": i, "status": "rejected", "errors": errs});
+                }
+                all_errors.extend(errs);
+                conflicting += 1;
+                None
+            })
+            .collect();
+
         // Events travel packed, several to a message: fewer SQS requests and invocations.
         let packed = message::pack(to_send);
         let messages: Vec<QueueMessage> = packed.iter().map(|(_, m)| m.clone()).collect();
@@ -219,6 +263,11 @@ impl<Q: Queue, C: Clock> Ingest<Q, C> {
         let count = |s: &str| results.iter().filter(|r| r["status"] == s).count();
         let (accepted, rejected, failed) = (count("accepted"), count("rejected"), count("failed"));
         tracing::info!(accepted, rejected, failed, "batch handled");
+        if accepted == 0 && failed == 0 && conflicting == rejected {
+            let mut p = Problem::conflict("every event in the batch is sent under an id another event holds");
+            p.errors = all_errors;
+            return Err(p);
+        }
         if accepted == 0 && failed == 0 {
             return Err(Problem::validation("no event in the batch is valid", all_errors));
         }
@@ -233,6 +282,41 @@ impl<Q: Queue, C: Clock> Ingest<Q, C> {
             202,
             &json!({"accepted": accepted, "rejected": rejected, "failed": failed, "results": results}),
         ))
+    }
+}
+
+impl<Q, E: EventLookup, C> Ingest<Q, E, C> {
+    /// For each event in order, its conflict with the event stored under its id or sent
+    /// under it earlier in the same request. A store that cannot answer finds none: the
+    /// event is taken, and should it conflict, delivery's claim finds it and keeps it
+    /// as a dead letter (a 202 is never held back by the look-up).
+    async fn conflicts<'a>(&self, events: impl IntoIterator<Item = &'a Event>) -> Vec<Option<Conflict>> {
+        let events: Vec<&Event> = events.into_iter().collect();
+        let ids: Vec<EventId> = events.iter().map(|e| e.id.clone()).collect();
+        let stored: HashMap<EventId, Event> = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            match self.events.stored_events(&ids).await {
+                Ok(stored) => stored.into_iter().map(|e| (e.id.clone(), e)).collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the ids could not be looked up; taken unchecked");
+                    HashMap::new()
+                }
+            }
+        };
+        let mut earlier: HashMap<&EventId, &Event> = HashMap::new();
+        events
+            .into_iter()
+            .map(
+                |e| match stored.get(&e.id).or_else(|| earlier.get(&e.id).copied()) {
+                    Some(held) => Conflict::between(held, e),
+                    None => {
+                        earlier.insert(&e.id, e);
+                        None
+                    }
+                },
+            )
+            .collect()
     }
 }
 

@@ -1,4 +1,4 @@
-use hookline::adapters::{aws_config, secrets, sqs::SqsQueue};
+use hookline::adapters::{aws_config, dynamo::DynamoStore, secrets, sqs::SqsQueue};
 use hookline::config::Env;
 use hookline::ports::SystemClock;
 use ingest_fn::{Config, Ingest};
@@ -12,6 +12,12 @@ async fn main() -> Result<(), Error> {
     let app = Ingest {
         keys: secrets::resolve(config.keys, || secrets::Client::new(&aws)).await?,
         queue: SqsQueue::new(hookline::adapters::sqs::Client::new(&aws), config.queue_url),
+        // Ingest only reads: no item it writes needs a retention.
+        events: DynamoStore::new(
+            hookline::adapters::dynamo::Client::new(&aws),
+            config.table,
+            std::time::Duration::ZERO,
+        ),
         clock: SystemClock,
         max_body_bytes: config.max_body_bytes,
     };

@@ -1,7 +1,7 @@
 //! The ingest handler with an in-memory queue, fed API Gateway fixture requests.
 
 use super::*;
-use hookline::memory::{ManualClock, MemoryQueue};
+use hookline::memory::{ManualClock, MemoryQueue, MemoryStore};
 use hookline::{EventId, Timestamp};
 use lambda_http::Body;
 use std::sync::atomic::Ordering;
@@ -10,10 +10,11 @@ const FIXTURE: &str = include_str!("../fixtures/apigw-post-event.json");
 const INGEST: &str = "fixture-ingest-key";
 const ADMIN: &str = "fixture-admin-key";
 
-fn subject() -> Ingest<MemoryQueue, ManualClock> {
+fn subject() -> Ingest<MemoryQueue, MemoryStore, ManualClock> {
     Ingest {
         keys: ApiKeys::new(INGEST, ADMIN),
         queue: MemoryQueue::default(),
+        events: MemoryStore::default(),
         clock: ManualClock::at(Timestamp::from_unix_millis(1_795_935_600_000)),
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
     }
@@ -269,4 +270,119 @@ async fn a_langgraph_run_with_a_state_too_large_to_store_is_reported_without_it(
     assert_eq!(event.data["values"]["omitted"], true);
     assert!(event.data["values"]["bytes"].as_u64().unwrap() > 2 * MAX_EVENT_BYTES as u64);
     assert!(event.envelope_json().len() <= MAX_EVENT_BYTES);
+}
+
+/// Stores `event` as delivery's claim would.
+async fn stored(ingest: &Ingest<MemoryQueue, MemoryStore, ManualClock>, body: Value) {
+    use hookline::ports::EventStore;
+    let mut errors = Vec::new();
+    let event = parse_event(&body, "", ingest.clock.now(), &mut errors).expect("a valid event");
+    ingest
+        .events
+        .claim_fanout(
+            &event,
+            &event.envelope_json(),
+            &[],
+            ingest.clock.now(),
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_id_taken_by_another_event_is_a_409_that_names_what_differs_and_queues_nothing() {
+    // GIVEN an event stored under `run-7:tool-1`
+    let ingest = subject();
+    stored(
+        &ingest,
+        json!({"id": "run-7:tool-1", "event_type": "tool.failed", "data": {"tool": "search"}}),
+    )
+    .await;
+
+    // WHEN another event is sent under its id
+    let other = json!({"id": "run-7:tool-1", "event_type": "tool.failed", "data": {"tool": "fetch"}});
+    let res = ingest
+        .handle(post("/v1/events", INGEST, &other.to_string()))
+        .await;
+
+    // THEN it is a 409 that names the field, and nothing is queued
+    assert_eq!(res.status(), 409);
+    let p = json_of(&res);
+    assert_eq!(p["type"], "urn:hookline:problem:conflict");
+    assert!(p["detail"].as_str().unwrap().contains("`run-7:tool-1`"), "{p}");
+    assert_eq!(
+        p["errors"],
+        json!([{"pointer": "/data", "detail": "differs from the event already sent under this id"}])
+    );
+    assert!(ingest.queue.sent().is_empty());
+
+    // … and the same event again (another timestamp is no conflict) is taken
+    let again = json!({"id": "run-7:tool-1", "event_type": "tool.failed", "data": {"tool": "search"}, "timestamp": "2027-01-01T00:00:00Z"});
+    let res = ingest
+        .handle(post("/v1/events", INGEST, &again.to_string()))
+        .await;
+    assert_eq!(res.status(), 202);
+    assert_eq!(ingest.queue.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn a_batch_refuses_only_the_events_under_ids_other_events_hold() {
+    let ingest = subject();
+    stored(&ingest, json!({"id": "e-1", "event_type": "a.b", "data": 1})).await;
+    let batch = json!({"events": [
+        {"id": "e-1", "event_type": "a.c", "data": 1},
+        {"id": "e-2", "event_type": "a.b", "data": 2},
+        {"id": "e-2", "event_type": "a.b", "data": 3},
+        {"id": "e-2", "event_type": "a.b", "data": 2},
+        {"id": "e-1", "event_type": "a.b", "data": 1},
+    ]});
+    let res = ingest
+        .handle(post("/v1/events/batch", INGEST, &batch.to_string()))
+        .await;
+    assert_eq!(res.status(), 202);
+    let body = json_of(&res);
+    let statuses: Vec<&str> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["rejected", "accepted", "rejected", "accepted", "accepted"]
+    );
+    assert_eq!(body["results"][0]["errors"][0]["pointer"], "/events/0/event_type");
+    assert_eq!(body["results"][2]["errors"][0]["pointer"], "/events/2/data");
+    assert_eq!(
+        (body["accepted"].as_u64(), body["rejected"].as_u64()),
+        (Some(3), Some(2))
+    );
+
+    // A batch of conflicts alone is a 409.
+    let res = ingest
+        .handle(post(
+            "/v1/events/batch",
+            INGEST,
+            &json!({"events": [{"id": "e-1", "event_type": "a.b", "data": 9}]}).to_string(),
+        ))
+        .await;
+    assert_eq!(res.status(), 409);
+    assert_eq!(json_of(&res)["errors"][0]["pointer"], "/events/0/data");
+}
+
+#[tokio::test]
+async fn an_event_is_still_taken_when_its_id_cannot_be_looked_up() {
+    // The claim finds a conflict later; a look-up outage must not refuse events.
+    let ingest = subject();
+    ingest.events.unavailable.store(true, Ordering::SeqCst);
+    let res = ingest
+        .handle(post(
+            "/v1/events",
+            INGEST,
+            &json!({"id": "e-1", "event_type": "a.b", "data": 1}).to_string(),
+        ))
+        .await;
+    assert_eq!(res.status(), 202);
+    assert_eq!(ingest.queue.sent().len(), 1);
 }

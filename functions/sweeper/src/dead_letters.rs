@@ -44,7 +44,7 @@ where
                     // named in the log by its size and receives, never by its body.
                     Err(e) if e.is_permanent() => {
                         let reason = format!("its deliveries could not be recorded: {}", e.op());
-                        match self.keep_dead_letter(&m, reason, now, report).await {
+                        match self.keep_dead_letter(&m, reason, &m.body, now, report).await {
                             Ok(()) => {}
                             Err(k) if k.is_retryable() => {
                                 tracing::warn!(error = %k, "a dead-lettered message is left for the next sweep");
@@ -93,7 +93,7 @@ where
             }
             Err(e) => {
                 tracing::error!(error = %e, body_bytes = m.body.len(), "an unreadable dead-lettered message");
-                self.keep_dead_letter(m, format!("unreadable: {e}"), now, report)
+                self.keep_dead_letter(m, format!("unreadable: {e}"), &m.body, now, report)
                     .await?;
                 Ok(true)
             }
@@ -115,16 +115,14 @@ where
                 }
                 Ok(true)
             }
-            Ok(QueueMessage::EventV1 { event }) => {
-                self.settle_dead_event(&event, m.receive_count, now, ops).await
-            }
+            Ok(QueueMessage::EventV1 { event }) => self.settle_dead_event(&event, m, now, ops, report).await,
             // Every event is tried, whatever happens to the others; settling is
             // idempotent, so a message kept for the next sweep redoes nothing settled.
             Ok(QueueMessage::EventsV1 { events }) => {
                 let mut settled = true;
                 let mut unavailable = None;
                 for event in &events {
-                    match self.settle_dead_event(event, m.receive_count, now, ops).await {
+                    match self.settle_dead_event(event, m, now, ops, report).await {
                         Ok(done) => settled &= done,
                         // This event can never be recorded: the message is kept as a dead
                         // letter that names it, since the message goes once the others
@@ -136,7 +134,7 @@ where
                                 event.id,
                                 e.op()
                             );
-                            if let Err(k) = self.keep_dead_letter(m, reason, now, report).await {
+                            if let Err(k) = self.keep_dead_letter(m, reason, &m.body, now, report).await {
                                 unavailable = Some(k);
                             }
                         }
@@ -156,10 +154,12 @@ where
     async fn settle_dead_event(
         &self,
         event: &Event,
-        receives: u32,
+        m: &Received,
         now: Timestamp,
         ops: &mut Vec<Event>,
+        report: &mut SweepReport,
     ) -> PortResult<bool> {
+        let receives = m.receive_count;
         let endpoints = self.store.all_endpoints().await?;
         let matching = DeliveryId::for_targets(
             now,
@@ -176,6 +176,18 @@ where
             FanoutClaim::Done => return Ok(true),
             // A worker is on it right now: settle it on a later sweep.
             FanoutClaim::Busy { .. } => return Ok(false),
+            // Another event holds its id: this copy was never to be delivered.
+            FanoutClaim::Conflict(c) => {
+                self.keep_dead_letter(
+                    m,
+                    c.dead_letter_reason(event),
+                    &event.envelope_json(),
+                    now,
+                    report,
+                )
+                .await?;
+                return Ok(true);
+            }
             FanoutClaim::Fresh => (event.clone(), matching),
             FanoutClaim::Resumed {
                 stored,
@@ -210,15 +222,17 @@ where
         Ok(true)
     }
 
-    /// Keeps a message that cannot be settled as a dead letter, for the operator.
+    /// Keeps what cannot be settled (the message's body, or one event of it) as a dead
+    /// letter, for the operator.
     async fn keep_dead_letter(
         &self,
         m: &Received,
         reason: String,
+        body: &str,
         now: Timestamp,
         report: &mut SweepReport,
     ) -> PortResult<()> {
-        let letter = DeadLetter::new(FoundBy::Sweeper, reason, None, m.receive_count, &m.body, now);
+        let letter = DeadLetter::new(FoundBy::Sweeper, reason, None, m.receive_count, body, now);
         self.store.record_dead_letter(&letter).await?;
         tracing::warn!(dead_letter_id = %letter.id, body_sha256 = letter.body_sha256, receives = m.receive_count, "kept as a dead letter");
         report.dead_letters += 1;

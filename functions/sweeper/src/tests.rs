@@ -215,6 +215,40 @@ async fn a_dead_event_fails_the_targets_its_claim_named_that_have_no_delivery() 
 }
 
 #[tokio::test]
+async fn a_dead_event_under_an_id_another_event_holds_is_kept_as_a_dead_letter() {
+    // GIVEN an event stored, and another event under its id dead-lettered
+    let s = subject();
+    let ep = endpoint();
+    s.store.create_endpoint(&ep).await.unwrap();
+    let e = event();
+    s.store
+        .claim_fanout(
+            &e,
+            &e.envelope_json(),
+            &[],
+            s.clock.now(),
+            Duration::from_secs(180),
+        )
+        .await
+        .unwrap();
+    let mut other = e.clone();
+    other.data = serde_json::json!({"another": "event"});
+    s.dlq.dead.lock().unwrap().push_back(hookline::ports::Received {
+        body: QueueMessage::EventV1 { event: other.clone() }.to_body(),
+        receipt_handle: "r".into(),
+        receive_count: 10,
+    });
+    // WHEN the sweeper drains the DLQ
+    let report = s.sweep().await.unwrap();
+    // THEN it leaves the DLQ as a dead letter that names the conflict, and fails no one
+    assert_eq!((report.dlq_drained, report.dead_letters), (1, 1));
+    let kept = s.store.dead_letters.lock().unwrap().clone();
+    assert!(kept[0].reason.starts_with("conflict: "), "{}", kept[0].reason);
+    assert_eq!(kept[0].body, other.envelope_json());
+    assert!(s.store.get_delivery(&e.id, &ep.id).await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn dead_letters_become_failed_deliveries_and_leave_the_dlq() {
     let s = subject();
     let ep = endpoint();

@@ -2,8 +2,9 @@
 
 use super::{EventRow, MemoryStore};
 use crate::event::Event;
+use crate::event_conflict::Conflict;
 use crate::ids::{DeliveryId, EventId};
-use crate::ports::{EventStore, FanoutClaim, PortError, PortResult, StoredEvent};
+use crate::ports::{EventLookup, EventStore, FanoutClaim, PortError, PortResult, StoredEvent};
 use crate::timestamp::Timestamp;
 use async_trait::async_trait;
 use std::time::Duration;
@@ -37,6 +38,12 @@ impl EventStore for MemoryStore {
         };
         let mut events = self.events.lock().unwrap();
         let until = now.saturating_add(lease);
+        if let Some(c) = events
+            .get(&event.id)
+            .and_then(|s| Conflict::between(&s.event, event))
+        {
+            return Ok(FanoutClaim::Conflict(c));
+        }
         match events.get_mut(&event.id) {
             None => {
                 events.insert(
@@ -76,5 +83,20 @@ impl EventStore for MemoryStore {
             event: r.event.clone(),
             targets: r.targets.clone(),
         }))
+    }
+}
+
+#[async_trait]
+impl EventLookup for MemoryStore {
+    async fn stored_events(&self, ids: &[EventId]) -> PortResult<Vec<Event>> {
+        self.refuse("stored_events")?;
+        self.check()?;
+        let events = self.events.lock().unwrap();
+        let unique: std::collections::BTreeSet<&EventId> = ids.iter().collect();
+        Ok(unique
+            .into_iter()
+            .filter_map(|id| events.get(id))
+            .map(|r| r.event.clone())
+            .collect())
     }
 }

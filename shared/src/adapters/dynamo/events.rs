@@ -7,8 +7,9 @@ use super::reader::Reader;
 use super::{DynamoStore, Item, conditional, n, s};
 use crate::adapters::classify;
 use crate::event::Event;
+use crate::event_conflict::Conflict;
 use crate::ids::{DeliveryId, EndpointId, EventId};
-use crate::ports::{EventStore, FanoutClaim, PortError, PortResult, StoredEvent};
+use crate::ports::{EventLookup, EventStore, FanoutClaim, PortError, PortResult, StoredEvent};
 use crate::timestamp::Timestamp;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::primitives::Blob;
@@ -199,6 +200,9 @@ impl EventStore for DynamoStore {
             ));
         };
         let stored = self.stored_event(&item).await?;
+        if let Some(c) = Conflict::between(&stored.event, event) {
+            return Ok(FanoutClaim::Conflict(c));
+        }
         let recorded = self.recorded(&stored.targets).await?;
         if stored.fanned_out(&recorded) {
             return Ok(FanoutClaim::Done);
@@ -291,11 +295,17 @@ impl DynamoStore {
         item.as_ref().map(targets_from_item).transpose()
     }
 
-    /// The event an item stores, reading its body from its own item when it has one.
+    /// The event an item stores, with its targets.
     async fn stored_event(&self, item: &Item) -> PortResult<StoredEvent> {
         let targets = targets_from_item(item)?;
-        let event = match Reader(item).opt_str("body_at") {
-            None => body_from_item(item)?,
+        let event = self.stored_body(item).await?;
+        Ok(StoredEvent { event, targets })
+    }
+
+    /// The event an item stores, its body read from its own item when it has one.
+    async fn stored_body(&self, item: &Item) -> PortResult<Event> {
+        match Reader(item).opt_str("body_at") {
+            None => body_from_item(item),
             Some(sk) => {
                 let out = self
                     .client
@@ -313,10 +323,9 @@ impl DynamoStore {
                 let body = out.item().ok_or_else(|| {
                     PortError::retryable("GetItem event body", "the event's body item is missing")
                 })?;
-                body_from_item(body)?
+                body_from_item(body)
             }
-        };
-        Ok(StoredEvent { event, targets })
+        }
     }
 
     /// Which of these deliveries are recorded (keys only).
@@ -326,6 +335,54 @@ impl DynamoStore {
             .batch_get(keys, Some("pk, sk"), "BatchGetItem recorded deliveries")
             .await?;
         items.iter().map(delivery_id_of).collect()
+    }
+}
+
+#[async_trait]
+impl EventLookup for DynamoStore {
+    /// One strongly consistent BatchGetItem per 100 ids, of the bodies alone.
+    async fn stored_events(&self, ids: &[EventId]) -> PortResult<Vec<Event>> {
+        // BatchGetItem refuses a key asked for twice.
+        let unique: HashSet<&EventId> = ids.iter().collect();
+        let keys = unique
+            .into_iter()
+            .map(|id| HashMap::from([("pk".to_owned(), s(event_pk(id))), ("sk".to_owned(), s(EVENT_SK))]))
+            .collect();
+        let items = self
+            .batch_get(
+                keys,
+                Some("pk, body, body_z, body_at"),
+                "BatchGetItem stored events",
+            )
+            .await?;
+        // A body kept in an item of its own is read the same way, all at once.
+        let apart: Vec<Item> = items
+            .iter()
+            .filter_map(|item| {
+                let sk = Reader(item).opt_str("body_at")?;
+                Some(HashMap::from([
+                    ("pk".to_owned(), item.get("pk")?.clone()),
+                    ("sk".to_owned(), s(sk)),
+                ]))
+            })
+            .collect();
+        let bodies: HashMap<String, Item> = if apart.is_empty() {
+            HashMap::new()
+        } else {
+            self.batch_get(apart, None, "BatchGetItem stored event bodies")
+                .await?
+                .into_iter()
+                .filter_map(|b| Some((Reader(&b).opt_str("pk")?.to_owned(), b)))
+                .collect()
+        };
+        items
+            .iter()
+            .filter_map(|item| match Reader(item).opt_str("body_at") {
+                None => Some(body_from_item(item)),
+                // Expired by TTL a moment before its event: the event is going too.
+                Some(_) => bodies.get(Reader(item).opt_str("pk")?).map(body_from_item),
+            })
+            .collect()
     }
 }
 
