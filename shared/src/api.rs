@@ -4,6 +4,7 @@
 
 use crate::auth::{ApiKeys, AuthError, Scope};
 use crate::problem::{self, FieldProblem, Problem};
+use crate::strict_json::StrictJsonError;
 use http::{HeaderMap, Response, StatusCode, header};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -110,8 +111,17 @@ pub fn json_body(headers: &HeaderMap, body: &[u8], limit: usize) -> Result<Value
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Problem::bad_request("the body is empty; send a JSON object"));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| Problem::invalid_json(format!("line {}, column {}: {e}", e.line(), e.column())))
+    crate::strict_json::parse(body).map_err(|e| match e {
+        // JSON is UTF-8 (RFC 8259 §8.1): other bytes are not JSON, whatever they hold.
+        StrictJsonError::Syntax(_) | StrictJsonError::NotUtf8 { .. } => Problem::invalid_json(e.to_string()),
+        StrictJsonError::DuplicateKey { pointer } => Problem::validation(
+            "the body names a key twice, so it could be read two ways",
+            vec![FieldProblem::new(
+                pointer,
+                "appears more than once in its object; send each key once",
+            )],
+        ),
+    })
 }
 
 /// Like `json_body`, but an empty body reads as `{}` (for routes whose fields are all optional).
@@ -144,10 +154,12 @@ pub fn refuse_unknown_fields(
     errors: &mut Vec<FieldProblem>,
 ) {
     for k in obj.keys().filter(|k| !allowed.contains(&k.as_str())) {
-        errors.push(FieldProblem::new(
-            pointer(at, k),
-            format!("unknown field; the allowed fields are {}", allowed.join(", ")),
-        ));
+        let detail = if allowed.is_empty() {
+            "unknown field; this takes no fields".to_owned()
+        } else {
+            format!("unknown field; the allowed fields are {}", allowed.join(", "))
+        };
+        errors.push(FieldProblem::new(pointer(at, k), detail));
     }
 }
 

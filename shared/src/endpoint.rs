@@ -37,6 +37,24 @@ pub const RESERVED_HEADERS: &[&str] = &[
     "connection",
 ];
 
+/// Hop-by-hop headers (RFC 9110 §7.6.1, RFC 9113 §8.2.2): they speak of one connection
+/// and are not passed on, so an endpoint cannot ask for them; `proxy-` names are a
+/// proxy's.
+pub const HOP_BY_HOP_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "expect",
+    "http2-settings",
+];
+
+/// What reads show for each of an endpoint's own header values: they often carry a
+/// receiver's credentials, so only the answer that set them shows them.
+pub const MASKED_HEADER_VALUE: &str = "********";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndpointStatus {
@@ -165,7 +183,7 @@ pub struct EndpointView<'a> {
     pub name: &'a str,
     pub url: &'a str,
     pub event_types: &'a [EventTypeFilter],
-    pub headers: &'a BTreeMap<String, String>,
+    pub headers: HeaderValues<'a>,
     pub timeout_seconds: u32,
     pub max_attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -196,7 +214,10 @@ impl<'a> From<&'a Endpoint> for EndpointView<'a> {
             name: &e.name,
             url: &e.url,
             event_types: &e.event_types,
-            headers: &e.headers,
+            headers: HeaderValues {
+                values: &e.headers,
+                shown: false,
+            },
             timeout_seconds: e.timeout_seconds,
             max_attempts: e.max_attempts,
             retry_schedule: e
@@ -217,6 +238,39 @@ impl<'a> From<&'a Endpoint> for EndpointView<'a> {
     }
 }
 
+impl EndpointView<'_> {
+    /// The view with the header values themselves: for the answer that set them.
+    pub fn showing_header_values(mut self) -> Self {
+        self.headers.shown = true;
+        self
+    }
+}
+
+/// An endpoint's own headers as the API shows them: masked, unless shown on purpose.
+#[derive(Clone, Debug)]
+pub struct HeaderValues<'a> {
+    values: &'a BTreeMap<String, String>,
+    shown: bool,
+}
+
+impl Serialize for HeaderValues<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.values.len()))?;
+        for (k, v) in self.values {
+            map.serialize_entry(
+                k,
+                if self.shown {
+                    v.as_str()
+                } else {
+                    MASKED_HEADER_VALUE
+                },
+            )?;
+        }
+        map.end()
+    }
+}
+
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum HeaderError {
     #[error("at most {MAX_CUSTOM_HEADERS} headers are allowed")]
@@ -227,6 +281,14 @@ pub enum HeaderError {
     BadValue(String),
     #[error("`{0}` is set by Hookline and cannot be overridden")]
     Reserved(String),
+    #[error("`{0}` is a hop-by-hop header, which speaks of one connection and is not passed on")]
+    HopByHop(String),
+    #[error("`{0}` is given more than once (header names are case-insensitive)")]
+    Duplicate(String),
+    #[error(
+        "the value of `{0}` is the mask that reads show; send the value itself, or leave `headers` out to keep them"
+    )]
+    Masked(String),
 }
 
 /// Checks an endpoint's own headers: valid names and values, none reserved.
@@ -247,8 +309,17 @@ pub fn check_custom_headers(
         if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("webhook-") {
             return Err(HeaderError::Reserved(name));
         }
+        if HOP_BY_HOP_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
+            return Err(HeaderError::HopByHop(name));
+        }
         if value.len() > 4096 || value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
             return Err(HeaderError::BadValue(name));
+        }
+        if value == MASKED_HEADER_VALUE {
+            return Err(HeaderError::Masked(name));
+        }
+        if out.contains_key(&lower) {
+            return Err(HeaderError::Duplicate(name));
         }
         out.insert(lower, value);
     }
@@ -311,5 +382,57 @@ mod tests {
             check_custom_headers(h("X-Tenant", "acme")).unwrap(),
             h("x-tenant", "acme")
         );
+    }
+
+    #[test]
+    fn hop_by_hop_headers_cannot_be_set() {
+        let h = |k: &str| BTreeMap::from([(k.to_owned(), "x".to_owned())]);
+        for name in [
+            "TE",
+            "Upgrade",
+            "Expect",
+            "Keep-Alive",
+            "Proxy-Authorization",
+            "proxy-x",
+            "Connection",
+            "Trailer",
+        ] {
+            let err = check_custom_headers(h(name)).unwrap_err();
+            assert!(
+                matches!(err, HeaderError::HopByHop(_) | HeaderError::Reserved(_)),
+                "{name}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn header_names_that_differ_only_in_case_are_refused_not_merged() {
+        let both = BTreeMap::from([
+            ("X-Auth".to_owned(), "a".to_owned()),
+            ("x-auth".to_owned(), "b".to_owned()),
+        ]);
+        assert!(matches!(
+            check_custom_headers(both),
+            Err(HeaderError::Duplicate(_))
+        ));
+    }
+
+    #[test]
+    fn header_values_are_masked_in_views_unless_shown_on_purpose() {
+        let mut ep = Endpoint::new(
+            "crm".into(),
+            "https://crm.example.com/".into(),
+            vec![EventTypeFilter::All],
+            Timestamp::from_unix_millis(0),
+        );
+        ep.headers = BTreeMap::from([("authorization".to_owned(), "Bearer s3cr3t".to_owned())]);
+        let masked = serde_json::to_string(&EndpointView::from(&ep)).unwrap();
+        assert!(!masked.contains("s3cr3t"), "{masked}");
+        assert!(masked.contains(r#""authorization":"********""#), "{masked}");
+        let shown = serde_json::to_string(&EndpointView::from(&ep).showing_header_values()).unwrap();
+        assert!(shown.contains("Bearer s3cr3t"), "{shown}");
+        // The mask itself is never stored as a value: a read sent back is refused.
+        let back = BTreeMap::from([("authorization".to_owned(), MASKED_HEADER_VALUE.to_owned())]);
+        assert!(matches!(check_custom_headers(back), Err(HeaderError::Masked(_))));
     }
 }

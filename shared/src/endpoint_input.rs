@@ -4,6 +4,7 @@
 
 use crate::api::{object, pointer, refuse_unknown_fields};
 use crate::endpoint::*;
+use crate::names::check_name;
 use crate::problem::FieldProblem;
 use crate::signing::EndpointSecret;
 use crate::ssrf::SsrfPolicy;
@@ -41,6 +42,7 @@ pub const PATCH_FIELDS: &[&str] = &[
 /// The longest wait an endpoint's own schedule may ask for between two attempts.
 pub const MAX_SCHEDULED_WAIT_SECONDS: u64 = 24 * 3600;
 const MAX_NAME_LEN: usize = 128;
+const MAX_REASON_LEN: usize = 512;
 
 /// The fields a body gave, each read and checked; `None` where it gave none.
 #[derive(Default)]
@@ -102,13 +104,8 @@ fn read_fields(
         name: string(obj, "name", errors),
         ..Fields::default()
     };
-    if let Some(name) = &f.name
-        && (name.trim().is_empty() || name.len() > MAX_NAME_LEN)
-    {
-        errors.push(FieldProblem::new(
-            "/name",
-            format!("must be 1 to {MAX_NAME_LEN} characters long"),
-        ));
+    if let Some(Err(e)) = f.name.as_deref().map(|n| check_name(n, MAX_NAME_LEN)) {
+        errors.push(FieldProblem::new("/name", e.to_string()));
     }
     f.url = string(obj, "url", errors);
     if let Some(Err(e)) = f.url.as_deref().map(|u| policy.parse_destination(u)) {
@@ -292,6 +289,9 @@ pub fn apply_patch(
         }
     };
     let reason = string(obj, "disabled_reason", &mut errors);
+    if let Some(Err(e)) = reason.as_deref().map(|r| check_name(r, MAX_REASON_LEN)) {
+        errors.push(FieldProblem::new("/disabled_reason", e.to_string()));
+    }
     if reason.is_some() && status != Some(EndpointStatus::Disabled) {
         errors.push(FieldProblem::new(
             "/disabled_reason",

@@ -65,6 +65,14 @@ impl EventType {
     pub fn is_reserved(&self) -> bool {
         self.0.starts_with(RESERVED_PREFIX)
     }
+
+    /// `Hookline.x` and `HOOKLINE.x` too: types match by case, but a receiver that
+    /// reads them without it must not be able to take a client's event for Hookline's.
+    pub fn is_reserved_in_any_case(&self) -> bool {
+        self.0
+            .get(..RESERVED_PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_PREFIX))
+    }
 }
 
 /// The prefix of Hookline's own event types.

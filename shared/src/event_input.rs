@@ -5,6 +5,7 @@ use crate::api::{object, opt_str, pointer, refuse_unknown_fields, req_str};
 use crate::event::{ENVELOPE_VERSION, Event, EventType, RESERVED_PREFIX};
 use crate::event_limits::too_deep;
 use crate::ids::EventId;
+use crate::names::check_name;
 use crate::problem::FieldProblem;
 use crate::timestamp::Timestamp;
 use serde_json::Value;
@@ -27,7 +28,7 @@ pub fn parse_event(v: &Value, at: &str, now: Timestamp, errors: &mut Vec<FieldPr
             .ok(),
     };
     let event_type = req_str(obj, "event_type", at, errors).and_then(|raw| match EventType::parse(raw) {
-        Ok(t) if t.is_reserved() => {
+        Ok(t) if t.is_reserved_in_any_case() => {
             errors.push(FieldProblem::new(
                 pointer(at, "event_type"),
                 format!("the `{RESERVED_PREFIX}` prefix is reserved for Hookline's own events"),
@@ -50,14 +51,13 @@ pub fn parse_event(v: &Value, at: &str, now: Timestamp, errors: &mut Vec<FieldPr
     }
     let source = match opt_str(obj, "source", at, errors) {
         None => DEFAULT_SOURCE.to_owned(),
-        Some(s) if s.is_empty() || s.len() > MAX_SOURCE_LEN => {
-            errors.push(FieldProblem::new(
-                pointer(at, "source"),
-                format!("must be 1 to {MAX_SOURCE_LEN} characters long"),
-            ));
-            String::new()
-        }
-        Some(s) => s.to_owned(),
+        Some(s) => match check_name(s, MAX_SOURCE_LEN) {
+            Ok(()) => s.to_owned(),
+            Err(e) => {
+                errors.push(FieldProblem::new(pointer(at, "source"), e.to_string()));
+                String::new()
+            }
+        },
     };
     let timestamp = match opt_str(obj, "timestamp", at, errors) {
         None => now,
@@ -130,6 +130,39 @@ mod tests {
         assert_eq!(
             parse(json!({"event_type": 5, "data": 1})).unwrap_err()[0].detail,
             "must be a string"
+        );
+    }
+
+    #[test]
+    fn the_reserved_prefix_is_refused_in_any_case() {
+        for t in [
+            "hookline.endpoint.disabled",
+            "Hookline.endpoint.disabled",
+            "HOOKLINE.delivery.exhausted",
+        ] {
+            let errors = parse(json!({"event_type": t, "data": 1})).unwrap_err();
+            assert_eq!(errors[0].pointer, "/event_type", "{t}");
+            assert!(errors[0].detail.contains("reserved"), "{t}");
+        }
+        assert!(parse(json!({"event_type": "hooklinex.a", "data": 1})).is_ok());
+    }
+
+    #[test]
+    fn a_source_with_control_characters_or_too_many_characters_is_refused() {
+        let nul = parse(json!({"event_type": "a", "data": 1, "source": "agent\u{0}"})).unwrap_err();
+        assert_eq!(nul[0].pointer, "/source");
+        assert!(nul[0].detail.contains("control characters"));
+        let wide = "é".repeat(MAX_SOURCE_LEN);
+        assert_eq!(
+            parse(json!({"event_type": "a", "data": 1, "source": wide}))
+                .unwrap()
+                .source
+                .chars()
+                .count(),
+            MAX_SOURCE_LEN
+        );
+        assert!(
+            parse(json!({"event_type": "a", "data": 1, "source": "é".repeat(MAX_SOURCE_LEN + 1)})).is_err()
         );
     }
 }

@@ -5,20 +5,19 @@
 //! `metadata`, `kwargs`, `values`, `error`, `run_started_at`, `run_ended_at`, …). The
 //! event id comes from the run id and its status, so the Platform's own retries (it
 //! re-sends a byte-identical body after a 5xx or 429) are delivered once. Secrets the
-//! run carries are removed before the event fans out: the webhook URL's query string
-//! (where the Platform's token for us sits) and configurable values whose names say
-//! they are keys, tokens, secrets or passwords.
+//! run carries are removed before the event fans out, anywhere in the run, by the rule
+//! in `redaction.rs`; the event's `redacted` lists where.
 
 use crate::api::{object, pointer};
 use crate::event::{ENVELOPE_VERSION, Event, EventType};
 use crate::event_limits::{MAX_DATA_DEPTH, depth, too_deep};
 use crate::ids::EventId;
 use crate::problem::FieldProblem;
+use crate::redaction;
 use crate::timestamp::Timestamp;
 use serde_json::{Map, Value, json};
 
 pub const SOURCE: &str = "langgraph-platform";
-const REDACTED: &str = "[redacted]";
 
 /// The run statuses that end a run, and the event each becomes.
 pub const STATUSES: &[(&str, &str)] = &[
@@ -30,7 +29,7 @@ pub const STATUSES: &[(&str, &str)] = &[
 ];
 
 /// The event for one run webhook, or the problems with the body.
-pub fn run_event(body: &Value, now: Timestamp) -> Result<Event, Vec<FieldProblem>> {
+pub fn run_event(body: &Value, now: Timestamp, own_keys: &[&str]) -> Result<Event, Vec<FieldProblem>> {
     let mut errors = Vec::new();
     let Some(run) = object(body, "/", &mut errors) else {
         return Err(errors);
@@ -81,10 +80,18 @@ pub fn run_event(body: &Value, now: Timestamp) -> Result<Event, Vec<FieldProblem
         return Err(errors);
     }
 
-    let mut data = run.clone();
-    redact(&mut data);
-    if let Some(e) = run.get("error").filter(|e| !e.is_null()) {
-        data.insert("error".into(), normalise_error(e));
+    let mut redacted = Value::Object(run.clone());
+    let removed = redaction::redact(&mut redacted, own_keys);
+    let Value::Object(mut data) = redacted else {
+        return Err(errors);
+    };
+    if let Some(e) = data.get("error").filter(|e| !e.is_null()) {
+        let normalised = normalise_error(e);
+        data.insert("error".into(), normalised);
+    }
+    if !removed.is_empty() {
+        // Where something was removed, so that a receiver can tell; never what.
+        data.insert("redacted".into(), json!(removed));
     }
     if let Some(graph) = run
         .get("metadata")
@@ -167,75 +174,6 @@ fn normalise_error(e: &Value) -> Value {
     }
 }
 
-/// Removes what must not reach endpoints: the webhook URL's query string (the
-/// Platform repeats the URL it posted to, with our token in it) and secret-looking
-/// values, at any depth, in what callers pass a run: `kwargs.config` (its
-/// `configurable` and `metadata`), `kwargs.context` (LangGraph 0.6+'s run context) and
-/// the run's `metadata`.
-fn redact(run: &mut Map<String, Value>) {
-    if let Some(metadata) = run.get_mut("metadata") {
-        redact_secrets(metadata);
-    }
-    let Some(Value::Object(kwargs)) = run.get_mut("kwargs") else {
-        return;
-    };
-    if let Some(Value::String(hook)) = kwargs.get_mut("webhook") {
-        *hook = without_query(hook);
-    }
-    for key in ["config", "context"] {
-        if let Some(v) = kwargs.get_mut(key) {
-            redact_secrets(v);
-        }
-    }
-}
-
-fn without_query(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            u.set_query(None);
-            let _ = u.set_password(None);
-            let _ = u.set_username("");
-            u.to_string()
-        }
-        Err(_) => REDACTED.to_owned(),
-    }
-}
-
-fn redact_secrets(v: &mut Value) {
-    match v {
-        Value::Object(o) => {
-            for (k, v) in o.iter_mut() {
-                if looks_secret(k) && !v.is_null() {
-                    *v = Value::String(REDACTED.into());
-                } else {
-                    redact_secrets(v);
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(redact_secrets),
-        _ => {}
-    }
-}
-
-/// `api_key`, `OPENAI_API_KEY`, `accessToken`, `client_secret`, `db_password`,
-/// `langgraph_auth_user`, `session_cookie`, …
-fn looks_secret(name: &str) -> bool {
-    const WORDS: &[&str] = &[
-        "key",
-        "token",
-        "secret",
-        "password",
-        "passwd",
-        "credential",
-        "auth",
-        "bearer",
-        "cookie",
-        "session",
-    ];
-    let n = name.to_ascii_lowercase();
-    WORDS.iter().any(|w| n.contains(w))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,14 +194,14 @@ mod tests {
     fn a_state_too_deep_is_reported_without_it_and_anything_else_too_deep_is_refused() {
         let mut run = fixture("run-webhook-success.json");
         run["values"] = nested(124);
-        let mut e = run_event(&run, Timestamp::from_unix_millis(0)).unwrap();
+        let mut e = run_event(&run, Timestamp::from_unix_millis(0), &[]).unwrap();
         fit_depth(&mut e).expect("the state is dropped, the run's end still reported");
         assert_eq!(e.data["values"]["omitted"], true);
         assert!(too_deep(&e.data, "/").is_none());
 
         let mut run = fixture("run-webhook-success.json");
         run["kwargs"] = json!({ "input": nested(MAX_DATA_DEPTH) });
-        let mut e = run_event(&run, Timestamp::from_unix_millis(0)).unwrap();
+        let mut e = run_event(&run, Timestamp::from_unix_millis(0), &[]).unwrap();
         let p = fit_depth(&mut e).unwrap_err();
         assert_eq!(p.pointer, "/kwargs");
         assert_eq!(p.detail, "nests 66 levels deep; a run may nest at most 64");
@@ -271,7 +209,7 @@ mod tests {
         // At the limit exactly, nothing is dropped.
         let mut run = fixture("run-webhook-success.json");
         run["values"] = nested(MAX_DATA_DEPTH - 1);
-        let mut e = run_event(&run, Timestamp::from_unix_millis(0)).unwrap();
+        let mut e = run_event(&run, Timestamp::from_unix_millis(0), &[]).unwrap();
         fit_depth(&mut e).unwrap();
         assert_eq!(e.data["values"], nested(MAX_DATA_DEPTH - 1));
     }
@@ -279,7 +217,7 @@ mod tests {
     #[test]
     fn a_successful_run_becomes_agent_invocation_success_with_its_duration() {
         let run = fixture("run-webhook-success.json");
-        let e = run_event(&run, Timestamp::from_unix_millis(0)).unwrap();
+        let e = run_event(&run, Timestamp::from_unix_millis(0), &[]).unwrap();
         assert_eq!(e.event_type.as_str(), "agent_invocation_success");
         assert_eq!(
             e.id.as_str(),
@@ -300,14 +238,14 @@ mod tests {
     #[test]
     fn an_error_run_carries_its_error_as_type_and_message_from_either_shape() {
         let run = fixture("run-webhook-error.json");
-        let e = run_event(&run, Timestamp::now()).unwrap();
+        let e = run_event(&run, Timestamp::now(), &[]).unwrap();
         assert_eq!(e.event_type.as_str(), "agent_invocation_error");
         assert_eq!(e.data["error"]["type"], "ValueError");
         assert!(e.data["error"]["message"].as_str().unwrap().contains("boom"));
 
         let mut old = run.clone();
         old["error"] = json!("TimeoutError: took too long");
-        let e = run_event(&old, Timestamp::now()).unwrap();
+        let e = run_event(&old, Timestamp::now(), &[]).unwrap();
         assert_eq!(
             e.data["error"],
             json!({"type": null, "message": "TimeoutError: took too long"})
@@ -317,13 +255,13 @@ mod tests {
     #[test]
     fn the_same_run_and_status_always_name_the_same_event() {
         let run = fixture("run-webhook-success.json");
-        let a = run_event(&run, Timestamp::from_unix_millis(1)).unwrap();
-        let b = run_event(&run, Timestamp::from_unix_millis(2)).unwrap();
+        let a = run_event(&run, Timestamp::from_unix_millis(1), &[]).unwrap();
+        let b = run_event(&run, Timestamp::from_unix_millis(2), &[]).unwrap();
         assert_eq!(a.id, b.id);
         assert_eq!(a.envelope_json(), b.envelope_json(), "a retry is byte-identical");
         let mut timed_out = run.clone();
         timed_out["status"] = json!("timeout");
-        let c = run_event(&timed_out, Timestamp::now()).unwrap();
+        let c = run_event(&timed_out, Timestamp::now(), &[]).unwrap();
         assert_ne!(a.id, c.id);
         assert_eq!(c.event_type.as_str(), "agent_invocation_timeout");
     }
@@ -338,7 +276,7 @@ mod tests {
         run["kwargs"]["context"] = json!({"user": "u-1", "github_token": "ghp_ctx"});
         run["kwargs"]["config"]["metadata"]["session_cookie"] = json!("c00kie");
         run["metadata"]["Authorization"] = json!("Bearer meta");
-        let e = run_event(&run, Timestamp::now()).unwrap();
+        let e = run_event(&run, Timestamp::now(), &[]).unwrap();
         let text = e.envelope_json();
         for secret in [
             "sk-live-123",
@@ -353,10 +291,10 @@ mod tests {
         }
         assert_eq!(
             e.data["kwargs"]["webhook"],
-            "https://hooks.example.com/v1/langgraph/runs"
+            "https://hooks.example.com/v1/langgraph/runs?token=REDACTED"
         );
         let configurable = &e.data["kwargs"]["config"]["configurable"];
-        assert_eq!(configurable["openai_api_key"], REDACTED);
+        assert_eq!(configurable["openai_api_key"], redaction::REDACTED);
         assert_eq!(configurable["nested"]["region"], "eu");
         assert_eq!(configurable["thread_id"], run["thread_id"], "ids are not secrets");
         assert_eq!(e.data["kwargs"]["context"]["user"], "u-1");
@@ -364,10 +302,59 @@ mod tests {
     }
 
     #[test]
+    fn credentials_anywhere_in_a_run_are_removed_and_the_event_says_where() {
+        let mut run = fixture("run-webhook-success.json");
+        run["metadata"]["webhook"] =
+            json!("https://h.example.com/v1/langgraph/runs?token=live-ingest-key-0001");
+        run["metadata"]["jwt"] = json!("eyJhbGciOi.x.y");
+        run["metadata"]["pwd"] = json!("pw-1");
+        run["metadata"]["database_url"] = json!("postgres://app:db-pass-2@db:5432/app");
+        run["metadata"]["dsn"] = json!("https://sentrykey3@o1.ingest.sentry.io/7");
+        run["metadata"]["private"] = json!("priv-4");
+        run["metadata"]["signature"] = json!("sig-5");
+        run["metadata"]["passphrase"] = json!("phrase-6");
+        run["kwargs"]["context"] = json!({"webhook_url": "https://x.example.com/hook?token=ctx-7"});
+        run["kwargs"]["input"] = json!({"api_key": "input-8", "question": "weather?"});
+        let e = run_event(&run, Timestamp::now(), &["live-ingest-key-0001"]).unwrap();
+        let text = e.envelope_json();
+        for secret in [
+            "live-ingest-key-0001",
+            "eyJhbGciOi",
+            "pw-1",
+            "db-pass-2",
+            "sentrykey3",
+            "priv-4",
+            "sig-5",
+            "phrase-6",
+            "ctx-7",
+            "input-8",
+        ] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+        assert_eq!(e.data["kwargs"]["input"]["question"], "weather?");
+        assert_eq!(e.data["metadata"]["database_url"], "postgres://db:5432/app");
+        let removed: Vec<&str> = e.data["redacted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        for at in [
+            "/metadata/webhook",
+            "/metadata/dsn",
+            "/kwargs/context/webhook_url",
+            "/kwargs/input/api_key",
+        ] {
+            assert!(removed.contains(&at), "{at} not in {removed:?}");
+        }
+    }
+
+    #[test]
     fn a_body_that_is_not_an_ended_run_is_refused_field_by_field() {
         let errs = run_event(
             &json!({"status": "running", "run_ended_at": "later"}),
             Timestamp::now(),
+            &[],
         )
         .unwrap_err();
         let pointers: Vec<&str> = errs.iter().map(|e| e.pointer.as_str()).collect();
@@ -377,8 +364,13 @@ mod tests {
                 .detail
                 .contains("success, error, timeout, interrupted, rollback")
         );
-        let errs = run_event(&json!({"run_id": "a b", "status": "success"}), Timestamp::now()).unwrap_err();
+        let errs = run_event(
+            &json!({"run_id": "a b", "status": "success"}),
+            Timestamp::now(),
+            &[],
+        )
+        .unwrap_err();
         assert_eq!(errs[0].pointer, "/run_id");
-        assert!(run_event(&json!([1]), Timestamp::now()).is_err());
+        assert!(run_event(&json!([1]), Timestamp::now(), &[]).is_err());
     }
 }

@@ -38,8 +38,9 @@ async fn a_platform_run_webhook_reaches_subscribers_once_without_its_token() {
     assert_eq!(event["data"]["thread_id"], run["thread_id"]);
     assert_eq!(
         event["data"]["kwargs"]["webhook"],
-        "https://hookline.example/v1/langgraph/runs"
+        "https://hookline.example/v1/langgraph/runs?token=REDACTED"
     );
+    assert_eq!(event["data"]["redacted"], serde_json::json!(["/kwargs/webhook"]));
     assert!(!String::from_utf8_lossy(&got[0].body).contains(INGEST_KEY));
     assert!(rx.received("/nodes").is_empty());
 }

@@ -7,6 +7,7 @@ mod endpoints;
 mod esm;
 mod fan_out;
 mod fault;
+mod hardening;
 mod ingest;
 mod keys;
 mod langgraph;

@@ -38,7 +38,8 @@ impl<S: EndpointStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
             .await
             .map_err(store_problem)?;
         tracing::info!(endpoint_id = %endpoint.id, "endpoint created");
-        let mut body = serde_json::to_value(EndpointView::from(&endpoint)).unwrap_or_default();
+        let view = EndpointView::from(&endpoint).showing_header_values();
+        let mut body = serde_json::to_value(view).unwrap_or_default();
         // The only time the secret is shown.
         body["secret"] = json!(endpoint.secret.expose());
         let mut res = api::json(201, &body);
@@ -129,7 +130,12 @@ impl<S: EndpointStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
             return Err(stale(&now));
         }
         tracing::info!(endpoint_id = %id, version = e.version, "endpoint updated");
-        Ok(with_etag(api::json(200, &EndpointView::from(&e)), &e))
+        let mut view = EndpointView::from(&e);
+        if value.get("headers").is_some_and(|h| !h.is_null()) {
+            // The answer that set them shows them; every read after masks them.
+            view = view.showing_header_values();
+        }
+        Ok(with_etag(api::json(200, &view), &e))
     }
 
     pub(crate) async fn delete(&self, id: &EndpointId) -> HttpResult {

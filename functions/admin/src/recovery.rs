@@ -37,8 +37,13 @@ impl<S: EndpointStore + DeliveryStore + EventStore, Q: Queue, H, P, C: Clock> Ad
         };
         let since = time("since");
         let until = time("until");
-        if !obj.contains_key("since") {
-            errors.push(FieldProblem::new("/since", "is required"));
+        if obj.get("since").is_none_or(serde_json::Value::is_null) {
+            errors.push(FieldProblem::new("/since", "is required: an RFC 3339 date-time"));
+        }
+        if let (Some(s), Some(u)) = (since, until)
+            && u < s
+        {
+            errors.push(FieldProblem::new("/until", "must not be before `since`"));
         }
         if !errors.is_empty() {
             return Err(Problem::validation("the recovery is not valid", errors));
@@ -101,7 +106,17 @@ impl<S: EndpointStore + DeliveryStore + EventStore, Q: Queue, H, P, C: Clock> Ad
     }
 
     /// One more attempt now, through the queue like any other.
-    pub(crate) async fn retry(&self, id: &DeliveryId) -> HttpResult {
+    pub(crate) async fn retry(&self, id: &DeliveryId, req: &Request) -> HttpResult {
+        // It takes no body: an empty one, or `{}`; anything else is refused rather than
+        // ignored, so a caller who thinks it sets something learns that it does not.
+        let value = api::optional_json_body(req.headers(), req.body().as_ref(), MAX_BODY_BYTES)?;
+        let mut errors = Vec::new();
+        if let Some(obj) = api::object(&value, "/", &mut errors) {
+            api::refuse_unknown_fields(obj, &[], "", &mut errors);
+        }
+        if !errors.is_empty() {
+            return Err(Problem::validation("a retry takes no body", errors));
+        }
         let (seen, _) = self
             .store
             .find_delivery(id)

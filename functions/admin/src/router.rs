@@ -109,7 +109,9 @@ where
             (["v1", "deliveries"], _) => Err(allowed("GET")),
             (["v1", "deliveries", id], Method::GET) => self.delivery(&parse_delivery_id(id)?).await,
             (["v1", "deliveries", _], _) => Err(allowed("GET")),
-            (["v1", "deliveries", id, "retry"], Method::POST) => self.retry(&parse_delivery_id(id)?).await,
+            (["v1", "deliveries", id, "retry"], Method::POST) => {
+                self.retry(&parse_delivery_id(id)?, req).await
+            }
             (["v1", "deliveries", _, "retry"], _) => Err(allowed("POST")),
             (["v1", "events", id], Method::GET) => self.event(id).await,
             (["v1", "events", _], _) => Err(allowed("GET")),

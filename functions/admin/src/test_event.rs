@@ -23,9 +23,24 @@ impl<S: EndpointStore, Q, H: WebhookSender, P, C: Clock> Admin<S, Q, H, P, C> {
         api::refuse_unknown_fields(obj, &["event_type", "data"], "", &mut errors);
         let event_type = match api::opt_str(obj, "event_type", "", &mut errors) {
             None => EventType::parse(TEST_EVENT_TYPE).ok(),
-            Some(t) => EventType::parse(t)
-                .map_err(|e| errors.push(FieldProblem::new("/event_type", e.to_string())))
-                .ok(),
+            Some(t) => match EventType::parse(t) {
+                // Hookline's own types are Hookline's to send: a receiver must be able to
+                // trust a `hookline.endpoint.disabled`, so a test may not dress up as one.
+                Ok(t) if t.is_reserved_in_any_case() && t.as_str() != TEST_EVENT_TYPE => {
+                    errors.push(FieldProblem::new(
+                        "/event_type",
+                        format!(
+                            "the `hookline.` prefix is reserved for Hookline's own events; leave `event_type` out for `{TEST_EVENT_TYPE}`"
+                        ),
+                    ));
+                    None
+                }
+                Ok(t) => Some(t),
+                Err(e) => {
+                    errors.push(FieldProblem::new("/event_type", e.to_string()));
+                    None
+                }
+            },
         };
         let (Some(event_type), true) = (event_type, errors.is_empty()) else {
             return Err(Problem::validation("the test is not valid", errors));

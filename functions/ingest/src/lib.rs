@@ -112,7 +112,7 @@ impl<Q: Queue, E: EventLookup, C: Clock> Ingest<Q, E, C> {
         // The sender cannot shrink a run's state and does not retry a 413: a run whose
         // state is too large is reported without it (`values` says how large it was).
         let value = api::json_body(req.headers(), req.body().as_ref(), MAX_LANGGRAPH_BODY_BYTES)?;
-        let mut event = hookline::langgraph::run_event(&value, self.clock.now())
+        let mut event = hookline::langgraph::run_event(&value, self.clock.now(), &self.keys.own_keys())
             .map_err(|errors| Problem::validation("the body is not a LangGraph run that ended", errors))?;
         if event.envelope_json().len() > MAX_EVENT_BYTES {
             hookline::langgraph::drop_values(&mut event);
