@@ -174,6 +174,8 @@ cat <<MSG
     logs         $state/functions.log (functions), $state/runner.log (queue and schedule)
 
   Try: curl -s http://127.0.0.1:$api_port/health
+  Everything listens on 127.0.0.1 only: the API's port also serves Lambda's invoke
+  API, which takes no key (README, "The local stack").
   Ctrl-C stops everything.
 
 MSG

@@ -11,6 +11,8 @@ use crate::timestamp::Timestamp;
 use serde_json::Value;
 
 pub const FIELDS: &[&str] = &["id", "event_type", "data", "source", "timestamp"];
+/// The most events one `POST /v1/events/batch` takes.
+pub const MAX_BATCH_EVENTS: usize = 100;
 pub const DEFAULT_SOURCE: &str = "api";
 const MAX_SOURCE_LEN: usize = 256;
 
@@ -80,6 +82,28 @@ pub fn parse_event(v: &Value, at: &str, now: Timestamp, errors: &mut Vec<FieldPr
         source,
         version: ENVELOPE_VERSION.to_owned(),
     })
+}
+
+/// A batch body, `{"events": [...]}`: its events, each still to be parsed on its own
+/// (`parse_event`), or the problems with the batch as a whole.
+pub fn batch_events(v: &Value) -> Result<&[Value], Vec<FieldProblem>> {
+    let mut errors = Vec::new();
+    let Some(obj) = object(v, "/", &mut errors) else {
+        return Err(errors);
+    };
+    refuse_unknown_fields(obj, &["events"], "", &mut errors);
+    let problem = match obj.get("events") {
+        Some(Value::Array(a)) if a.is_empty() => "must hold at least one event".to_owned(),
+        Some(Value::Array(a)) if a.len() > MAX_BATCH_EVENTS => {
+            format!("holds {} events; at most {MAX_BATCH_EVENTS} are allowed", a.len())
+        }
+        Some(Value::Array(a)) if errors.is_empty() => return Ok(a),
+        Some(Value::Array(_)) => return Err(errors),
+        Some(_) => "must be an array of events".to_owned(),
+        None => "is required".to_owned(),
+    };
+    errors.push(FieldProblem::new("/events", problem));
+    Err(errors)
 }
 
 #[cfg(test)]

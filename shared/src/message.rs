@@ -25,6 +25,10 @@ pub enum QueueMessage {
         endpoint_id: EndpointId,
         wake: String,
     },
+    /// A fact for one of Hookline's own events, by its ids: the delivery function makes
+    /// the event from the store (`ops`), so a message cannot forge one.
+    #[serde(rename = "report.v1")]
+    ReportV1 { report: crate::ops::Report },
 }
 
 /// At most this many events share a message.
@@ -68,7 +72,7 @@ pub fn pack(events: Vec<(usize, Event)>) -> Vec<(Vec<usize>, QueueMessage)> {
 }
 
 /// The message types this version reads.
-const KNOWN_TYPES: [&str; 3] = ["event.v1", "events.v1", "attempt.v1"];
+const KNOWN_TYPES: [&str; 4] = ["event.v1", "events.v1", "attempt.v1", "report.v1"];
 
 /// Whether a body that does not parse names a type this version does not know, as a
 /// newer version's message would (during a rollout or after a rollback): such a message

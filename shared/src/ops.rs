@@ -1,33 +1,73 @@
 //! Hookline's own operational events, sent through the same pipeline as any event so
-//! an operator can subscribe an endpoint to them (`hookline.*`). Their ids derive
-//! from what they report, so reporting the same thing twice is delivered once.
+//! an operator can subscribe an endpoint to them (`hookline.*`).
+//!
+//! They cannot be forged: what travels on the queue is a *report* (`report.v1`), which
+//! names a fact by its ids only, and the delivery function makes the event from what the
+//! store holds, only when the store says so (the delivery failed, the endpoint is
+//! disabled). An event message with a reserved type is not Hookline's, whoever put it on
+//! the queue, and is kept as a dead letter instead of delivered. Event ids derive from
+//! what they report, so reporting the same thing twice is delivered once.
 
-use crate::delivery::Delivery;
-use crate::endpoint::Endpoint;
+use crate::delivery::{Delivery, DeliveryStatus};
+use crate::endpoint::{Endpoint, EndpointStatus};
 use crate::event::{ENVELOPE_VERSION, Event, EventType};
-use crate::ids::EventId;
+use crate::ids::{DeliveryId, EndpointId, EventId};
 use crate::timestamp::Timestamp;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 pub const DELIVERY_EXHAUSTED: &str = "hookline.delivery.exhausted";
 pub const ENDPOINT_DISABLED: &str = "hookline.endpoint.disabled";
 const SOURCE: &str = "hookline";
 
-fn event(id: String, event_type: &str, data: serde_json::Value, now: Timestamp) -> Option<Event> {
+/// A fact worth an operational event, named by its ids.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Report {
+    DeliveryExhausted { delivery_id: DeliveryId },
+    EndpointDisabled { endpoint_id: EndpointId },
+}
+
+impl Report {
+    /// The type of the event it becomes.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::DeliveryExhausted { .. } => DELIVERY_EXHAUSTED,
+            Self::EndpointDisabled { .. } => ENDPOINT_DISABLED,
+        }
+    }
+}
+
+/// A delivery gave up. Not reported for deliveries of Hookline's own events, so a
+/// failing operator endpoint cannot feed itself.
+pub fn delivery_exhausted(d: &Delivery) -> Option<Report> {
+    (!d.event_type.is_reserved()).then(|| Report::DeliveryExhausted {
+        delivery_id: d.id.clone(),
+    })
+}
+
+/// An endpoint was disabled.
+pub fn endpoint_disabled(e: &Endpoint) -> Report {
+    Report::EndpointDisabled {
+        endpoint_id: e.id.clone(),
+    }
+}
+
+fn event(id: String, event_type: &str, data: serde_json::Value, at: Timestamp) -> Option<Event> {
     Some(Event {
         id: EventId::parse(&id).ok()?,
         event_type: EventType::parse(event_type).ok()?,
         data,
-        timestamp: now,
+        timestamp: at,
         source: SOURCE.into(),
         version: ENVELOPE_VERSION.into(),
     })
 }
 
-/// A delivery gave up. Not reported for deliveries of Hookline's own events, so a
-/// failing operator endpoint cannot feed itself.
-pub fn delivery_exhausted(d: &Delivery, now: Timestamp) -> Option<Event> {
-    if d.event_type.is_reserved() {
+/// The event of a delivery that the store holds as failed; `None` when it does not
+/// (it never failed, was retried since, or is itself one of Hookline's).
+pub fn exhausted_event(d: &Delivery) -> Option<Event> {
+    if d.status != DeliveryStatus::Failed || d.event_type.is_reserved() {
         return None;
     }
     event(
@@ -43,39 +83,96 @@ pub fn delivery_exhausted(d: &Delivery, now: Timestamp) -> Option<Event> {
             "last_error": d.last_error,
             "reason": d.failure_reason,
         }),
-        now,
+        d.updated_at,
     )
 }
 
-/// An endpoint was disabled.
-pub fn endpoint_disabled(e: &Endpoint, reason: &str, now: Timestamp) -> Option<Event> {
+/// The event of an endpoint that the store holds as disabled; `None` when it is not
+/// (enabled again since). Its id names the version that was disabled.
+pub fn disabled_event(e: &Endpoint) -> Option<Event> {
+    if e.status != EndpointStatus::Disabled {
+        return None;
+    }
     event(
-        format!("{ENDPOINT_DISABLED}:{}:{}", e.id, now.unix_millis()),
+        format!("{ENDPOINT_DISABLED}:{}:v{}", e.id, e.version),
         ENDPOINT_DISABLED,
         json!({
             "endpoint_id": e.id,
             "name": e.name,
             "url": e.url,
-            "reason": reason,
+            "reason": e.disabled_reason,
             "failing_since": e.failing_since,
         }),
-        now,
+        e.updated_at,
     )
 }
 
-/// Queues operational events, one batch for all; a failure is logged, not raised,
-/// since the work that raised them is done and must not be undone for a report.
-pub async fn send(queue: &impl crate::ports::Queue, events: Vec<Event>) {
-    if events.is_empty() {
+/// Queues reports, one batch for all; a failure is logged, not raised, since the work
+/// that raised them is done and must not be undone for a report.
+pub async fn send(queue: &impl crate::ports::Queue, reports: Vec<Report>) {
+    if reports.is_empty() {
         return;
     }
-    let messages: Vec<crate::message::QueueMessage> = events
+    let messages: Vec<crate::message::QueueMessage> = reports
         .into_iter()
-        .map(|event| crate::message::QueueMessage::EventV1 { event })
+        .map(|report| crate::message::QueueMessage::ReportV1 { report })
         .collect();
     for r in queue.send_batch(&messages).await {
         if let Err(e) = r {
-            tracing::error!(error = %e, "an operational event could not be queued");
+            tracing::error!(error = %e, "an operational report could not be queued");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::EventTypeFilter;
+
+    fn endpoint() -> Endpoint {
+        Endpoint::new(
+            "crm".into(),
+            "https://crm.example.com/".into(),
+            vec![EventTypeFilter::All],
+            Timestamp::from_unix_millis(0),
+        )
+    }
+
+    #[test]
+    fn a_report_becomes_an_event_only_when_the_store_says_it_is_so() {
+        let mut e = endpoint();
+        assert!(
+            disabled_event(&e).is_none(),
+            "an active endpoint is reported disabled by no one"
+        );
+        e.status = EndpointStatus::Disabled;
+        e.disabled_reason = Some("the endpoint answered 410 Gone".into());
+        e.version = 4;
+        let event = disabled_event(&e).unwrap();
+        assert_eq!(event.event_type.as_str(), ENDPOINT_DISABLED);
+        assert_eq!(event.id.as_str(), format!("{ENDPOINT_DISABLED}:{}:v4", e.id));
+        assert_eq!(event.data["reason"], "the endpoint answered 410 Gone");
+        assert_eq!(
+            disabled_event(&e).unwrap(),
+            event,
+            "the same fact is the same event"
+        );
+    }
+
+    #[test]
+    fn reports_travel_as_ids_only() {
+        let r = endpoint_disabled(&endpoint());
+        let body = serde_json::to_string(&r).unwrap();
+        assert!(
+            body.starts_with(r#"{"kind":"endpoint_disabled","endpoint_id":"ep_"#),
+            "{body}"
+        );
+        assert_eq!(serde_json::from_str::<Report>(&body).unwrap(), r);
+        assert!(
+            serde_json::from_str::<Report>(
+                r#"{"kind":"endpoint_disabled","endpoint_id":"ep_1","reason":"x"}"#
+            )
+            .is_err()
+        );
     }
 }

@@ -79,7 +79,7 @@ where
         inv: &Invocation,
     ) {
         let now = self.clock.now();
-        inv.attempted(d, attempt, now);
+        inv.attempted(d, attempt);
         let since = match streak_after(ep.failing_since, attempt.outcome.is_success()) {
             Streak::Healthy => return,
             Streak::Recovered => {
@@ -104,9 +104,7 @@ where
         {
             Ok(true) => {
                 tracing::warn!(endpoint_id = %ep.id, reason = disable.reason, "endpoint disabled");
-                let mut disabled = ep.clone();
-                disabled.failing_since = Some(since);
-                inv.report(ops::endpoint_disabled(&disabled, &disable.reason, now));
+                inv.report(Some(ops::endpoint_disabled(ep)));
             }
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "could not disable the endpoint"),

@@ -8,6 +8,7 @@ use hookline::event::Event;
 use hookline::event_conflict::Conflict;
 use hookline::ids::EndpointId;
 use hookline::message::{self, QueueMessage};
+use hookline::ops::Report;
 use hookline::ports::{PortError, Queue};
 use hookline::telemetry::{Metrics, Unit};
 use std::collections::HashMap;
@@ -23,8 +24,14 @@ pub enum Work {
         endpoint_id: EndpointId,
         wake: String,
     },
+    /// Make one of Hookline's own events from the fact the report names, if the store
+    /// says it is so (`hookline::ops`).
+    Report(Report),
     /// Not a message this version can read; kept as a dead letter for the operator.
     Unreadable { error: String },
+    /// An event message with a reserved type: Hookline's own events come as reports,
+    /// so this one was not made by Hookline. Kept as a dead letter, never delivered.
+    Forged { event_type: String },
     /// A message type this version does not know: a newer version's, kept for it.
     Newer,
 }
@@ -67,8 +74,9 @@ pub fn receive_count(record: &SqsMessage) -> u32 {
 pub fn parse(record: &SqsMessage) -> Vec<Work> {
     let body = record.body.as_deref().unwrap_or("");
     match QueueMessage::from_body(body) {
-        Ok(QueueMessage::EventV1 { event }) => vec![Work::Event(event)],
-        Ok(QueueMessage::EventsV1 { events }) => events.into_iter().map(Work::Event).collect(),
+        Ok(QueueMessage::EventV1 { event }) => vec![event_work(event)],
+        Ok(QueueMessage::EventsV1 { events }) => events.into_iter().map(event_work).collect(),
+        Ok(QueueMessage::ReportV1 { report }) => vec![Work::Report(report)],
         Ok(QueueMessage::AttemptV1 {
             event,
             endpoint_id,
@@ -94,6 +102,16 @@ pub fn parse(record: &SqsMessage) -> Vec<Work> {
             vec![Work::Unreadable { error: e.to_string() }]
         }
     }
+}
+
+fn event_work(event: Event) -> Work {
+    if event.event_type.is_reserved_in_any_case() {
+        tracing::error!(event_id = %event.id, event_type = %event.event_type, "an event message with a reserved type; it is kept as a dead letter");
+        return Work::Forged {
+            event_type: event.event_type.to_string(),
+        };
+    }
+    Work::Event(event)
 }
 
 /// The batch's works: copies of one event are one work, which shares its outcome with

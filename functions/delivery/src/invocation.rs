@@ -6,9 +6,8 @@ use crate::endpoint_cache::{EndpointCache, Endpoints};
 use hookline::attempt_metrics::AttemptMetrics;
 use hookline::delivery::{Attempt, Delivery, DeliveryStatus};
 use hookline::endpoint::Endpoint;
-use hookline::event::Event;
 use hookline::ids::EndpointId;
-use hookline::ops;
+use hookline::ops::{self, Report};
 use hookline::ports::{EndpointStore, PortResult, Queue, StatsStore};
 use hookline::stats::StatsBatch;
 use hookline::timestamp::Timestamp;
@@ -17,7 +16,7 @@ use std::sync::{Arc, Mutex};
 /// What an invocation reports, written once at its end.
 #[derive(Default)]
 pub struct Reports {
-    ops: Vec<Event>,
+    ops: Vec<Report>,
     stats: StatsBatch,
     attempts: AttemptMetrics,
 }
@@ -99,10 +98,10 @@ impl Invocation {
         }
     }
 
-    /// An operational event to send.
-    pub fn report(&self, event: Option<Event>) {
-        if let Some(e) = event {
-            self.with(|r| r.ops.push(e));
+    /// A fact for an operational event, to send.
+    pub fn report(&self, report: Option<Report>) {
+        if let Some(r) = report {
+            self.with(|reports| reports.ops.push(r));
         }
     }
 
@@ -112,16 +111,16 @@ impl Invocation {
     }
 
     /// An attempt recorded: counted, and reported if it ended its delivery failed.
-    pub fn attempted(&self, d: &Delivery, a: &Attempt, now: Timestamp) {
+    pub fn attempted(&self, d: &Delivery, a: &Attempt) {
         self.with(|r| r.stats.attempt(d, a));
         if d.status == DeliveryStatus::Failed {
-            self.report(ops::delivery_exhausted(d, now));
+            self.report(ops::delivery_exhausted(d));
         }
     }
 
     /// A delivery ended failed without an attempt: reported and counted.
     pub fn failed(&self, d: &Delivery, now: Timestamp) {
-        self.report(ops::delivery_exhausted(d, now));
+        self.report(ops::delivery_exhausted(d));
         self.with(|r| r.stats.failed(d, now));
     }
 }

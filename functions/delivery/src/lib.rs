@@ -18,6 +18,7 @@ mod fan_out;
 mod invocation;
 mod lanes;
 mod next_attempt;
+mod reports;
 
 pub use config::{Config, Settings};
 pub use endpoint_cache::EndpointCache;
@@ -124,6 +125,22 @@ where
                 self.keep_dead_letter(record, format!("unreadable: {error}"), body)
                     .await
             }
+            Work::Forged { event_type } => {
+                let body = record.body.as_deref().unwrap_or("");
+                let reason = format!(
+                    "forged: an event message with Hookline's reserved type `{event_type}`; Hookline's own events travel as reports"
+                );
+                self.keep_dead_letter(record, reason, body).await
+            }
+            Work::Report(report) => match self.resolve(report).await {
+                Ok(Some(event)) => {
+                    let span =
+                        tracing::info_span!("record", event_id = %event.id, event_type = %event.event_type);
+                    self.fan_out(&event, record, inv).instrument(span).await
+                }
+                Ok(None) => Disposition::Done,
+                Err(e) => Disposition::Redeliver(e),
+            },
             Work::Newer => Disposition::Redeliver(PortError::retryable(
                 "read queue message",
                 "a type this version does not know; left for a newer version",

@@ -17,6 +17,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 mod lanes;
+mod reports;
 
 const FIXTURE: &str = include_str!("../fixtures/sqs-event.json");
 const FIXTURE_EVENT_ID: &str = "evt_0192f1c2a3b47c8d9e0f1a2b3c4d5e6f";
@@ -551,18 +552,23 @@ fn attempt_messages(d: &Subject) -> Vec<(EndpointId, String, Duration)> {
             QueueMessage::AttemptV1 {
                 endpoint_id, wake, ..
             } => Some((endpoint_id, wake, delay)),
-            QueueMessage::EventV1 { .. } | QueueMessage::EventsV1 { .. } => None,
+            QueueMessage::EventV1 { .. } | QueueMessage::EventsV1 { .. } | QueueMessage::ReportV1 { .. } => {
+                None
+            }
         })
         .collect()
 }
 
+/// The types of the operational events reported so far.
 fn ops_types(d: &Subject) -> Vec<String> {
     d.queue
         .sent()
         .into_iter()
         .filter_map(|m| match m {
-            QueueMessage::EventV1 { event } => Some(event.event_type.to_string()),
-            QueueMessage::AttemptV1 { .. } | QueueMessage::EventsV1 { .. } => None,
+            QueueMessage::ReportV1 { report } => Some(report.event_type().to_owned()),
+            QueueMessage::AttemptV1 { .. } | QueueMessage::EventV1 { .. } | QueueMessage::EventsV1 { .. } => {
+                None
+            }
         })
         .collect()
 }

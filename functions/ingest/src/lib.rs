@@ -8,7 +8,7 @@ use hookline::auth::{ApiKeys, Scope};
 use hookline::config::{ConfigError, Env, KeySource, key_source};
 use hookline::event::{Event, EventType};
 use hookline::event_conflict::Conflict;
-use hookline::event_input::parse_event;
+use hookline::event_input::{batch_events, parse_event};
 use hookline::ids::EventId;
 use hookline::message::{self, QueueMessage};
 use hookline::ports::{Clock, EventLookup, PortError, Queue};
@@ -20,7 +20,7 @@ use std::collections::HashMap;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
 /// An event is stored whole in one DynamoDB item; its queue message is a little larger.
 pub const MAX_EVENT_BYTES: usize = hookline::event::MAX_STORED_BYTES;
-pub const MAX_BATCH_EVENTS: usize = 100;
+pub use hookline::event_input::MAX_BATCH_EVENTS;
 /// A LangGraph run webhook may carry a large state, which is trimmed rather than refused.
 pub const MAX_LANGGRAPH_BODY_BYTES: usize = 6_000_000 - 64 * 1024;
 /// Lambda takes at most 6 MB in a synchronous invocation.
@@ -153,36 +153,8 @@ impl<Q: Queue, E: EventLookup, C: Clock> Ingest<Q, E, C> {
 
     async fn batch(&self, req: &Request) -> Result<http::Response<String>, Problem> {
         let value = api::json_body(req.headers(), req.body().as_ref(), MAX_BATCH_BODY_BYTES)?;
-        let mut errors = Vec::new();
-        let Some(obj) = api::object(&value, "/", &mut errors) else {
-            return Err(Problem::validation("the batch is not valid", errors));
-        };
-        api::refuse_unknown_fields(obj, &["events"], "", &mut errors);
-        let events = match obj.get("events") {
-            Some(Value::Array(a)) if a.is_empty() => {
-                errors.push(FieldProblem::new("/events", "must hold at least one event"));
-                &[][..]
-            }
-            Some(Value::Array(a)) if a.len() > MAX_BATCH_EVENTS => {
-                errors.push(FieldProblem::new(
-                    "/events",
-                    format!("holds {} events; at most {MAX_BATCH_EVENTS} are allowed", a.len()),
-                ));
-                &[][..]
-            }
-            Some(Value::Array(a)) => a.as_slice(),
-            Some(_) => {
-                errors.push(FieldProblem::new("/events", "must be an array of events"));
-                &[][..]
-            }
-            None => {
-                errors.push(FieldProblem::new("/events", "is required"));
-                &[][..]
-            }
-        };
-        if !errors.is_empty() {
-            return Err(Problem::validation("the batch is not valid", errors));
-        }
+        let events =
+            batch_events(&value).map_err(|errors| Problem::validation("the batch is not valid", errors))?;
 
         // Validate every event first; queue the valid ones in as few calls as SQS allows.
         let now = self.clock.now();

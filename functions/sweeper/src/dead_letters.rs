@@ -8,7 +8,7 @@ use hookline::delivery::Delivery;
 use hookline::event::Event;
 use hookline::ids::DeliveryId;
 use hookline::message::{self, QueueMessage};
-use hookline::ops;
+use hookline::ops::{self, Report};
 use hookline::ports::{
     Clock, DeadLetterStore, DeadLetters, DeliveryStore, EndpointStore, EventStore, FanoutClaim, PortResult,
     Queue, Received,
@@ -26,7 +26,7 @@ where
         &self,
         now: Timestamp,
         report: &mut SweepReport,
-        ops: &mut Vec<Event>,
+        ops: &mut Vec<Report>,
     ) -> PortResult<()> {
         while report.dlq_drained < self.settings.dlq_max {
             let batch = self.dlq.take().await?;
@@ -80,7 +80,7 @@ where
         &self,
         m: &Received,
         now: Timestamp,
-        ops: &mut Vec<Event>,
+        ops: &mut Vec<Report>,
         report: &mut SweepReport,
     ) -> PortResult<bool> {
         match QueueMessage::from_body(&m.body) {
@@ -116,6 +116,12 @@ where
                 Ok(true)
             }
             Ok(QueueMessage::EventV1 { event }) => self.settle_dead_event(&event, m, now, ops, report).await,
+            // A report whose event was never made: the fact it named is in the store,
+            // where the operator sees it (a failed delivery, a disabled endpoint).
+            Ok(QueueMessage::ReportV1 { report: r }) => {
+                tracing::warn!(?r, "a dead-lettered operational report is dropped");
+                Ok(true)
+            }
             // Every event is tried, whatever happens to the others; settling is
             // idempotent, so a message kept for the next sweep redoes nothing settled.
             Ok(QueueMessage::EventsV1 { events }) => {
@@ -156,7 +162,7 @@ where
         event: &Event,
         m: &Received,
         now: Timestamp,
-        ops: &mut Vec<Event>,
+        ops: &mut Vec<Report>,
         report: &mut SweepReport,
     ) -> PortResult<bool> {
         let receives = m.receive_count;
@@ -213,7 +219,7 @@ where
                 .map_or(1, |ep| ep.max_attempts);
             let mut d = Delivery::under(id, &event, endpoint_id, max_attempts, now);
             d.fail(&reason, now);
-            ops.extend(ops::delivery_exhausted(&d, now));
+            ops.extend(ops::delivery_exhausted(&d));
             records.push(d);
         }
         let writes: Vec<_> = records.iter().map(|d| (d, None)).collect();

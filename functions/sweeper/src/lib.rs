@@ -18,9 +18,8 @@ mod dead_letters;
 pub use config::{Config, SweepSettings};
 
 use hookline::delivery::Delivery;
-use hookline::event::Event;
 use hookline::give_up::give_up;
-use hookline::ops;
+use hookline::ops::{self, Report};
 use hookline::ports::{
     Clock, DeadLetterStore, DeadLetters, DeliveryStore, EndpointStore, EventStore, PortResult, Queue,
     QueueDepth, QueueGauge,
@@ -67,7 +66,7 @@ where
     pub async fn sweep(&self) -> PortResult<SweepReport> {
         let now = self.clock.now();
         let mut report = SweepReport::default();
-        let mut ops: Vec<Event> = Vec::new();
+        let mut ops: Vec<Report> = Vec::new();
         let mut events = EventsRead::default();
 
         self.redrive_deliveries(now, &mut report, &mut ops, &mut events)
@@ -116,7 +115,7 @@ where
         &self,
         now: Timestamp,
         report: &mut SweepReport,
-        ops: &mut Vec<Event>,
+        ops: &mut Vec<Report>,
         events: &mut EventsRead,
     ) -> PortResult<()> {
         let before = now.minus(self.settings.grace);
@@ -161,11 +160,11 @@ impl<S: DeliveryStore, Q, D, C> Sweeper<S, Q, D, C> {
         d: &Delivery,
         reason: &str,
         now: Timestamp,
-        ops: &mut Vec<Event>,
+        ops: &mut Vec<Report>,
     ) -> PortResult<bool> {
         let failed = give_up(&self.store, d, reason, now).await?;
         if let Some(failed) = &failed {
-            ops.extend(ops::delivery_exhausted(failed, now));
+            ops.extend(ops::delivery_exhausted(failed));
         }
         Ok(failed.is_some())
     }

@@ -3,7 +3,7 @@
 use super::*;
 use hookline::delivery::{Attempt, AttemptOutcome, DeliveryStatus};
 use hookline::endpoint::{Endpoint, EventTypeFilter};
-use hookline::event::EventType;
+use hookline::event::{Event, EventType};
 use hookline::ids::EventId;
 use hookline::memory::{ManualClock, MemoryQueue, MemoryStore};
 use hookline::message::QueueMessage;
@@ -96,7 +96,9 @@ fn sent_attempts(q: &MemoryQueue) -> Vec<String> {
         .into_iter()
         .filter_map(|m| match m {
             QueueMessage::AttemptV1 { wake, .. } => Some(wake),
-            QueueMessage::EventV1 { .. } | QueueMessage::EventsV1 { .. } => None,
+            QueueMessage::EventV1 { .. } | QueueMessage::EventsV1 { .. } | QueueMessage::ReportV1 { .. } => {
+                None
+            }
         })
         .collect()
 }
@@ -105,8 +107,10 @@ fn sent_event_types(q: &MemoryQueue) -> Vec<String> {
     q.sent()
         .into_iter()
         .filter_map(|m| match m {
-            QueueMessage::EventV1 { event } => Some(event.event_type.to_string()),
-            QueueMessage::AttemptV1 { .. } | QueueMessage::EventsV1 { .. } => None,
+            QueueMessage::ReportV1 { report } => Some(report.event_type().to_owned()),
+            QueueMessage::AttemptV1 { .. } | QueueMessage::EventV1 { .. } | QueueMessage::EventsV1 { .. } => {
+                None
+            }
         })
         .collect()
 }
