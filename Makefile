@@ -9,13 +9,14 @@ REQS := infra/requirements.txt
 STAMP := $(VENV)/.installed-$(shell python3 -c 'import hashlib,sys;print(hashlib.sha1(open(sys.argv[1],"rb").read()).hexdigest()[:12])' $(REQS))
 NEXTEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo yes)
 
-.PHONY: help dev test soak bench localstack tools lint fmt-check clippy cfn-lint sam-validate openapi unit iam schemathesis python-client package clean
+.PHONY: help dev test soak bench fuzz localstack tools lint fmt-check clippy cfn-lint sam-validate openapi unit iam schemathesis python-client package clean
 
 help:
 	@echo "make dev    - the whole local stack at http://127.0.0.1:9000 (Ctrl-C stops it)"
 	@echo "make test   - every test, lint and check (what CI runs)"
 	@echo "make soak   - the fault test at 10,000 events (prints lost = 0 when nothing is lost)"
 	@echo "make bench  - speed figures beside their baselines (target/bench/*.json)"
+	@echo "make fuzz   - every parser's fuzz target for FUZZ_SECONDS each (600); FUZZ_TARGETS picks some"
 	@echo "make package - the four arm64 Lambda artifacts with sam build (.aws-sam/build)"
 	@echo "make tools  - install the pinned tools into $(VENV)"
 
@@ -162,6 +163,39 @@ package: tools
 	  b=.aws-sam/build/$$f/bootstrap; \
 	  [ -f $$b ] || { echo "make package: $$b is missing" >&2; exit 1; }; \
 	  python3 -c 'import sys; d=open(sys.argv[1],"rb").read(20); ok=d[:4]==b"\x7fELF" and int.from_bytes(d[18:20],"little")==183; print(f"{sys.argv[2]:<18} {sys.argv[3]:>10} bytes  " + ("ELF arm64" if ok else "NOT an arm64 ELF")); sys.exit(0 if ok else 1)' $$b $$f $$(stat -c %s $$b); \
+	done
+
+# Fuzzing: libFuzzer through cargo-fuzz (pinned, installed into .tools/cargo), on the
+# stable toolchain (RUSTC_BOOTSTRAP lets it pass the sanitizer flags). Each target starts
+# from its committed corpus (shared/fuzz/corpus/<target>, which `make test` replays as a
+# regression test) and writes what it finds to shared/fuzz/target/corpus/<target>;
+# FUZZ_MERGE=1 then adds to the committed corpus only the inputs that bring new
+# coverage. A crash stops the run, its input in shared/fuzz/artifacts/<target>.
+CARGO_FUZZ_VERSION := 0.13.1
+CARGO_FUZZ := .tools/cargo/bin/cargo-fuzz
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= event_body batch_body endpoint_body langgraph_run queue_message ssrf_url verify_webhook
+FUZZ_MERGE ?= 0
+FUZZ_ENV := RUSTC_BOOTSTRAP=1 PATH="$(CURDIR)/.tools/cargo/bin:$$PATH"
+
+$(CARGO_FUZZ):
+	@echo "==> installing cargo-fuzz $(CARGO_FUZZ_VERSION) into .tools/cargo"
+	@cargo install --locked --quiet --root .tools/cargo cargo-fuzz --version $(CARGO_FUZZ_VERSION)
+
+fuzz: $(CARGO_FUZZ)
+	@echo "==> cargo fuzz build (release, address sanitizer): the first build takes about 8 min"
+	@$(FUZZ_ENV) cargo fuzz build --fuzz-dir shared/fuzz -O
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p shared/fuzz/target/corpus/$$t; \
+	  echo "==> fuzzing $$t for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_ENV) cargo fuzz run --fuzz-dir shared/fuzz -O $$t shared/fuzz/target/corpus/$$t shared/fuzz/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -rss_limit_mb=2048 -print_final_stats=1 2>&1 \
+	    | grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::new_units_added|==[0-9]+==ERROR|SUMMARY|Done)' || true; \
+	  test ! -d shared/fuzz/artifacts/$$t || test -z "$$(ls -A shared/fuzz/artifacts/$$t)" \
+	    || { echo "fuzz: $$t crashed; the input is in shared/fuzz/artifacts/$$t" >&2; exit 1; }; \
+	  if [ "$(FUZZ_MERGE)" = 1 ]; then \
+	    $(FUZZ_ENV) cargo fuzz run --fuzz-dir shared/fuzz -O $$t -- -merge=1 shared/fuzz/corpus/$$t shared/fuzz/target/corpus/$$t 2>&1 | tail -n 1; \
+	  fi; \
 	done
 
 clean:

@@ -31,9 +31,17 @@ pub const STATUSES: &[(&str, &str)] = &[
 /// The event for one run webhook, or the problems with the body.
 pub fn run_event(body: &Value, now: Timestamp, own_keys: &[&str]) -> Result<Event, Vec<FieldProblem>> {
     let mut errors = Vec::new();
-    let Some(run) = object(body, "/", &mut errors) else {
+    if object(body, "/", &mut errors).is_none() {
+        return Err(errors);
+    }
+    // Everything below reads the run as redacted, the event's id included: what must
+    // not leave cannot leave through it either.
+    let mut redacted = body.clone();
+    let removed = redaction::redact(&mut redacted, own_keys);
+    let Value::Object(mut data) = redacted else {
         return Err(errors);
     };
+    let run = &data.clone();
     let text = |key: &str, errors: &mut Vec<FieldProblem>| match run.get(key) {
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
         Some(Value::String(_)) | None | Some(Value::Null) => {
@@ -80,11 +88,6 @@ pub fn run_event(body: &Value, now: Timestamp, own_keys: &[&str]) -> Result<Even
         return Err(errors);
     }
 
-    let mut redacted = Value::Object(run.clone());
-    let removed = redaction::redact(&mut redacted, own_keys);
-    let Value::Object(mut data) = redacted else {
-        return Err(errors);
-    };
     if let Some(e) = data.get("error").filter(|e| !e.is_null()) {
         let normalised = normalise_error(e);
         data.insert("error".into(), normalised);

@@ -16,6 +16,8 @@ pub mod event;
 pub mod event_conflict;
 pub mod event_input;
 pub mod event_limits;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod give_up;
 pub mod hop;
 pub mod ids;

@@ -102,6 +102,26 @@ fn walk_object(
     own_keys: &[&str],
     removed: &mut Vec<String>,
 ) {
+    // A key in a member's name is a key too: the member is renamed.
+    let named: Vec<String> = members
+        .keys()
+        .filter(|n| own_keys.iter().any(|k| !k.is_empty() && n.contains(k)))
+        .cloned()
+        .collect();
+    for name in named {
+        let Some(value) = members.remove(&name) else {
+            continue;
+        };
+        let mut clean = own_keys
+            .iter()
+            .filter(|k| !k.is_empty())
+            .fold(name, |n, k| n.replace(k, REDACTED));
+        while members.contains_key(&clean) {
+            clean.push('_');
+        }
+        removed.push(format!("{at}{}", crate::api::pointer("", &clean)));
+        members.insert(clean, value);
+    }
     for (name, value) in members.iter_mut() {
         let len = at.len();
         at.push_str(&crate::api::pointer("", name));
@@ -316,6 +336,11 @@ mod tests {
             "my key is [redacted], keep it"
         );
         assert_eq!(removed, ["/kwargs/input/messages/0/content", "/metadata/webhook"]);
+
+        let mut named = json!({"by_key": {"the-ingest-key-123": 1}});
+        let removed = redact(&mut named, &["the-ingest-key-123"]);
+        assert_eq!(named, json!({"by_key": {"[redacted]": 1}}));
+        assert_eq!(removed, ["/by_key/[redacted]"]);
     }
 
     #[test]
