@@ -8,6 +8,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 api_port="${HOOKLINE_API_PORT:-9000}"
+# cargo lambda watch listens here, behind devstack's front on the API port (see
+# infra/devstack/src/front.rs: a body that is not UTF-8 reaches the function as on AWS).
+watch_port="${HOOKLINE_WATCH_PORT:-$((api_port + 100))}"
 aws_port="${HOOKLINE_EMULATOR_PORT:-4567}"
 prefix="${HOOKLINE_DEV_PREFIX:-hookline-dev}"
 venv="$root/.tools/venv"
@@ -49,6 +52,7 @@ for tool in cargo-lambda moto_server; do
   [ -x "$venv/bin/$tool" ] || die "$tool is not installed in $venv; run 'make tools' (make dev does it for you)"
 done
 port_free "$api_port" || die "port $api_port (the API) is taken: is another 'make dev' running? Stop it, or set HOOKLINE_API_PORT"
+port_free "$watch_port" || die "port $watch_port (cargo lambda watch, behind the API's port) is taken: stop what uses it, or set HOOKLINE_WATCH_PORT"
 port_free "$aws_port" || die "port $aws_port (the AWS emulator) is taken: stop what uses it, or set HOOKLINE_EMULATOR_PORT"
 
 pids=()
@@ -143,25 +147,29 @@ export HOOKLINE_ALLOWED_CIDRS="${HOOKLINE_ALLOWED_CIDRS:-127.0.0.0/8,::1/128}"
 export HOOKLINE_ENDPOINT_CACHE_SECONDS="${HOOKLINE_ENDPOINT_CACHE_SECONDS:-1}"
 export HOOKLINE_LOG_FORMAT="${HOOKLINE_LOG_FORMAT:-text}"
 
-say "starting the functions: cargo lambda watch on 127.0.0.1:$api_port"
+say "starting the functions: cargo lambda watch on 127.0.0.1:$watch_port, behind 127.0.0.1:$api_port"
 # `--concurrency` only when more than one instance is asked for: with it, even at 1,
 # watch runs the functions another way (it sets AWS_LAMBDA_MAX_CONCURRENCY).
 concurrency_flag=()
 [ "$instances" != 1 ] && concurrency_flag=(--concurrency "$instances")
-cargo lambda watch -A 127.0.0.1 -P "$api_port" "${concurrency_flag[@]}" "${profile[@]}" "${reload_flag[@]}" >"$state/functions.log" 2>&1 &
+cargo lambda watch -A 127.0.0.1 -P "$watch_port" "${concurrency_flag[@]}" "${profile[@]}" "${reload_flag[@]}" >"$state/functions.log" 2>&1 &
+pids+=($!)
+watch_pid=$!
+"$bin/devstack" front --listen "127.0.0.1:$api_port" --to "http://127.0.0.1:$watch_port" >"$state/front.log" 2>&1 &
 pids+=($!)
 printf '    waiting for http://127.0.0.1:%s/health ' "$api_port"
 for i in $(seq 1 600); do
   if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$api_port/health', timeout=5)" 2>/dev/null; then
     echo " up"; break
   fi
-  kill -0 "${pids[-1]}" 2>/dev/null || { echo; die "cargo lambda watch exited; see $state/functions.log"; }
+  kill -0 "$watch_pid" 2>/dev/null || { echo; die "cargo lambda watch exited; see $state/functions.log"; }
+  kill -0 "${pids[-1]}" 2>/dev/null || { echo; die "devstack front exited; see $state/front.log"; }
   [ "$i" = 600 ] && { echo; die "the API did not come up in 10 min; see $state/functions.log"; }
   printf '.'; sleep 1
 done
 
 say "starting the SQS event-source mapping and the sweeper schedule"
-"$bin/devstack" run --lambda "http://127.0.0.1:$api_port" --sweep-every "$sweep_every" --pollers "$concurrency" --slow-pollers "$slow_pollers" >"$state/runner.log" 2>&1 &
+"$bin/devstack" run --lambda "http://127.0.0.1:$watch_port" --sweep-every "$sweep_every" --pollers "$concurrency" --slow-pollers "$slow_pollers" >"$state/runner.log" 2>&1 &
 pids+=($!)
 
 cat <<MSG

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs schemathesis against a fresh local stack (infra/with-stack.sh: closed to all
 # but loopback, so generated endpoints never send past this machine): a bounded
-# number of generated cases per operation, checked against infra/openapi.yaml.
+# number of generated cases per operation, checked against infra/openapi.yaml. First,
+# infra/stack_input_check.py: what only the whole stack can show about raw input.
 #   infra/schemathesis.sh [max examples per operation, default 10]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -18,6 +19,7 @@ exec infra/with-stack.sh schemathesis bash -c '
       -H "Authorization: Bearer $HOOKLINE_ADMIN_KEY" \
       --mode positive -n "$0" --generation-deterministic --request-timeout 120 \
       -c not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance 2>&1 | tee "$out"; }
+  .tools/venv/bin/python infra/stack_input_check.py
   if st; then exit 0; fi
   if grep -q "httpstatuses.com/500" "$out"; then
     echo "schemathesis: cargo lambda watch answered with its own 500 (not Hookline); running once more" >&2

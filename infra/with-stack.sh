@@ -12,10 +12,11 @@ shift
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 api_port="$(free_port)"
 emulator_port="$(free_port)"
+watch_port="$(free_port)"
 log="$root/target/$name-stack.log"
 mkdir -p "$root/target"
 
-HOOKLINE_API_PORT="$api_port" HOOKLINE_EMULATOR_PORT="$emulator_port" HOOKLINE_DEV_PREFIX="$name" \
+HOOKLINE_API_PORT="$api_port" HOOKLINE_EMULATOR_PORT="$emulator_port" HOOKLINE_WATCH_PORT="$watch_port" HOOKLINE_DEV_PREFIX="$name" \
   HOOKLINE_DEV_STATE="$root/target/$name-stack" HOOKLINE_DEV_NO_RELOAD=1 \
   HOOKLINE_PUBLIC_DESTINATIONS=deny \
   infra/dev.sh >"$log" 2>&1 &

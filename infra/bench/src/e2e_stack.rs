@@ -143,6 +143,7 @@ impl Stack {
         let child = Command::new(root.join("infra/dev.sh"))
             .current_dir(root)
             .env("HOOKLINE_API_PORT", api_port.to_string())
+            .env("HOOKLINE_WATCH_PORT", free_port()?.to_string())
             .env("HOOKLINE_EMULATOR_PORT", emulator_port.to_string())
             .env("HOOKLINE_DEV_SQS", "localstack")
             .env("HOOKLINE_SQS_PORT", sqs_port.to_string())

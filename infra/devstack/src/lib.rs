@@ -3,5 +3,6 @@
 //! the integration tests use the same code.
 
 pub mod esm;
+pub mod front;
 pub mod provision;
 pub mod template;

@@ -11,7 +11,8 @@ use std::time::Duration;
 fn usage() -> ! {
     eprintln!(
         "usage:\n  devstack provision --template FILE --prefix NAME --env-out FILE\n  \
-         devstack run --lambda URL [--sweep-every SECONDS] [--pollers N] [--slow-pollers N]\n    (reads HOOKLINE_QUEUE_URL, HOOKLINE_QUEUE_ARN, and the slow lane's HOOKLINE_SLOW_QUEUE_URL, _ARN)"
+         devstack run --lambda URL [--sweep-every SECONDS] [--pollers N] [--slow-pollers N]\n    (reads HOOKLINE_QUEUE_URL, HOOKLINE_QUEUE_ARN, and the slow lane's HOOKLINE_SLOW_QUEUE_URL, _ARN)\n  \
+         devstack front --listen 127.0.0.1:PORT --to URL\n    (passes requests to cargo lambda watch; a body that is not UTF-8 reaches the function as on AWS)"
     );
     std::process::exit(2)
 }
@@ -34,6 +35,7 @@ async fn main() {
     let result = match args.first().map(String::as_str) {
         Some("provision") => provision_cmd(&args).await,
         Some("run") => run_cmd(&args).await,
+        Some("front") => front_cmd(&args).await,
         _ => usage(),
     };
     if let Err(e) = result {
@@ -50,6 +52,18 @@ async fn clients() -> Result<(aws_sdk_sqs::Client, aws_sdk_dynamodb::Client), St
         aws_sdk_sqs::Client::new(&cfg),
         aws_sdk_dynamodb::Client::new(&cfg),
     ))
+}
+
+async fn front_cmd(args: &[String]) -> Result<(), String> {
+    let (Some(listen), Some(to)) = (flag(args, "--listen"), flag(args, "--to")) else {
+        usage()
+    };
+    let listen: std::net::SocketAddr = listen.parse().map_err(|e| format!("--listen {listen}: {e}"))?;
+    tracing::info!("front: {listen} -> {to}");
+    tokio::select! {
+        r = devstack::front::serve(listen, &to) => r.map_err(|e| e.to_string()),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
 }
 
 async fn provision_cmd(args: &[String]) -> Result<(), String> {
