@@ -21,117 +21,47 @@ const fn r(net: &'static str, name: &'static str, source: &'static str) -> Range
 
 /// IANA IPv4 Special-Purpose Address Registry (the rows not globally reachable), plus
 /// multicast and the reserved class E from the IPv4 Address Space registry.
+#[rustfmt::skip]
 pub const V4: &[Range] = &[
-    r(
-        "0.0.0.0/8",
-        "unspecified (\"this network\")",
-        "IANA IPv4 special-purpose, RFC 791",
-    ),
-    r("10.0.0.0/8", "private", "IANA IPv4 special-purpose, RFC 1918"),
-    r(
-        "100.64.0.0/10",
-        "shared (carrier-grade NAT)",
-        "IANA IPv4 special-purpose, RFC 6598",
-    ),
-    r("127.0.0.0/8", "loopback", "IANA IPv4 special-purpose, RFC 1122"),
-    r(
-        "169.254.0.0/16",
-        "link-local",
-        "IANA IPv4 special-purpose, RFC 3927",
-    ),
-    r("172.16.0.0/12", "private", "IANA IPv4 special-purpose, RFC 1918"),
-    r(
-        "192.0.0.0/24",
-        "IETF protocol assignment",
-        "IANA IPv4 special-purpose, RFC 6890",
-    ),
-    r(
-        "192.0.2.0/24",
-        "documentation",
-        "IANA IPv4 special-purpose, RFC 5737 (TEST-NET-1)",
-    ),
-    r(
-        "192.88.99.0/24",
-        "6to4 relay anycast",
-        "IANA IPv4 special-purpose, RFC 7526 (deprecated)",
-    ),
-    r("192.168.0.0/16", "private", "IANA IPv4 special-purpose, RFC 1918"),
-    r(
-        "198.18.0.0/15",
-        "benchmarking",
-        "IANA IPv4 special-purpose, RFC 2544",
-    ),
-    r(
-        "198.51.100.0/24",
-        "documentation",
-        "IANA IPv4 special-purpose, RFC 5737 (TEST-NET-2)",
-    ),
-    r(
-        "203.0.113.0/24",
-        "documentation",
-        "IANA IPv4 special-purpose, RFC 5737 (TEST-NET-3)",
-    ),
-    r("224.0.0.0/4", "multicast", "IANA IPv4 address space, RFC 5771"),
-    r(
-        "240.0.0.0/4",
-        "reserved",
-        "IANA IPv4 special-purpose, RFC 1112 (and 255.255.255.255, RFC 919)",
-    ),
+    r("0.0.0.0/8",       "unspecified (\"this network\")", "IANA IPv4 special-purpose, RFC 791"),
+    r("10.0.0.0/8",      "private",                        "IANA IPv4 special-purpose, RFC 1918"),
+    r("100.64.0.0/10",   "shared (carrier-grade NAT)",     "IANA IPv4 special-purpose, RFC 6598"),
+    r("127.0.0.0/8",     "loopback",                       "IANA IPv4 special-purpose, RFC 1122"),
+    r("169.254.0.0/16",  "link-local",                     "IANA IPv4 special-purpose, RFC 3927"),
+    r("172.16.0.0/12",   "private",                        "IANA IPv4 special-purpose, RFC 1918"),
+    r("192.0.0.0/24",    "IETF protocol assignment",       "IANA IPv4 special-purpose, RFC 6890"),
+    r("192.0.2.0/24",    "documentation",                  "IANA IPv4 special-purpose, RFC 5737 (TEST-NET-1)"),
+    r("192.88.99.0/24",  "6to4 relay anycast",             "IANA IPv4 special-purpose, RFC 7526 (deprecated)"),
+    r("192.168.0.0/16",  "private",                        "IANA IPv4 special-purpose, RFC 1918"),
+    r("198.18.0.0/15",   "benchmarking",                   "IANA IPv4 special-purpose, RFC 2544"),
+    r("198.51.100.0/24", "documentation",                  "IANA IPv4 special-purpose, RFC 5737 (TEST-NET-2)"),
+    r("203.0.113.0/24",  "documentation",                  "IANA IPv4 special-purpose, RFC 5737 (TEST-NET-3)"),
+    r("224.0.0.0/4",     "multicast",                      "IANA IPv4 address space, RFC 5771"),
+    r("240.0.0.0/4",     "reserved",                       "IANA IPv4 special-purpose, RFC 1112 (and 255.255.255.255, RFC 919)"),
 ];
 
 /// IANA IPv6 Special-Purpose Address Registry and IPv6 Address Space. A range inside
 /// another comes first, so that the narrower name is given. `::ffff:0:0/96` (IPv4-mapped)
 /// is not here: a mapped address is the IPv4 address it carries.
+#[rustfmt::skip]
 pub const V6: &[Range] = &[
-    r("::/128", "unspecified", "IANA IPv6 special-purpose, RFC 4291"),
-    r("::1/128", "loopback", "IANA IPv6 special-purpose, RFC 4291"),
-    r(
-        "::/96",
-        "IPv4-compatible (deprecated)",
-        "IANA IPv6 address space, RFC 4291",
-    ),
-    r(
-        "::ffff:0:0:0/96",
-        "IPv4-translated",
-        "IANA IPv6 address space (reserved ::/8), RFC 2765",
-    ),
-    r("64:ff9b::/96", "NAT64", "IANA IPv6 special-purpose, RFC 6052"),
-    r(
-        "64:ff9b:1::/48",
-        "NAT64 (local use)",
-        "IANA IPv6 special-purpose, RFC 8215",
-    ),
-    r("100::/64", "discard-only", "IANA IPv6 special-purpose, RFC 6666"),
-    r("2001::/32", "Teredo", "IANA IPv6 special-purpose, RFC 4380"),
-    r(
-        "2001::/23",
-        "IETF protocol assignment",
-        "IANA IPv6 special-purpose, RFC 2928",
-    ),
-    r(
-        "2001:db8::/32",
-        "documentation",
-        "IANA IPv6 special-purpose, RFC 3849",
-    ),
-    r("2002::/16", "6to4", "IANA IPv6 special-purpose, RFC 3056"),
-    r(
-        "3fff::/20",
-        "documentation",
-        "IANA IPv6 special-purpose, RFC 9637",
-    ),
-    r(
-        "5f00::/16",
-        "SRv6 segment identifier",
-        "IANA IPv6 special-purpose, RFC 9602",
-    ),
-    r("fc00::/7", "unique-local", "IANA IPv6 special-purpose, RFC 4193"),
-    r("fe80::/10", "link-local", "IANA IPv6 special-purpose, RFC 4291"),
-    r(
-        "fec0::/10",
-        "site-local (deprecated)",
-        "IANA IPv6 address space, RFC 3879",
-    ),
-    r("ff00::/8", "multicast", "IANA IPv6 address space, RFC 4291"),
+    r("::/128",          "unspecified",                  "IANA IPv6 special-purpose, RFC 4291"),
+    r("::1/128",         "loopback",                     "IANA IPv6 special-purpose, RFC 4291"),
+    r("::/96",           "IPv4-compatible (deprecated)", "IANA IPv6 address space, RFC 4291"),
+    r("::ffff:0:0:0/96", "IPv4-translated",              "IANA IPv6 address space (reserved ::/8), RFC 2765"),
+    r("64:ff9b::/96",    "NAT64",                        "IANA IPv6 special-purpose, RFC 6052"),
+    r("64:ff9b:1::/48",  "NAT64 (local use)",            "IANA IPv6 special-purpose, RFC 8215"),
+    r("100::/64",        "discard-only",                 "IANA IPv6 special-purpose, RFC 6666"),
+    r("2001::/32",       "Teredo",                       "IANA IPv6 special-purpose, RFC 4380"),
+    r("2001::/23",       "IETF protocol assignment",     "IANA IPv6 special-purpose, RFC 2928"),
+    r("2001:db8::/32",   "documentation",                "IANA IPv6 special-purpose, RFC 3849"),
+    r("2002::/16",       "6to4",                         "IANA IPv6 special-purpose, RFC 3056"),
+    r("3fff::/20",       "documentation",                "IANA IPv6 special-purpose, RFC 9637"),
+    r("5f00::/16",       "SRv6 segment identifier",      "IANA IPv6 special-purpose, RFC 9602"),
+    r("fc00::/7",        "unique-local",                 "IANA IPv6 special-purpose, RFC 4193"),
+    r("fe80::/10",       "link-local",                   "IANA IPv6 special-purpose, RFC 4291"),
+    r("fec0::/10",       "site-local (deprecated)",      "IANA IPv6 address space, RFC 3879"),
+    r("ff00::/8",        "multicast",                    "IANA IPv6 address space, RFC 4291"),
 ];
 
 /// Outside 2000::/3 nothing is allocated for global unicast (IANA IPv6 Address Space):
@@ -145,16 +75,14 @@ pub const METADATA: [IpAddr; 2] = [
     IpAddr::V6(Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254)),
 ];
 
-static V4_NETS: LazyLock<Vec<(Ipv4Net, &'static str)>> = LazyLock::new(|| {
-    V4.iter()
-        .filter_map(|r| Some((Ipv4Net::from_str(r.net).ok()?, r.name)))
+fn nets<N: FromStr>(rows: &[Range]) -> Vec<(N, &'static str)> {
+    rows.iter()
+        .filter_map(|r| Some((N::from_str(r.net).ok()?, r.name)))
         .collect()
-});
-static V6_NETS: LazyLock<Vec<(Ipv6Net, &'static str)>> = LazyLock::new(|| {
-    V6.iter()
-        .filter_map(|r| Some((Ipv6Net::from_str(r.net).ok()?, r.name)))
-        .collect()
-});
+}
+
+static V4_NETS: LazyLock<Vec<(Ipv4Net, &'static str)>> = LazyLock::new(|| nets(V4));
+static V6_NETS: LazyLock<Vec<(Ipv6Net, &'static str)>> = LazyLock::new(|| nets(V6));
 
 /// Why an address is not a public destination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,30 +131,24 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 /// IPv4-mapped addresses are not here: `canonical` makes them IPv4 outright.
 pub fn embedded_v4(v6: Ipv6Addr) -> Vec<Ipv4Addr> {
     let s = v6.segments();
-    let low32 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    // The IPv4 address in two 16-bit groups.
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    let low32 = v4(s[6], s[7]);
     let in_net = |net: &str| Ipv6Net::from_str(net).is_ok_and(|n| n.contains(&v6));
     if in_net("::ffff:0:0:0/96") || in_net("64:ff9b::/96") || in_net("64:ff9b:1::/48") {
-        return vec![low32];
-    }
-    if in_net("::/96") {
+        vec![low32]
+    } else if in_net("::/96") {
         // `::` and `::1` are the unspecified and loopback addresses, not compatible forms.
-        return if u32::from(low32) > 1 {
+        if u32::from(low32) > 1 {
             vec![low32]
         } else {
             Vec::new()
-        };
+        }
+    } else if in_net("2002::/16") {
+        vec![v4(s[1], s[2])]
+    } else if in_net("2001::/32") {
+        vec![v4(s[2], s[3]), Ipv4Addr::from(!u32::from(low32))]
+    } else {
+        Vec::new()
     }
-    if in_net("2002::/16") {
-        return vec![Ipv4Addr::new(
-            (s[1] >> 8) as u8,
-            s[1] as u8,
-            (s[2] >> 8) as u8,
-            s[2] as u8,
-        )];
-    }
-    if in_net("2001::/32") {
-        let server = Ipv4Addr::new((s[2] >> 8) as u8, s[2] as u8, (s[3] >> 8) as u8, s[3] as u8);
-        return vec![server, Ipv4Addr::from(!u32::from(low32))];
-    }
-    Vec::new()
 }
