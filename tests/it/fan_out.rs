@@ -342,22 +342,7 @@ async fn redirects_are_not_followed_and_long_answers_are_cut_to_1_kib() {
 async fn a_wait_longer_than_sqs_can_delay_sleeps_hidden_in_the_queue_without_a_request() {
     // GIVEN an endpoint that asks for an hour (503, Retry-After: 3600), and a stack
     // whose longest message delay is 1 s, so the hour must be slept another way
-    let h = Harness::with(Options {
-        settings: delivery_fn::Settings {
-            concurrency: 8,
-            max_delay: std::time::Duration::from_secs(1),
-            ..delivery_fn::Settings::default()
-        },
-        ..Options::default()
-    })
-    .await;
-    let rx = Receiver::start().await;
-    rx.behave("/busy", |_| Answer::Respond {
-        status: 503,
-        body: String::new(),
-        retry_after: Some(3600),
-        delay: std::time::Duration::ZERO,
-    });
+    let (h, rx) = stack_with_an_hour_long_wait().await;
     h.register("busy", &rx.url("/busy"), &["*"]).await;
     let body = json!({"event_type": "agent.run.completed", "data": {}}).to_string();
     let r = h
@@ -639,22 +624,7 @@ async fn a_slow_endpoints_long_wait_sleeps_hidden_in_the_slow_lane() {
     use hookline::ports::EndpointStore;
     // GIVEN an endpoint in the slow lane that asks for an hour (503, Retry-After: 3600),
     // and a stack whose longest message delay is 1 s
-    let h = Harness::with(Options {
-        settings: delivery_fn::Settings {
-            concurrency: 8,
-            max_delay: std::time::Duration::from_secs(1),
-            ..delivery_fn::Settings::default()
-        },
-        ..Options::default()
-    })
-    .await;
-    let rx = Receiver::start().await;
-    rx.behave("/busy", |_| Answer::Respond {
-        status: 503,
-        body: String::new(),
-        retry_after: Some(3600),
-        delay: std::time::Duration::ZERO,
-    });
+    let (h, rx) = stack_with_an_hour_long_wait().await;
     let (id, _) = h.register("busy", &rx.url("/busy"), &["*"]).await;
     let id = hookline::EndpointId::parse(&id).unwrap();
     assert!(
@@ -734,4 +704,26 @@ async fn the_slow_lanes_attempt_messages_are_grouped_by_endpoint_for_fair_queuei
         .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId))
         .cloned();
     assert_eq!(group.as_deref(), Some(endpoint_id.as_str()));
+}
+
+/// A stack whose longest message delay is 1 s, and a receiver whose `/busy` asks for an
+/// hour (503, Retry-After: 3600): an hour that must be slept some other way.
+async fn stack_with_an_hour_long_wait() -> (Harness, Receiver) {
+    let h = Harness::with(Options {
+        settings: delivery_fn::Settings {
+            concurrency: 8,
+            max_delay: std::time::Duration::from_secs(1),
+            ..delivery_fn::Settings::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let rx = Receiver::start().await;
+    rx.behave("/busy", |_| Answer::Respond {
+        status: 503,
+        body: String::new(),
+        retry_after: Some(3600),
+        delay: std::time::Duration::ZERO,
+    });
+    (h, rx)
 }

@@ -36,6 +36,24 @@ fn endpoint() -> Endpoint {
 
 type Subject = Sweeper<MemoryStore, MemoryQueue, MemoryQueue, ManualClock>;
 
+/// A message SQS moved to the DLQ after its tenth receive.
+fn dead_lettered(s: &Subject, body: String) {
+    s.dlq.dead.lock().unwrap().push_back(hookline::ports::Received {
+        body,
+        receipt_handle: "r".into(),
+        receive_count: 10,
+    });
+}
+
+/// `e` claimed now for these deliveries, under a lease this long, by a worker that
+/// then died.
+async fn claimed(s: &Subject, e: &Event, targets: &[hookline::DeliveryId], lease: Duration) {
+    s.store
+        .claim_fanout(e, &e.envelope_json(), targets, s.clock.now(), lease)
+        .await
+        .unwrap();
+}
+
 fn subject() -> Subject {
     Sweeper {
         store: MemoryStore::default(),
@@ -59,16 +77,7 @@ async fn retrying(s: &Subject, ep: &Endpoint, attempts: u32) -> Delivery {
         3,
         s.clock.now(),
     );
-    s.store
-        .claim_fanout(
-            &e,
-            &e.envelope_json(),
-            &[d.id.clone()],
-            s.clock.now(),
-            Duration::from_secs(1),
-        )
-        .await
-        .unwrap();
+    claimed(s, &e, &[d.id.clone()], Duration::from_secs(1)).await;
     let fail = AttemptOutcome::Response {
         status: 500,
         body: String::new(),
@@ -187,25 +196,18 @@ async fn a_dead_event_fails_the_targets_its_claim_named_that_have_no_delivery() 
     let ep = endpoint();
     s.store.create_endpoint(&ep).await.unwrap();
     let e = event();
-    s.store
-        .claim_fanout(
-            &e,
-            &e.envelope_json(),
-            &[hookline::DeliveryId::generate_for(s.clock.now(), &ep.id)],
-            s.clock.now(),
-            Duration::from_secs(180),
-        )
-        .await
-        .unwrap();
+    claimed(
+        &s,
+        &e,
+        &[hookline::DeliveryId::generate_for(s.clock.now(), &ep.id)],
+        Duration::from_secs(180),
+    )
+    .await;
     let mut later = endpoint();
     later.id = hookline::EndpointId::parse("ep_later").unwrap();
     s.store.create_endpoint(&later).await.unwrap();
     s.clock.advance(Duration::from_secs(200));
-    s.dlq.dead.lock().unwrap().push_back(hookline::ports::Received {
-        body: QueueMessage::EventV1 { event: e.clone() }.to_body(),
-        receipt_handle: "r".into(),
-        receive_count: 10,
-    });
+    dead_lettered(&s, QueueMessage::EventV1 { event: e.clone() }.to_body());
     // WHEN the sweeper drains the DLQ
     let report = s.sweep().await.unwrap();
     // THEN the claimed endpoint has a failed delivery, the later one none, and the
@@ -225,23 +227,10 @@ async fn a_dead_event_under_an_id_another_event_holds_is_kept_as_a_dead_letter()
     let ep = endpoint();
     s.store.create_endpoint(&ep).await.unwrap();
     let e = event();
-    s.store
-        .claim_fanout(
-            &e,
-            &e.envelope_json(),
-            &[],
-            s.clock.now(),
-            Duration::from_secs(180),
-        )
-        .await
-        .unwrap();
+    claimed(&s, &e, &[], Duration::from_secs(180)).await;
     let mut other = e.clone();
     other.data = serde_json::json!({"another": "event"});
-    s.dlq.dead.lock().unwrap().push_back(hookline::ports::Received {
-        body: QueueMessage::EventV1 { event: other.clone() }.to_body(),
-        receipt_handle: "r".into(),
-        receive_count: 10,
-    });
+    dead_lettered(&s, QueueMessage::EventV1 { event: other.clone() }.to_body());
     // WHEN the sweeper drains the DLQ
     let report = s.sweep().await.unwrap();
     // THEN it leaves the DLQ as a dead letter that names the conflict, and fails no one
@@ -264,11 +253,7 @@ async fn dead_letters_become_failed_deliveries_and_leave_the_dlq() {
         wake: d.wake.clone().unwrap(),
     };
     for body in [dead_attempt.to_body(), "not json".to_owned()] {
-        s.dlq.dead.lock().unwrap().push_back(hookline::ports::Received {
-            body,
-            receipt_handle: "r".into(),
-            receive_count: 10,
-        });
+        dead_lettered(&s, body);
     }
     let report = s.sweep().await.unwrap();
     assert_eq!(report.dlq_drained, 2);
@@ -289,14 +274,13 @@ async fn a_dead_packed_message_settles_each_of_its_events() {
     let (mut a, mut b) = (event(), event());
     a.id = EventId::parse("evt_packed_a").unwrap();
     b.id = EventId::parse("evt_packed_b").unwrap();
-    s.dlq.dead.lock().unwrap().push_back(hookline::ports::Received {
-        body: QueueMessage::EventsV1 {
+    dead_lettered(
+        &s,
+        QueueMessage::EventsV1 {
             events: vec![a.clone(), b.clone()],
         }
         .to_body(),
-        receipt_handle: "r".into(),
-        receive_count: 10,
-    });
+    );
     // WHEN the sweeper drains the DLQ
     let report = s.sweep().await.unwrap();
     // THEN each event has its failed delivery, and the message is gone
@@ -310,11 +294,7 @@ async fn a_dead_packed_message_settles_each_of_its_events() {
 #[tokio::test]
 async fn a_dead_letter_of_a_newer_type_stays_in_the_dlq() {
     let s = subject();
-    s.dlq.dead.lock().unwrap().push_back(hookline::ports::Received {
-        body: r#"{"type":"event.v2","event":{}}"#.into(),
-        receipt_handle: "r".into(),
-        receive_count: 10,
-    });
+    dead_lettered(&s, r#"{"type":"event.v2","event":{}}"#.into());
     // The in-memory DLQ forgets what it handed out; what counts is that it was not
     // removed (drained) nor dropped.
     let report = s.sweep().await.unwrap();
@@ -333,11 +313,7 @@ async fn a_dead_letter_the_store_can_never_take_is_kept_for_the_operator_and_rem
         QueueMessage::EventV1 { event: huge }.to_body(),
         "not json".to_owned(),
     ] {
-        s.dlq.dead.lock().unwrap().push_back(hookline::ports::Received {
-            body,
-            receipt_handle: "r".into(),
-            receive_count: 10,
-        });
+        dead_lettered(&s, body);
     }
 
     // WHEN the sweeper drains the DLQ
