@@ -19,7 +19,7 @@ exec infra/with-stack.sh schemathesis bash -c '
       -H "Authorization: Bearer $HOOKLINE_ADMIN_KEY" \
       --mode positive -n "$0" --generation-deterministic --request-timeout 120 \
       -c not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance 2>&1 | tee "$out"; }
-  .tools/venv/bin/python infra/stack_input_check.py
+  .tools/venv/bin/python infra/stack_input_check.py || exit 1
   if st; then exit 0; fi
   if grep -q "httpstatuses.com/500" "$out"; then
     echo "schemathesis: cargo lambda watch answered with its own 500 (not Hookline); running once more" >&2

@@ -108,7 +108,7 @@ fn read_fields(
         errors.push(FieldProblem::new("/name", e.to_string()));
     }
     f.url = string(obj, "url", errors);
-    if let Some(Err(e)) = f.url.as_deref().map(|u| policy.parse_destination(u)) {
+    if let Some(Err(e)) = f.url.as_deref().map(|u| policy.parse_new_destination(u)) {
         errors.push(FieldProblem::new("/url", format!("the URL {e}")));
     }
     f.event_types = match present(obj, "event_types") {
@@ -288,6 +288,14 @@ pub fn apply_patch(
             None
         }
     };
+    // The endpoint's own headers often carry the receiver's credentials, and reads mask
+    // them: they go to the URL they were set for, and a new URL needs them sent again.
+    if f.url.as_ref().is_some_and(|u| *u != e.url) && !e.headers.is_empty() && f.headers.is_none() {
+        errors.push(FieldProblem::new(
+            "/headers",
+            "the endpoint's headers were set for its current URL: send them again with the new one, or `{}` to drop them",
+        ));
+    }
     let reason = string(obj, "disabled_reason", &mut errors);
     if let Some(Err(e)) = reason.as_deref().map(|r| check_name(r, MAX_REASON_LEN)) {
         errors.push(FieldProblem::new("/disabled_reason", e.to_string()));

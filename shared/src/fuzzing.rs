@@ -10,10 +10,11 @@ use crate::event::Event;
 use crate::event_input::{batch_events, parse_event};
 use crate::message::QueueMessage;
 use crate::signing::{EndpointSecret, standard_signature_header};
-use crate::ssrf::{DestinationError, SsrfPolicy};
+use crate::ssrf::{AddressClass, METADATA, SsrfPolicy, classify, embedded_v4};
 use crate::timestamp::Timestamp;
 use crate::verify::verify_webhook;
 use crate::{langgraph, strict_json};
+use std::net::IpAddr;
 
 /// A parser's entry: takes any bytes, panics only when a property fails.
 pub type Target = fn(&[u8]);
@@ -125,20 +126,41 @@ pub fn ssrf_url(data: &[u8]) {
     let Ok(raw) = std::str::from_utf8(data) else {
         return;
     };
-    for policy in [SsrfPolicy::default(), local(), local().closed()] {
-        match policy.parse_destination(raw) {
-            Ok(dest) => {
-                assert!(!raw.chars().any(|c| c.is_control() || c.is_whitespace()));
-                assert_ne!(dest.as_url().port(), Some(0));
-                // What passed once passes again in the form it is stored and sent in.
-                assert!(
-                    policy.parse_destination(dest.as_str()).is_ok(),
-                    "{}",
-                    dest.as_str()
-                );
+    for (policy, public) in [
+        (SsrfPolicy::default(), true),
+        (local(), true),
+        (local().closed(), false),
+    ] {
+        let _ = policy.parse_destination(raw);
+        let Ok(dest) = policy.parse_new_destination(raw) else {
+            continue;
+        };
+        assert!(!raw.chars().any(|c| c.is_control() || c.is_whitespace()));
+        assert_ne!(dest.as_url().port(), Some(0));
+        // What passed once passes again in the form it is stored and sent in.
+        assert!(
+            policy.parse_new_destination(dest.as_str()).is_ok(),
+            "{}",
+            dest.as_str()
+        );
+        // An address host passes only as a public address or in an allowed range
+        // (loopback, here), and never as a metadata address, whatever it carries.
+        let ip = match dest.as_url().host() {
+            Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
+            Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
+            _ => continue,
+        };
+        match classify(ip) {
+            AddressClass::Metadata => panic!("{raw}: a metadata address passed"),
+            AddressClass::Global => assert!(public, "{raw}: a public address passed a closed policy"),
+            AddressClass::Special(class) => {
+                assert!(ip.to_canonical().is_loopback(), "{raw}: a {class} address passed")
             }
-            Err(DestinationError::Metadata { .. } | DestinationError::EmbedsMetadata { .. }) => {}
-            Err(_) => {}
+        }
+        if let IpAddr::V6(v6) = ip {
+            for e in embedded_v4(v6) {
+                assert!(!METADATA.contains(&IpAddr::V4(e)), "{raw}: carries {e}");
+            }
         }
     }
 }

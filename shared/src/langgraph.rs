@@ -6,7 +6,7 @@
 //! event id comes from the run id and its status, so the Platform's own retries (it
 //! re-sends a byte-identical body after a 5xx or 429) are delivered once. Secrets the
 //! run carries are removed before the event fans out, anywhere in the run, by the rule
-//! in `redaction.rs`; the event's `redacted` lists where.
+//! in `redaction/`; the event's `redacted` lists where.
 
 use crate::api::{object, pointer};
 use crate::event::{ENVELOPE_VERSION, Event, EventType};

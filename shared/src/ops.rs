@@ -12,6 +12,7 @@ use crate::delivery::{Delivery, DeliveryStatus};
 use crate::endpoint::{Endpoint, EndpointStatus};
 use crate::event::{ENVELOPE_VERSION, Event, EventType};
 use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::ports::{DeliveryStore, EndpointStore, PortResult};
 use crate::timestamp::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -107,6 +108,55 @@ pub fn disabled_event(e: &Endpoint) -> Option<Event> {
     )
 }
 
+/// An event message of Hookline's own type as the version before reports queued it
+/// (`hookline.delivery.exhausted:<delivery id>`, `hookline.endpoint.disabled:<endpoint
+/// id>:<ms>`): the report it stands for, so that a rollout loses none of them. Like any
+/// report it becomes an event only when the store says so. `None` for anything else.
+pub fn legacy_report(event: &Event) -> Option<Report> {
+    let id = event.id.as_str();
+    match event.event_type.as_str() {
+        DELIVERY_EXHAUSTED => {
+            let delivery = id.strip_prefix(DELIVERY_EXHAUSTED)?.strip_prefix(':')?;
+            Some(Report::DeliveryExhausted {
+                delivery_id: DeliveryId::parse(delivery).ok()?,
+            })
+        }
+        ENDPOINT_DISABLED => {
+            let rest = id.strip_prefix(ENDPOINT_DISABLED)?.strip_prefix(':')?;
+            let (endpoint, _ms) = rest.rsplit_once(':')?;
+            Some(Report::EndpointDisabled {
+                endpoint_id: EndpointId::parse(endpoint).ok()?,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The event a report stands for, made from the store; `None` when the store does not
+/// say it is so.
+pub async fn resolve(
+    store: &(impl DeliveryStore + EndpointStore),
+    report: &Report,
+) -> PortResult<Option<Event>> {
+    let event = match report {
+        Report::DeliveryExhausted { delivery_id } => store
+            .find_delivery(delivery_id)
+            .await?
+            .and_then(|(d, _)| exhausted_event(&d)),
+        Report::EndpointDisabled { endpoint_id } => store
+            .get_endpoint(endpoint_id)
+            .await?
+            .and_then(|e| disabled_event(&e)),
+    };
+    if event.is_none() {
+        tracing::info!(
+            ?report,
+            "a report of what the store does not hold; nothing to send"
+        );
+    }
+    Ok(event)
+}
+
 /// Queues reports, one batch for all; a failure is logged, not raised, since the work
 /// that raised them is done and must not be undone for a report.
 pub async fn send(queue: &impl crate::ports::Queue, reports: Vec<Report>) {
@@ -157,6 +207,41 @@ mod tests {
             event,
             "the same fact is the same event"
         );
+    }
+
+    #[test]
+    fn an_event_message_queued_by_the_version_before_reports_is_read_as_its_report() {
+        let mut e = endpoint();
+        e.status = EndpointStatus::Disabled;
+        let old = event(
+            format!("{ENDPOINT_DISABLED}:{}:1795935600000", e.id),
+            ENDPOINT_DISABLED,
+            json!({}),
+            Timestamp::from_unix_millis(0),
+        )
+        .unwrap();
+        assert_eq!(legacy_report(&old), Some(endpoint_disabled(&e)));
+        let d = DeliveryId::generate_for(Timestamp::from_unix_millis(0), &e.id);
+        let old = event(
+            format!("{DELIVERY_EXHAUSTED}:{d}"),
+            DELIVERY_EXHAUSTED,
+            json!({}),
+            Timestamp::from_unix_millis(0),
+        )
+        .unwrap();
+        assert_eq!(
+            legacy_report(&old),
+            Some(Report::DeliveryExhausted { delivery_id: d })
+        );
+        // Another id under a reserved type is no report.
+        let forged = event(
+            "made-up".into(),
+            ENDPOINT_DISABLED,
+            json!({}),
+            Timestamp::from_unix_millis(0),
+        )
+        .unwrap();
+        assert_eq!(legacy_report(&forged), None);
     }
 
     #[test]

@@ -154,6 +154,26 @@ async fn custom_header_values_are_shown_only_by_the_answer_that_set_them() {
         "{}",
         set.json
     );
+    // Masked values go only where they were set for: a new URL needs them sent again.
+    let moved = h
+        .call_admin(
+            "PATCH",
+            &format!("/v1/endpoints/{id}"),
+            Some(ADMIN_KEY),
+            Some(&json!({"version": 3, "url": "http://127.0.0.1:10/elsewhere"}).to_string()),
+        )
+        .await;
+    assert_problem(&moved, 422, Some("/headers"));
+    let moved = h
+        .call_admin(
+            "PATCH",
+            &format!("/v1/endpoints/{id}"),
+            Some(ADMIN_KEY),
+            Some(&json!({"version": 3, "url": "http://127.0.0.1:10/elsewhere", "headers": {}}).to_string()),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.json);
+    assert_eq!(moved.json["headers"], json!({}));
 }
 
 #[tokio::test]

@@ -18,7 +18,6 @@ mod fan_out;
 mod invocation;
 mod lanes;
 mod next_attempt;
-mod reports;
 
 pub use config::{Config, Settings};
 pub use endpoint_cache::EndpointCache;
@@ -125,14 +124,16 @@ where
                 self.keep_dead_letter(record, format!("unreadable: {error}"), body)
                     .await
             }
-            Work::Forged { event_type } => {
-                let body = record.body.as_deref().unwrap_or("");
+            Work::Forged {
+                event_type,
+                event_json,
+            } => {
                 let reason = format!(
                     "forged: an event message with Hookline's reserved type `{event_type}`; Hookline's own events travel as reports"
                 );
-                self.keep_dead_letter(record, reason, body).await
+                self.keep_dead_letter(record, reason, event_json).await
             }
-            Work::Report(report) => match self.resolve(report).await {
+            Work::Report(report) => match hookline::ops::resolve(&self.store, report).await {
                 Ok(Some(event)) => {
                     let span =
                         tracing::info_span!("record", event_id = %event.id, event_type = %event.event_type);

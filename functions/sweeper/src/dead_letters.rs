@@ -115,20 +115,22 @@ where
                 }
                 Ok(true)
             }
-            Ok(QueueMessage::EventV1 { event }) => self.settle_dead_event(&event, m, now, ops, report).await,
-            // A report whose event was never made: the fact it named is in the store,
-            // where the operator sees it (a failed delivery, a disabled endpoint).
-            Ok(QueueMessage::ReportV1 { report: r }) => {
-                tracing::warn!(?r, "a dead-lettered operational report is dropped");
-                Ok(true)
+            Ok(QueueMessage::EventV1 { event }) => {
+                self.settle_dead_message_event(&event, m, now, ops, report).await
             }
+            // A report whose fan-out died: its event, made from the store as delivery
+            // makes it, is settled like any other.
+            Ok(QueueMessage::ReportV1 { report: r }) => match ops::resolve(&self.store, &r).await? {
+                Some(event) => self.settle_dead_event(&event, m, now, ops, report).await,
+                None => Ok(true),
+            },
             // Every event is tried, whatever happens to the others; settling is
             // idempotent, so a message kept for the next sweep redoes nothing settled.
             Ok(QueueMessage::EventsV1 { events }) => {
                 let mut settled = true;
                 let mut unavailable = None;
                 for event in &events {
-                    match self.settle_dead_event(event, m, now, ops, report).await {
+                    match self.settle_dead_message_event(event, m, now, ops, report).await {
                         Ok(done) => settled &= done,
                         // This event can never be recorded: the message is kept as a dead
                         // letter that names it, since the message goes once the others
@@ -153,6 +155,36 @@ where
                 }
             }
         }
+    }
+
+    /// An event from a dead event message. One with a reserved type is not Hookline's
+    /// (its own events travel as reports) unless the version before reports queued it:
+    /// that one is read as its report; any other is kept as a forged dead letter and
+    /// never settled into deliveries, so no retry or recovery can send it.
+    async fn settle_dead_message_event(
+        &self,
+        event: &Event,
+        m: &Received,
+        now: Timestamp,
+        ops: &mut Vec<Report>,
+        report: &mut SweepReport,
+    ) -> PortResult<bool> {
+        if !event.event_type.is_reserved_in_any_case() {
+            return self.settle_dead_event(event, m, now, ops, report).await;
+        }
+        if let Some(r) = ops::legacy_report(event) {
+            return match ops::resolve(&self.store, &r).await? {
+                Some(made) => self.settle_dead_event(&made, m, now, ops, report).await,
+                None => Ok(true),
+            };
+        }
+        let reason = format!(
+            "forged: an event message with Hookline's reserved type `{}`; Hookline's own events travel as reports",
+            event.event_type
+        );
+        self.keep_dead_letter(m, reason, &event.envelope_json(), now, report)
+            .await?;
+        Ok(true)
     }
 
     /// An event whose message died before its fan-out finished: every target that has

@@ -354,3 +354,67 @@ async fn a_dead_letter_the_store_refuses_even_to_keep_is_dropped_naming_it_in_th
         (1, 1, 0)
     );
 }
+
+#[tokio::test]
+async fn a_dead_event_message_with_a_reserved_type_is_kept_as_forged_and_never_settled() {
+    // GIVEN an endpoint subscribed to Hookline's own events, and an event message in the
+    // DLQ that claims to be one (nobody but a forger queues those: they travel as reports)
+    let s = subject();
+    let mut ops_ep = endpoint();
+    ops_ep.event_types = vec![EventTypeFilter::parse("hookline.*").unwrap()];
+    s.store.create_endpoint(&ops_ep).await.unwrap();
+    let mut forged = event();
+    forged.id = EventId::parse("forged-1").unwrap();
+    forged.event_type = EventType::parse("hookline.endpoint.disabled").unwrap();
+    dead_lettered(
+        &s,
+        QueueMessage::EventV1 {
+            event: forged.clone(),
+        }
+        .to_body(),
+    );
+    // WHEN the sweeper drains the DLQ
+    let report = s.sweep().await.unwrap();
+    // THEN it is kept for the operator, and no delivery exists that a retry could send
+    assert_eq!((report.dlq_drained, report.dead_letters), (1, 1));
+    let kept = s.store.dead_letters.lock().unwrap().clone();
+    assert!(kept[0].reason.starts_with("forged: "), "{}", kept[0].reason);
+    assert!(
+        s.store
+            .get_delivery(&forged.id, &ops_ep.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_dead_report_is_settled_as_the_event_the_store_makes_of_it() {
+    // GIVEN a delivery that failed, an operator's endpoint, and the report of the failure
+    // dead-lettered before its event reached anyone
+    let s = subject();
+    let ep = endpoint();
+    let mut ops_ep = endpoint();
+    ops_ep.id = hookline::EndpointId::parse("ep_ops").unwrap();
+    ops_ep.event_types = vec![EventTypeFilter::parse("hookline.*").unwrap()];
+    s.store.create_endpoint(&ep).await.unwrap();
+    s.store.create_endpoint(&ops_ep).await.unwrap();
+    let d = retrying(&s, &ep, 3).await;
+    s.clock.advance(Duration::from_secs(120));
+    s.sweep().await.unwrap();
+    let failed = s.store.get_delivery(&d.event_id, &ep.id).await.unwrap().unwrap();
+    assert_eq!(failed.status, DeliveryStatus::Failed);
+    let report = hookline::ops::delivery_exhausted(&failed).unwrap();
+    dead_lettered(&s, QueueMessage::ReportV1 { report }.to_body());
+    // WHEN the sweeper drains the DLQ
+    s.sweep().await.unwrap();
+    // THEN the operator's endpoint has a failed delivery of that event, on record
+    let event_id = EventId::parse(&format!("hookline.delivery.exhausted:{}", failed.id)).unwrap();
+    let ops_delivery = s
+        .store
+        .get_delivery(&event_id, &ops_ep.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ops_delivery.status, DeliveryStatus::Failed);
+}

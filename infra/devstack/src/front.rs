@@ -25,8 +25,10 @@ pub async fn serve(listen: std::net::SocketAddr, upstream: &str) -> std::io::Res
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let front = Arc::new(Front {
         upstream: upstream.trim_end_matches('/').to_owned(),
+        // Passes answers on as they are: a redirect is the client's to follow or not.
         client: reqwest::Client::builder()
             .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(std::io::Error::other)?,
     });
@@ -94,13 +96,21 @@ impl Front {
                 );
             }
         };
-        let mut out = hyper::Response::builder().status(res.status());
-        for (k, v) in res.headers() {
-            if k != http::header::TRANSFER_ENCODING && k != http::header::CONNECTION {
+        let (status, upstream_headers) = (res.status(), res.headers().clone());
+        let bytes = match res.bytes().await {
+            Ok(b) => b,
+            Err(e) => return answer(502, &format!("devstack front: the answer was cut short: {e}")),
+        };
+        let mut out = hyper::Response::builder().status(status);
+        for (k, v) in &upstream_headers {
+            // hyper frames the body it is given; the upstream's framing does not apply.
+            if k != http::header::TRANSFER_ENCODING
+                && k != http::header::CONNECTION
+                && k != http::header::CONTENT_LENGTH
+            {
                 out = out.header(k, v);
             }
         }
-        let bytes = res.bytes().await.unwrap_or_default();
         out.body(Full::new(bytes))
             .unwrap_or_else(|_| answer(502, "devstack front: a bad answer"))
     }

@@ -118,3 +118,32 @@ async fn an_event_message_with_a_reserved_type_is_kept_as_a_dead_letter_not_deli
     assert_eq!(kept.len(), 2);
     assert!(kept.iter().all(|k| k.reason.starts_with("forged: ")), "{kept:?}");
 }
+
+#[tokio::test]
+async fn an_event_message_the_version_before_reports_queued_is_read_as_its_report() {
+    // GIVEN a delivery that failed, and its operational event queued the old way (an
+    // event message), as a rollout may find it on the queue
+    let gone = endpoint("gone", &["*"]);
+    let ops = endpoint("ops", &["hookline.*"]);
+    let d = subject(&[&gone, &ops]).await;
+    d.sender.answer(&gone.url, [response(410)]);
+    d.handle(fixture()).await;
+    let failed = delivery_of(&d, &gone).await;
+    let old = hookline::Event {
+        id: EventId::parse(&format!("hookline.delivery.exhausted:{}", failed.id)).unwrap(),
+        event_type: hookline::EventType::parse("hookline.delivery.exhausted").unwrap(),
+        data: serde_json::json!({"made": "by the version before"}),
+        timestamp: d.clock.now(),
+        source: "hookline".into(),
+        version: "1".into(),
+    };
+    let mut batch = fixture();
+    batch.records[0].body = Some(QueueMessage::EventV1 { event: old }.to_body());
+    // WHEN it is handled
+    assert!(d.handle(batch).await.batch_item_failures.is_empty());
+    // THEN the operator gets the event the store makes, not a dead letter
+    let got = bodies_to(&d, &ops.url);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["data"]["reason"], "the endpoint answered 410 Gone");
+    assert!(d.store.dead_letters.lock().unwrap().is_empty());
+}

@@ -63,13 +63,44 @@ pub const SECRET_ENDINGS: &[&str] = &[
     "cookie",
 ];
 
+/// Names that hold a secret wherever these stand in them, even run together with other
+/// words (`sessionid`, `authheader`, `secretvalue`).
+pub const SECRET_PARTS: &[&str] = &[
+    "secret",
+    "password",
+    "passwd",
+    "passphrase",
+    "credential",
+    "apikey",
+    "accesskey",
+    "privatekey",
+    "accesstoken",
+    "refreshtoken",
+    "sessionid",
+    "authheader",
+];
+
 /// Removes what must not leave from `v`, and says where (JSON pointers, in order).
 pub fn redact(v: &mut Value, own_keys: &[&str]) -> Vec<String> {
+    // Each key as it is and as a URL or form would carry it.
+    let mut needles: Vec<String> = Vec::new();
+    for k in own_keys.iter().filter(|k| !k.is_empty()) {
+        let encoded: String = url::form_urlencoded::byte_serialize(k.as_bytes()).collect();
+        let escaped = k.replace('%', "%25");
+        for n in [k.to_string(), encoded, escaped] {
+            if !needles.contains(&n) {
+                needles.push(n);
+            }
+        }
+    }
+    let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
     let mut removed = Vec::new();
-    walk(v, &mut String::new(), false, own_keys, &mut removed);
+    walk(v, &mut String::new(), false, &needles, &mut removed);
     removed
 }
 
+/// `secret_name`: `v` is (or is inside) a member whose name looks secret, so every
+/// string in it goes.
 fn walk(v: &mut Value, at: &mut String, secret_name: bool, own_keys: &[&str], removed: &mut Vec<String>) {
     match v {
         Value::String(s) if secret_name && !s.is_empty() => {
@@ -91,7 +122,7 @@ fn walk(v: &mut Value, at: &mut String, secret_name: bool, own_keys: &[&str], re
                 at.truncate(len);
             }
         }
-        Value::Object(members) => walk_object(members, at, own_keys, removed),
+        Value::Object(members) => walk_object(members, at, secret_name, own_keys, removed),
         _ => {}
     }
 }
@@ -99,6 +130,7 @@ fn walk(v: &mut Value, at: &mut String, secret_name: bool, own_keys: &[&str], re
 fn walk_object(
     members: &mut Map<String, Value>,
     at: &mut String,
+    secret_name: bool,
     own_keys: &[&str],
     removed: &mut Vec<String>,
 ) {
@@ -125,7 +157,7 @@ fn walk_object(
     for (name, value) in members.iter_mut() {
         let len = at.len();
         at.push_str(&crate::api::pointer("", name));
-        walk(value, at, looks_secret(name), own_keys, removed);
+        walk(value, at, secret_name || looks_secret(name), own_keys, removed);
         at.truncate(len);
     }
 }
@@ -148,8 +180,8 @@ fn clean_string(s: &str, own_keys: &[&str]) -> Option<String> {
     out
 }
 
-/// Every `scheme://…` URL in `s` without its userinfo and query values; `None` when
-/// there was nothing to remove.
+/// Every `scheme://…` URL in `s` without its userinfo and the values of its query and
+/// fragment; `None` when there was nothing to remove.
 fn without_url_credentials(s: &str) -> Option<String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -157,8 +189,11 @@ fn without_url_credentials(s: &str) -> Option<String> {
     while let Some(sep) = rest.find("://") {
         // The scheme runs back from `://` over letters, digits, `+`, `-` and `.`.
         let scheme_start = rest[..sep]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || "+-.".contains(c)))
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rev()
+            .take_while(|(_, c)| c.is_ascii_alphanumeric() || "+-.".contains(*c))
+            .last()
+            .map_or(sep, |(i, _)| i);
         let end = rest[sep..]
             .find(|c: char| c.is_whitespace() || "\"'<>`".contains(c))
             .map_or(rest.len(), |i| sep + i);
@@ -178,10 +213,17 @@ fn without_url_credentials(s: &str) -> Option<String> {
 }
 
 fn clean_url(candidate: &str) -> Option<String> {
-    let mut url = url::Url::parse(candidate).ok()?;
+    let Ok(mut url) = url::Url::parse(candidate) else {
+        return scrub_unparsed(candidate);
+    };
     let has_user = !url.username().is_empty() || url.password().is_some();
-    let has_query = url.query().is_some_and(|q| !q.is_empty());
-    if !has_user && !has_query {
+    let query = url.query().map(redact_pairs);
+    let fragment = url.fragment().map(redact_pairs);
+    let pairs_changed = query.as_ref().is_some_and(|q| Some(q.as_str()) != url.query())
+        || fragment
+            .as_ref()
+            .is_some_and(|f| Some(f.as_str()) != url.fragment());
+    if !has_user && !pairs_changed {
         return None;
     }
     if has_user {
@@ -189,21 +231,45 @@ fn clean_url(candidate: &str) -> Option<String> {
         let _ = url.set_password(None);
         let _ = url.set_username("");
     }
-    if has_query {
-        let pairs: Vec<(String, String)> = url
-            .query_pairs()
-            .map(|(k, v)| {
-                let v = if v.is_empty() {
-                    String::new()
-                } else {
-                    REDACTED_QUERY_VALUE.to_owned()
-                };
-                (k.into_owned(), v)
-            })
-            .collect();
-        url.query_pairs_mut().clear().extend_pairs(pairs);
-    }
+    url.set_query(query.as_deref());
+    url.set_fragment(fragment.as_deref());
     Some(url.to_string())
+}
+
+/// A URL the parser refuses (several hosts, as `mongodb://u:pw@h1,h2/db`; a password
+/// with a `/`): cut by hand, erring on removing too much. The userinfo ends at the last
+/// `@` before the query.
+fn scrub_unparsed(candidate: &str) -> Option<String> {
+    let after = candidate.find("://")? + 3;
+    let (head, fragment) = candidate
+        .split_once('#')
+        .map_or((candidate, None), |(h, f)| (h, Some(f)));
+    let (head, query) = head.split_once('?').map_or((head, None), |(h, q)| (h, Some(q)));
+    let mut out = candidate[..after.min(head.len())].to_owned();
+    let rest = head.get(after..).unwrap_or("");
+    let without_user = rest.rfind('@').map_or(rest, |i| &rest[i + 1..]);
+    out.push_str(without_user);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(&redact_pairs(q));
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(&redact_pairs(f));
+    }
+    (out != candidate).then_some(out)
+}
+
+/// `a=1&b=&c` → `a=REDACTED&b=&c`: every value that is there replaced, the names kept.
+fn redact_pairs(pairs: &str) -> String {
+    pairs
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !v.is_empty() => format!("{k}={REDACTED_QUERY_VALUE}"),
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// Whether a member's name says it holds a secret (see the module's rule 3).
@@ -213,7 +279,7 @@ pub fn looks_secret(name: &str) -> bool {
         return true;
     }
     let joined: String = words.concat();
-    SECRET_ENDINGS.iter().any(|e| joined.ends_with(e))
+    SECRET_ENDINGS.iter().any(|e| joined.ends_with(e)) || SECRET_PARTS.iter().any(|p| joined.contains(p))
 }
 
 /// `OPENAI_API_KEY` → openai, api, key; `accessToken` → access, token.
@@ -242,122 +308,4 @@ fn words(name: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn secret_looking_names_by_the_documented_pattern() {
-        for name in [
-            "api_key",
-            "OPENAI_API_KEY",
-            "accessToken",
-            "client_secret",
-            "db_password",
-            "pwd",
-            "jwt",
-            "passphrase",
-            "private",
-            "signature",
-            "dsn",
-            "SENTRY_DSN",
-            "session_cookie",
-            "langgraph_auth_user",
-            "apikey",
-            "x-api-key",
-            "Authorization",
-            "credentials",
-            "refreshtoken",
-        ] {
-            assert!(looks_secret(name), "{name}");
-        }
-        for name in [
-            "author",
-            "total_tokens",
-            "input_tokens",
-            "thread_id",
-            "run_id",
-            "status",
-            "keyboard",
-            "monkey_name",
-        ] {
-            assert!(!looks_secret(name), "{name}");
-        }
-    }
-
-    #[test]
-    fn credentials_in_any_url_anywhere_lose_their_values_but_not_where_they_pointed() {
-        let mut v = json!({
-            "database_url": "postgres://admin:hunter2@db.internal:5432/app",
-            "sentry": "https://abc123def@o1.ingest.sentry.io/42",
-            "context": {"webhook_url": "https://hooks.example.com/in?token=tkn-1&x=1"},
-            "note": "called https://api.example.com/v1?key=k-9 and it failed",
-            "plain": "https://example.com/docs",
-        });
-        let removed = redact(&mut v, &[]);
-        assert_eq!(v["database_url"], "postgres://db.internal:5432/app");
-        assert_eq!(v["sentry"], "https://o1.ingest.sentry.io/42");
-        assert_eq!(
-            v["context"]["webhook_url"],
-            "https://hooks.example.com/in?token=REDACTED&x=REDACTED"
-        );
-        assert_eq!(
-            v["note"],
-            "called https://api.example.com/v1?key=REDACTED and it failed"
-        );
-        assert_eq!(
-            v["plain"], "https://example.com/docs",
-            "a URL with nothing to remove is left as it was"
-        );
-        assert_eq!(
-            removed,
-            ["/context/webhook_url", "/database_url", "/note", "/sentry"]
-        );
-        let text = v.to_string();
-        for secret in ["hunter2", "abc123def", "tkn-1", "k-9"] {
-            assert!(!text.contains(secret), "{secret}");
-        }
-    }
-
-    #[test]
-    fn hookline_keys_never_leave_wherever_they_are() {
-        let mut v = json!({
-            "metadata": {"webhook": "https://h.example.com/v1/langgraph/runs?token=the-ingest-key-123"},
-            "kwargs": {"input": {"messages": [{"content": "my key is the-admin-key-4567, keep it"}]}},
-        });
-        let removed = redact(&mut v, &["the-ingest-key-123", "the-admin-key-4567"]);
-        let text = v.to_string();
-        assert!(
-            !text.contains("the-ingest-key-123") && !text.contains("the-admin-key-4567"),
-            "{text}"
-        );
-        assert_eq!(
-            v["kwargs"]["input"]["messages"][0]["content"],
-            "my key is [redacted], keep it"
-        );
-        assert_eq!(removed, ["/kwargs/input/messages/0/content", "/metadata/webhook"]);
-
-        let mut named = json!({"by_key": {"the-ingest-key-123": 1}});
-        let removed = redact(&mut named, &["the-ingest-key-123"]);
-        assert_eq!(named, json!({"by_key": {"[redacted]": 1}}));
-        assert_eq!(removed, ["/by_key/[redacted]"]);
-    }
-
-    #[test]
-    fn only_strings_are_redacted_so_token_counts_stay() {
-        let mut v = json!({
-            "token_usage": {"total_tokens": 12, "prompt_tokens": 5},
-            "token": "t-1",
-            "api_keys": ["a", "b", 3],
-            "password": null,
-            "auth": {"user": "u", "bearer": "b-1"},
-        });
-        let removed = redact(&mut v, &[]);
-        assert_eq!(v["token_usage"], json!({"total_tokens": 12, "prompt_tokens": 5}));
-        assert_eq!(v["token"], REDACTED);
-        assert_eq!(v["api_keys"], json!([REDACTED, REDACTED, 3]));
-        assert_eq!(v["password"], Value::Null);
-        assert_eq!(v["auth"], json!({"user": "u", "bearer": REDACTED}));
-        assert_eq!(removed, ["/api_keys/0", "/api_keys/1", "/auth/bearer", "/token"]);
-    }
-}
+mod tests;
