@@ -9,7 +9,7 @@ REQS := infra/requirements.txt
 STAMP := $(VENV)/.installed-$(shell python3 -c 'import hashlib,sys;print(hashlib.sha1(open(sys.argv[1],"rb").read()).hexdigest()[:12])' $(REQS))
 NEXTEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo yes)
 
-.PHONY: help dev test soak bench fuzz localstack tools lint fmt-check clippy cfn-lint sam-validate openapi unit iam schemathesis python-client package clean
+.PHONY: help dev test soak bench fuzz fuzz-keep localstack tools lint fmt-check clippy cfn-lint sam-validate openapi unit iam schemathesis python-client package clean
 
 help:
 	@echo "make dev    - the whole local stack at http://127.0.0.1:9000 (Ctrl-C stops it)"
@@ -193,9 +193,22 @@ fuzz: $(CARGO_FUZZ)
 	    | grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::new_units_added|==[0-9]+==ERROR|SUMMARY|Done)' || true; \
 	  test ! -d shared/fuzz/artifacts/$$t || test -z "$$(ls -A shared/fuzz/artifacts/$$t)" \
 	    || { echo "fuzz: $$t crashed; the input is in shared/fuzz/artifacts/$$t" >&2; exit 1; }; \
-	  if [ "$(FUZZ_MERGE)" = 1 ]; then \
-	    $(FUZZ_ENV) cargo fuzz run --fuzz-dir shared/fuzz -O $$t -- -merge=1 shared/fuzz/corpus/$$t shared/fuzz/target/corpus/$$t 2>&1 | tail -n 1; \
-	  fi; \
+	  if [ "$(FUZZ_MERGE)" = 1 ]; then $(MAKE) --no-print-directory fuzz-keep FUZZ_TARGETS=$$t; fi; \
+	done
+
+# What the committed corpus keeps of a run: the inputs that bring new coverage (merged
+# from what the run found), minimised (cmin), then those of at most FUZZ_KEEP_BYTES, at
+# most FUZZ_KEEP_FILES of them, smallest first: a regression set small enough for the
+# repository and for `make test`; the whole of a run's corpus stays in shared/fuzz/target.
+FUZZ_KEEP_BYTES ?= 2048
+FUZZ_KEEP_FILES ?= 300
+fuzz-keep: $(CARGO_FUZZ)
+	@for t in $(FUZZ_TARGETS); do \
+	  $(FUZZ_ENV) cargo fuzz run --fuzz-dir shared/fuzz -O $$t -- -merge=1 shared/fuzz/corpus/$$t shared/fuzz/target/corpus/$$t >/dev/null 2>&1; \
+	  $(FUZZ_ENV) cargo fuzz cmin --fuzz-dir shared/fuzz -O $$t shared/fuzz/corpus/$$t >/dev/null 2>&1; \
+	  find shared/fuzz/corpus/$$t -type f -size +$(FUZZ_KEEP_BYTES)c -delete; \
+	  ls -1Sr shared/fuzz/corpus/$$t | tail -n +$$(( $(FUZZ_KEEP_FILES) + 1 )) | sed "s|^|shared/fuzz/corpus/$$t/|" | xargs -r rm -f; \
+	  echo "==> $$t: $$(ls shared/fuzz/corpus/$$t | wc -l) inputs kept in shared/fuzz/corpus/$$t"; \
 	done
 
 clean:
