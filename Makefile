@@ -170,7 +170,9 @@ package: tools
 # from its committed corpus (shared/fuzz/corpus/<target>, which `make test` replays as a
 # regression test) and writes what it finds to shared/fuzz/target/corpus/<target>;
 # FUZZ_MERGE=1 then adds to the committed corpus only the inputs that bring new
-# coverage. A crash stops the run, its input in shared/fuzz/artifacts/<target>.
+# coverage. A crash stops the run, its input in shared/fuzz/artifacts/<target>: once
+# fixed, it goes to shared/fuzz/regressions/<target> (with the hand-written seeds), which
+# is never pruned and which `make test` replays too.
 CARGO_FUZZ_VERSION := 0.13.1
 CARGO_FUZZ := .tools/cargo/bin/cargo-fuzz
 FUZZ_SECONDS ?= 600
@@ -188,7 +190,7 @@ fuzz: $(CARGO_FUZZ)
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p shared/fuzz/target/corpus/$$t; \
 	  echo "==> fuzzing $$t for $(FUZZ_SECONDS) s"; \
-	  $(FUZZ_ENV) cargo fuzz run --fuzz-dir shared/fuzz -O $$t shared/fuzz/target/corpus/$$t shared/fuzz/corpus/$$t -- \
+	  $(FUZZ_ENV) cargo fuzz run --fuzz-dir shared/fuzz -O $$t shared/fuzz/target/corpus/$$t shared/fuzz/corpus/$$t shared/fuzz/regressions/$$t -- \
 	    -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -rss_limit_mb=2048 -print_final_stats=1 2>&1 \
 	    | grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::new_units_added|==[0-9]+==ERROR|SUMMARY|Done)' || true; \
 	  test ! -d shared/fuzz/artifacts/$$t || test -z "$$(ls -A shared/fuzz/artifacts/$$t)" \
