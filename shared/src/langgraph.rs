@@ -41,7 +41,7 @@ pub fn run_event(body: &Value, now: Timestamp, own_keys: &[&str]) -> Result<Even
     let Value::Object(mut data) = redacted else {
         return Err(errors);
     };
-    let run = &data.clone();
+    let run = &data;
     let text = |key: &str, errors: &mut Vec<FieldProblem>| match run.get(key) {
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
         Some(Value::String(_)) | None | Some(Value::Null) => {
@@ -87,6 +87,11 @@ pub fn run_event(body: &Value, now: Timestamp, own_keys: &[&str]) -> Result<Even
     if !errors.is_empty() {
         return Err(errors);
     }
+    let graph = run
+        .get("metadata")
+        .and_then(|m| m.get("graph_id"))
+        .filter(|g| g.is_string())
+        .cloned();
 
     if let Some(e) = data.get("error").filter(|e| !e.is_null()) {
         let normalised = normalise_error(e);
@@ -96,12 +101,8 @@ pub fn run_event(body: &Value, now: Timestamp, own_keys: &[&str]) -> Result<Even
         // Where something was removed, so that a receiver can tell; never what.
         data.insert("redacted".into(), json!(removed));
     }
-    if let Some(graph) = run
-        .get("metadata")
-        .and_then(|m| m.get("graph_id"))
-        .filter(|g| g.is_string())
-    {
-        data.entry("graph_id").or_insert_with(|| graph.clone());
+    if let Some(graph) = graph {
+        data.entry("graph_id").or_insert(graph);
     }
     if let (Some(s), Some(e)) = (started, ended) {
         let ms = e.unix_millis().saturating_sub(s.unix_millis()).max(0);

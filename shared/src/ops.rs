@@ -132,6 +132,32 @@ pub fn legacy_report(event: &Event) -> Option<Report> {
     }
 }
 
+/// What an event message's event is, to the functions that read the queue.
+#[derive(Debug, PartialEq)]
+pub enum EventMessage {
+    /// A client's event: fan it out.
+    Client,
+    /// One of Hookline's own, queued as an event by the version before reports.
+    Report(Report),
+    /// A reserved type that Hookline did not queue: kept as a dead letter with this
+    /// reason, never delivered.
+    Forged(String),
+}
+
+/// Sorts an event that arrived in an event message (`event.v1`, `events.v1`).
+pub fn event_message(event: &Event) -> EventMessage {
+    if !event.event_type.is_reserved_in_any_case() {
+        return EventMessage::Client;
+    }
+    match legacy_report(event) {
+        Some(report) => EventMessage::Report(report),
+        None => EventMessage::Forged(format!(
+            "forged: an event message with Hookline's reserved type `{}`; Hookline's own events travel as reports",
+            event.event_type
+        )),
+    }
+}
+
 /// The event a report stands for, made from the store; `None` when the store does not
 /// say it is so.
 pub async fn resolve(

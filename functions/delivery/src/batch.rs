@@ -8,7 +8,7 @@ use hookline::event::Event;
 use hookline::event_conflict::Conflict;
 use hookline::ids::EndpointId;
 use hookline::message::{self, QueueMessage};
-use hookline::ops::{self, Report};
+use hookline::ops::{self, EventMessage, Report};
 use hookline::ports::{PortError, Queue};
 use hookline::telemetry::{Metrics, Unit};
 use std::collections::HashMap;
@@ -32,7 +32,7 @@ pub enum Work {
     /// An event message with a reserved type: Hookline's own events come as reports,
     /// so this one was not made by Hookline. Kept as a dead letter (the event alone, not
     /// the others packed with it), never delivered.
-    Forged { event_type: String, event_json: String },
+    Forged { reason: String, event_json: String },
     /// A message type this version does not know: a newer version's, kept for it.
     Newer,
 }
@@ -106,17 +106,16 @@ pub fn parse(record: &SqsMessage) -> Vec<Work> {
 }
 
 fn event_work(event: Event) -> Work {
-    if !event.event_type.is_reserved_in_any_case() {
-        return Work::Event(event);
-    }
-    // Queued by the version before reports: read as the report it stands for.
-    if let Some(report) = ops::legacy_report(&event) {
-        return Work::Report(report);
-    }
-    tracing::error!(event_id = %event.id, event_type = %event.event_type, "an event message with a reserved type; it is kept as a dead letter");
-    Work::Forged {
-        event_type: event.event_type.to_string(),
-        event_json: event.envelope_json(),
+    match ops::event_message(&event) {
+        EventMessage::Client => Work::Event(event),
+        EventMessage::Report(report) => Work::Report(report),
+        EventMessage::Forged(reason) => {
+            tracing::error!(event_id = %event.id, event_type = %event.event_type, "an event message with a reserved type; it is kept as a dead letter");
+            Work::Forged {
+                reason,
+                event_json: event.envelope_json(),
+            }
+        }
     }
 }
 

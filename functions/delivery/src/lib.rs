@@ -124,14 +124,8 @@ where
                 self.keep_dead_letter(record, format!("unreadable: {error}"), body)
                     .await
             }
-            Work::Forged {
-                event_type,
-                event_json,
-            } => {
-                let reason = format!(
-                    "forged: an event message with Hookline's reserved type `{event_type}`; Hookline's own events travel as reports"
-                );
-                self.keep_dead_letter(record, reason, event_json).await
+            Work::Forged { reason, event_json } => {
+                self.keep_dead_letter(record, reason.clone(), event_json).await
             }
             Work::Report(report) => match hookline::ops::resolve(&self.store, report).await {
                 Ok(Some(event)) => {

@@ -8,7 +8,7 @@ use hookline::delivery::Delivery;
 use hookline::event::Event;
 use hookline::ids::DeliveryId;
 use hookline::message::{self, QueueMessage};
-use hookline::ops::{self, Report};
+use hookline::ops::{self, EventMessage, Report};
 use hookline::ports::{
     Clock, DeadLetterStore, DeadLetters, DeliveryStore, EndpointStore, EventStore, FanoutClaim, PortResult,
     Queue, Received,
@@ -169,22 +169,18 @@ where
         ops: &mut Vec<Report>,
         report: &mut SweepReport,
     ) -> PortResult<bool> {
-        if !event.event_type.is_reserved_in_any_case() {
-            return self.settle_dead_event(event, m, now, ops, report).await;
-        }
-        if let Some(r) = ops::legacy_report(event) {
-            return match ops::resolve(&self.store, &r).await? {
+        match ops::event_message(event) {
+            EventMessage::Client => self.settle_dead_event(event, m, now, ops, report).await,
+            EventMessage::Report(r) => match ops::resolve(&self.store, &r).await? {
                 Some(made) => self.settle_dead_event(&made, m, now, ops, report).await,
                 None => Ok(true),
-            };
+            },
+            EventMessage::Forged(reason) => {
+                self.keep_dead_letter(m, reason, &event.envelope_json(), now, report)
+                    .await?;
+                Ok(true)
+            }
         }
-        let reason = format!(
-            "forged: an event message with Hookline's reserved type `{}`; Hookline's own events travel as reports",
-            event.event_type
-        );
-        self.keep_dead_letter(m, reason, &event.envelope_json(), now, report)
-            .await?;
-        Ok(true)
     }
 
     /// An event whose message died before its fan-out finished: every target that has
