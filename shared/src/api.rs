@@ -1,8 +1,7 @@
-//! The HTTP API's common rules, on plain `http` types: authentication, JSON bodies
-//! and their errors, problem responses. Both HTTP functions use these, so a rule
+//! The HTTP API's common rules, on plain `http` types: the key a request presents
+//! (`access` says whose it is), JSON bodies and their errors, problem responses. Both HTTP functions use these, so a rule
 //! about requests lives here once.
 
-use crate::auth::{ApiKeys, AuthError, Scope};
 use crate::problem::{self, FieldProblem, Problem};
 use crate::strict_json::StrictJsonError;
 use http::{HeaderMap, Response, StatusCode, header};
@@ -24,6 +23,9 @@ pub fn problem(p: &Problem) -> Response<String> {
         .header(header::CONTENT_TYPE, problem::CONTENT_TYPE);
     if p.status == 401 {
         r = r.header(header::WWW_AUTHENTICATE, "Bearer");
+    }
+    if let Some(secs) = p.retry_after {
+        r = r.header(header::RETRY_AFTER, secs.get());
     }
     r.body(p.to_json()).unwrap_or_default()
 }
@@ -59,31 +61,10 @@ where
     }
 }
 
-/// Checks the request's key (`Authorization: Bearer K` or `x-api-key: K`) for `need`.
-pub fn authorize(keys: &ApiKeys, headers: &HeaderMap, need: Scope) -> Result<Scope, Problem> {
+/// The key a request presents: `Authorization: Bearer K`, else `x-api-key: K`.
+pub fn presented_key(headers: &HeaderMap) -> Option<String> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    authorize_key(keys, get("authorization"), get("x-api-key"), need)
-}
-
-/// Checks a key that came some other way (a `token` in the URL), as `x-api-key` would be.
-pub fn authorize_token(keys: &ApiKeys, token: &str, need: Scope) -> Result<Scope, Problem> {
-    authorize_key(keys, None, Some(token), need)
-}
-
-fn authorize_key(
-    keys: &ApiKeys,
-    authorization: Option<&str>,
-    x_api_key: Option<&str>,
-    need: Scope,
-) -> Result<Scope, Problem> {
-    keys.authorize(authorization, x_api_key, need)
-        .map_err(|e| match e {
-            AuthError::Unauthenticated => Problem::unauthorized(),
-            AuthError::Forbidden { .. } => Problem::forbidden(match need {
-                Scope::Admin => "this route needs an admin key; the key sent is an ingest key",
-                Scope::Ingest => "this route needs an ingest or admin key",
-            }),
-        })
+    crate::auth::presented(get("authorization"), get("x-api-key")).map(str::to_owned)
 }
 
 /// Reads a JSON body: within `limit` bytes, well-formed, and not declared as a

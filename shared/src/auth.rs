@@ -1,5 +1,6 @@
-//! API keys and their scopes: an ingest key may only send events; an admin key may
-//! do everything. Keys are compared in constant time.
+//! The operator's API keys and their scopes: an ingest key may only send events; an
+//! admin key may do everything, for every tenant (`tenancy`). Keys are compared in
+//! constant time. Tenants' own keys are `tenant_key`'s.
 
 use subtle::ConstantTimeEq;
 
@@ -19,14 +20,6 @@ impl std::fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ApiKeys(****)")
     }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum AuthError {
-    /// No key, or one that matches nothing: 401.
-    Unauthenticated,
-    /// A valid key without the scope: 403.
-    Forbidden { have: Scope, need: Scope },
 }
 
 impl ApiKeys {
@@ -60,28 +53,15 @@ impl ApiKeys {
             None
         }
     }
+}
 
-    /// Authorises a request from its `Authorization` and `x-api-key` header values.
-    pub fn authorize(
-        &self,
-        authorization: Option<&str>,
-        x_api_key: Option<&str>,
-        need: Scope,
-    ) -> Result<Scope, AuthError> {
-        let bearer = authorization.and_then(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
-        let key = bearer
-            .or(x_api_key.map(str::trim))
-            .ok_or(AuthError::Unauthenticated)?;
-        let have = self.scope_of(key).ok_or(AuthError::Unauthenticated)?;
-        if have >= need {
-            Ok(have)
-        } else {
-            Err(AuthError::Forbidden { have, need })
-        }
-    }
+/// The key sent as `Authorization: Bearer K`, else as `x-api-key: K`.
+pub fn presented<'a>(authorization: Option<&'a str>, x_api_key: Option<&'a str>) -> Option<&'a str> {
+    let bearer = authorization.and_then(|v| {
+        let (scheme, token) = v.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    });
+    bearer.or(x_api_key.map(str::trim))
 }
 
 #[cfg(test)]
@@ -91,34 +71,14 @@ mod tests {
     #[test]
     fn keys_are_read_from_either_header_and_scoped() {
         let keys = ApiKeys::new("ik", "ak");
-        assert_eq!(
-            keys.authorize(Some("Bearer ik"), None, Scope::Ingest),
-            Ok(Scope::Ingest)
-        );
-        assert_eq!(
-            keys.authorize(Some("bearer  ak"), None, Scope::Ingest),
-            Ok(Scope::Admin)
-        );
-        assert_eq!(keys.authorize(None, Some("ak"), Scope::Admin), Ok(Scope::Admin));
-        assert_eq!(
-            keys.authorize(None, Some("ik"), Scope::Admin),
-            Err(AuthError::Forbidden {
-                have: Scope::Ingest,
-                need: Scope::Admin
-            })
-        );
-        assert_eq!(
-            keys.authorize(None, Some("nope"), Scope::Ingest),
-            Err(AuthError::Unauthenticated)
-        );
-        assert_eq!(
-            keys.authorize(Some("Basic ik"), None, Scope::Ingest),
-            Err(AuthError::Unauthenticated)
-        );
-        assert_eq!(
-            keys.authorize(None, None, Scope::Ingest),
-            Err(AuthError::Unauthenticated)
-        );
+        assert_eq!(presented(Some("Bearer ik"), None), Some("ik"));
+        assert_eq!(presented(Some("bearer  ak"), Some("x")), Some("ak"));
+        assert_eq!(presented(None, Some(" ak ")), Some("ak"));
+        assert_eq!(presented(Some("Basic ik"), None), None);
+        assert_eq!(presented(None, None), None);
+        assert_eq!(keys.scope_of("ik"), Some(Scope::Ingest));
+        assert_eq!(keys.scope_of("ak"), Some(Scope::Admin));
+        assert_eq!(keys.scope_of("nope"), None);
         assert_eq!(format!("{keys:?}"), "ApiKeys(****)");
     }
 }

@@ -2,7 +2,7 @@
 //! `pending` → `delivered` | `retrying` → … → `delivered` | `failed`.
 
 use crate::event::{Event, EventType};
-use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
 use crate::retry::{RetryPolicy, Verdict};
 use crate::timestamp::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -117,6 +117,8 @@ pub struct Attempt {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Delivery {
     pub id: DeliveryId,
+    /// The tenant of its event and endpoint.
+    pub tenant_id: TenantId,
     pub event_id: EventId,
     pub endpoint_id: EndpointId,
     pub event_type: EventType,
@@ -139,6 +141,12 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// Where its event is stored.
+    pub fn event_key(&self) -> crate::event::EventKey {
+        crate::event::EventKey::new(self.tenant_id.clone(), self.event_id.clone())
+    }
+
+    /// A new delivery in the default tenant.
     pub fn new(
         event_id: EventId,
         endpoint_id: EndpointId,
@@ -147,7 +155,16 @@ impl Delivery {
         now: Timestamp,
     ) -> Self {
         let id = DeliveryId::generate_for(now, &endpoint_id);
-        Self::open(id, event_id, endpoint_id, event_type, max_attempts, now)
+        let tenant_id = TenantId::default();
+        Self::open(
+            id,
+            tenant_id,
+            event_id,
+            endpoint_id,
+            event_type,
+            max_attempts,
+            now,
+        )
     }
 
     /// A new delivery of `event` under an id given out before it was made (an event's
@@ -161,12 +178,22 @@ impl Delivery {
         now: Timestamp,
     ) -> Self {
         let (event_id, event_type) = (event.id.clone(), event.event_type.clone());
-        Self::open(id, event_id, endpoint_id, event_type, max_attempts, now)
+        let tenant_id = event.tenant_id.clone();
+        Self::open(
+            id,
+            tenant_id,
+            event_id,
+            endpoint_id,
+            event_type,
+            max_attempts,
+            now,
+        )
     }
 
     /// A pending delivery, due now, created when its id was made.
     fn open(
         id: DeliveryId,
+        tenant_id: TenantId,
         event_id: EventId,
         endpoint_id: EndpointId,
         event_type: EventType,
@@ -176,6 +203,7 @@ impl Delivery {
         let created_at = id.made_at_millis().map_or(now, Timestamp::from_unix_millis);
         Self {
             id,
+            tenant_id,
             event_id,
             endpoint_id,
             event_type,

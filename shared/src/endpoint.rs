@@ -1,7 +1,6 @@
 //! Endpoints: where events go, and which events they want.
 
-use crate::event::EventType;
-use crate::ids::EndpointId;
+use crate::ids::{EndpointId, TenantId};
 pub use crate::matching::{EventTypeFilter, FilterError};
 use crate::retry::{RetryDefaults, RetryPolicy};
 use crate::signing::EndpointSecret;
@@ -66,6 +65,8 @@ pub enum EndpointStatus {
 #[derive(Clone, Debug)]
 pub struct Endpoint {
     pub id: EndpointId,
+    /// The tenant whose events it receives, and who may see and change it.
+    pub tenant_id: TenantId,
     pub name: String,
     /// Passed the SSRF policy at registration; checked again at send time.
     pub url: String,
@@ -99,6 +100,7 @@ impl Endpoint {
     pub fn new(name: String, url: String, event_types: Vec<EventTypeFilter>, now: Timestamp) -> Self {
         Self {
             id: EndpointId::generate(),
+            tenant_id: TenantId::default(),
             name,
             url,
             event_types,
@@ -154,8 +156,12 @@ impl Endpoint {
         RetryPolicy::for_endpoint(defaults, self.max_attempts, self.retry_schedule.as_deref())
     }
 
-    pub fn wants(&self, t: &EventType) -> bool {
-        self.status == EndpointStatus::Active && self.event_types.iter().any(|f| f.matches(t))
+    /// Whether an event goes to it: it is active, of the event's tenant (never another's),
+    /// and one of its filters matches the event's type.
+    pub fn receives(&self, event: &crate::event::Event) -> bool {
+        self.status == EndpointStatus::Active
+            && self.tenant_id == event.tenant_id
+            && self.event_types.iter().any(|f| f.matches(&event.event_type))
     }
 }
 
@@ -180,6 +186,7 @@ pub fn usable<E: std::ops::Deref<Target = Endpoint>>(
 #[derive(Clone, Debug, Serialize)]
 pub struct EndpointView<'a> {
     pub id: &'a EndpointId,
+    pub tenant_id: &'a TenantId,
     pub name: &'a str,
     pub url: &'a str,
     pub event_types: &'a [EventTypeFilter],
@@ -211,6 +218,7 @@ impl<'a> From<&'a Endpoint> for EndpointView<'a> {
     fn from(e: &'a Endpoint) -> Self {
         Self {
             id: &e.id,
+            tenant_id: &e.tenant_id,
             name: &e.name,
             url: &e.url,
             event_types: &e.event_types,

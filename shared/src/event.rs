@@ -1,6 +1,6 @@
 //! Events: what an agent sends, and the envelope every endpoint receives.
 
-use crate::ids::EventId;
+use crate::ids::{EventId, TenantId};
 use crate::timestamp::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -98,10 +98,15 @@ impl fmt::Display for EventType {
 }
 
 /// An accepted event, as queued, stored and delivered. Serialises to exactly the
-/// delivered body: `{"id","event_type","data","timestamp","source","version"}`.
+/// delivered body: `{"id","event_type","data","timestamp","source","version"}`, and
+/// `tenant_id` after `id` when its tenant is not `default` (so that the default
+/// tenant's bodies, messages and stored items are byte for byte what they were before
+/// tenants, and those read back from before are the default tenant's).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub id: EventId,
+    #[serde(default, skip_serializing_if = "TenantId::is_default")]
+    pub tenant_id: TenantId,
     pub event_type: EventType,
     pub data: serde_json::Value,
     pub timestamp: Timestamp,
@@ -109,7 +114,30 @@ pub struct Event {
     pub version: String,
 }
 
+/// Where an event is found: event ids are unique within their tenant, so the same id
+/// sent for two tenants is two events.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventKey {
+    pub tenant_id: TenantId,
+    pub id: EventId,
+}
+
+impl EventKey {
+    pub fn new(tenant_id: TenantId, id: EventId) -> Self {
+        Self { tenant_id, id }
+    }
+
+    /// The key of an event of the built-in `default` tenant.
+    pub fn of_default(id: &EventId) -> Self {
+        Self::new(TenantId::default(), id.clone())
+    }
+}
+
 impl Event {
+    pub fn key(&self) -> EventKey {
+        EventKey::new(self.tenant_id.clone(), self.id.clone())
+    }
+
     /// The exact bytes POSTed to endpoints (and signed).
     pub fn envelope_json(&self) -> String {
         // Serialising plain data with string keys cannot fail.
@@ -147,8 +175,9 @@ mod tests {
 
     #[test]
     fn the_envelope_has_exactly_the_contract_fields() {
-        let e = Event {
+        let mut e = Event {
             id: EventId::parse("evt_1").unwrap(),
+            tenant_id: TenantId::default(),
             event_type: EventType::parse("agent.run.completed").unwrap(),
             data: serde_json::json!({"ok": true}),
             timestamp: Timestamp::from_unix_millis(1_700_000_000_000),
@@ -163,5 +192,12 @@ mod tests {
             ["data", "event_type", "id", "source", "timestamp", "version"]
         );
         assert_eq!(v["timestamp"], "2023-11-14T22:13:20Z");
+        e.tenant_id = TenantId::parse("cus_42").unwrap();
+        let body = e.envelope_json();
+        assert!(
+            body.starts_with(r#"{"id":"evt_1","tenant_id":"cus_42","event_type""#),
+            "{body}"
+        );
+        assert_eq!(serde_json::from_str::<Event>(&body).unwrap(), e);
     }
 }

@@ -85,6 +85,7 @@ mod tests {
     fn event(event_type: &str, data: serde_json::Value, at: i64) -> Event {
         Event {
             id: EventId::parse("run-1:node-3").unwrap(),
+            tenant_id: Default::default(),
             event_type: EventType::parse(event_type).unwrap(),
             data,
             timestamp: Timestamp::from_unix_millis(at),

@@ -1,5 +1,6 @@
-//! What a client may send as an event, `{id?, event_type, data, source?, timestamp?}`,
-//! and how it becomes an `Event`. Every problem is reported, each with its JSON pointer.
+//! What a client may send as an event,
+//! `{id?, tenant_id?, event_type, data, source?, timestamp?}`, and how it becomes an
+//! `Event` (whether the key sent may act for the tenant it names is the caller's to ask). Every problem is reported, each with its JSON pointer.
 
 use crate::api::{object, opt_str, pointer, refuse_unknown_fields, req_str};
 use crate::event::{ENVELOPE_VERSION, Event, EventType, RESERVED_PREFIX};
@@ -10,7 +11,7 @@ use crate::problem::FieldProblem;
 use crate::timestamp::Timestamp;
 use serde_json::Value;
 
-pub const FIELDS: &[&str] = &["id", "event_type", "data", "source", "timestamp"];
+pub const FIELDS: &[&str] = &["id", "tenant_id", "event_type", "data", "source", "timestamp"];
 /// The most events one `POST /v1/events/batch` takes.
 pub const MAX_BATCH_EVENTS: usize = 100;
 pub const DEFAULT_SOURCE: &str = "api";
@@ -29,6 +30,7 @@ pub fn parse_event(v: &Value, at: &str, now: Timestamp, errors: &mut Vec<FieldPr
             .map_err(|e| errors.push(FieldProblem::new(pointer(at, "id"), e.to_string())))
             .ok(),
     };
+    let tenant_id = crate::tenant::tenant_field(obj, at, errors).unwrap_or_default();
     let event_type = req_str(obj, "event_type", at, errors).and_then(|raw| match EventType::parse(raw) {
         Ok(t) if t.is_reserved_in_any_case() => {
             errors.push(FieldProblem::new(
@@ -76,6 +78,7 @@ pub fn parse_event(v: &Value, at: &str, now: Timestamp, errors: &mut Vec<FieldPr
     }
     Some(Event {
         id: id?,
+        tenant_id,
         event_type: event_type?,
         data: data?,
         timestamp,

@@ -14,6 +14,8 @@ pub enum IdError {
     Length { max: usize },
     #[error("may contain only letters, digits and `_ - . :`")]
     Charset,
+    #[error("may contain only letters, digits, `_` and `-`")]
+    TenantCharset,
     #[error("must start with `{prefix}`")]
     Prefix { prefix: &'static str },
 }
@@ -128,6 +130,11 @@ prefixed_id!(
 );
 
 prefixed_id!(
+    /// A tenant key's id: the part of a key (`hk_…`) that names its record.
+    TenantKeyId, "key_", 36
+);
+
+prefixed_id!(
     /// A dead letter's id: a queue message Hookline could not process, kept for the
     /// operator.
     DeadLetterId, "dlt_", 64
@@ -220,6 +227,72 @@ impl fmt::Display for EventId {
     }
 }
 
+/// A tenant's id: the caller's own (their customer id) or a generated `tnt_…`. Letters,
+/// digits, `_` and `-` only, so it can stand in a store key or a tenant key beside `#`
+/// and `.`. `default` is the built-in tenant of everything that names none.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TenantId(String);
+
+impl TenantId {
+    pub const PREFIX: &'static str = "tnt_";
+    pub const MAX_LEN: usize = 64;
+    pub const DEFAULT: &'static str = "default";
+
+    pub fn generate() -> Self {
+        Self(sortable(Self::PREFIX))
+    }
+
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        check_charset(s, Self::MAX_LEN)?;
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+        {
+            return Err(IdError::TenantCharset);
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The built-in tenant of whatever names none.
+    pub fn default_tenant() -> Self {
+        Self(Self::DEFAULT.to_owned())
+    }
+
+    pub fn is_default(&self) -> bool {
+        self.0 == Self::DEFAULT
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for TenantId {
+    fn default() -> Self {
+        Self::default_tenant()
+    }
+}
+
+impl TryFrom<String> for TenantId {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        Self::parse(&s)
+    }
+}
+
+impl From<TenantId> for String {
+    fn from(id: TenantId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +350,23 @@ mod tests {
         );
         assert_eq!(EndpointId::parse("ep_"), Err(IdError::Prefix { prefix: "ep_" }));
         assert!(EndpointId::parse("ep_0192").is_ok());
+    }
+
+    #[test]
+    fn tenant_ids_are_short_names_that_fit_in_keys_and_default_is_built_in() {
+        for ok in ["acme", "cus_123", "A-b_9", &"x".repeat(64)] {
+            assert!(TenantId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a.b", "a:b", "a#b", "a b", "é", &"x".repeat(65)] {
+            assert!(TenantId::parse(bad).is_err(), "{bad}");
+        }
+        assert!(TenantId::default().is_default());
+        let made = TenantId::generate();
+        assert!(made.as_str().starts_with("tnt_") && TenantId::parse(made.as_str()).is_ok());
+        assert_eq!(
+            serde_json::to_string(&TenantId::default()).unwrap(),
+            "\"default\""
+        );
     }
 
     #[test]

@@ -110,6 +110,8 @@ pub fn run_event(body: &Value, now: Timestamp, own_keys: &[&str]) -> Result<Even
     }
     Ok(Event {
         id,
+        // The caller's key or query names the tenant.
+        tenant_id: Default::default(),
         event_type: EventType::parse(event_type)
             .map_err(|e| vec![FieldProblem::new("/status", e.to_string())])?,
         data: Value::Object(data),

@@ -1,6 +1,7 @@
 //! Hookline's library: the domain (no AWS or Lambda types), the ports the handlers
 //! depend on, and the adapters that implement them with DynamoDB, SQS and reqwest.
 
+pub mod access;
 pub mod adapters;
 pub mod api;
 pub mod attempt_metrics;
@@ -27,6 +28,7 @@ pub mod matching;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod message;
+pub mod metric_tenants;
 pub mod names;
 pub mod ops;
 pub mod port_error;
@@ -42,12 +44,16 @@ pub mod stats;
 pub mod store_failure;
 pub mod strict_json;
 pub mod telemetry;
+pub mod tenancy;
+pub mod tenant;
+pub mod tenant_key;
+pub mod tenant_limits;
 pub mod timestamp;
 pub mod verify;
 pub mod webhook;
 
 pub use event::{Event, EventType};
-pub use ids::{DeliveryId, EndpointId, EventId};
+pub use ids::{DeliveryId, EndpointId, EventId, TenantId};
 pub use timestamp::Timestamp;
 
 /// A uniform number in `[0, 1)` for retry jitter. Jitter needs spread, not secrecy:

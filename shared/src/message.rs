@@ -31,22 +31,37 @@ pub enum QueueMessage {
     ReportV1 { report: crate::ops::Report },
 }
 
+impl QueueMessage {
+    /// The tenant whose message it is (a packed message's events share one); `None`
+    /// for a report, which names its facts by id only.
+    pub fn tenant(&self) -> Option<&crate::ids::TenantId> {
+        match self {
+            Self::EventV1 { event } | Self::AttemptV1 { event, .. } => Some(&event.tenant_id),
+            Self::EventsV1 { events } => events.first().map(|e| &e.tenant_id),
+            Self::ReportV1 { .. } => None,
+        }
+    }
+}
+
 /// At most this many events share a message.
 pub const PACK_EVENTS: usize = 10;
 /// And their bodies at most this many bytes, so that ten packed messages still fit in
 /// one SendMessageBatch (256 KiB).
 pub const PACK_BYTES: usize = 24 * 1024;
 
-/// Packs events, in order, into as few messages as the limits allow; each message
-/// with the positions of its events. A lone event goes as `event.v1`.
+/// Packs events, in order, into as few messages as the limits allow, each of one
+/// tenant's events only; each message with the positions of its events. A lone event
+/// goes as `event.v1`.
 pub fn pack(events: Vec<(usize, Event)>) -> Vec<(Vec<usize>, QueueMessage)> {
     let mut out: Vec<(Vec<usize>, Vec<Event>)> = Vec::new();
     let mut bytes = 0;
     for (i, event) in events {
         let size = serde_json::to_string(&event).map_or(usize::MAX, |b| b.len());
-        let fits = out
-            .last()
-            .is_some_and(|(_, evs)| evs.len() < PACK_EVENTS && bytes + size <= PACK_BYTES);
+        let fits = out.last().is_some_and(|(_, evs)| {
+            evs.len() < PACK_EVENTS
+                && bytes + size <= PACK_BYTES
+                && evs.first().is_some_and(|e| e.tenant_id == event.tenant_id)
+        });
         if !fits {
             out.push((Vec::new(), Vec::new()));
             bytes = 0;
@@ -130,6 +145,7 @@ mod tests {
         let m = QueueMessage::EventV1 {
             event: Event {
                 id: EventId::parse("evt_1").unwrap(),
+                tenant_id: Default::default(),
                 event_type: EventType::parse("a.b").unwrap(),
                 data: serde_json::json!([1, 2]),
                 timestamp: Timestamp::from_unix_millis(0),
@@ -158,6 +174,7 @@ mod tests {
     fn event(i: usize, data_bytes: usize) -> Event {
         Event {
             id: EventId::parse(&format!("evt_{i}")).unwrap(),
+            tenant_id: Default::default(),
             event_type: EventType::parse("a.b").unwrap(),
             data: serde_json::json!("x".repeat(data_bytes)),
             timestamp: Timestamp::from_unix_millis(0),
@@ -193,5 +210,27 @@ mod tests {
         assert_eq!(sizes, vec![1, 2]);
         assert!(matches!(packed[0].1, QueueMessage::EventV1 { .. }));
         assert!(matches!(packed[1].1, QueueMessage::EventsV1 { .. }));
+    }
+
+    #[test]
+    fn a_packed_message_holds_one_tenants_events_and_names_that_tenant() {
+        let acme = crate::ids::TenantId::parse("acme").unwrap();
+        let mut events: Vec<(usize, Event)> = (0..5).map(|i| (i, event(i, 10))).collect();
+        for (_, e) in &mut events[2..4] {
+            e.tenant_id = acme.clone();
+        }
+        let packed = pack(events);
+        let groups: Vec<(Vec<usize>, Option<&str>)> = packed
+            .iter()
+            .map(|(at, m)| (at.clone(), m.tenant().map(|t| t.as_str())))
+            .collect();
+        assert_eq!(
+            groups,
+            vec![
+                (vec![0, 1], Some("default")),
+                (vec![2, 3], Some("acme")),
+                (vec![4], Some("default")),
+            ]
+        );
     }
 }

@@ -11,7 +11,7 @@
 use crate::delivery::{Delivery, DeliveryStatus};
 use crate::endpoint::{Endpoint, EndpointStatus};
 use crate::event::{ENVELOPE_VERSION, Event, EventType};
-use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
 use crate::ports::{DeliveryStore, EndpointStore, PortResult};
 use crate::timestamp::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -54,9 +54,18 @@ pub fn endpoint_disabled(e: &Endpoint) -> Report {
     }
 }
 
-fn event(id: String, event_type: &str, data: serde_json::Value, at: Timestamp) -> Option<Event> {
+/// An event of the tenant whose delivery or endpoint it reports: it goes to that
+/// tenant's endpoints only.
+fn event(
+    tenant_id: &TenantId,
+    id: String,
+    event_type: &str,
+    data: serde_json::Value,
+    at: Timestamp,
+) -> Option<Event> {
     Some(Event {
         id: EventId::parse(&id).ok()?,
+        tenant_id: tenant_id.clone(),
         event_type: EventType::parse(event_type).ok()?,
         data,
         timestamp: at,
@@ -72,6 +81,7 @@ pub fn exhausted_event(d: &Delivery) -> Option<Event> {
         return None;
     }
     event(
+        &d.tenant_id,
         format!("{DELIVERY_EXHAUSTED}:{}", d.id),
         DELIVERY_EXHAUSTED,
         json!({
@@ -95,6 +105,7 @@ pub fn disabled_event(e: &Endpoint) -> Option<Event> {
         return None;
     }
     event(
+        &e.tenant_id,
         format!("{ENDPOINT_DISABLED}:{}:v{}", e.id, e.version),
         ENDPOINT_DISABLED,
         json!({
@@ -240,6 +251,7 @@ mod tests {
         let mut e = endpoint();
         e.status = EndpointStatus::Disabled;
         let old = event(
+            &TenantId::default(),
             format!("{ENDPOINT_DISABLED}:{}:1795935600000", e.id),
             ENDPOINT_DISABLED,
             json!({}),
@@ -249,6 +261,7 @@ mod tests {
         assert_eq!(legacy_report(&old), Some(endpoint_disabled(&e)));
         let d = DeliveryId::generate_for(Timestamp::from_unix_millis(0), &e.id);
         let old = event(
+            &TenantId::default(),
             format!("{DELIVERY_EXHAUSTED}:{d}"),
             DELIVERY_EXHAUSTED,
             json!({}),
@@ -261,6 +274,7 @@ mod tests {
         );
         // Another id under a reserved type is no report.
         let forged = event(
+            &TenantId::default(),
             "made-up".into(),
             ENDPOINT_DISABLED,
             json!({}),

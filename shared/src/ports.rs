@@ -3,9 +3,9 @@
 
 use crate::delivery::{Attempt, AttemptOutcome, Delivery};
 use crate::endpoint::Endpoint;
-use crate::event::Event;
+use crate::event::{Event, EventKey};
 use crate::event_conflict::Conflict;
-use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::ids::{DeliveryId, EndpointId, TenantId, TenantKeyId};
 use crate::message::QueueMessage;
 use crate::timestamp::Timestamp;
 use async_trait::async_trait;
@@ -25,10 +25,17 @@ pub struct Page<T> {
 pub trait EndpointStore: Send + Sync {
     async fn create_endpoint(&self, endpoint: &Endpoint) -> PortResult<()>;
     async fn get_endpoint(&self, id: &EndpointId) -> PortResult<Option<Endpoint>>;
-    /// Oldest first. `cursor` comes from a previous page; a bad cursor is `Permanent`.
-    async fn list_endpoints(&self, limit: u32, cursor: Option<&str>) -> PortResult<Page<Endpoint>>;
-    /// Whether it existed.
-    async fn delete_endpoint(&self, id: &EndpointId) -> PortResult<bool>;
+    /// Oldest first, of one tenant or all. `cursor` comes from a previous page; a bad
+    /// cursor is `Permanent`. A page of one tenant may hold fewer than `limit` and
+    /// still have a next.
+    async fn list_endpoints(
+        &self,
+        tenant: Option<&TenantId>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> PortResult<Page<Endpoint>>;
+    /// Deletes it (its tenant names where its log is kept). Whether it existed.
+    async fn delete_endpoint(&self, endpoint: &Endpoint) -> PortResult<bool>;
     /// Writes a changed endpoint if it is still at the version it was read at; the
     /// caller has bumped `endpoint.version`. Whether it was written.
     async fn update_endpoint(&self, endpoint: &Endpoint, read_version: u64) -> PortResult<bool>;
@@ -75,7 +82,7 @@ pub enum FanoutClaim {
     /// stored copy and its targets win over the message and over today's endpoints (the
     /// first body sent under an id is the one); `recorded` already have a delivery.
     Resumed {
-        stored: Event,
+        stored: Box<Event>,
         targets: Vec<DeliveryId>,
         recorded: HashSet<DeliveryId>,
     },
@@ -117,16 +124,42 @@ pub trait EventStore: Send + Sync {
         now: Timestamp,
         lease: Duration,
     ) -> PortResult<FanoutClaim>;
-    async fn get_event(&self, id: &EventId) -> PortResult<Option<StoredEvent>>;
+    async fn get_event(&self, key: &EventKey) -> PortResult<Option<StoredEvent>>;
     /// Gives the lease back early after a failure, so a retry need not wait it out.
-    async fn release_fanout(&self, id: &EventId) -> PortResult<()>;
+    async fn release_fanout(&self, key: &EventKey) -> PortResult<()>;
 }
 
 /// Ingest's look at the ids it is sent: which are taken, and by what.
 #[async_trait]
 pub trait EventLookup: Send + Sync {
-    /// The events stored under these ids; an id not stored is left out.
-    async fn stored_events(&self, ids: &[EventId]) -> PortResult<Vec<Event>>;
+    /// The events stored under these keys; a key not stored is left out.
+    async fn stored_events(&self, keys: &[EventKey]) -> PortResult<Vec<Event>>;
+}
+
+/// The tenants and their keys.
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    /// Whether it was created (`false`: the id is taken).
+    async fn create_tenant(&self, tenant: &crate::tenant::Tenant) -> PortResult<bool>;
+    async fn get_tenant(&self, id: &TenantId) -> PortResult<Option<crate::tenant::Tenant>>;
+    /// By id. A bad cursor is `Permanent`.
+    async fn list_tenants(&self, limit: u32, cursor: Option<&str>)
+    -> PortResult<Page<crate::tenant::Tenant>>;
+    /// Writes a changed tenant if it still exists. Whether it did.
+    async fn update_tenant(&self, tenant: &crate::tenant::Tenant) -> PortResult<bool>;
+    /// Whether it existed.
+    async fn delete_tenant(&self, id: &TenantId) -> PortResult<bool>;
+    async fn create_key(&self, key: &crate::tenant_key::TenantKey) -> PortResult<()>;
+    /// Strongly consistent: a key revoked is refused at once.
+    async fn get_key(
+        &self,
+        tenant: &TenantId,
+        id: &TenantKeyId,
+    ) -> PortResult<Option<crate::tenant_key::TenantKey>>;
+    /// Newest first.
+    async fn list_keys(&self, tenant: &TenantId) -> PortResult<Vec<crate::tenant_key::TenantKey>>;
+    /// Whether it existed.
+    async fn delete_key(&self, tenant: &TenantId, id: &TenantKeyId) -> PortResult<bool>;
 }
 
 /// Open deliveries as the sweeper sees them.
@@ -144,8 +177,8 @@ pub trait DeliveryStore: Send + Sync {
     /// failed before it could be tried).
     async fn record_attempts(&self, records: &[(&Delivery, Option<&Attempt>)]) -> PortResult<()>;
     /// An event's deliveries, each with its attempts in order.
-    async fn deliveries_for_event(&self, id: &EventId) -> PortResult<Vec<(Delivery, Vec<Attempt>)>>;
-    async fn get_delivery(&self, event: &EventId, endpoint: &EndpointId) -> PortResult<Option<Delivery>>;
+    async fn deliveries_for_event(&self, key: &EventKey) -> PortResult<Vec<(Delivery, Vec<Attempt>)>>;
+    async fn get_delivery(&self, event: &EventKey, endpoint: &EndpointId) -> PortResult<Option<Delivery>>;
     /// Takes the lease on the delivery's next attempt, if nobody recorded or holds
     /// it since `seen` was read. Whether it was taken.
     async fn claim_attempt(&self, seen: &Delivery, now: Timestamp, lease: Duration) -> PortResult<bool>;
@@ -190,14 +223,16 @@ pub trait DeadLetterStore: Send + Sync {
     ) -> PortResult<Page<crate::dead_letter::DeadLetter>>;
 }
 
-/// Endpoints' rate limits, as token buckets that hold one second's worth.
+/// Rate limits, as token buckets that hold one second's worth (`crate::ratelimit`).
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
-    /// Takes a token from the endpoint's bucket; `Some(wait)` when there is none yet.
+    /// Takes `tokens` from the bucket (`ratelimit::take_n`); `Some(wait)` when there
+    /// is none yet.
     async fn take(
         &self,
-        endpoint: &EndpointId,
+        bucket: crate::ratelimit::RateBucket<'_>,
         per_second: u32,
+        tokens: u32,
         now: Timestamp,
     ) -> PortResult<Option<Duration>>;
 }
@@ -219,6 +254,8 @@ pub trait StatsStore: Send + Sync {
 /// What the delivery log is asked for.
 #[derive(Clone, Debug)]
 pub struct DeliveryQuery {
+    /// One tenant's deliveries, or every tenant's.
+    pub tenant: Option<TenantId>,
     pub endpoint: Option<EndpointId>,
     pub status: Option<crate::delivery::DeliveryStatus>,
     pub event_type: Option<crate::event::EventType>,

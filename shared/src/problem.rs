@@ -31,6 +31,9 @@ pub struct Problem {
     pub errors: Vec<FieldProblem>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Seconds until a retry may succeed, sent as `Retry-After`.
+    #[serde(skip)]
+    pub retry_after: Option<std::num::NonZeroU32>,
 }
 
 impl Problem {
@@ -42,6 +45,16 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             request_id: None,
+            retry_after: None,
+        }
+    }
+
+    /// A limit was reached; the same request may succeed after `retry_after` seconds.
+    pub fn too_many_requests(detail: impl Into<String>, retry_after: u64) -> Self {
+        let secs = u32::try_from(retry_after).unwrap_or(u32::MAX).max(1);
+        Self {
+            retry_after: std::num::NonZeroU32::new(secs),
+            ..Self::new("rate-limited", "Too many requests", 429, detail)
         }
     }
 

@@ -1,7 +1,9 @@
-//! Endpoints' rate limits: a token bucket that holds one second's worth, as pure
-//! arithmetic, so the store only keeps `tokens` and when they were counted.
+//! Rate limits (an endpoint's requests, a tenant's events): a token bucket that holds
+//! one second's worth, as pure arithmetic, so the store only keeps `tokens` and when
+//! they were counted.
 
 use crate::endpoint::Endpoint;
+use crate::ids::{EndpointId, TenantId};
 use crate::ports::{PortResult, RateLimiter};
 use crate::timestamp::Timestamp;
 use std::time::Duration;
@@ -16,6 +18,13 @@ pub struct Bucket {
 /// Refills the bucket at `per_second` up to one second's worth, then takes a token if
 /// there is one. Returns the new bucket, or how long until a token is there.
 pub fn take(bucket: Option<Bucket>, per_second: u32, now: Timestamp) -> Result<Bucket, Duration> {
+    take_n(bucket, per_second, 1, now)
+}
+
+/// Like `take`, for `n` at once (a batch of events): it goes if a token is there, and
+/// the bucket may run into debt, which the requests after it wait out. So a batch larger
+/// than a second's worth is still taken, and the rate holds over time.
+pub fn take_n(bucket: Option<Bucket>, per_second: u32, n: u32, now: Timestamp) -> Result<Bucket, Duration> {
     let rate = f64::from(per_second.max(1));
     let tokens = match bucket {
         None => rate,
@@ -23,11 +32,30 @@ pub fn take(bucket: Option<Bucket>, per_second: u32, now: Timestamp) -> Result<B
     };
     if tokens >= 1.0 {
         Ok(Bucket {
-            tokens: tokens - 1.0,
+            tokens: tokens - f64::from(n.max(1)),
             at: now,
         })
     } else {
         Err(Duration::from_secs_f64((1.0 - tokens) / rate).max(Duration::from_millis(1)))
+    }
+}
+
+/// Whose bucket a token is taken from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RateBucket<'a> {
+    /// An endpoint's requests (its `rate_limit_per_second`).
+    Endpoint(&'a EndpointId),
+    /// A tenant's events sent (`tenant_limits`).
+    TenantIngest(&'a TenantId),
+}
+
+impl RateBucket<'_> {
+    /// A name for the bucket, unique among all buckets.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Endpoint(ep) => format!("RATE#{ep}"),
+            Self::TenantIngest(t) => format!("TRATE#{t}"),
+        }
     }
 }
 
@@ -40,7 +68,7 @@ pub async fn turn<L: RateLimiter + ?Sized>(
 ) -> PortResult<Option<Duration>> {
     match ep.rate_limit_per_second {
         None => Ok(None),
-        Some(rate) => limiter.take(&ep.id, rate, now).await,
+        Some(rate) => limiter.take(RateBucket::Endpoint(&ep.id), rate, 1, now).await,
     }
 }
 
@@ -58,5 +86,16 @@ mod tests {
         let wait = take(b, 2, t0).expect_err("empty");
         assert_eq!(wait, Duration::from_millis(500));
         assert!(take(b, 2, Timestamp::from_unix_millis(500)).is_ok());
+    }
+
+    #[test]
+    fn a_batch_is_taken_while_a_token_is_there_and_its_debt_is_waited_out() {
+        let t0 = Timestamp::from_unix_millis(0);
+        // 10 a second: a batch of 25 goes at once, then nothing for 1.6 s.
+        let b = take_n(None, 10, 25, t0).expect("a token is there");
+        assert_eq!(b.tokens, -15.0);
+        let wait = take_n(Some(b), 10, 1, t0).expect_err("in debt");
+        assert_eq!(wait, Duration::from_millis(1600));
+        assert!(take_n(Some(b), 10, 1, Timestamp::from_unix_millis(1600)).is_ok());
     }
 }

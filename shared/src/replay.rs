@@ -5,8 +5,7 @@
 //! is open and due, and the sweeper re-drives it.
 
 use crate::delivery::{Delivery, new_wake};
-use crate::event::Event;
-use crate::ids::EventId;
+use crate::event::{Event, EventKey};
 use crate::message::QueueMessage;
 use crate::ports::{DeliveryStore, EventStore, PortResult, Queue};
 use crate::timestamp::Timestamp;
@@ -72,13 +71,13 @@ where
 /// Events read once each, for replaying many of their deliveries; `None` for one no
 /// longer stored (past its retention).
 #[derive(Debug, Default)]
-pub struct EventsRead(HashMap<EventId, Option<Event>>);
+pub struct EventsRead(HashMap<EventKey, Option<Event>>);
 
 impl EventsRead {
     pub async fn get<S: EventStore + ?Sized>(
         &mut self,
         store: &S,
-        id: &EventId,
+        id: &EventKey,
     ) -> PortResult<Option<&Event>> {
         if !self.0.contains_key(id) {
             let stored = store.get_event(id).await?.map(|s| s.event);
@@ -93,7 +92,7 @@ mod tests {
     use super::*;
     use crate::delivery::DeliveryStatus;
     use crate::event::EventType;
-    use crate::ids::EndpointId;
+    use crate::ids::{EndpointId, EventId};
     use crate::memory::{MemoryQueue, MemoryStore};
     use std::sync::atomic::Ordering;
     use std::time::Duration;
@@ -103,6 +102,7 @@ mod tests {
     fn event() -> Event {
         Event {
             id: EventId::parse("evt_replay").unwrap(),
+            tenant_id: Default::default(),
             event_type: EventType::parse("agent.run.completed").unwrap(),
             data: serde_json::json!({}),
             timestamp: Timestamp::from_unix_millis(T0),
@@ -148,7 +148,7 @@ mod tests {
             vec![QueueMessage::next_attempt(event(), &r.delivery).unwrap()]
         );
         let stored = store
-            .get_delivery(&seen.event_id, &seen.endpoint_id)
+            .get_delivery(&seen.event_key(), &seen.endpoint_id)
             .await
             .unwrap()
             .unwrap();
@@ -175,7 +175,7 @@ mod tests {
             .expect("reopened");
         assert!(r.queued.unwrap_err().is_retryable());
         let stored = store
-            .get_delivery(&seen.event_id, &seen.endpoint_id)
+            .get_delivery(&seen.event_key(), &seen.endpoint_id)
             .await
             .unwrap()
             .unwrap();
@@ -190,22 +190,28 @@ mod tests {
         let store = MemoryStore::default();
         failed(&store).await;
         let mut read = EventsRead::default();
-        assert_eq!(read.get(&store, &event().id).await.unwrap(), Some(&event()));
+        assert_eq!(read.get(&store, &event().key()).await.unwrap(), Some(&event()));
         store.unavailable.store(true, Ordering::SeqCst);
         assert!(
-            read.get(&store, &event().id).await.unwrap().is_some(),
+            read.get(&store, &event().key()).await.unwrap().is_some(),
             "from memory"
         );
         assert!(
-            read.get(&store, &EventId::parse("evt_gone").unwrap())
-                .await
-                .is_err()
+            read.get(
+                &store,
+                &EventKey::new(Default::default(), EventId::parse("evt_gone").unwrap())
+            )
+            .await
+            .is_err()
         );
         store.unavailable.store(false, Ordering::SeqCst);
         assert_eq!(
-            read.get(&store, &EventId::parse("evt_gone").unwrap())
-                .await
-                .unwrap(),
+            read.get(
+                &store,
+                &EventKey::new(Default::default(), EventId::parse("evt_gone").unwrap())
+            )
+            .await
+            .unwrap(),
             None
         );
     }

@@ -103,6 +103,7 @@ mod tests {
     fn event() -> Event {
         Event {
             id: EventId::generate(),
+            tenant_id: Default::default(),
             event_type: EventType::parse("agent.run.completed").unwrap(),
             data: json!({"status": "success"}),
             timestamp: Timestamp::from_unix_millis(NOW * 1000),

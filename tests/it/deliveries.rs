@@ -318,6 +318,7 @@ async fn a_filter_that_matches_little_pages_on_from_where_the_read_stopped() {
 
     // WHEN the failed ones are asked for one at a time
     let mut query = DeliveryQuery {
+        tenant: None,
         endpoint: None,
         status: Some(DeliveryStatus::Failed),
         event_type: None,

@@ -466,16 +466,17 @@ async fn a_rate_limit_is_a_token_bucket_in_dynamodb() {
     let id = hookline::EndpointId::parse(e["id"].as_str().unwrap()).unwrap();
     let t0 = hookline::Timestamp::now();
     let store = h.store();
-    assert_eq!(store.take(&id, 2, t0).await.unwrap(), None);
-    assert_eq!(store.take(&id, 2, t0).await.unwrap(), None);
+    let bucket = hookline::ratelimit::RateBucket::Endpoint(&id);
+    assert_eq!(store.take(bucket, 2, 1, t0).await.unwrap(), None);
+    assert_eq!(store.take(bucket, 2, 1, t0).await.unwrap(), None);
     let wait = store
-        .take(&id, 2, t0)
+        .take(bucket, 2, 1, t0)
         .await
         .unwrap()
         .expect("the bucket is empty");
     assert_eq!(wait, std::time::Duration::from_millis(500));
     let later = t0.saturating_add(std::time::Duration::from_millis(500));
-    assert_eq!(store.take(&id, 2, later).await.unwrap(), None);
+    assert_eq!(store.take(bucket, 2, 1, later).await.unwrap(), None);
 
     let r = patch(
         &h,

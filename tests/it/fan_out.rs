@@ -63,7 +63,9 @@ async fn an_event_reaches_both_matching_endpoints_signed_and_not_the_other() {
     // AND both deliveries are recorded as delivered, each with its attempt
     let recorded = h
         .store()
-        .deliveries_for_event(&EventId::parse(&id).unwrap())
+        .deliveries_for_event(&hookline::event::EventKey::of_default(
+            &EventId::parse(&id).unwrap(),
+        ))
         .await
         .unwrap();
     assert_eq!(recorded.len(), 2);
@@ -207,7 +209,12 @@ async fn a_failing_receiver_produces_a_recorded_failed_attempt() {
     // The message is done with (the retry machinery owns the delivery now) …
     assert_eq!(stats.deleted, 1);
     // … and the delivery waits for its next attempt with the failure on record.
-    let (d, attempts) = h.store().deliveries_for_event(&id).await.unwrap().remove(0);
+    let (d, attempts) = h
+        .store()
+        .deliveries_for_event(&hookline::event::EventKey::of_default(&id))
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(d.status, DeliveryStatus::Retrying);
     assert_eq!(d.last_status_code, Some(500));
     assert!(d.next_attempt_at.is_some());
@@ -232,7 +239,12 @@ async fn a_receiver_that_is_not_listening_is_a_recorded_connect_error() {
     h.register("gone", &format!("http://{closed}/hook"), &["*"]).await;
     let id = h.send_event(&json!({"event_type": "a", "data": 1})).await;
     h.pump().await;
-    let (d, attempts) = h.store().deliveries_for_event(&id).await.unwrap().remove(0);
+    let (d, attempts) = h
+        .store()
+        .deliveries_for_event(&hookline::event::EventKey::of_default(&id))
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(d.status, DeliveryStatus::Retrying);
     assert!(matches!(
         attempts[0].outcome,
@@ -258,7 +270,11 @@ async fn the_ssrf_policy_is_applied_again_at_send_time() {
 
     // THEN nothing was sent, and both attempts are recorded as blocked
     assert!(rx.received("/a").is_empty() && rx.received("/b").is_empty());
-    let recorded = h.store().deliveries_for_event(&id).await.unwrap();
+    let recorded = h
+        .store()
+        .deliveries_for_event(&hookline::event::EventKey::of_default(&id))
+        .await
+        .unwrap();
     assert_eq!(recorded.len(), 2);
     for (_, attempts) in recorded {
         assert!(
@@ -317,7 +333,11 @@ async fn redirects_are_not_followed_and_long_answers_are_cut_to_1_kib() {
     let id = h.send_event(&json!({"event_type": "a", "data": 1})).await;
     h.pump().await;
 
-    let recorded = h.store().deliveries_for_event(&id).await.unwrap();
+    let recorded = h
+        .store()
+        .deliveries_for_event(&hookline::event::EventKey::of_default(&id))
+        .await
+        .unwrap();
     let by_status: Vec<(DeliveryStatus, Option<u16>, usize)> = recorded
         .iter()
         .map(|(d, a)| {
@@ -388,7 +408,9 @@ async fn a_wait_longer_than_sqs_can_delay_sleeps_hidden_in_the_queue_without_a_r
     assert_eq!(hidden.as_deref(), Some("1"));
     let (d, _) = h
         .store()
-        .deliveries_for_event(&EventId::parse(&id).unwrap())
+        .deliveries_for_event(&hookline::event::EventKey::of_default(
+            &EventId::parse(&id).unwrap(),
+        ))
         .await
         .unwrap()
         .remove(0);
@@ -425,7 +447,12 @@ async fn a_large_event_claimed_for_thousands_of_endpoints_keeps_its_body_in_an_i
         .claim_fanout(&event, &event.envelope_json(), &targets, now, lease)
         .await
         .unwrap();
-    let stored = h.store().get_event(&event.id).await.unwrap().unwrap();
+    let stored = h
+        .store()
+        .get_event(&hookline::event::EventKey::of_default(&event.id))
+        .await
+        .unwrap()
+        .unwrap();
     let again = h
         .store()
         .claim_fanout(&event, &event.envelope_json(), &targets, now, lease)
@@ -461,9 +488,9 @@ async fn a_large_event_claimed_for_thousands_of_endpoints_keeps_its_body_in_an_i
     let looked = h
         .store()
         .stored_events(&[
-            event.id.clone(),
-            EventId::parse("not-stored").unwrap(),
-            event.id.clone(),
+            event.key(),
+            hookline::event::EventKey::of_default(&EventId::parse("not-stored").unwrap()),
+            event.key(),
         ])
         .await
         .unwrap();
@@ -596,7 +623,11 @@ async fn a_hanging_endpoint_does_not_hold_the_fast_lane_and_gets_its_webhooks_in
     // AND the slow lane delivers every one of them to the slow receiver
     h.pump().await;
     for id in &ids {
-        let deliveries = h.store().deliveries_for_event(id).await.unwrap();
+        let deliveries = h
+            .store()
+            .deliveries_for_event(&hookline::event::EventKey::of_default(id))
+            .await
+            .unwrap();
         assert_eq!(deliveries.len(), 2);
         assert!(
             deliveries

@@ -130,6 +130,7 @@ fn options() -> Options {
             // Under the endpoints' 1 s timeout, so that the slow and hanging receivers
             // are handed to the slow lane, and back, while everything else goes on.
             inline_deadline: Duration::from_millis(500),
+            ..Settings::default()
         },
         sweep: SweepSettings {
             grace: Duration::from_secs(6),
@@ -221,7 +222,10 @@ async fn account(h: &Harness, events: &[(EventId, &'static str)], paths: &HashMa
     let expected: HashMap<&str, DeliveryStatus> = RECEIVERS.iter().copied().collect();
     let mut t = Tally::default();
     for (id, path) in events {
-        let recorded = store.deliveries_for_event(id).await.expect("deliveries");
+        let recorded = store
+            .deliveries_for_event(&hookline::event::EventKey::of_default(id))
+            .await
+            .expect("deliveries");
         let by_path: HashMap<&str, _> = recorded
             .iter()
             .map(|(d, a)| {

@@ -14,3 +14,4 @@ mod langgraph;
 mod openapi;
 mod support;
 mod sweeper;
+mod tenants;

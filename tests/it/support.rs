@@ -176,6 +176,7 @@ impl Harness {
             events: store("ingest"),
             clock: SystemClock,
             max_body_bytes: 256 * 1024,
+            limits: Default::default(),
         };
         let admin = Admin {
             keys,
@@ -187,6 +188,7 @@ impl Harness {
             ssrf: local_policy(),
             retention: Duration::from_secs(30 * 86_400),
             disable_after: Duration::from_secs(5 * 86_400),
+            limits: Default::default(),
         };
         let deliverer = Arc::new(Deliverer {
             store: store("delivery"),

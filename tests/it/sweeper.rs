@@ -91,7 +91,12 @@ async fn a_delivery_whose_attempt_message_was_lost_is_redriven_and_delivered() {
 
     // THEN it was re-driven and delivered, with both attempts on record
     assert_eq!(report.redriven, 1, "{report:?}");
-    let (d, attempts) = h.store().deliveries_for_event(&id).await.unwrap().remove(0);
+    let (d, attempts) = h
+        .store()
+        .deliveries_for_event(&hookline::event::EventKey::of_default(&id))
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(d.status, DeliveryStatus::Delivered);
     assert_eq!(attempts.len(), 2);
     let ids: Vec<String> = rx
@@ -136,7 +141,9 @@ async fn the_dlq_is_drained_into_failed_deliveries_and_reported() {
     assert_eq!((report.dlq_drained, report.dlq_depth), (1, 0), "{report:?}");
     let (d, attempts) = h
         .store()
-        .deliveries_for_event(&EventId::parse("dead-1").unwrap())
+        .deliveries_for_event(&hookline::event::EventKey::of_default(
+            &EventId::parse("dead-1").unwrap(),
+        ))
         .await
         .unwrap()
         .remove(0);
@@ -200,7 +207,9 @@ async fn a_dead_event_whose_fan_out_was_cut_short_fails_only_the_targets_left() 
     assert_eq!((report.dlq_drained, report.dlq_depth), (1, 0), "{report:?}");
     let all = h
         .store()
-        .deliveries_for_event(&EventId::parse("dead-2").unwrap())
+        .deliveries_for_event(&hookline::event::EventKey::of_default(
+            &EventId::parse("dead-2").unwrap(),
+        ))
         .await
         .unwrap();
     let got: Vec<_> = all.iter().map(|(d, _)| (d.id.clone(), d.status)).collect();

@@ -170,3 +170,48 @@ def test_a_graphs_runs_reach_a_receiver_as_signed_webhooks_in_order() -> None:
     assert asked[0][0] == "agent_invocation_started" and asked[-1] == ("agent_interrupted", "decide")
     assert not [t for t, _ in asked if "error" in t or "failed" in t], "an interrupt is not an error"
     assert resumed[0][0] == "agent_resumed" and resumed[-1][0] == "agent_invocation_success"
+
+
+def call(key: str, method: str, path: str, body: Any = None) -> Any:
+    req = urllib.request.Request(
+        BASE + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read() or b"null")
+
+
+def test_a_customers_graph_sends_with_its_tenant_key_and_only_its_endpoint_gets_the_runs() -> None:
+    # GIVEN a tenant with a manage key, its own endpoint, and an endpoint of another tenant
+    tenant = f"e2e-{time.time_ns()}"
+    admin("POST", "/v1/tenants", {"id": tenant, "name": "An e2e customer"})
+    key = admin("POST", f"/v1/tenants/{tenant}/keys", {"scope": "manage"})["key"]
+    rx, elsewhere = Receiver(), Receiver()
+    try:
+        endpoint = call(key, "POST", "/v1/endpoints", {"name": "mine", "url": rx.url, "event_types": ["*"]})
+        assert endpoint["tenant_id"] == tenant
+        admin("POST", "/v1/endpoints", {"name": "not mine", "url": elsewhere.url, "event_types": ["*"]})
+
+        # WHEN the customer's graph runs with the handler on a client holding its key
+        handler = HooklineCallbackHandler(client=Hookline(BASE, key), flush_interval=0.1)
+        graph().invoke({"mode": "ok"}, config={"callbacks": [handler], "configurable": {"thread_id": "t"}})
+        handler.close()
+        assert handler.dropped == 0 and handler.failed == 0, (handler.dropped, handler.failed)
+
+        # THEN its endpoint gets every event, signed and naming the tenant, and the other none
+        deadline = time.monotonic() + 120
+        while len(rx.got) < handler.sent and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)
+        assert len(rx.got) == handler.sent, f"{len(rx.got)} webhooks for {handler.sent} events"
+        for headers, body in rx.got:
+            assert verify_webhook(body, headers, endpoint["secret"])["tenant_id"] == tenant
+        assert elsewhere.got == []
+        # AND its key reads its own deliveries
+        log = call(key, "GET", "/v1/deliveries?limit=200")["data"]
+        assert {d["tenant_id"] for d in log} == {tenant} and len(log) == handler.sent
+    finally:
+        rx.close()
+        elsewhere.close()

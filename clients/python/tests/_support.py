@@ -124,3 +124,11 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> dict[str, Any
     """An RFC 9457 body as Hookline sends it."""
     slug = title.lower().replace(" ", "-")
     return {"type": f"urn:hookline:problem:{slug}", "title": title, "status": status, "detail": detail, **extra}
+
+
+#: A tenant key as Hookline makes them (`hk_<tenant>.<key id>.<secret>`); its secret must never show.
+TENANT_KEY_SECRET = "Zt9Qw3SECRETtenantPart0000000000000000000000"
+TENANT_KEY = f"hk_acme.key_0123456789abcdef0123456789abcdef.{TENANT_KEY_SECRET}"
+
+#: Not `^[A-Za-z0-9_-]{1,64}$`.
+BAD_TENANT_IDS = ["", "acme corp", "acme/1", "acme.eu", "x" * 65, "caf\u00e9", "acme\n", 42]

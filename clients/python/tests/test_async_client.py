@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from _support import API_KEY, FakeHookline, Reply, problem
+from _support import API_KEY, BAD_TENANT_IDS, TENANT_KEY, TENANT_KEY_SECRET, FakeHookline, Reply, problem
 
 from hookline import AsyncHookline, AuthenticationError, Event, HooklineConnectionError, ValidationError
 
@@ -64,3 +64,35 @@ async def test_connection_error_after_retries(closed_port: int) -> None:
         assert API_KEY not in repr(hl) and API_KEY not in str(info.value)
     finally:
         await hl.close()
+
+
+async def test_a_tenant_is_sent_in_single_and_batch_bodies_and_an_events_own_wins(
+    hookline_server: FakeHookline,
+) -> None:
+    async with AsyncHookline(hookline_server.url, TENANT_KEY, tenant_id="acme") as hl:
+        await hl.send("a", {})
+        await hl.send("a", {}, tenant_id="globex")
+        await hl.send_batch([Event("a", 1), Event("a", 2, tenant_id="initech"), {"event_type": "a", "data": 3}])
+        assert TENANT_KEY_SECRET not in repr(hl) and "tenant_id='acme'" in repr(hl)
+    first, second, batch = hookline_server.requests
+    assert first.headers["authorization"] == f"Bearer {TENANT_KEY}"
+    assert (first.body["tenant_id"], second.body["tenant_id"]) == ("acme", "globex")
+    assert [e["tenant_id"] for e in batch.body["events"]] == ["acme", "initech", "acme"]
+
+
+async def test_no_tenant_leaves_the_body_as_it_was(hookline_server: FakeHookline) -> None:
+    async with AsyncHookline(hookline_server.url, API_KEY) as hl:
+        await hl.send("a", {})
+        await hl.send_batch([Event("a", 1)])
+    single, batch = hookline_server.requests
+    assert all("tenant_id" not in e for e in [single.body, *batch.body["events"]])
+
+
+@pytest.mark.parametrize("tenant_id", BAD_TENANT_IDS)
+async def test_a_bad_tenant_id_is_a_value_error(tenant_id) -> None:
+    with pytest.raises(ValueError, match="tenant_id"):
+        AsyncHookline("http://hookline.test", API_KEY, tenant_id=tenant_id)
+    transport = httpx.MockTransport(lambda r: httpx.Response(202, json={}))
+    async with AsyncHookline("http://hookline.test", API_KEY, transport=transport) as hl:
+        with pytest.raises(ValueError, match="tenant_id"):
+            await hl.send("a", {}, tenant_id=tenant_id)

@@ -10,7 +10,15 @@ from datetime import datetime, timezone
 
 import httpx
 import pytest
-from _support import API_KEY, FakeHookline, Reply, problem
+from _support import (
+    API_KEY,
+    BAD_TENANT_IDS,
+    TENANT_KEY,
+    TENANT_KEY_SECRET,
+    FakeHookline,
+    Reply,
+    problem,
+)
 
 from hookline import (
     APIError,
@@ -316,3 +324,96 @@ def test_non_json_data_fails_before_sending() -> None:
     with Hookline("http://hookline.test", API_KEY, transport=transport) as hl:
         assert hl.send("a", {"é": 1}, id="given") == "given"
     assert calls == [{"id": "given", "event_type": "a", "data": {"é": 1}}]
+
+
+# -- tenants -----------------------------------------------------------------------------------
+
+
+def test_a_client_with_a_tenant_sends_it_in_single_and_batch_bodies(hookline_server: FakeHookline) -> None:
+    with client_for(hookline_server, tenant_id="acme") as hl:
+        hl.send("node_started", {"i": 0})
+        hl.send_batch([Event("node_started", {"i": 1}), {"event_type": "node_started", "data": {"i": 2}}])
+    single, batch = hookline_server.requests
+    assert single.body["tenant_id"] == "acme"
+    assert set(single.body) == {"id", "event_type", "data", "tenant_id"}
+    assert [e["tenant_id"] for e in batch.body["events"]] == ["acme", "acme"]
+
+
+def test_an_events_own_tenant_wins_over_the_clients(hookline_server: FakeHookline) -> None:
+    with client_for(hookline_server, tenant_id="acme") as hl:
+        hl.send("node_started", {}, tenant_id="globex")
+        hl.send_batch([
+            Event("node_started", {}, tenant_id="initech"),
+            {"event_type": "node_started", "data": {}, "tenant_id": "umbrella"},
+            {"event_type": "node_started", "data": {}},
+        ])
+    single, batch = hookline_server.requests
+    assert single.body["tenant_id"] == "globex"
+    assert [e["tenant_id"] for e in batch.body["events"]] == ["initech", "umbrella", "acme"]
+    # and without a client tenant, only the events that name one carry it
+    with client_for(hookline_server) as hl:
+        hl.send_batch([Event("a", 1, tenant_id="initech"), Event("a", 2)])
+    assert [e.get("tenant_id") for e in hookline_server.requests[-1].body["events"]] == ["initech", None]
+
+
+@pytest.mark.parametrize("tenant_id", ["acme", "Acme_Corp-2", "x" * 64, "tnt_" + "0123456789abcdef" * 2, "default"])
+def test_valid_tenant_ids_are_accepted(tenant_id: str) -> None:
+    calls: list[dict] = []
+    transport = httpx.MockTransport(lambda r: calls.append(json.loads(r.content)) or httpx.Response(202, json={}))
+    with Hookline("http://hookline.test", API_KEY, transport=transport, tenant_id=tenant_id) as hl:
+        hl.send("a", {}, id="e-1")
+    assert calls == [{"id": "e-1", "event_type": "a", "data": {}, "tenant_id": tenant_id}]
+
+
+@pytest.mark.parametrize("tenant_id", BAD_TENANT_IDS)
+def test_a_bad_tenant_id_is_a_value_error_before_anything_is_sent(tenant_id) -> None:
+    calls = []
+    transport = httpx.MockTransport(lambda r: calls.append(r) or httpx.Response(202, json={}))
+    with pytest.raises(ValueError, match="tenant_id"):
+        Hookline("http://hookline.test", API_KEY, transport=transport, tenant_id=tenant_id)
+    with pytest.raises(ValueError, match="tenant_id"):
+        Event("a", 1, tenant_id=tenant_id)
+    with Hookline("http://hookline.test", API_KEY, transport=transport) as hl:
+        with pytest.raises(ValueError, match="tenant_id"):
+            hl.send("a", {}, tenant_id=tenant_id)
+        with pytest.raises(ValueError, match="tenant_id"):
+            hl.send_batch([{"event_type": "a", "data": 1}, {"event_type": "a", "data": 1, "tenant_id": tenant_id}])
+        event = Event("a", 1)
+        event.tenant_id = tenant_id  # set after it was made
+        with pytest.raises(ValueError, match="tenant_id"):
+            hl.send_batch([event])
+    assert calls == []
+
+
+def test_a_bad_tenant_id_says_what_a_tenant_id_is() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Hookline("http://hookline.test", API_KEY, tenant_id="acme corp")
+    assert "'acme corp'" in str(info.value) and "^[A-Za-z0-9_-]{1,64}$" in str(info.value)
+
+
+def test_a_tenant_key_is_sent_as_is_and_never_shown(
+    hookline_server: FakeHookline, closed_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    hookline_server.then(
+        Reply(503, problem(503, "Temporarily unavailable", "later")),
+        Reply(403, problem(403, "Forbidden", "the key's scope does not allow this")),
+        Reply(422, problem(422, "The request is not valid", "bad",
+                           errors=[{"pointer": "/tenant_id", "detail": "no tenant `globex`"}])),
+    )
+    texts = []
+    with Hookline(hookline_server.url, TENANT_KEY, backoff=0.01, tenant_id="acme") as hl:
+        texts += [repr(hl), str(hl), repr(hl._http.headers)]
+        for tenant in (None, "globex"):
+            with pytest.raises(APIError) as info:
+                hl.send("a", {}, tenant_id=tenant)
+            texts += [str(info.value), repr(info.value), repr(info.value.__cause__)]
+    assert hookline_server.requests[0].headers["authorization"] == f"Bearer {TENANT_KEY}"
+    with Hookline(f"http://127.0.0.1:{closed_port}", TENANT_KEY, max_retries=1, backoff=0.01) as hl:
+        with pytest.raises(HooklineConnectionError) as info2:
+            hl.send("a", {})
+        texts += [str(info2.value), repr(info2.value), repr(hl)]
+    texts.append(caplog.text)
+    assert texts[0] == f"Hookline(base_url={hookline_server.url!r}, api_key='***', tenant_id='acme')"
+    for text in texts:
+        assert TENANT_KEY_SECRET not in text and "hk_" not in text

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import pytest
-from _support import API_KEY, FakeHookline
+from _support import API_KEY, BAD_TENANT_IDS, TENANT_KEY, TENANT_KEY_SECRET, FakeHookline
 from langchain_core.callbacks.manager import adispatch_custom_event, dispatch_custom_event
 from langchain_core.messages import AIMessage, AnyMessage
 from langchain_core.tools import tool
@@ -430,3 +430,48 @@ def test_a_subgraph_interrupt_is_reported_once_and_a_none_input_is_a_resume(hand
         "agent_invocation_success",  # a static breakpoint is invisible to callbacks
         "agent_resumed", "node_started", "node_completed", "agent_invocation_success",
     ]
+
+
+# -- tenants ---------------------------------------------------------------------------------------
+
+
+def test_the_handlers_events_carry_its_tenant(sink: Sink) -> None:
+    with HooklineCallbackHandler(sink, tenant_id="acme", flush_interval=0.05, flush_at_exit=False) as handler:
+        run(build(), {"mode": "ok"}, handler)
+        assert handler.flush(5)
+    assert len(sink.events) == 11
+    assert all(e.tenant_id == "acme" and e.to_json()["tenant_id"] == "acme" for e in sink.events)
+    assert "tenant_id='acme'" in repr(handler)
+
+
+def test_the_handlers_tenant_or_else_the_clients_goes_over_http(hookline_server: FakeHookline) -> None:
+    def bodies(client: Hookline, **kw: Any) -> list[dict[str, Any]]:
+        before = len(hookline_server.requests)
+        with HooklineCallbackHandler(client, flush_interval=0.05, flush_at_exit=False, **kw) as handler:
+            run(build(), {"mode": "ok"}, handler)
+            assert handler.flush(5) and handler.sent == 11
+        return [e for r in hookline_server.requests[before:] for e in r.body["events"]]
+
+    with Hookline(hookline_server.url, API_KEY, backoff=0.01, tenant_id="acme") as client:
+        assert {e["tenant_id"] for e in bodies(client)} == {"acme"}  # the client's
+        assert {e["tenant_id"] for e in bodies(client, tenant_id="globex")} == {"globex"}  # the handler's wins
+    with Hookline(hookline_server.url, API_KEY, backoff=0.01) as client:
+        assert {e["tenant_id"] for e in bodies(client, tenant_id="globex")} == {"globex"}
+        assert all("tenant_id" not in e for e in bodies(client))  # no tenant anywhere: as before
+
+
+def test_a_handler_made_with_a_tenant_key_and_a_tenant(hookline_server: FakeHookline) -> None:
+    handler = HooklineCallbackHandler(
+        base_url=hookline_server.url, api_key=TENANT_KEY, tenant_id="acme", flush_interval=0.01, flush_at_exit=False
+    )
+    run(build(), {"mode": "ok"}, handler)
+    assert handler.close(timeout=5) and handler.sent == 11
+    assert all(r.headers["authorization"] == f"Bearer {TENANT_KEY}" for r in hookline_server.requests)
+    assert {e["tenant_id"] for r in hookline_server.requests for e in r.body["events"]} == {"acme"}
+    assert TENANT_KEY_SECRET not in repr(handler) and "hk_" not in repr(handler)
+
+
+@pytest.mark.parametrize("tenant_id", BAD_TENANT_IDS)
+def test_a_handler_with_a_bad_tenant_id_is_a_value_error(sink: Sink, tenant_id) -> None:
+    with pytest.raises(ValueError, match="tenant_id"):
+        HooklineCallbackHandler(sink, tenant_id=tenant_id, flush_at_exit=False)

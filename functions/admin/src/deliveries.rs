@@ -1,21 +1,24 @@
 //! The delivery log, one delivery with its attempts, and an event with its fan-out.
 
-use crate::problems::{cursor_problem, no_delivery, no_event, store_problem};
+use crate::boundary::tenant_filter;
+use crate::problems::{cursor_problem, no_delivery, no_event, no_tenant, store_problem};
 use crate::query::Query;
 use crate::{Admin, HttpResult};
 use hookline::api;
 use hookline::delivery::DeliveryStatus;
-use hookline::event::EventType;
-use hookline::ids::{DeliveryId, EndpointId, EventId};
+use hookline::event::{EventKey, EventType};
+use hookline::ids::{DeliveryId, EndpointId, EventId, TenantId};
 use hookline::ports::DeliveryQuery;
 use hookline::ports::{Clock, DeliveryStore, EventStore};
+use hookline::tenancy::Principal;
 use hookline::timestamp::Timestamp;
 use lambda_http::Request;
 use serde_json::json;
 
 impl<S: DeliveryStore + EventStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
-    pub(crate) async fn deliveries(&self, req: &Request) -> HttpResult {
+    pub(crate) async fn deliveries(&self, req: &Request, who: &Principal) -> HttpResult {
         let mut q = Query::new(req.uri());
+        let tenant = tenant_filter(&mut q, who)?;
         let now = self.clock.now();
         let endpoint = q.parse("endpoint_id", |s| EndpointId::parse(s).map_err(|e| e.to_string()));
         let status = q.parse("status", |s| {
@@ -35,6 +38,7 @@ impl<S: DeliveryStore + EventStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
         // Nothing older than the retention period is kept, so nothing older is looked for.
         let oldest = now.minus(self.retention);
         let query = DeliveryQuery {
+            tenant,
             endpoint,
             status,
             event_type,
@@ -65,8 +69,15 @@ impl<S: DeliveryStore + EventStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
         }
     }
 
-    pub(crate) async fn event(&self, raw: &str) -> HttpResult {
+    /// An event of the tenant `?tenant_id=` names (the operator's: `default` unless it
+    /// names one), with its fan-out.
+    pub(crate) async fn event(&self, raw: &str, req: &Request, who: &Principal) -> HttpResult {
+        let mut q = Query::new(req.uri());
+        let named = q.parse("tenant_id", |s| TenantId::parse(s).map_err(|e| e.to_string()));
+        q.finish()?;
+        let tenant = who.acting_for(named).map_err(|t| no_tenant(t.as_str()))?;
         let id = EventId::parse(raw).map_err(|_| no_event(raw))?;
+        let id = EventKey::new(tenant, id);
         let stored = self
             .store
             .get_event(&id)
@@ -82,9 +93,12 @@ impl<S: DeliveryStore + EventStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
             .map(|(d, _)| d)
             .collect();
         let recorded = deliveries.iter().map(|d| d.id.clone()).collect();
+        // The view names its tenant always; the delivered body only when not `default`.
+        let mut event = serde_json::to_value(&stored.event).unwrap_or_default();
+        event["tenant_id"] = json!(stored.event.tenant_id);
         Ok(api::json(
             200,
-            &json!({"event": stored.event, "fanned_out": stored.fanned_out(&recorded), "deliveries": deliveries}),
+            &json!({"event": event, "fanned_out": stored.fanned_out(&recorded), "deliveries": deliveries}),
         ))
     }
 }

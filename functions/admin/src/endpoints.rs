@@ -1,18 +1,22 @@
 //! The endpoint registry: create, list, get, change (from the version read), delete.
 
+use crate::boundary::tenant_filter;
 use crate::problems::{cursor_problem, no_endpoint, stale, store_problem, with_etag};
 use crate::query::Query;
 use crate::{Admin, HttpResult, MAX_BODY_BYTES};
+use hookline::access::{self, Acting};
 use hookline::api;
 use hookline::endpoint::{Endpoint, EndpointView};
 use hookline::endpoint_input::{apply_patch, parse_new_endpoint};
 use hookline::ids::EndpointId;
-use hookline::ports::{Clock, EndpointStore};
+use hookline::ports::{Clock, EndpointStore, TenantStore};
 use hookline::problem::{FieldProblem, Problem};
+use hookline::tenancy::Principal;
+use hookline::tenant::take_tenant_field;
 use lambda_http::Request;
 use serde_json::json;
 
-impl<S: EndpointStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
+impl<S: EndpointStore, Q, H, P, C> Admin<S, Q, H, P, C> {
     /// The endpoint, or the API's 404.
     pub(crate) async fn existing(&self, id: &EndpointId) -> Result<Endpoint, Problem> {
         self.store
@@ -21,11 +25,20 @@ impl<S: EndpointStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
             .map_err(store_problem)?
             .ok_or_else(|| no_endpoint(id.as_str()))
     }
+}
 
-    pub(crate) async fn create(&self, req: &Request) -> HttpResult {
-        let value = api::json_body(req.headers(), req.body().as_ref(), MAX_BODY_BYTES)?;
-        let endpoint = parse_new_endpoint(&value, &self.ssrf, self.clock.now())
+impl<S: EndpointStore + TenantStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
+    pub(crate) async fn create(&self, req: &Request, who: &Principal) -> HttpResult {
+        let mut value = api::json_body(req.headers(), req.body().as_ref(), MAX_BODY_BYTES)?;
+        let named = take_tenant_field(&mut value)
+            .map_err(|f| Problem::validation("the endpoint is not valid", vec![f]))?;
+        let mut endpoint = parse_new_endpoint(&value, &self.ssrf, self.clock.now())
             .map_err(|errors| Problem::validation("the endpoint is not valid", errors))?;
+        let acting = access::acting_tenant(who, &self.store, named)
+            .await
+            .map_err(|r| r.problem("/tenant_id"))?;
+        endpoint.tenant_id = acting.tenant.clone();
+        self.room_for_an_endpoint(&acting).await?;
         // The form passed; now every address the host resolves to must pass too.
         if let Err(e) = self.ssrf.resolve_destination(&endpoint.url).await {
             return Err(Problem::validation(
@@ -37,7 +50,7 @@ impl<S: EndpointStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
             .create_endpoint(&endpoint)
             .await
             .map_err(store_problem)?;
-        tracing::info!(endpoint_id = %endpoint.id, "endpoint created");
+        tracing::info!(endpoint_id = %endpoint.id, tenant_id = %endpoint.tenant_id, "endpoint created");
         let view = EndpointView::from(&endpoint).showing_header_values();
         let mut body = serde_json::to_value(view).unwrap_or_default();
         // The only time the secret is shown.
@@ -49,14 +62,35 @@ impl<S: EndpointStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
         Ok(res)
     }
 
-    pub(crate) async fn list(&self, req: &Request) -> HttpResult {
+    /// Whether the tenant may hold one more endpoint. A quota, not a rate: what frees
+    /// room is deleting one, not waiting, so it is a 409 rather than a 429.
+    async fn room_for_an_endpoint(&self, acting: &Acting) -> Result<(), Problem> {
+        let Some(max) = self
+            .limits
+            .max_endpoints(acting.tenant.is_default(), &acting.limits)
+        else {
+            return Ok(());
+        };
+        let all = self.store.all_endpoints().await.map_err(store_problem)?;
+        let held = all.iter().filter(|e| e.tenant_id == acting.tenant).count();
+        if held >= max as usize {
+            return Err(Problem::conflict(format!(
+                "the tenant `{}` holds {held} endpoints, its limit; delete one, or raise its `limits.max_endpoints`",
+                acting.tenant
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn list(&self, req: &Request, who: &Principal) -> HttpResult {
         let mut q = Query::new(req.uri());
+        let tenant = tenant_filter(&mut q, who)?;
         let limit = q.limit();
         let cursor = q.take("cursor");
         q.finish()?;
         let page = self
             .store
-            .list_endpoints(limit, cursor.as_deref())
+            .list_endpoints(tenant.as_ref(), limit, cursor.as_deref())
             .await
             .map_err(|e| cursor_problem(e, &cursor))?;
         let data: Vec<EndpointView> = page.items.iter().map(EndpointView::from).collect();
@@ -77,7 +111,9 @@ impl<S: EndpointStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
     /// with the endpoint's ETag, or `version` in the body), so two operators cannot
     /// silently overwrite each other.
     pub(crate) async fn patch(&self, id: &EndpointId, req: &Request) -> HttpResult {
-        let value = api::json_body(req.headers(), req.body().as_ref(), MAX_BODY_BYTES)?;
+        let mut value = api::json_body(req.headers(), req.body().as_ref(), MAX_BODY_BYTES)?;
+        let named = take_tenant_field(&mut value)
+            .map_err(|f| Problem::validation("the endpoint is not valid", vec![f]))?;
         let from_header = req
             .headers()
             .get(http::header::IF_MATCH)
@@ -105,6 +141,15 @@ impl<S: EndpointStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
             }
         };
         let mut e = self.existing(id).await?;
+        if named.as_ref().is_some_and(|t| t != &e.tenant_id) {
+            return Err(Problem::validation(
+                "the endpoint is not valid",
+                vec![FieldProblem::new(
+                    "/tenant_id",
+                    "an endpoint stays in its tenant; create one in the other tenant instead",
+                )],
+            ));
+        }
         if e.version != read_version {
             return Err(stale(&e));
         }
@@ -139,7 +184,8 @@ impl<S: EndpointStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
     }
 
     pub(crate) async fn delete(&self, id: &EndpointId) -> HttpResult {
-        if self.store.delete_endpoint(id).await.map_err(store_problem)? {
+        let e = self.existing(id).await?;
+        if self.store.delete_endpoint(&e).await.map_err(store_problem)? {
             tracing::info!(endpoint_id = %id, "endpoint deleted");
             Ok(api::empty(204))
         } else {

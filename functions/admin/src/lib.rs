@@ -1,9 +1,11 @@
-//! The admin function: the operator's API. Endpoints (create, list, get, change,
-//! delete, rotate, test, diagnose, recover), the delivery log (list, get with
-//! attempts, retry), events with their deliveries, statistics, `GET /health` and
-//! `GET /openapi.yaml`. `router` maps a request to its handler; each concern is a
+//! The admin function: the operator's API, and each tenant's through its keys.
+//! Tenants and their keys, endpoints (create, list, get, change, delete, rotate, test,
+//! diagnose, recover), the delivery log (list, get with attempts, retry), events with
+//! their deliveries, statistics, `GET /health` and `GET /openapi.yaml`. `boundary`
+//! keeps each tenant key to its own tenant. `router` maps a request to its handler; each concern is a
 //! module of its own, the way svix-server splits its v1 handlers.
 
+mod boundary;
 mod dead_letters;
 mod deliveries;
 mod diagnosis;
@@ -14,12 +16,15 @@ mod recovery;
 mod router;
 mod secrets;
 mod stats;
+mod tenant_keys;
+mod tenants;
 mod test_event;
 
 use hookline::auth::ApiKeys;
 use hookline::config::{ConfigError, Env, KeySource, key_source, retention, ssrf_policy};
 use hookline::problem::Problem;
 use hookline::ssrf::SsrfPolicy;
+use hookline::tenant_limits::LimitDefaults;
 use std::time::Duration;
 
 /// The longest a synchronous test send waits (an endpoint may allow up to 30 s).
@@ -50,6 +55,7 @@ pub struct Config {
     pub retention: Duration,
     pub ssrf: SsrfPolicy,
     pub disable_after: Duration,
+    pub limits: LimitDefaults,
 }
 
 impl Config {
@@ -61,6 +67,7 @@ impl Config {
         let ssrf = ssrf_policy(&mut env);
         let disable_after =
             Duration::from_secs(env.parsed_or("HOOKLINE_DISABLE_AFTER_SECONDS", 5 * 86_400u64));
+        let limits = LimitDefaults::from_env(&mut env);
         env.finish()?;
         Ok(Self {
             keys,
@@ -69,6 +76,7 @@ impl Config {
             retention,
             ssrf,
             disable_after,
+            limits,
         })
     }
 }
@@ -87,6 +95,8 @@ pub struct Admin<S, Q, H, P, C> {
     pub retention: Duration,
     /// How long an endpoint may fail before it is disabled (as the delivery side has it).
     pub disable_after: Duration,
+    /// How many endpoints a tenant may hold, unless it has its own limit.
+    pub limits: LimitDefaults,
 }
 
 type HttpResult = Result<http::Response<String>, Problem>;

@@ -25,6 +25,7 @@ async fn main() -> Result<(), Error> {
         ssrf: config.ssrf,
         retention: config.retention,
         disable_after: config.disable_after,
+        limits: config.limits,
     };
     let admin = &admin;
     run(service_fn(move |req: Request| async move {

@@ -25,6 +25,14 @@ pub(crate) fn parse_delivery_id(raw: &str) -> Result<DeliveryId, Problem> {
     DeliveryId::parse(raw).map_err(|_| no_delivery(raw))
 }
 
+pub(crate) fn parse_tenant_id(raw: &str) -> Result<hookline::ids::TenantId, Problem> {
+    hookline::ids::TenantId::parse(raw).map_err(|_| no_tenant(raw))
+}
+
+pub(crate) fn no_tenant(id: &str) -> Problem {
+    Problem::not_found(format!("there is no tenant `{id}`"))
+}
+
 pub(crate) fn no_endpoint(id: &str) -> Problem {
     Problem::not_found(format!("there is no endpoint `{id}`"))
 }

@@ -59,6 +59,7 @@ impl<S: EndpointStore + DeliveryStore + EventStore, Q: Queue, H, P, C: Clock> Ad
         }
         let now = self.clock.now();
         let mut query = DeliveryQuery {
+            tenant: None,
             endpoint: Some(id.clone()),
             status: Some(DeliveryStatus::Failed),
             event_type: None,
@@ -73,7 +74,7 @@ impl<S: EndpointStore + DeliveryStore + EventStore, Q: Queue, H, P, C: Clock> Ad
             let page = self.store.list_deliveries(&query).await.map_err(store_problem)?;
             for seen in page.items {
                 let Some(event) = events
-                    .get(&self.store, &seen.event_id)
+                    .get(&self.store, &seen.event_key())
                     .await
                     .map_err(store_problem)?
                 else {
@@ -125,7 +126,7 @@ impl<S: EndpointStore + DeliveryStore + EventStore, Q: Queue, H, P, C: Clock> Ad
             .ok_or_else(|| no_delivery(id.as_str()))?;
         let event = self
             .store
-            .get_event(&seen.event_id)
+            .get_event(&seen.event_key())
             .await
             .map_err(store_problem)?
             .ok_or_else(|| {

@@ -1,5 +1,6 @@
 //! Statistics over the last hours, from the hourly counters.
 
+use crate::boundary::tenant_filter;
 use crate::problems::{no_endpoint, store_problem};
 use crate::query::Query;
 use crate::{Admin, HttpResult, MAX_STATS_HOURS, STATS_READS_AT_ONCE};
@@ -9,14 +10,24 @@ use hookline::ids::EndpointId;
 use hookline::ports::PortError;
 use hookline::ports::{Clock, EndpointStore, StatsStore};
 use hookline::stats::{HourStats, hour_of};
+use hookline::tenancy::Principal;
 use lambda_http::Request;
 use serde_json::json;
 use std::time::Duration;
 
 impl<S: EndpointStore + StatsStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
     /// Totals and per-endpoint figures over the last `hours`, from the hourly counters.
-    pub(crate) async fn stats(&self, only: Option<&EndpointId>, req: &Request) -> HttpResult {
+    pub(crate) async fn stats(
+        &self,
+        only: Option<&EndpointId>,
+        req: &Request,
+        who: &Principal,
+    ) -> HttpResult {
         let mut q = Query::new(req.uri());
+        let tenant = match only {
+            Some(_) => None,
+            None => tenant_filter(&mut q, who)?,
+        };
         let hours = q
             .parse("hours", |s| match s.parse::<u32>() {
                 Ok(n) if (1..=MAX_STATS_HOURS).contains(&n) => Ok(n),
@@ -37,7 +48,11 @@ impl<S: EndpointStore + StatsStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
                     .map_err(store_problem)?
                     .ok_or_else(|| no_endpoint(id.as_str()))?,
             ],
-            None => self.store.all_endpoints().await.map_err(store_problem)?,
+            None => {
+                let mut all = self.store.all_endpoints().await.map_err(store_problem)?;
+                all.retain(|e| tenant.as_ref().is_none_or(|t| &e.tenant_id == t));
+                all
+            }
         };
         // One query per endpoint, several at once.
         let reads: Vec<_> = endpoints

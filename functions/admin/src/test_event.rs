@@ -49,6 +49,7 @@ impl<S: EndpointStore, Q, H: WebhookSender, P, C: Clock> Admin<S, Q, H, P, C> {
         let now = self.clock.now();
         let event = Event {
             id: EventId::generate(),
+            tenant_id: e.tenant_id.clone(),
             event_type,
             data: obj
                 .get("data")

@@ -25,6 +25,7 @@ fn subject() -> Subject {
         clock: ManualClock::at(Timestamp::from_unix_millis(1_795_935_600_000)),
         ssrf: SsrfPolicy::parse_allowed("127.0.0.0/8").unwrap(),
         retention: Duration::from_secs(30 * 86_400),
+        limits: Default::default(),
         disable_after: Duration::from_secs(5 * 86_400),
     }
 }

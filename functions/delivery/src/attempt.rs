@@ -54,7 +54,8 @@ where
                 next_attempt_at = delivery.next_attempt_at.map(|t| t.to_rfc3339()),
                 "attempt finished"
             );
-            inv.timed(delivery.status, outcome.status_code(), duration_ms);
+            let tenant = self.settings.metric_tenants.label(&delivery.tenant_id);
+            inv.timed(delivery.status, outcome.status_code(), tenant, duration_ms);
             let attempt = Attempt {
                 number,
                 started_at,

@@ -3,6 +3,7 @@
 
 use hookline::config::{ConfigError, Env, retention, ssrf_policy};
 use hookline::hop::HopLimits;
+use hookline::metric_tenants::MetricTenants;
 use hookline::ports::MAX_QUEUE_DELAY;
 use hookline::retry::{RetryDefaults, parse_schedule};
 use hookline::ssrf::SsrfPolicy;
@@ -24,6 +25,8 @@ pub struct Settings {
     pub disable_after: Duration,
     /// How long the fast lane waits for an attempt (`hookline::lane`).
     pub inline_deadline: Duration,
+    /// The tenants whose attempts have a `Tenant` metric value of their own.
+    pub metric_tenants: MetricTenants,
 }
 
 impl Default for Settings {
@@ -36,6 +39,7 @@ impl Default for Settings {
             max_receives: 10,
             disable_after: Duration::from_secs(5 * 86_400),
             inline_deadline: hookline::lane::DEFAULT_INLINE_DEADLINE,
+            metric_tenants: MetricTenants::default(),
         }
     }
 }
@@ -95,6 +99,9 @@ impl Settings {
                 1..=90 * 86_400,
             ),
             inline_deadline: secs_in(env, "HOOKLINE_INLINE_DEADLINE_SECONDS", d.inline_deadline, 1..=30),
+            metric_tenants: env.parsed_with("HOOKLINE_METRIC_TENANTS", d.metric_tenants, |s| {
+                MetricTenants::parse(s)
+            }),
         }
     }
 }

@@ -92,7 +92,7 @@ mod tests {
         let now = cache.current(&store).await.unwrap();
         assert!(
             now.iter()
-                .any(|e| e.id == b.id && !e.wants(&hookline::EventType::parse("x").unwrap()))
+                .any(|e| e.id == b.id && e.status == hookline::endpoint::EndpointStatus::Disabled)
         );
     }
 }

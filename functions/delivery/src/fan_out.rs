@@ -67,10 +67,7 @@ where
         };
         let now = self.clock.now();
         // Each matching endpoint's delivery gets its id now: the claim names them.
-        let matching: Vec<&Arc<Endpoint>> = endpoints
-            .iter()
-            .filter(|ep| ep.wants(&event.event_type))
-            .collect();
+        let matching: Vec<&Arc<Endpoint>> = endpoints.iter().filter(|ep| ep.receives(event)).collect();
         let ids = DeliveryId::for_targets(now, matching.iter().map(|ep| &ep.id));
         // Made once: the claim stores these bytes and every endpoint is sent them.
         let envelope = event.envelope_json();
@@ -132,7 +129,7 @@ where
                     // The stored copy is the one sent.
                     Ok(targets) => {
                         let body = bytes::Bytes::from(stored.envelope_json());
-                        (stored, body, targets)
+                        (*stored, body, targets)
                     }
                     Err(e) => return self.give_back(&stored, e).await,
                 }
@@ -184,7 +181,7 @@ where
     /// Gives the fan-out lease back after a failure, so that SQS's redelivery need not
     /// wait it out; the message stays.
     async fn give_back(&self, event: &Event, e: PortError) -> Disposition {
-        if let Err(release) = self.store.release_fanout(&event.id).await {
+        if let Err(release) = self.store.release_fanout(&event.key()).await {
             tracing::warn!(error = %release, "could not release the fan-out lease; it will lapse");
         }
         if e.is_permanent() {

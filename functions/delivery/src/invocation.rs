@@ -106,8 +106,8 @@ impl Invocation {
     }
 
     /// An attempt's latency, for the metrics.
-    pub fn timed(&self, status: DeliveryStatus, status_code: Option<u16>, duration_ms: u64) {
-        self.with(|r| r.attempts.record(status, status_code, duration_ms));
+    pub fn timed(&self, status: DeliveryStatus, status_code: Option<u16>, tenant: &str, duration_ms: u64) {
+        self.with(|r| r.attempts.record(status, status_code, tenant, duration_ms));
     }
 
     /// An attempt recorded: counted, and reported if it ended its delivery failed.

@@ -30,7 +30,7 @@ impl<S: EndpointStore + DeliveryStore + RateLimiter, H: WebhookSender, Q: Queue,
         here: Lane,
         inv: &Invocation,
     ) -> Disposition {
-        let seen = match self.store.get_delivery(&event.id, endpoint_id).await {
+        let seen = match self.store.get_delivery(&event.key(), endpoint_id).await {
             // Permanent or not, a delivery that cannot be read cannot be failed either:
             // the message stays (and the sweeper settles it from the DLQ).
             Err(e) => return Disposition::Redeliver(e),

@@ -122,7 +122,11 @@ async fn an_event_is_posted_to_every_matching_endpoint_and_no_other() {
     let mut expected = vec![exact.url.clone(), prefix.url.clone()];
     expected.sort();
     assert_eq!(urls, expected);
-    let recorded = d.store.deliveries_for_event(&event_id()).await.unwrap();
+    let recorded = d
+        .store
+        .deliveries_for_event(&hookline::event::EventKey::of_default(&event_id()))
+        .await
+        .unwrap();
     assert_eq!(recorded.len(), 2);
     for (delivery, attempts) in &recorded {
         assert_eq!(delivery.status, DeliveryStatus::Delivered);
@@ -226,7 +230,14 @@ async fn a_copy_under_an_id_another_event_holds_is_kept_as_a_dead_letter_not_sen
         kept[0].reason
     );
     assert_eq!(kept[0].body, other.envelope_json());
-    assert_eq!(d.store.deliveries_for_event(&event_id()).await.unwrap().len(), 1);
+    assert_eq!(
+        d.store
+            .deliveries_for_event(&hookline::event::EventKey::of_default(&event_id()))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -273,7 +284,12 @@ async fn a_failed_attempt_is_recorded_and_the_delivery_left_retrying() {
 
     // The attempt failed, but the record is handled: retries are the delivery's business now.
     assert!(response.batch_item_failures.is_empty());
-    let (delivery, attempts) = d.store.deliveries_for_event(&event_id()).await.unwrap().remove(0);
+    let (delivery, attempts) = d
+        .store
+        .deliveries_for_event(&hookline::event::EventKey::of_default(&event_id()))
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(delivery.status, DeliveryStatus::Retrying);
     assert_eq!(delivery.attempts, 1);
     assert_eq!(delivery.last_status_code, Some(503));
@@ -306,7 +322,12 @@ async fn a_transport_error_on_the_last_allowed_attempt_fails_the_delivery() {
         }],
     );
     d.handle(fixture()).await;
-    let (delivery, _) = d.store.deliveries_for_event(&event_id()).await.unwrap().remove(0);
+    let (delivery, _) = d
+        .store
+        .deliveries_for_event(&hookline::event::EventKey::of_default(&event_id()))
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(delivery.status, DeliveryStatus::Failed);
     assert_eq!(delivery.last_error.as_deref(), Some("no response within 5 s"));
 }
@@ -382,7 +403,14 @@ async fn a_fan_out_cut_short_resumes_with_only_the_endpoints_not_yet_recorded() 
     assert!(response.batch_item_failures.is_empty());
     let urls: Vec<String> = d.sender.requests().into_iter().map(|r| r.url).collect();
     assert_eq!(urls, vec![second.url.clone()]);
-    assert_eq!(d.store.deliveries_for_event(&event.id).await.unwrap().len(), 2);
+    assert_eq!(
+        d.store
+            .deliveries_for_event(&hookline::event::EventKey::of_default(&event.id))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -393,7 +421,7 @@ async fn a_resumed_fan_out_keeps_to_its_claimed_targets_and_fails_one_deleted_si
     let second = endpoint("second", &["*"]);
     let d = subject(&[&first, &second]).await;
     let (event, _) = claimed(&d, &[&first, &second]).await;
-    d.store.delete_endpoint(&second.id).await.unwrap();
+    d.store.delete_endpoint(&second).await.unwrap();
     let third = endpoint("third", &["*"]);
     d.store.create_endpoint(&third).await.unwrap();
 
@@ -408,7 +436,7 @@ async fn a_resumed_fan_out_keeps_to_its_claimed_targets_and_fails_one_deleted_si
     assert_eq!(urls, vec![first.url.clone()]);
     let gone = d
         .store
-        .get_delivery(&event.id, &second.id)
+        .get_delivery(&hookline::event::EventKey::of_default(&event.id), &second.id)
         .await
         .unwrap()
         .unwrap();
@@ -419,7 +447,7 @@ async fn a_resumed_fan_out_keeps_to_its_claimed_targets_and_fails_one_deleted_si
     );
     assert!(
         d.store
-            .get_delivery(&event.id, &third.id)
+            .get_delivery(&hookline::event::EventKey::of_default(&event.id), &third.id)
             .await
             .unwrap()
             .is_none()
@@ -450,7 +478,12 @@ async fn a_failed_write_keeps_only_the_messages_of_the_fan_outs_it_carried() {
     let mut written = 0;
     for i in 0..10 {
         let id = EventId::parse(&format!("evt_write_{i}")).unwrap();
-        let n = d.store.deliveries_for_event(&id).await.unwrap().len();
+        let n = d
+            .store
+            .deliveries_for_event(&hookline::event::EventKey::of_default(&id))
+            .await
+            .unwrap()
+            .len();
         assert!(n == 0 || n == 5, "{id}: {n}");
         written += usize::from(n == 5);
     }
@@ -492,7 +525,15 @@ async fn a_fan_out_still_sending_is_answered_while_a_write_is_out() {
     assert_eq!(d.sender.requests().len(), 26);
     for i in 0..26 {
         let id = EventId::parse(&format!("evt_beside_{i}")).unwrap();
-        assert_eq!(d.store.deliveries_for_event(&id).await.unwrap().len(), 1, "{id}");
+        assert_eq!(
+            d.store
+                .deliveries_for_event(&hookline::event::EventKey::of_default(&id))
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{id}"
+        );
     }
 }
 
@@ -603,7 +644,7 @@ async fn failed_once(d: &Subject, ep: &Endpoint) -> String {
 
 async fn delivery_of(d: &Subject, ep: &Endpoint) -> Delivery {
     d.store
-        .get_delivery(&event_id(), &ep.id)
+        .get_delivery(&hookline::event::EventKey::of_default(&event_id()), &ep.id)
         .await
         .unwrap()
         .expect("a delivery")
@@ -644,7 +685,12 @@ async fn an_attempt_message_makes_the_next_attempt_when_due() {
         (delivery.status, delivery.attempts),
         (DeliveryStatus::Delivered, 2)
     );
-    let (_, attempts) = d.store.deliveries_for_event(&event_id()).await.unwrap().remove(0);
+    let (_, attempts) = d
+        .store
+        .deliveries_for_event(&hookline::event::EventKey::of_default(&event_id()))
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(attempts.iter().map(|a| a.number).collect::<Vec<_>>(), [1, 2]);
     // Both requests carry the same webhook-id.
     let ids: Vec<String> = d
@@ -836,7 +882,7 @@ async fn a_pending_retry_to_a_deleted_endpoint_fails_with_the_reason() {
     let ep = endpoint("short-lived", &["*"]);
     let d = subject(&[&ep]).await;
     let wake = failed_once(&d, &ep).await;
-    d.store.delete_endpoint(&ep.id).await.unwrap();
+    d.store.delete_endpoint(&ep).await.unwrap();
     d.clock.advance(Duration::from_secs(6));
 
     d.handle(attempt_batch(&ep.id, &wake, 1)).await;
@@ -1065,7 +1111,7 @@ async fn a_permanent_error_reading_the_endpoints_names_no_delivery_and_leaves_th
     assert_eq!(response.batch_item_failures.len(), 1);
     assert!(
         d.store
-            .deliveries_for_event(&event_id())
+            .deliveries_for_event(&hookline::event::EventKey::of_default(&event_id()))
             .await
             .unwrap()
             .is_empty()

@@ -3,16 +3,20 @@
 //! ids and queues. Its one DynamoDB call is a consistent read of the ids it is sent,
 //! so that an id taken by another event is a 409 (`hookline::event_conflict`).
 
+use hookline::access::{self, Acting, TenantRefused};
 use hookline::api;
-use hookline::auth::{ApiKeys, Scope};
+use hookline::auth::ApiKeys;
 use hookline::config::{ConfigError, Env, KeySource, key_source};
-use hookline::event::{Event, EventType};
+use hookline::event::{Event, EventKey, EventType};
 use hookline::event_conflict::Conflict;
 use hookline::event_input::{batch_events, parse_event};
-use hookline::ids::EventId;
+use hookline::ids::{EventId, TenantId};
 use hookline::message::{self, QueueMessage};
-use hookline::ports::{Clock, EventLookup, PortError, Queue};
+use hookline::ports::{Clock, EventLookup, PortError, Queue, RateLimiter, TenantStore};
 use hookline::problem::{FieldProblem, Problem};
+use hookline::ratelimit::RateBucket;
+use hookline::tenancy::{Need, Principal};
+use hookline::tenant_limits::LimitDefaults;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -33,6 +37,8 @@ pub struct Config {
     /// Where the ids already taken are looked up.
     pub table: String,
     pub max_body_bytes: usize,
+    /// Each tenant's events a second, unless it has its own limit.
+    pub limits: LimitDefaults,
 }
 
 impl Config {
@@ -49,12 +55,14 @@ impl Config {
                     _ => Err(format!("must be a byte count from 1024 to {MAX_EVENT_BYTES}")),
                 },
             );
+        let limits = LimitDefaults::from_env(&mut env);
         env.finish()?;
         Ok(Self {
             keys,
             queue_url,
             table,
             max_body_bytes,
+            limits,
         })
     }
 }
@@ -66,9 +74,11 @@ pub struct Ingest<Q, E, C> {
     pub events: E,
     pub clock: C,
     pub max_body_bytes: usize,
+    /// Each tenant's events a second (its rate bucket is in `events`' store).
+    pub limits: LimitDefaults,
 }
 
-impl<Q: Queue, E: EventLookup, C: Clock> Ingest<Q, E, C> {
+impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter, C: Clock> Ingest<Q, E, C> {
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let request_id = req.lambda_context_ref().map(|c| c.request_id.clone());
         api::serve(req.method(), req.uri().path(), request_id, self.route(&req))
@@ -84,31 +94,80 @@ impl<Q: Queue, E: EventLookup, C: Clock> Ingest<Q, E, C> {
         if req.method() != http::Method::POST {
             return Err(Problem::method_not_allowed(format!("`{path}` takes POST")));
         }
+        let now = self.clock.now();
+        // The Platform can send static headers, but a `token` in the webhook URL's query
+        // string is simpler to set per run, so both are accepted for its runs; the query
+        // string is never logged.
+        let token = (path == "/v1/langgraph/runs")
+            .then(|| api::query(req.uri()).into_iter().find(|(k, _)| k == "token"))
+            .flatten();
+        let who = match token {
+            Some((_, t)) => access::principal_of(&self.keys, &self.events, &t, now).await?,
+            None => access::authenticate(&self.keys, &self.events, req.headers(), now).await?,
+        };
+        access::require(&who, Need::Ingest)?;
         match path {
-            "/v1/events" => {
-                api::authorize(&self.keys, req.headers(), Scope::Ingest)?;
-                self.single(req).await
-            }
-            "/v1/events/batch" => {
-                api::authorize(&self.keys, req.headers(), Scope::Ingest)?;
-                self.batch(req).await
-            }
-            _ => self.langgraph_run(req).await,
+            "/v1/events" => self.single(req, &who).await,
+            "/v1/events/batch" => self.batch(req, &who).await,
+            _ => self.langgraph_run(req, &who).await,
         }
     }
 
-    /// A LangGraph Platform run webhook. The Platform can send static headers, but a
-    /// `token` in the webhook URL's query string is simpler to set per run, so both
-    /// are accepted; the query string is never logged.
-    async fn langgraph_run(&self, req: &Request) -> Result<http::Response<String>, Problem> {
-        let token = api::query(req.uri())
-            .into_iter()
-            .find(|(k, _)| k == "token")
-            .map(|(_, v)| v);
-        match token {
-            Some(t) => api::authorize_token(&self.keys, &t, Scope::Ingest)?,
-            None => api::authorize(&self.keys, req.headers(), Scope::Ingest)?,
+    /// Whether the tenant may send `events` more now; a 429 with when to try again if
+    /// not. A tenant without a limit costs no call.
+    async fn within_rate(&self, acting: &Acting, events: u32) -> Result<(), Problem> {
+        let Some(rate) = self
+            .limits
+            .ingest_per_second(acting.tenant.is_default(), &acting.limits)
+        else {
+            return Ok(());
         };
+        let bucket = RateBucket::TenantIngest(&acting.tenant);
+        match self.events.take(bucket, rate, events, self.clock.now()).await {
+            Ok(None) => Ok(()),
+            Ok(Some(wait)) => {
+                tracing::info!(tenant_id = %acting.tenant, rate, "refused: the tenant's ingest rate is reached");
+                Err(Problem::too_many_requests(
+                    format!(
+                        "the tenant `{}` may send {rate} events a second; send again after the time in Retry-After",
+                        acting.tenant
+                    ),
+                    wait.as_secs_f64().ceil() as u64,
+                ))
+            }
+            // The limit protects the others; a store that cannot count lets the event in.
+            Err(e) => {
+                tracing::warn!(error = %e, "the ingest rate could not be counted; taken unchecked");
+                Ok(())
+            }
+        }
+    }
+
+    /// The tenant an event is for: the one it names, if this key may act for it.
+    async fn tenant_of(&self, who: &Principal, v: &Value, event: &Event) -> Result<Acting, TenantRefused> {
+        let named = v
+            .get("tenant_id")
+            .is_some_and(|t| !t.is_null())
+            .then(|| event.tenant_id.clone());
+        access::acting_tenant(who, &self.events, named).await
+    }
+
+    /// A LangGraph Platform run webhook, for the tenant of its key or, with an
+    /// operator's key, the one `?tenant_id=` names.
+    async fn langgraph_run(&self, req: &Request, who: &Principal) -> Result<http::Response<String>, Problem> {
+        let named = match api::query(req.uri()).into_iter().find(|(k, _)| k == "tenant_id") {
+            None => None,
+            Some((_, raw)) => Some(TenantId::parse(&raw).map_err(|e| {
+                Problem::validation(
+                    "the query is not valid",
+                    vec![FieldProblem::new("?tenant_id", e.to_string())],
+                )
+            })?),
+        };
+        let acting = access::acting_tenant(who, &self.events, named)
+            .await
+            .map_err(|r| r.problem("?tenant_id"))?;
+        self.within_rate(&acting, 1).await?;
         // The sender cannot shrink a run's state and does not retry a 413: a run whose
         // state is too large is reported without it (`values` says how large it was).
         let value = api::json_body(req.headers(), req.body().as_ref(), MAX_LANGGRAPH_BODY_BYTES)?;
@@ -119,6 +178,7 @@ impl<Q: Queue, E: EventLookup, C: Clock> Ingest<Q, E, C> {
         }
         hookline::langgraph::fit_depth(&mut event)
             .map_err(|p| Problem::validation("the run nests too deep to deliver", vec![p]))?;
+        event.tenant_id = acting.tenant;
         let (id, event_type) = self.queue_event(event, true).await?;
         Ok(api::json(202, &json!({ "id": id, "event_type": event_type })))
     }
@@ -141,17 +201,23 @@ impl<Q: Queue, E: EventLookup, C: Clock> Ingest<Q, E, C> {
         Ok((id, event_type))
     }
 
-    async fn single(&self, req: &Request) -> Result<http::Response<String>, Problem> {
+    async fn single(&self, req: &Request, who: &Principal) -> Result<http::Response<String>, Problem> {
         let value = api::json_body(req.headers(), req.body().as_ref(), self.max_body_bytes)?;
         let mut errors = Vec::new();
-        let Some(event) = parse_event(&value, "", self.clock.now(), &mut errors) else {
+        let Some(mut event) = parse_event(&value, "", self.clock.now(), &mut errors) else {
             return Err(Problem::validation("the event is not valid", errors));
         };
+        let acting = self
+            .tenant_of(who, &value, &event)
+            .await
+            .map_err(|r| r.problem("/tenant_id"))?;
+        self.within_rate(&acting, 1).await?;
+        event.tenant_id = acting.tenant;
         let (id, _) = self.queue_event(event, value.get("id").is_some()).await?;
         Ok(api::json(202, &json!({ "id": id })))
     }
 
-    async fn batch(&self, req: &Request) -> Result<http::Response<String>, Problem> {
+    async fn batch(&self, req: &Request, who: &Principal) -> Result<http::Response<String>, Problem> {
         let value = api::json_body(req.headers(), req.body().as_ref(), MAX_BATCH_BODY_BYTES)?;
         let events =
             batch_events(&value).map_err(|errors| Problem::validation("the batch is not valid", errors))?;
@@ -161,10 +227,41 @@ impl<Q: Queue, E: EventLookup, C: Clock> Ingest<Q, E, C> {
         let mut results: Vec<Value> = Vec::with_capacity(events.len());
         let mut to_send: Vec<(usize, Event)> = Vec::new();
         let mut all_errors = Vec::new();
+        // Each tenant named is looked up once per batch.
+        let mut tenants: HashMap<Option<TenantId>, Option<Acting>> = HashMap::new();
         for (i, v) in events.iter().enumerate() {
             let at = format!("/events/{i}");
             let mut errs = Vec::new();
-            match parse_event(v, &at, now, &mut errs) {
+            let mut parsed = parse_event(v, &at, now, &mut errs);
+            if let Some(event) = &mut parsed {
+                let named = v
+                    .get("tenant_id")
+                    .is_some_and(|t| !t.is_null())
+                    .then(|| event.tenant_id.clone());
+                let acting = match tenants.get(&named) {
+                    Some(acting) => acting.clone(),
+                    None => {
+                        let acting = match self.tenant_of(who, v, event).await {
+                            Ok(t) => Some(t),
+                            Err(TenantRefused::Unknown(_)) => None,
+                            Err(TenantRefused::Unavailable(p)) => return Err(p),
+                        };
+                        tenants.insert(named, acting.clone());
+                        acting
+                    }
+                };
+                match acting {
+                    Some(a) => event.tenant_id = a.tenant,
+                    None => {
+                        errs.push(FieldProblem::new(
+                            format!("{at}/tenant_id"),
+                            format!("there is no tenant `{}`", event.tenant_id),
+                        ));
+                        parsed = None;
+                    }
+                }
+            }
+            match parsed {
                 Some(event)
                     if QueueMessage::EventV1 { event: event.clone() }.to_body().len()
                         > self.max_body_bytes.max(1024) + 1024 =>
@@ -183,6 +280,17 @@ impl<Q: Queue, E: EventLookup, C: Clock> Ingest<Q, E, C> {
             }
             results.push(json!({"index": i, "status": "rejected", "errors": errs}));
             all_errors.extend(errs);
+        }
+
+        // Each tenant's events count against its rate, the batch as a whole.
+        let mut per_tenant: HashMap<&TenantId, u32> = HashMap::new();
+        for (_, e) in &to_send {
+            *per_tenant.entry(&e.tenant_id).or_default() += 1;
+        }
+        for (tenant, n) in per_tenant {
+            if let Some(acting) = tenants.values().flatten().find(|a| &a.tenant == tenant) {
+                self.within_rate(acting, n).await?;
+            }
         }
 
         // An id another event holds, in the store or earlier in this batch, is refused
@@ -264,30 +372,31 @@ impl<Q, E: EventLookup, C> Ingest<Q, E, C> {
     /// as a dead letter (a 202 is never held back by the look-up).
     async fn conflicts<'a>(&self, events: impl IntoIterator<Item = &'a Event>) -> Vec<Option<Conflict>> {
         let events: Vec<&Event> = events.into_iter().collect();
-        let ids: Vec<EventId> = events.iter().map(|e| e.id.clone()).collect();
-        let stored: HashMap<EventId, Event> = if ids.is_empty() {
+        let keys: Vec<EventKey> = events.iter().map(|e| e.key()).collect();
+        let stored: HashMap<EventKey, Event> = if keys.is_empty() {
             HashMap::new()
         } else {
-            match self.events.stored_events(&ids).await {
-                Ok(stored) => stored.into_iter().map(|e| (e.id.clone(), e)).collect(),
+            match self.events.stored_events(&keys).await {
+                Ok(stored) => stored.into_iter().map(|e| (e.key(), e)).collect(),
                 Err(e) => {
                     tracing::warn!(error = %e, "the ids could not be looked up; taken unchecked");
                     HashMap::new()
                 }
             }
         };
-        let mut earlier: HashMap<&EventId, &Event> = HashMap::new();
+        let mut earlier: HashMap<EventKey, &Event> = HashMap::new();
         events
             .into_iter()
-            .map(
-                |e| match stored.get(&e.id).or_else(|| earlier.get(&e.id).copied()) {
+            .map(|e| {
+                let key = e.key();
+                match stored.get(&key).or_else(|| earlier.get(&key).copied()) {
                     Some(held) => Conflict::between(held, e),
                     None => {
-                        earlier.insert(&e.id, e);
+                        earlier.insert(key, e);
                         None
                     }
-                },
-            )
+                }
+            })
             .collect()
     }
 }

@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let app = Ingest {
         keys: secrets::resolve(config.keys, || secrets::Client::new(&aws)).await?,
         queue: SqsQueue::new(hookline::adapters::sqs::Client::new(&aws), config.queue_url),
-        // Ingest only reads: no item it writes needs a retention.
+        // Ingest reads, and writes only rate buckets, which carry their own expiry.
         events: DynamoStore::new(
             hookline::adapters::dynamo::Client::new(&aws),
             config.table,
@@ -20,6 +20,7 @@ async fn main() -> Result<(), Error> {
         ),
         clock: SystemClock,
         max_body_bytes: config.max_body_bytes,
+        limits: config.limits,
     };
     let app = &app;
     run(service_fn(move |req: Request| async move {

@@ -17,6 +17,7 @@ fn subject() -> Ingest<MemoryQueue, MemoryStore, ManualClock> {
         events: MemoryStore::default(),
         clock: ManualClock::at(Timestamp::from_unix_millis(1_795_935_600_000)),
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        limits: Default::default(),
     }
 }
 

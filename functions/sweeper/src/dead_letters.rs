@@ -102,7 +102,7 @@ where
                 endpoint_id,
                 wake,
             }) => {
-                match self.store.get_delivery(&event.id, &endpoint_id).await? {
+                match self.store.get_delivery(&event.key(), &endpoint_id).await? {
                     Some(d) if d.status.is_open() && d.wake.as_deref() == Some(wake.as_str()) => {
                         let reason = format!(
                             "its attempt message was dead-lettered after {} receives",
@@ -197,10 +197,7 @@ where
         let endpoints = self.store.all_endpoints().await?;
         let matching = DeliveryId::for_targets(
             now,
-            endpoints
-                .iter()
-                .filter(|ep| ep.wants(&event.event_type))
-                .map(|ep| &ep.id),
+            endpoints.iter().filter(|ep| ep.receives(event)).map(|ep| &ep.id),
         );
         let (event, left) = match self
             .store
@@ -228,7 +225,7 @@ where
                 targets,
                 recorded,
             } => (
-                stored,
+                *stored,
                 targets.into_iter().filter(|t| !recorded.contains(t)).collect(),
             ),
         };

@@ -132,7 +132,7 @@ where
                 }
                 continue;
             }
-            let Some(event) = events.get(&self.store, &d.event_id).await? else {
+            let Some(event) = events.get(&self.store, &d.event_key()).await? else {
                 if self.fail(&d, "its event is no longer stored", now, ops).await? {
                     report.exhausted += 1;
                 }

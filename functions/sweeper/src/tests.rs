@@ -14,6 +14,7 @@ const T0: i64 = 1_795_935_600_000;
 fn event() -> Event {
     Event {
         id: EventId::parse("evt_sweep").unwrap(),
+        tenant_id: Default::default(),
         event_type: EventType::parse("agent.run.completed").unwrap(),
         data: serde_json::json!({}),
         timestamp: Timestamp::from_unix_millis(T0),
@@ -147,7 +148,7 @@ async fn an_overdue_delivery_is_redriven_under_a_new_wake_token_once() {
     );
     let now = s
         .store
-        .get_delivery(&before.event_id, &ep.id)
+        .get_delivery(&hookline::event::EventKey::of_default(&before.event_id), &ep.id)
         .await
         .unwrap()
         .unwrap();
@@ -183,7 +184,12 @@ async fn a_delivery_whose_attempts_are_spent_is_failed_and_reported() {
     s.clock.advance(Duration::from_secs(120));
     let report = s.sweep().await.unwrap();
     assert_eq!(report.exhausted, 1);
-    let now = s.store.get_delivery(&d.event_id, &ep.id).await.unwrap().unwrap();
+    let now = s
+        .store
+        .get_delivery(&hookline::event::EventKey::of_default(&d.event_id), &ep.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(now.status, DeliveryStatus::Failed);
     assert_eq!(sent_event_types(&s.queue), ["hookline.delivery.exhausted"]);
 }
@@ -213,9 +219,20 @@ async fn a_dead_event_fails_the_targets_its_claim_named_that_have_no_delivery() 
     // THEN the claimed endpoint has a failed delivery, the later one none, and the
     // fan-out is done: a copy of the message arriving now would send nothing
     assert_eq!(report.dlq_drained, 1);
-    let d = s.store.get_delivery(&e.id, &ep.id).await.unwrap().unwrap();
+    let d = s
+        .store
+        .get_delivery(&hookline::event::EventKey::of_default(&e.id), &ep.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(d.status, DeliveryStatus::Failed);
-    assert!(s.store.get_delivery(&e.id, &later.id).await.unwrap().is_none());
+    assert!(
+        s.store
+            .get_delivery(&hookline::event::EventKey::of_default(&e.id), &later.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(s.store.event_is_done(&e.id));
     assert_eq!(sent_event_types(&s.queue), ["hookline.delivery.exhausted"]);
 }
@@ -238,7 +255,13 @@ async fn a_dead_event_under_an_id_another_event_holds_is_kept_as_a_dead_letter()
     let kept = s.store.dead_letters.lock().unwrap().clone();
     assert!(kept[0].reason.starts_with("conflict: "), "{}", kept[0].reason);
     assert_eq!(kept[0].body, other.envelope_json());
-    assert!(s.store.get_delivery(&e.id, &ep.id).await.unwrap().is_none());
+    assert!(
+        s.store
+            .get_delivery(&hookline::event::EventKey::of_default(&e.id), &ep.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -257,7 +280,12 @@ async fn dead_letters_become_failed_deliveries_and_leave_the_dlq() {
     }
     let report = s.sweep().await.unwrap();
     assert_eq!(report.dlq_drained, 2);
-    let now = s.store.get_delivery(&d.event_id, &ep.id).await.unwrap().unwrap();
+    let now = s
+        .store
+        .get_delivery(&hookline::event::EventKey::of_default(&d.event_id), &ep.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(now.status, DeliveryStatus::Failed);
     assert_eq!(
         now.failure_reason.as_deref(),
@@ -286,7 +314,12 @@ async fn a_dead_packed_message_settles_each_of_its_events() {
     // THEN each event has its failed delivery, and the message is gone
     assert_eq!(report.dlq_drained, 1);
     for e in [&a, &b] {
-        let d = s.store.get_delivery(&e.id, &ep.id).await.unwrap().unwrap();
+        let d = s
+            .store
+            .get_delivery(&hookline::event::EventKey::of_default(&e.id), &ep.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(d.status, DeliveryStatus::Failed, "{}", e.id);
     }
 }
@@ -381,7 +414,7 @@ async fn a_dead_event_message_with_a_reserved_type_is_kept_as_forged_and_never_s
     assert!(kept[0].reason.starts_with("forged: "), "{}", kept[0].reason);
     assert!(
         s.store
-            .get_delivery(&forged.id, &ops_ep.id)
+            .get_delivery(&hookline::event::EventKey::of_default(&forged.id), &ops_ep.id)
             .await
             .unwrap()
             .is_none()
@@ -402,7 +435,12 @@ async fn a_dead_report_is_settled_as_the_event_the_store_makes_of_it() {
     let d = retrying(&s, &ep, 3).await;
     s.clock.advance(Duration::from_secs(120));
     s.sweep().await.unwrap();
-    let failed = s.store.get_delivery(&d.event_id, &ep.id).await.unwrap().unwrap();
+    let failed = s
+        .store
+        .get_delivery(&hookline::event::EventKey::of_default(&d.event_id), &ep.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(failed.status, DeliveryStatus::Failed);
     let report = hookline::ops::delivery_exhausted(&failed).unwrap();
     dead_lettered(&s, QueueMessage::ReportV1 { report }.to_body());
@@ -412,7 +450,7 @@ async fn a_dead_report_is_settled_as_the_event_the_store_makes_of_it() {
     let event_id = EventId::parse(&format!("hookline.delivery.exhausted:{}", failed.id)).unwrap();
     let ops_delivery = s
         .store
-        .get_delivery(&event_id, &ops_ep.id)
+        .get_delivery(&hookline::event::EventKey::of_default(&event_id), &ops_ep.id)
         .await
         .unwrap()
         .unwrap();

@@ -177,6 +177,7 @@ pub fn agent_data(i: usize) -> Value {
 pub fn event(i: usize) -> Result<Event, Box<dyn std::error::Error>> {
     Ok(Event {
         id: EventId::generate(),
+        tenant_id: Default::default(),
         event_type: EventType::parse("node_completed")?,
         data: agent_data(i),
         timestamp: Timestamp::now(),

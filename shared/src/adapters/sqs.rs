@@ -41,13 +41,16 @@ impl SqsQueue {
         self
     }
 
-    /// The message group of a message on this queue, if it has one.
+    /// The message group of a message on this queue, if it has one: on a standard
+    /// queue, SQS's fair queues keep one group's backlog from delaying the others'. The
+    /// slow lane groups its attempts by endpoint; otherwise a message is its tenant's,
+    /// so that one tenant's flood does not hold up the other tenants' first attempts.
     fn group_of<'m>(&self, message: &'m QueueMessage) -> Option<&'m str> {
         match message {
             QueueMessage::AttemptV1 { endpoint_id, .. } if self.group_by_endpoint => {
                 Some(endpoint_id.as_str())
             }
-            _ => None,
+            _ => message.tenant().map(|t| t.as_str()),
         }
     }
 
@@ -58,13 +61,19 @@ impl SqsQueue {
 
 impl SqsQueue {
     /// One SendMessageBatch; one result per message of the range.
-    async fn send_chunk(&self, bodies: &[String], range: std::ops::Range<usize>) -> Vec<PortResult<()>> {
+    async fn send_chunk(
+        &self,
+        messages: &[QueueMessage],
+        bodies: &[String],
+        range: std::ops::Range<usize>,
+    ) -> Vec<PortResult<()>> {
         let entries: Result<Vec<_>, _> = range
             .clone()
             .map(|i| {
                 SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
                     .message_body(&bodies[i])
+                    .set_message_group_id(self.group_of(&messages[i]).map(str::to_owned))
                     .build()
             })
             .collect();
@@ -180,7 +189,9 @@ impl Queue for SqsQueue {
         let bodies: Vec<String> = messages.iter().map(QueueMessage::to_body).collect();
         // The batches go at once; their results come back in the messages' order.
         let chunks = chunk_bodies(&bodies);
-        let sends = chunks.into_iter().map(|range| self.send_chunk(&bodies, range));
+        let sends = chunks
+            .into_iter()
+            .map(|range| self.send_chunk(messages, &bodies, range));
         futures::future::join_all(sends)
             .await
             .into_iter()

@@ -2,7 +2,8 @@
 
 use super::{DeliveryLog, DeliveryRow, MemoryStore};
 use crate::delivery::{Attempt, Delivery};
-use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::event::EventKey;
+use crate::ids::{DeliveryId, EndpointId};
 use crate::ports::{DeliveryQuery, DeliveryStore, DueDelivery, OpenDeliveries, Page, PortError, PortResult};
 use crate::timestamp::Timestamp;
 use async_trait::async_trait;
@@ -11,7 +12,7 @@ use std::time::Duration;
 impl MemoryStore {
     /// The row, if the delivery is still open and as `seen`.
     fn as_seen<'a>(rows: &'a mut DeliveryLog, seen: &Delivery) -> Option<&'a mut DeliveryRow> {
-        rows.get_mut(&(seen.event_id.clone(), seen.endpoint_id.clone()))
+        rows.get_mut(&(seen.event_key(), seen.endpoint_id.clone()))
             .filter(|r| {
                 r.delivery.status.is_open()
                     && r.delivery.attempts == seen.attempts
@@ -52,7 +53,7 @@ impl DeliveryStore for MemoryStore {
         // Each record replaces what was there, as DynamoDB's PutRequest does.
         for (d, a) in records {
             all.insert(
-                (d.event_id.clone(), d.endpoint_id.clone()),
+                (d.event_key(), d.endpoint_id.clone()),
                 DeliveryRow {
                     delivery: (*d).clone(),
                     attempts: a.iter().map(|a| (*a).clone()).collect(),
@@ -64,7 +65,7 @@ impl DeliveryStore for MemoryStore {
         Ok(())
     }
 
-    async fn deliveries_for_event(&self, id: &EventId) -> PortResult<Vec<(Delivery, Vec<Attempt>)>> {
+    async fn deliveries_for_event(&self, id: &EventKey) -> PortResult<Vec<(Delivery, Vec<Attempt>)>> {
         self.check()?;
         Ok(self
             .deliveries
@@ -76,7 +77,7 @@ impl DeliveryStore for MemoryStore {
             .collect())
     }
 
-    async fn get_delivery(&self, event: &EventId, endpoint: &EndpointId) -> PortResult<Option<Delivery>> {
+    async fn get_delivery(&self, event: &EventKey, endpoint: &EndpointId) -> PortResult<Option<Delivery>> {
         self.refuse("get_delivery")?;
         self.check()?;
         Ok(self
@@ -203,6 +204,7 @@ impl DeliveryStore for MemoryStore {
         let mut matching: Vec<Delivery> = all
             .values()
             .map(|r| r.delivery.clone())
+            .filter(|d| q.tenant.as_ref().is_none_or(|t| &d.tenant_id == t))
             .filter(|d| q.endpoint.as_ref().is_none_or(|e| &d.endpoint_id == e))
             .filter(|d| q.status.is_none_or(|s| d.status == s))
             .filter(|d| q.event_type.as_ref().is_none_or(|t| &d.event_type == t))
@@ -233,7 +235,7 @@ impl DeliveryStore for MemoryStore {
     async fn replace_delivery(&self, seen: &Delivery, updated: &Delivery) -> PortResult<bool> {
         self.check()?;
         let mut all = self.deliveries.lock().unwrap();
-        match all.get_mut(&(seen.event_id.clone(), seen.endpoint_id.clone())) {
+        match all.get_mut(&(seen.event_key(), seen.endpoint_id.clone())) {
             Some(r)
                 if r.delivery.attempts == seen.attempts
                     && r.delivery.status == seen.status

@@ -2,7 +2,7 @@
 
 use super::MemoryStore;
 use crate::endpoint::{Endpoint, EndpointStatus};
-use crate::ids::EndpointId;
+use crate::ids::{EndpointId, TenantId};
 use crate::ports::{EndpointStore, Page, PortError, PortResult};
 use crate::timestamp::Timestamp;
 use async_trait::async_trait;
@@ -25,7 +25,12 @@ impl EndpointStore for MemoryStore {
         Ok(self.endpoints.lock().unwrap().get(id).cloned())
     }
 
-    async fn list_endpoints(&self, limit: u32, cursor: Option<&str>) -> PortResult<Page<Endpoint>> {
+    async fn list_endpoints(
+        &self,
+        tenant: Option<&TenantId>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> PortResult<Page<Endpoint>> {
         self.check()?;
         let all = self.endpoints.lock().unwrap();
         let after = cursor
@@ -34,6 +39,7 @@ impl EndpointStore for MemoryStore {
         let items: Vec<Endpoint> = all
             .values()
             .filter(|e| after.as_ref().is_none_or(|a| &e.id > a))
+            .filter(|e| tenant.is_none_or(|t| &e.tenant_id == t))
             .take(limit as usize)
             .cloned()
             .collect();
@@ -43,8 +49,9 @@ impl EndpointStore for MemoryStore {
         Ok(Page { items, next_cursor })
     }
 
-    async fn delete_endpoint(&self, id: &EndpointId) -> PortResult<bool> {
+    async fn delete_endpoint(&self, endpoint: &Endpoint) -> PortResult<bool> {
         self.check()?;
+        let id = &endpoint.id;
         let existed = self.endpoints.lock().unwrap().remove(id).is_some();
         if existed {
             self.bump_registry();

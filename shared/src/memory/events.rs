@@ -1,9 +1,9 @@
 //! Events and their fan-out claims in memory.
 
 use super::{EventRow, MemoryStore};
-use crate::event::Event;
+use crate::event::{Event, EventKey};
 use crate::event_conflict::Conflict;
-use crate::ids::{DeliveryId, EventId};
+use crate::ids::DeliveryId;
 use crate::ports::{EventLookup, EventStore, FanoutClaim, PortError, PortResult, StoredEvent};
 use crate::timestamp::Timestamp;
 use async_trait::async_trait;
@@ -30,24 +30,22 @@ impl EventStore for MemoryStore {
         }
         // Only a copy of an event already seen asks what is recorded (one pass over
         // every delivery, which a first sight must not pay: the bench fans out 50,000).
-        let seen = self.events.lock().unwrap().contains_key(&event.id);
+        let key = event.key();
+        let seen = self.events.lock().unwrap().contains_key(&key);
         let recorded = if seen {
-            self.recorded(&event.id)
+            self.recorded(&key)
         } else {
             Default::default()
         };
         let mut events = self.events.lock().unwrap();
         let until = now.saturating_add(lease);
-        if let Some(c) = events
-            .get(&event.id)
-            .and_then(|s| Conflict::between(&s.event, event))
-        {
+        if let Some(c) = events.get(&key).and_then(|s| Conflict::between(&s.event, event)) {
             return Ok(FanoutClaim::Conflict(c));
         }
-        match events.get_mut(&event.id) {
+        match events.get_mut(&key) {
             None => {
                 events.insert(
-                    event.id.clone(),
+                    key,
                     EventRow {
                         event: event.clone(),
                         targets: targets.to_vec(),
@@ -61,7 +59,7 @@ impl EventStore for MemoryStore {
             Some(s) => {
                 s.lease_until = until;
                 Ok(FanoutClaim::Resumed {
-                    stored: s.event.clone(),
+                    stored: Box::new(s.event.clone()),
                     targets: s.targets.clone(),
                     recorded,
                 })
@@ -69,14 +67,14 @@ impl EventStore for MemoryStore {
         }
     }
 
-    async fn release_fanout(&self, id: &EventId) -> PortResult<()> {
+    async fn release_fanout(&self, id: &EventKey) -> PortResult<()> {
         if let Some(s) = self.events.lock().unwrap().get_mut(id) {
             s.lease_until = Timestamp::from_unix_millis(0);
         }
         Ok(())
     }
 
-    async fn get_event(&self, id: &EventId) -> PortResult<Option<StoredEvent>> {
+    async fn get_event(&self, id: &EventKey) -> PortResult<Option<StoredEvent>> {
         self.refuse("get_event")?;
         self.check()?;
         Ok(self.events.lock().unwrap().get(id).map(|r| StoredEvent {
@@ -88,11 +86,11 @@ impl EventStore for MemoryStore {
 
 #[async_trait]
 impl EventLookup for MemoryStore {
-    async fn stored_events(&self, ids: &[EventId]) -> PortResult<Vec<Event>> {
+    async fn stored_events(&self, ids: &[EventKey]) -> PortResult<Vec<Event>> {
         self.refuse("stored_events")?;
         self.check()?;
         let events = self.events.lock().unwrap();
-        let unique: std::collections::BTreeSet<&EventId> = ids.iter().collect();
+        let unique: std::collections::BTreeSet<&EventKey> = ids.iter().collect();
         Ok(unique
             .into_iter()
             .filter_map(|id| events.get(id))

@@ -6,20 +6,21 @@ mod events;
 mod queue;
 mod sender;
 mod stats;
+mod tenants;
 
 pub use queue::MemoryQueue;
 pub use sender::{Held, ManualClock, ScriptedProbe, ScriptedSender};
 
 use crate::delivery::{Attempt, Delivery};
 use crate::endpoint::Endpoint;
-use crate::event::Event;
-use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::event::{Event, EventKey};
+use crate::ids::{DeliveryId, EndpointId, EventId, TenantId, TenantKeyId};
 use crate::ports::{PortError, PortResult};
 use crate::timestamp::Timestamp;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-pub(super) type DeliveryLog = BTreeMap<(EventId, EndpointId), DeliveryRow>;
+pub(super) type DeliveryLog = BTreeMap<(EventKey, EndpointId), DeliveryRow>;
 
 #[derive(Debug, Clone)]
 pub(super) struct EventRow {
@@ -40,10 +41,12 @@ pub(super) struct DeliveryRow {
 #[derive(Default)]
 pub struct MemoryStore {
     endpoints: Mutex<BTreeMap<EndpointId, Endpoint>>,
-    events: Mutex<HashMap<EventId, EventRow>>,
+    events: Mutex<HashMap<EventKey, EventRow>>,
+    tenants: Mutex<BTreeMap<TenantId, crate::tenant::Tenant>>,
+    tenant_keys: Mutex<BTreeMap<(TenantId, TenantKeyId), crate::tenant_key::TenantKey>>,
     deliveries: Mutex<DeliveryLog>,
     stats: Mutex<BTreeMap<(EndpointId, String), crate::stats::HourStats>>,
-    buckets: Mutex<HashMap<EndpointId, crate::ratelimit::Bucket>>,
+    buckets: Mutex<HashMap<String, crate::ratelimit::Bucket>>,
     /// Moved by every change to the endpoints.
     pub(super) registry_version: std::sync::atomic::AtomicU64,
     /// Oldest first.
@@ -85,8 +88,10 @@ impl MemoryStore {
         }
     }
 
-    /// Whether the event is stored and each of its targets has a delivery.
+    /// Whether the event (of the default tenant) is stored and each of its targets has
+    /// a delivery.
     pub fn event_is_done(&self, id: &EventId) -> bool {
+        let id = &EventKey::new(TenantId::default(), id.clone());
         let targets = match self.events.lock().unwrap().get(id) {
             Some(e) => e.targets.clone(),
             None => return false,
@@ -96,7 +101,7 @@ impl MemoryStore {
     }
 
     /// The deliveries of the event that are recorded.
-    pub(super) fn recorded(&self, id: &EventId) -> std::collections::HashSet<DeliveryId> {
+    pub(super) fn recorded(&self, id: &EventKey) -> std::collections::HashSet<DeliveryId> {
         self.deliveries
             .lock()
             .unwrap()

@@ -36,16 +36,18 @@ impl StatsStore for MemoryStore {
 impl RateLimiter for MemoryStore {
     async fn take(
         &self,
-        endpoint: &EndpointId,
+        bucket: crate::ratelimit::RateBucket<'_>,
         per_second: u32,
+        tokens: u32,
         now: Timestamp,
     ) -> PortResult<Option<Duration>> {
         self.refuse("take")?;
         self.check()?;
         let mut buckets = self.buckets.lock().unwrap();
-        match crate::ratelimit::take(buckets.get(endpoint).copied(), per_second, now) {
+        let name = bucket.name();
+        match crate::ratelimit::take_n(buckets.get(&name).copied(), per_second, tokens, now) {
             Ok(b) => {
-                buckets.insert(endpoint.clone(), b);
+                buckets.insert(name, b);
                 Ok(None)
             }
             Err(wait) => Ok(Some(wait)),

@@ -28,7 +28,14 @@ from .errors import (
     HooklineConnectionError,
     error_class_for,
 )
-from .events import MAX_BATCH_EVENTS, BatchResult, Event, EventLike, new_event_id
+from .events import (
+    MAX_BATCH_EVENTS,
+    BatchResult,
+    Event,
+    EventLike,
+    check_tenant_id,
+    new_event_id,
+)
 
 __all__ = ["Hookline", "AsyncHookline", "ENV_URL", "ENV_API_KEY"]
 
@@ -55,6 +62,7 @@ class _Core:
         max_retries: int,
         backoff: float,
         source: str | None,
+        tenant_id: str | None,
     ) -> None:
         base_url = base_url or os.environ.get(ENV_URL)
         if not base_url:
@@ -68,16 +76,22 @@ class _Core:
             raise ConfigurationError("max_retries must be 0 or more")
         if backoff < 0:
             raise ConfigurationError("backoff must be 0 or more")
+        if tenant_id is not None:
+            check_tenant_id(tenant_id, ConfigurationError)  # a ConfigurationError is a ValueError
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
         self.source = source
+        #: Sent as ``tenant_id`` with every event that does not name its own tenant.
+        self.tenant_id = tenant_id
 
     def __repr__(self) -> str:
-        # The key is never shown.
-        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key='***')"
+        # The key is never shown, not even in part (a tenant key `hk_<tenant>.<id>.<secret>`
+        # neither: its tenant is shown only as tenant_id, when set).
+        tenant = f", tenant_id={self.tenant_id!r}" if self.tenant_id is not None else ""
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key='***'{tenant})"
 
     def _headers(self) -> dict[str, str]:
         # `Authorization` (not x-api-key) so that httpx masks it in any repr of the headers.
@@ -91,9 +105,11 @@ class _Core:
     # -- bodies -------------------------------------------------------------------------
 
     def _event_body(self, event: Event) -> dict[str, Any]:
+        if event.tenant_id is not None:
+            check_tenant_id(event.tenant_id)  # set after the Event was made
         if event.id is None:
             event.id = new_event_id()
-        return event.to_json(default_source=self.source)
+        return event.to_json(default_source=self.source, default_tenant_id=self.tenant_id)
 
     def _single_body(
         self,
@@ -102,8 +118,11 @@ class _Core:
         id: str | None,
         timestamp: datetime | str | None,
         source: str | None,
+        tenant_id: str | None,
     ) -> dict[str, Any]:
-        return self._event_body(Event(event_type, data, id=id, timestamp=timestamp, source=source))
+        return self._event_body(
+            Event(event_type, data, id=id, timestamp=timestamp, source=source, tenant_id=tenant_id)
+        )
 
     def _batch_body(self, events: Sequence[EventLike]) -> list[dict[str, Any]]:
         if isinstance(events, (str, bytes, Mapping, Event)):
@@ -206,6 +225,11 @@ class Hookline(_Core):
     >>> hl = Hookline("http://127.0.0.1:9000", "dev-ingest-key")   # or HOOKLINE_URL / HOOKLINE_API_KEY
     >>> hl.send("agent_invocation_started", {"run_id": "r-1"})     # doctest: +SKIP
     'evt_0193…'
+
+    ``api_key`` may be an operator key or a tenant key (``hk_<tenant>.<key id>.<secret>``).
+    ``tenant_id`` (``^[A-Za-z0-9_-]{1,64}$``, else a ``ValueError``) is sent with every event
+    that does not name its own tenant; left out, no ``tenant_id`` is sent and Hookline uses
+    the key's tenant (a tenant key) or ``default`` (an operator key).
     """
 
     def __init__(
@@ -217,10 +241,12 @@ class Hookline(_Core):
         max_retries: int = 3,
         backoff: float = 0.5,
         source: str | None = None,
+        tenant_id: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(
-            base_url, api_key, timeout=timeout, max_retries=max_retries, backoff=backoff, source=source
+            base_url, api_key, timeout=timeout, max_retries=max_retries, backoff=backoff, source=source,
+            tenant_id=tenant_id,
         )
         self._http = httpx.Client(timeout=httpx.Timeout(timeout), transport=transport)
 
@@ -232,9 +258,13 @@ class Hookline(_Core):
         id: str | None = None,
         timestamp: datetime | str | None = None,
         source: str | None = None,
+        tenant_id: str | None = None,
     ) -> str:
-        """Send one event; returns its id (yours, or the ``evt_…`` made for it)."""
-        body = self._single_body(event_type, data, id, timestamp, source)
+        """Send one event; returns its id (yours, or the ``evt_…`` made for it).
+
+        ``tenant_id`` names this event's tenant instead of the client's ``tenant_id``.
+        """
+        body = self._single_body(event_type, data, id, timestamp, source, tenant_id)
         response = self._post("/v1/events", body)
         return str(self._json(response).get("id") or body["id"])
 
@@ -290,10 +320,12 @@ class AsyncHookline(_Core):
         max_retries: int = 3,
         backoff: float = 0.5,
         source: str | None = None,
+        tenant_id: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(
-            base_url, api_key, timeout=timeout, max_retries=max_retries, backoff=backoff, source=source
+            base_url, api_key, timeout=timeout, max_retries=max_retries, backoff=backoff, source=source,
+            tenant_id=tenant_id,
         )
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout), transport=transport)
 
@@ -305,8 +337,9 @@ class AsyncHookline(_Core):
         id: str | None = None,
         timestamp: datetime | str | None = None,
         source: str | None = None,
+        tenant_id: str | None = None,
     ) -> str:
-        body = self._single_body(event_type, data, id, timestamp, source)
+        body = self._single_body(event_type, data, id, timestamp, source, tenant_id)
         response = await self._post("/v1/events", body)
         return str(self._json(response).get("id") or body["id"])
 

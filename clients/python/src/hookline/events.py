@@ -22,6 +22,8 @@ __all__ = [
     "format_timestamp",
     "is_valid_event_id",
     "is_valid_event_type",
+    "is_valid_tenant_id",
+    "check_tenant_id",
     "MAX_BATCH_EVENTS",
 ]
 
@@ -31,6 +33,8 @@ MAX_BATCH_EVENTS = 100
 _ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _TYPE_RE = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 _RESERVED_PREFIX = "hookline."
+#: The contract's ``^[A-Za-z0-9_-]{1,64}$`` (generated ``tnt_…`` ids match it too).
+_TENANT_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def is_valid_event_id(value: str) -> bool:
@@ -41,6 +45,24 @@ def is_valid_event_id(value: str) -> bool:
 def is_valid_event_type(value: str) -> bool:
     """Dot-separated segments of letters, digits, ``_``, ``-``; at most 128 chars; not ``hookline.*``."""
     return len(value) <= 128 and bool(_TYPE_RE.fullmatch(value)) and not value.startswith(_RESERVED_PREFIX)
+
+
+def is_valid_tenant_id(value: object) -> bool:
+    """1–64 ASCII letters, digits, ``_``, ``-`` (``^[A-Za-z0-9_-]{1,64}$``)."""
+    return isinstance(value, str) and bool(_TENANT_RE.fullmatch(value))
+
+
+def check_tenant_id(value: object, error: type[ValueError] = ValueError) -> str:
+    """``value`` if it is a valid tenant id, else ``error`` (a ValueError) saying why."""
+    if not isinstance(value, str):
+        raise error(f"tenant_id must be a string, not {type(value).__name__}")
+    if not _TENANT_RE.fullmatch(value):
+        shown = value if len(value) <= 80 else value[:80] + "…"
+        raise error(
+            f"tenant_id {shown!r} is not valid: a tenant id is 1 to 64 ASCII letters, digits, "
+            "`_` or `-` (^[A-Za-z0-9_-]{1,64}$)"
+        )
+    return value
 
 
 _id_lock = threading.Lock()
@@ -83,15 +105,26 @@ def format_timestamp(value: datetime | str | None) -> str | None:
 
 @dataclass
 class Event:
-    """One event. ``id`` is filled in (``evt_…``) before the first try when left out."""
+    """One event. ``id`` is filled in (``evt_…``) before the first try when left out.
+
+    ``tenant_id`` names the event's tenant; when left out, the client's ``tenant_id`` (if
+    any) is sent, else none (Hookline then uses the key's tenant, or ``default``).
+    """
 
     event_type: str
     data: Any
     id: str | None = None
     timestamp: datetime | str | None = None
     source: str | None = None
+    tenant_id: str | None = None
 
-    def to_json(self, default_source: str | None = None) -> dict[str, Any]:
+    def __post_init__(self) -> None:
+        if self.tenant_id is not None:
+            check_tenant_id(self.tenant_id)
+
+    def to_json(
+        self, default_source: str | None = None, default_tenant_id: str | None = None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"event_type": self.event_type, "data": self.data}
         if self.id is not None:
             body["id"] = self.id
@@ -101,6 +134,9 @@ class Event:
         ts = format_timestamp(self.timestamp)
         if ts is not None:
             body["timestamp"] = ts
+        tenant_id = self.tenant_id if self.tenant_id is not None else default_tenant_id
+        if tenant_id is not None:
+            body["tenant_id"] = tenant_id
         return body
 
     @classmethod
@@ -108,7 +144,7 @@ class Event:
         if isinstance(value, Event):
             return value
         if isinstance(value, Mapping):
-            unknown = set(value) - {"event_type", "data", "id", "timestamp", "source"}
+            unknown = set(value) - {"event_type", "data", "id", "timestamp", "source", "tenant_id"}
             if unknown:
                 raise ValueError(f"unknown event fields: {sorted(unknown)}")
             if "event_type" not in value or "data" not in value:
@@ -119,6 +155,7 @@ class Event:
                 id=value.get("id"),
                 timestamp=value.get("timestamp"),
                 source=value.get("source"),
+                tenant_id=value.get("tenant_id"),
             )
         raise TypeError(f"an event is an Event or a mapping, not {type(value).__name__}")
 

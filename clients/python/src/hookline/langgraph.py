@@ -48,7 +48,13 @@ except ImportError as e:  # pragma: no cover
     raise ImportError("hookline.langgraph needs langchain-core: pip install 'hookline[langgraph]'") from e
 
 from .client import AsyncHookline, Hookline
-from .events import MAX_BATCH_EVENTS, BatchResult, Event, is_valid_event_type
+from .events import (
+    MAX_BATCH_EVENTS,
+    BatchResult,
+    Event,
+    check_tenant_id,
+    is_valid_event_type,
+)
 
 __all__ = ["HooklineCallbackHandler", "EventSink", "EVENT_TYPES"]
 
@@ -235,6 +241,9 @@ class HooklineCallbackHandler(BaseCallbackHandler):
     ``client`` is a :class:`~hookline.Hookline` (or any :class:`EventSink`); when left out,
     one is made from ``base_url``/``api_key`` or ``HOOKLINE_URL``/``HOOKLINE_API_KEY`` and
     closed by :meth:`close`.
+
+    ``tenant_id`` puts every event of the handler in that tenant; left out, the events name
+    no tenant of their own, so the client's ``tenant_id`` (if any) is sent.
     """
 
     #: Called directly (not in an executor) on the event loop in async runs: every
@@ -257,8 +266,11 @@ class HooklineCallbackHandler(BaseCallbackHandler):
         flush_interval: float = 0.5,
         batch_size: int = MAX_BATCH_EVENTS,
         flush_at_exit: bool = True,
+        tenant_id: str | None = None,
     ) -> None:
         super().__init__()
+        if tenant_id is not None:
+            check_tenant_id(tenant_id)
         # The longest type it will send must still be valid (and within 128 characters).
         if event_prefix and not is_valid_event_type(event_prefix + "agent_invocation_started"):
             raise ValueError(f"event_prefix {event_prefix!r} does not make valid event types")
@@ -269,7 +281,11 @@ class HooklineCallbackHandler(BaseCallbackHandler):
         if isinstance(client, AsyncHookline) or inspect.iscoroutinefunction(getattr(client, "send_batch", None)):
             raise TypeError("the handler sends from its own thread: give it a Hookline, not an AsyncHookline")
         self._owns_client = client is None
-        self._client: EventSink = client if client is not None else Hookline(base_url, api_key)
+        self._client: EventSink = (
+            client if client is not None else Hookline(base_url, api_key, tenant_id=tenant_id)
+        )
+        #: The tenant of every event the handler sends (None: the client's, if any).
+        self.tenant_id = tenant_id
         self.event_prefix = event_prefix
         self.source = source
         self.include_inputs = include_inputs
@@ -300,8 +316,9 @@ class HooklineCallbackHandler(BaseCallbackHandler):
             _flush_at_exit(self)
 
     def __repr__(self) -> str:
+        tenant = f"tenant_id={self.tenant_id!r}, " if self.tenant_id is not None else ""
         return (
-            f"{type(self).__name__}(client={self._client!r}, pending={self._pending}, "
+            f"{type(self).__name__}(client={self._client!r}, {tenant}pending={self._pending}, "
             f"sent={self.sent}, failed={self.failed}, dropped={self.dropped})"
         )
 
@@ -362,7 +379,9 @@ class HooklineCallbackHandler(BaseCallbackHandler):
         event_id = f"lg.{root_id.hex}.{run_id.hex}.{event_type}{suffix}"
         if len(event_id) > 128:
             event_id = "lg." + hashlib.sha256(event_id.encode()).hexdigest()
-        self._enqueue(Event(event_type, data, id=event_id, timestamp=_now(), source=self.source))
+        self._enqueue(
+            Event(event_type, data, id=event_id, timestamp=_now(), source=self.source, tenant_id=self.tenant_id)
+        )
 
     # -- chains: the root run and graph nodes ----------------------------------------------
 

@@ -131,6 +131,7 @@ async fn an_event_message_the_version_before_reports_queued_is_read_as_its_repor
     let failed = delivery_of(&d, &gone).await;
     let old = hookline::Event {
         id: EventId::parse(&format!("hookline.delivery.exhausted:{}", failed.id)).unwrap(),
+        tenant_id: Default::default(),
         event_type: hookline::EventType::parse("hookline.delivery.exhausted").unwrap(),
         data: serde_json::json!({"made": "by the version before"}),
         timestamp: d.clock.now(),

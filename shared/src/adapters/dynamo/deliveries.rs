@@ -9,7 +9,8 @@ use super::keys::{attempts_pk, delivery_key, delivery_pk, delivery_sk};
 use super::{DynamoStore, Item, WRITE_BATCH, conditional, n, query_all, s, unbuilt, until_processed};
 use crate::adapters::classify;
 use crate::delivery::{Attempt, Delivery};
-use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::event::EventKey;
+use crate::ids::{DeliveryId, EndpointId};
 use crate::ports::{DeliveryQuery, DeliveryStore, DueDelivery, OpenDeliveries, Page, PortResult};
 use crate::timestamp::Timestamp;
 use async_trait::async_trait;
@@ -57,8 +58,8 @@ impl DeliveryStore for DynamoStore {
         Ok(())
     }
 
-    async fn deliveries_for_event(&self, id: &EventId) -> PortResult<Vec<(Delivery, Vec<Attempt>)>> {
-        let Some(targets) = self.event_targets(id).await? else {
+    async fn deliveries_for_event(&self, key: &EventKey) -> PortResult<Vec<(Delivery, Vec<Attempt>)>> {
+        let Some(targets) = self.event_targets(key).await? else {
             return Ok(Vec::new());
         };
         let keys = targets.iter().filter_map(delivery_key).collect();
@@ -79,7 +80,7 @@ impl DeliveryStore for DynamoStore {
         Ok(out)
     }
 
-    async fn get_delivery(&self, event: &EventId, endpoint: &EndpointId) -> PortResult<Option<Delivery>> {
+    async fn get_delivery(&self, event: &EventKey, endpoint: &EndpointId) -> PortResult<Option<Delivery>> {
         let Some(targets) = self.event_targets(event).await? else {
             return Ok(None);
         };

@@ -5,7 +5,7 @@
 use super::keys::{
     OPEN_PK, attempt_sk, attempts_pk, delivery_id_of, delivery_pk, delivery_sk, endpoint_of_delivery,
 };
-use super::reader::Reader;
+use super::reader::{Reader, put_tenant};
 use super::{DynamoStore, Item, n, s};
 use crate::delivery::{Attempt, AttemptOutcome, Delivery, DeliveryStatus, TransportError};
 use crate::event::EventType;
@@ -48,6 +48,7 @@ impl DynamoStore {
         if let Some(w) = &d.wake {
             item.insert("wake".into(), s(w));
         }
+        put_tenant(&mut item, &d.tenant_id);
         item
     }
 
@@ -159,6 +160,7 @@ pub(super) fn delivery_from_item(item: &Item) -> PortResult<Delivery> {
     let r = Reader(item);
     Ok(Delivery {
         id: delivery_id_of(item)?,
+        tenant_id: r.tenant()?,
         event_id: r.parse("event_id", EventId::parse)?,
         endpoint_id: endpoint_of_delivery(item)?,
         event_type: r.parse("event_type", EventType::parse)?,

@@ -2,7 +2,7 @@
 //! at rest and only Hookline's functions may read it).
 
 use super::keys::ENDPOINT_PK;
-use super::reader::Reader;
+use super::reader::{Reader, put_tenant};
 use super::{Item, n, s};
 use crate::endpoint::{Endpoint, EndpointStatus, EventTypeFilter};
 use crate::ids::EndpointId;
@@ -74,6 +74,7 @@ pub(super) fn endpoint_to_item(e: &Endpoint) -> Item {
         item.insert("previous_secrets".into(), AttributeValue::L(list));
     }
     item.insert("version".into(), n(e.version));
+    put_tenant(&mut item, &e.tenant_id);
     item
 }
 
@@ -105,6 +106,7 @@ pub(super) fn endpoint_from_item(item: &Item) -> PortResult<Endpoint> {
     };
     Ok(Endpoint {
         id: r.parse("sk", EndpointId::parse)?,
+        tenant_id: r.tenant()?,
         name: r.str("name")?.to_owned(),
         url: r.str("url")?.to_owned(),
         event_types,

@@ -3,11 +3,11 @@
 
 use super::endpoint_items::{endpoint_from_item, endpoint_to_item};
 use super::keys::{ENDPOINT_PK, GONE_PK};
-use super::reader::Reader;
+use super::reader::{Reader, TENANT_ATTRIBUTE};
 use super::{DynamoStore, conditional, n, query_all, s, unbuilt};
 use crate::adapters::classify;
 use crate::endpoint::Endpoint;
-use crate::ids::EndpointId;
+use crate::ids::{EndpointId, TenantId};
 use crate::ports::{EndpointStore, Page, PortError, PortResult};
 use crate::timestamp::Timestamp;
 use async_trait::async_trait;
@@ -31,9 +31,9 @@ impl DynamoStore {
             .key("sk", s(id.as_str()))
     }
 
-    /// Every endpoint whose log may hold deliveries: the live ones and the deleted
-    /// ones whose tombstones have not expired (keys only).
-    pub(super) async fn log_endpoints(&self) -> PortResult<Vec<EndpointId>> {
+    /// Every endpoint whose log may hold deliveries, of one tenant or all: the live ones
+    /// and the deleted ones whose tombstones have not expired (keys and tenants only).
+    pub(super) async fn log_endpoints(&self, tenant: Option<&TenantId>) -> PortResult<Vec<EndpointId>> {
         let mut ids = Vec::new();
         for pk in [ENDPOINT_PK, GONE_PK] {
             let query = self
@@ -42,9 +42,12 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk")
                 .expression_attribute_values(":pk", s(pk))
-                .projection_expression("sk");
+                .projection_expression("sk, tenant_id");
             for item in query_all(query, "Query log endpoints").await? {
-                ids.push(Reader(&item).parse("sk", EndpointId::parse)?);
+                let r = Reader(&item);
+                if tenant.is_none_or(|t| r.tenant().is_ok_and(|of| &of == t)) {
+                    ids.push(r.parse("sk", EndpointId::parse)?);
+                }
             }
         }
         ids.sort();
@@ -82,7 +85,12 @@ impl EndpointStore for DynamoStore {
         out.item().map(endpoint_from_item).transpose()
     }
 
-    async fn list_endpoints(&self, limit: u32, cursor: Option<&str>) -> PortResult<Page<Endpoint>> {
+    async fn list_endpoints(
+        &self,
+        tenant: Option<&TenantId>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> PortResult<Page<Endpoint>> {
         let start = cursor
             .map(|c| {
                 URL_SAFE_NO_PAD
@@ -100,6 +108,18 @@ impl EndpointStore for DynamoStore {
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", s(ENDPOINT_PK))
             .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        // The default tenant's endpoints do not name it (as before tenants).
+        match tenant {
+            Some(t) if t.is_default() => {
+                q = q.filter_expression("attribute_not_exists(tenant_id)");
+            }
+            Some(t) => {
+                q = q
+                    .filter_expression("tenant_id = :tenant")
+                    .expression_attribute_values(":tenant", s(t.as_str()));
+            }
+            None => {}
+        }
         if let Some(sk) = start {
             q = q
                 .exclusive_start_key("pk", s(ENDPOINT_PK))
@@ -118,7 +138,8 @@ impl EndpointStore for DynamoStore {
         Ok(Page { items, next_cursor })
     }
 
-    async fn delete_endpoint(&self, id: &EndpointId) -> PortResult<bool> {
+    async fn delete_endpoint(&self, endpoint: &Endpoint) -> PortResult<bool> {
+        let id = &endpoint.id;
         use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
         use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
         // Its deliveries stay for the retention period, in the whole log too: the
@@ -133,7 +154,11 @@ impl EndpointStore for DynamoStore {
             .condition_expression("attribute_exists(pk)")
             .build()
             .map_err(built)?;
-        let tombstone = Put::builder()
+        let mut tombstone = Put::builder();
+        if !endpoint.tenant_id.is_default() {
+            tombstone = tombstone.item(TENANT_ATTRIBUTE, s(endpoint.tenant_id.as_str()));
+        }
+        let tombstone = tombstone
             .table_name(&self.table)
             .item("pk", s(GONE_PK))
             .item("sk", s(id.as_str()))

@@ -7,8 +7,9 @@ use super::reader::Reader;
 use super::{DynamoStore, Item, conditional, n, s};
 use crate::adapters::classify;
 use crate::event::Event;
+use crate::event::EventKey;
 use crate::event_conflict::Conflict;
-use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::ids::{DeliveryId, EndpointId};
 use crate::ports::{EventLookup, EventStore, FanoutClaim, PortError, PortResult, StoredEvent};
 use crate::timestamp::Timestamp;
 use async_trait::async_trait;
@@ -137,7 +138,8 @@ impl EventStore for DynamoStore {
         now: Timestamp,
         lease: Duration,
     ) -> PortResult<FanoutClaim> {
-        let pk = event_pk(&event.id);
+        let key = event.key();
+        let pk = event_pk(&key);
         let lease_until = now.saturating_add(lease).unix_millis();
         let mut item: Item = HashMap::from([
             ("pk".into(), s(&pk)),
@@ -162,7 +164,7 @@ impl EventStore for DynamoStore {
         // first body sent under an id stays the one. A copy of an event already claimed
         // writes nothing (a failed conditional write still costs its units).
         if let Some((body_attr, body)) = apart
-            && self.event_item(&event.id, Some(&["pk"])).await?.is_none()
+            && self.event_item(&key, Some(&["pk"])).await?.is_none()
         {
             let res = self
                 .client
@@ -192,7 +194,7 @@ impl EventStore for DynamoStore {
                     .is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
             Err(e) => return Err(classify("PutItem event", e)),
         }
-        let Some(item) = self.event_item(&event.id, None).await? else {
+        let Some(item) = self.event_item(&key, None).await? else {
             // Expired by TTL between the two calls: the id is free again; let SQS retry.
             return Err(PortError::retryable(
                 "PutItem event",
@@ -227,7 +229,7 @@ impl EventStore for DynamoStore {
             .await;
         match take {
             Ok(_) => Ok(FanoutClaim::Resumed {
-                stored: stored.event,
+                stored: Box::new(stored.event),
                 targets: stored.targets,
                 recorded,
             }),
@@ -243,12 +245,12 @@ impl EventStore for DynamoStore {
         }
     }
 
-    async fn release_fanout(&self, id: &EventId) -> PortResult<()> {
+    async fn release_fanout(&self, key: &EventKey) -> PortResult<()> {
         let res = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(event_pk(id)))
+            .key("pk", s(event_pk(key)))
             .key("sk", s(EVENT_SK))
             .update_expression("SET lease_until = :zero")
             .condition_expression("attribute_exists(pk)")
@@ -258,8 +260,8 @@ impl EventStore for DynamoStore {
         conditional(res.map(|_| ()), "UpdateItem event release").map(|_| ())
     }
 
-    async fn get_event(&self, id: &EventId) -> PortResult<Option<StoredEvent>> {
-        match self.event_item(id, None).await? {
+    async fn get_event(&self, key: &EventKey) -> PortResult<Option<StoredEvent>> {
+        match self.event_item(key, None).await? {
             Some(item) => self.stored_event(&item).await.map(Some),
             None => Ok(None),
         }
@@ -268,12 +270,12 @@ impl EventStore for DynamoStore {
 
 impl DynamoStore {
     /// An event's item, or only the attributes named (by `#a`, `#b`, …).
-    async fn event_item(&self, id: &EventId, only: Option<&[&str]>) -> PortResult<Option<Item>> {
+    async fn event_item(&self, key: &EventKey, only: Option<&[&str]>) -> PortResult<Option<Item>> {
         let mut get = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(event_pk(id)))
+            .key("pk", s(event_pk(key)))
             .key("sk", s(EVENT_SK))
             .consistent_read(true);
         if let Some(names) = only {
@@ -288,9 +290,9 @@ impl DynamoStore {
     }
 
     /// An event's targets alone (not its body): `None` when it is not stored.
-    pub(super) async fn event_targets(&self, id: &EventId) -> PortResult<Option<Vec<DeliveryId>>> {
+    pub(super) async fn event_targets(&self, key: &EventKey) -> PortResult<Option<Vec<DeliveryId>>> {
         let item = self
-            .event_item(id, Some(&["targets", "target_uuid", "target_ids"]))
+            .event_item(key, Some(&["targets", "target_uuid", "target_ids"]))
             .await?;
         item.as_ref().map(targets_from_item).transpose()
     }
@@ -341,12 +343,12 @@ impl DynamoStore {
 #[async_trait]
 impl EventLookup for DynamoStore {
     /// One strongly consistent BatchGetItem per 100 ids, of the bodies alone.
-    async fn stored_events(&self, ids: &[EventId]) -> PortResult<Vec<Event>> {
+    async fn stored_events(&self, wanted: &[EventKey]) -> PortResult<Vec<Event>> {
         // BatchGetItem refuses a key asked for twice.
-        let unique: HashSet<&EventId> = ids.iter().collect();
+        let unique: HashSet<&EventKey> = wanted.iter().collect();
         let keys = unique
             .into_iter()
-            .map(|id| HashMap::from([("pk".to_owned(), s(event_pk(id))), ("sk".to_owned(), s(EVENT_SK))]))
+            .map(|k| HashMap::from([("pk".to_owned(), s(event_pk(k))), ("sk".to_owned(), s(EVENT_SK))]))
             .collect();
         let items = self
             .batch_get(
@@ -411,7 +413,8 @@ mod tests {
     #[test]
     fn a_body_is_packed_only_when_that_is_smaller_and_reads_back_either_way() {
         let event = |data: serde_json::Value| Event {
-            id: EventId::parse("evt_1").unwrap(),
+            id: crate::ids::EventId::parse("evt_1").unwrap(),
+            tenant_id: Default::default(),
             event_type: crate::event::EventType::parse("a.b").unwrap(),
             data,
             timestamp: Timestamp::from_unix_millis(0),

@@ -2,7 +2,8 @@
 
 use super::reader::Reader;
 use super::{Item, s};
-use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::event::EventKey;
+use crate::ids::{DeliveryId, EndpointId, TenantId};
 use crate::ports::{PortError, PortResult};
 use std::collections::HashMap;
 
@@ -27,8 +28,23 @@ pub(super) const DEAD_PK: &str = "DEAD";
 /// A rate bucket's item in its endpoint's partition.
 pub(super) const BUCKET_SK: &str = "BUCKET";
 
-pub(super) fn event_pk(id: &EventId) -> String {
-    format!("EVT#{id}")
+/// An event's partition: `EVT#<id>` in the default tenant (as before tenants, so the
+/// events stored then are the default tenant's), `EVT#<tenant>#<id>` in another. An
+/// event id holds no `#`, so the two forms never meet.
+pub(super) fn event_pk(key: &EventKey) -> String {
+    if key.tenant_id.is_default() {
+        format!("EVT#{}", key.id)
+    } else {
+        format!("EVT#{}#{}", key.tenant_id, key.id)
+    }
+}
+
+/// The partition of every tenant, sorted by id.
+pub(super) const TENANT_PK: &str = "TENANT";
+
+/// A tenant's keys, by key id.
+pub(super) fn tenant_keys_pk(tenant: &TenantId) -> String {
+    format!("TKEY#{tenant}")
 }
 
 /// An endpoint's delivery log.
@@ -94,11 +110,6 @@ pub(super) fn dead_letter_sk(id: &crate::ids::DeadLetterId) -> String {
     format!("{:016}#{id}", id.made_at_millis().unwrap_or(0).max(0))
 }
 
-/// An endpoint's rate bucket.
-pub(super) fn rate_pk(ep: &EndpointId) -> String {
-    format!("RATE#{ep}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +134,15 @@ mod tests {
         let bad: Item = HashMap::from([("pk".to_owned(), s("EVT#x")), ("sk".to_owned(), s("EVENT"))]);
         assert!(endpoint_of_delivery(&bad).unwrap_err().is_permanent());
         assert!(delivery_id_of(&bad).unwrap_err().is_permanent());
+    }
+
+    #[test]
+    fn the_same_event_id_in_two_tenants_is_two_partitions_and_the_default_keeps_the_old_one() {
+        let id = crate::ids::EventId::parse("run-1:node-3").unwrap();
+        let default = event_pk(&EventKey::new(TenantId::default(), id.clone()));
+        let acme = event_pk(&EventKey::new(TenantId::parse("acme").unwrap(), id));
+        assert_eq!(default, "EVT#run-1:node-3");
+        assert_eq!(acme, "EVT#acme#run-1:node-3");
     }
 
     #[test]

@@ -31,7 +31,7 @@ impl DynamoStore {
         }
         let endpoints = match &q.endpoint {
             Some(ep) => vec![ep.clone()],
-            None => self.log_endpoints().await?,
+            None => self.log_endpoints(q.tenant.as_ref()).await?,
         };
         // Each endpoint's log, newest first, at most a page of it; a few at a time.
         let reads: Vec<_> = endpoints.iter().map(|ep| self.read_log(ep, q, &window)).collect();
@@ -70,6 +70,16 @@ impl DynamoStore {
             if let Some(t) = &q.event_type {
                 filters.push("event_type = :et");
                 query = query.expression_attribute_values(":et", s(t.as_str()));
+            }
+            // An endpoint's log is its tenant's; this holds even for an endpoint named
+            // by a caller of another tenant.
+            match &q.tenant {
+                Some(t) if t.is_default() => filters.push("attribute_not_exists(tenant_id)"),
+                Some(t) => {
+                    filters.push("tenant_id = :tn");
+                    query = query.expression_attribute_values(":tn", s(t.as_str()));
+                }
+                None => {}
             }
             if !filters.is_empty() {
                 query = query.filter_expression(filters.join(" AND "));
@@ -189,6 +199,7 @@ mod tests {
 
     fn query(since: i64, until: i64) -> DeliveryQuery {
         DeliveryQuery {
+            tenant: None,
             endpoint: None,
             status: None,
             event_type: None,

@@ -6,14 +6,16 @@
 //! |----------------------|------------------|-----------------------------|
 //! | endpoint             | `ENDPOINT`       | `ep_…`                      |
 //! | deleted endpoint     | `ENDPOINT_GONE`  | `ep_…`                      |
-//! | event                | `EVT#<id>`       | `EVENT`                     |
+//! | event                | `EVT#<id>`, `EVT#<tenant>#<id>` | `EVENT`      |
 //! | delivery (+ 1st try) | `EP#<ep_…>`      | `<created ms, 16 digits>#<dlv_…>` |
 //! | later attempt        | `ATT#<dlv_…>`    | `00002`                     |
 //! | large event's body   | `EVT#<id>`       | `BODY`                      |
 //! | hourly counters      | `STATS#<ep_…>`   | `H#2026-12-03T14`           |
-//! | rate-limit bucket    | `RATE#<ep_…>`    | `BUCKET`                    |
+//! | rate-limit bucket    | `RATE#<ep_…>`, `TRATE#<tenant>` | `BUCKET`     |
 //! | dead letter          | `DEAD`           | `<recorded ms>#<dlt_…>`     |
 //! | registry version     | `REGISTRY`       | `VERSION`                   |
+//! | tenant               | `TENANT`         | `<tenant id>`               |
+//! | tenant key           | `TKEY#<tenant>`  | `key_…`                     |
 //!
 //! An endpoint's partition is its delivery log, newest last; the whole log merges the
 //! endpoints' (live and deleted ones'). A delivery id names its endpoint and creation
@@ -22,7 +24,9 @@
 //! "OPEN"` and `due_at` (their next attempt): the keys of the sparse `open` index,
 //! from which the sweeper reads what is due (never a scan); a delivery that succeeds
 //! at once never enters it. Events, deliveries, attempts and deleted endpoints carry
-//! `expires_at` for TTL.
+//! `expires_at` for TTL. Endpoints, their tombstones and deliveries of a tenant other
+//! than `default` carry `tenant_id`; an item without it (all items written before
+//! tenants) is the default tenant's, as is an event partition without a tenant.
 //!
 //! One module per port (`endpoints`, `events`, `deliveries`, `log`, `open`, `stats`,
 //! `rate_limit`, `dead_letters`); `keys` says where each item lives, `reader` reads attributes back,
@@ -41,6 +45,7 @@ mod rate_limit;
 mod reader;
 mod registry;
 mod stats;
+mod tenants;
 
 use super::classify;
 use crate::ports::{PortError, PortResult};

@@ -1,13 +1,13 @@
-//! Endpoints' rate-limit buckets: read, take a token (`crate::ratelimit`), write on
-//! the condition that nobody took one meanwhile.
+//! Rate-limit buckets (an endpoint's, a tenant's ingest): read, take tokens
+//! (`crate::ratelimit`), write on the condition that nobody took any meanwhile. The
+//! bucket's partition is its name (`RATE#<ep_…>`, `TRATE#<tenant>`).
 
-use super::keys::{BUCKET_SK, rate_pk};
+use super::keys::BUCKET_SK;
 use super::reader::Reader;
 use super::{DynamoStore, conditional, n, s};
 use crate::adapters::classify;
-use crate::ids::EndpointId;
 use crate::ports::{PortResult, RateLimiter};
-use crate::ratelimit::{Bucket, take};
+use crate::ratelimit::{Bucket, RateBucket, take_n};
 use crate::timestamp::Timestamp;
 use async_trait::async_trait;
 use std::time::Duration;
@@ -16,11 +16,12 @@ use std::time::Duration;
 impl RateLimiter for DynamoStore {
     async fn take(
         &self,
-        endpoint: &EndpointId,
+        bucket: RateBucket<'_>,
         per_second: u32,
+        tokens: u32,
         now: Timestamp,
     ) -> PortResult<Option<Duration>> {
-        let pk = rate_pk(endpoint);
+        let pk = bucket.name();
         // Read, take, write on condition; a concurrent taker means read again.
         for _ in 0..5 {
             let out = self
@@ -40,7 +41,7 @@ impl RateLimiter for DynamoStore {
                     at: Timestamp::from_unix_millis(r.opt_num("at")?),
                 })
             });
-            let next = match take(seen, per_second, now) {
+            let next = match take_n(seen, per_second, tokens, now) {
                 Ok(b) => b,
                 Err(wait) => return Ok(Some(wait)),
             };

@@ -7,6 +7,16 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 const READ: &str = "read stored item";
 
+/// The attribute that names an item's tenant, when it is not `default`.
+pub(super) const TENANT_ATTRIBUTE: &str = "tenant_id";
+
+/// Names the item's tenant, unless it is the default one.
+pub(super) fn put_tenant(item: &mut Item, tenant: &crate::ids::TenantId) {
+    if !tenant.is_default() {
+        item.insert(TENANT_ATTRIBUTE.to_owned(), AttributeValue::S(tenant.to_string()));
+    }
+}
+
 pub(super) struct Reader<'a>(pub(super) &'a Item);
 
 impl<'a> Reader<'a> {
@@ -34,6 +44,16 @@ impl<'a> Reader<'a> {
     pub(super) fn num<T: std::str::FromStr>(&self, k: &str) -> PortResult<T> {
         self.opt_num(k)
             .ok_or_else(|| PortError::permanent(READ, format!("lacks number `{k}`")))
+    }
+
+    /// The item's tenant: `tenant_id`, written only for a tenant other than `default`,
+    /// so an item without it (written before tenants, or of the default tenant) is the
+    /// default tenant's.
+    pub(super) fn tenant(&self) -> PortResult<crate::ids::TenantId> {
+        match self.0.get(TENANT_ATTRIBUTE) {
+            None => Ok(crate::ids::TenantId::default()),
+            Some(_) => self.parse(TENANT_ATTRIBUTE, crate::ids::TenantId::parse),
+        }
     }
 
     pub(super) fn parse<T, E: std::fmt::Display>(
