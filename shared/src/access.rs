@@ -62,6 +62,9 @@ pub fn require(who: &Principal, need: Need) -> Result<(), Problem> {
 pub enum TenantRefused {
     /// No such tenant, as far as this key may know (another's is none of its business).
     Unknown(TenantId),
+    /// A tenant key whose tenant is gone (issued while it was being deleted): it acts
+    /// for nothing, a 401 like a revoked key.
+    Orphaned,
     /// The store could not say.
     Unavailable(Problem),
 }
@@ -71,6 +74,7 @@ impl TenantRefused {
     pub fn at(self, pointer: &str) -> Result<FieldProblem, Problem> {
         match self {
             Self::Unknown(t) => Ok(FieldProblem::new(pointer, format!("there is no tenant `{t}`"))),
+            Self::Orphaned => Err(Problem::unauthorized()),
             Self::Unavailable(p) => Err(p),
         }
     }
@@ -111,6 +115,7 @@ pub async fn acting_tenant<T: TenantStore + ?Sized>(
             tenant,
             limits: t.limits,
         }),
+        Ok(None) if matches!(who, Principal::Tenant { .. }) => Err(TenantRefused::Orphaned),
         Ok(None) => Err(TenantRefused::Unknown(tenant)),
         Err(e) => {
             tracing::error!(error = %e, "could not read a tenant");

@@ -91,7 +91,7 @@ mod tests {
             m.record(DeliveryStatus::Delivered, Some(200), "default", i);
         }
         m.record(DeliveryStatus::Retrying, None, "default", 5000);
-        m.record(DeliveryStatus::Delivered, Some(204), "other", 7);
+        m.record(DeliveryStatus::Delivered, Some(204), "(other)", 7);
         let lines: Vec<serde_json::Value> = m
             .lines()
             .iter()
@@ -104,7 +104,7 @@ mod tests {
         );
         assert_eq!(lines[0]["Attempts"], 100.0);
         assert_eq!(lines[1]["Attempts"], 50.0);
-        assert_eq!(lines[2]["Tenant"], "other");
+        assert_eq!(lines[2]["Tenant"], "(other)");
         assert_eq!(lines[3]["StatusClass"], "error");
         assert_eq!(lines[3]["AttemptLatency"], serde_json::json!([5000.0]));
         // Published as before tenants too, and per tenant.

@@ -1,7 +1,7 @@
 //! Which tenants get a metric of their own. A CloudWatch metric is billed per
 //! combination of dimension values, so the `Tenant` dimension takes a bounded set of
 //! values: `default`, each tenant the operator names in `HOOKLINE_METRIC_TENANTS` (at
-//! most `MAX_NAMED`), and `other` for every other tenant. Per-tenant figures for all
+//! most `MAX_NAMED`), and `(other)` for every other tenant. Per-tenant figures for all
 //! tenants are in the API's statistics (`GET /v1/stats?tenant_id=`), not in CloudWatch.
 
 use crate::ids::TenantId;
@@ -9,8 +9,9 @@ use std::collections::BTreeSet;
 
 /// The most tenants with a metric of their own.
 pub const MAX_NAMED: usize = 20;
-/// The `Tenant` value of every tenant not named.
-pub const OTHER: &str = "other";
+/// The `Tenant` value of every tenant not named: not a tenant id (those hold no
+/// parentheses), so no tenant can be taken for the rest.
+pub const OTHER: &str = "(other)";
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MetricTenants(BTreeSet<TenantId>);

@@ -139,7 +139,8 @@ pub trait EventLookup: Send + Sync {
 /// The tenants and their keys.
 #[async_trait]
 pub trait TenantStore: Send + Sync {
-    /// Whether it was created (`false`: the id is taken).
+    /// Whether it was created (`false`: the id is taken, by a tenant or by a deleted
+    /// one whose data is still kept).
     async fn create_tenant(&self, tenant: &crate::tenant::Tenant) -> PortResult<bool>;
     async fn get_tenant(&self, id: &TenantId) -> PortResult<Option<crate::tenant::Tenant>>;
     /// By id. A bad cursor is `Permanent`.
@@ -147,7 +148,8 @@ pub trait TenantStore: Send + Sync {
     -> PortResult<Page<crate::tenant::Tenant>>;
     /// Writes a changed tenant if it still exists. Whether it did.
     async fn update_tenant(&self, tenant: &crate::tenant::Tenant) -> PortResult<bool>;
-    /// Whether it existed.
+    /// Whether it existed. Its id stays taken while its data is kept (the retention),
+    /// so that a new tenant under it does not inherit the old one's log and events.
     async fn delete_tenant(&self, id: &TenantId) -> PortResult<bool>;
     async fn create_key(&self, key: &crate::tenant_key::TenantKey) -> PortResult<()>;
     /// Strongly consistent: a key revoked is refused at once.

@@ -30,10 +30,13 @@ pub fn take_n(bucket: Option<Bucket>, per_second: u32, n: u32, now: Timestamp) -
         None => rate,
         Some(b) => (b.tokens + now.since(b.at).as_secs_f64() * rate).min(rate),
     };
+    // A taker whose clock is behind the bucket's never moves it back (which would
+    // count the refill between the two twice).
+    let at = bucket.map_or(now, |b| b.at.max(now));
     if tokens >= 1.0 {
         Ok(Bucket {
             tokens: tokens - f64::from(n.max(1)),
-            at: now,
+            at,
         })
     } else {
         Err(Duration::from_secs_f64((1.0 - tokens) / rate).max(Duration::from_millis(1)))
@@ -97,5 +100,13 @@ mod tests {
         let wait = take_n(Some(b), 10, 1, t0).expect_err("in debt");
         assert_eq!(wait, Duration::from_millis(1600));
         assert!(take_n(Some(b), 10, 1, Timestamp::from_unix_millis(1600)).is_ok());
+    }
+
+    #[test]
+    fn a_taker_whose_clock_is_behind_the_bucket_never_moves_it_back() {
+        let later = Timestamp::from_unix_millis(1_000);
+        let b = Bucket { tokens: 5.0, at: later };
+        let next = take_n(Some(b), 10, 1, Timestamp::from_unix_millis(900)).unwrap();
+        assert_eq!((next.tokens, next.at), (4.0, later));
     }
 }

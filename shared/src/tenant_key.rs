@@ -53,7 +53,7 @@ impl TenantScope {
 }
 
 /// A key's record: everything but the secret.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct TenantKey {
     pub id: TenantKeyId,
     pub tenant_id: TenantId,
@@ -66,6 +66,17 @@ pub struct TenantKey {
     /// SHA-256 of the secret, hex.
     #[serde(skip)]
     pub secret_hash: String,
+}
+
+impl std::fmt::Debug for TenantKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantKey")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("scope", &self.scope)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TenantKey {

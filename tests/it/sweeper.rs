@@ -13,7 +13,7 @@ use std::time::Duration;
 use sweeper_fn::SweepSettings;
 
 /// Retries after 1 s, and a sweeper that steps in after 1 s.
-fn quick() -> Options {
+pub(crate) fn quick() -> Options {
     Options {
         settings: Settings {
             concurrency: 8,
@@ -62,7 +62,7 @@ async fn dead_letter(h: &Harness, event: hookline::event::Event) {
         .unwrap();
 }
 
-async fn purge(h: &Harness) {
+pub(crate) async fn purge(h: &Harness) {
     h.sqs
         .purge_queue()
         .queue_url(h.stack.queue_url("DeliveryQueue"))

@@ -644,3 +644,144 @@ async fn a_tenant_at_its_endpoint_limit_gets_a_409_until_its_limit_is_raised() {
         201
     );
 }
+
+#[tokio::test]
+async fn a_named_tenants_delivery_whose_message_was_lost_is_redriven_to_its_own_endpoint() {
+    // GIVEN tenant a and the default tenant, each with a failing endpoint, and an event
+    // each under the same id, waiting for its second attempt, whose message is lost
+    let h = Harness::with(crate::sweeper::quick()).await;
+    let rx = Receiver::start().await;
+    rx.answer("/a", 500, "down");
+    rx.answer("/default", 500, "down");
+    tenant(&h, "a").await;
+    let a_key = key(&h, "a", "manage").await;
+    endpoint(&h, &a_key, &rx.url("/a")).await;
+    h.register("default", &rx.url("/default"), &["agent.*"]).await;
+    let event = |run: &str| json!({"id": "same-1", "event_type": "agent.x", "data": {"run": run}});
+    assert_eq!(send(&h, &a_key, event("a's")).await.status, 202);
+    assert_eq!(send(&h, INGEST_KEY, event("default's")).await.status, 202);
+    h.pump().await;
+    crate::sweeper::purge(&h).await;
+    rx.answer("/a", 200, "ok");
+    rx.answer("/default", 200, "ok");
+
+    // WHEN the sweeper runs once their attempts are overdue
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let report = h.sweeper().sweep().await.unwrap();
+    h.pump().await;
+
+    // THEN each is re-driven with its own tenant's event, and delivered
+    assert_eq!(report.redriven, 2, "{report:?}");
+    for (path, run) in [("/a", "a's"), ("/default", "default's")] {
+        let got = rx.received(path);
+        assert_eq!(got.len(), 2, "{path}");
+        assert!(got.iter().all(|r| r.json()["data"]["run"] == run), "{path}");
+    }
+    let log = admin(&h, "GET", "/v1/deliveries", None).await;
+    let statuses: Vec<&str> = log.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["delivered", "delivered"]);
+}
+
+#[tokio::test]
+async fn a_tenant_key_pages_through_its_own_endpoints_and_learns_nothing_of_the_others() {
+    let h = Harness::new().await;
+    tenant(&h, "a").await;
+    tenant(&h, "b").await;
+    let (a, b) = (key(&h, "a", "manage").await, key(&h, "b", "manage").await);
+    // Interleaved, so that the partition's order mixes the tenants.
+    let mut mine = Vec::new();
+    for i in 0..3 {
+        mine.push(endpoint(&h, &a, &format!("http://127.0.0.1:9/a{i}")).await);
+        endpoint(&h, &b, &format!("http://127.0.0.1:9/b{i}")).await;
+    }
+    let mut seen = Vec::new();
+    let mut path = "/v1/endpoints?limit=1".to_owned();
+    for _ in 0..10 {
+        let r = h.call_admin("GET", &path, Some(&a), None).await;
+        assert_eq!(r.status, 200, "{}", r.json);
+        for e in r.json["data"].as_array().unwrap() {
+            seen.push(e["id"].as_str().unwrap().to_owned());
+        }
+        match r.json["next_cursor"].as_str() {
+            Some(c) => {
+                let named = base64_decode(c);
+                assert!(mine.contains(&named), "the cursor names {named}, not one of a's");
+                path = format!("/v1/endpoints?limit=1&cursor={c}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, mine);
+    // AND another tenant's endpoint as a log filter is not there either
+    let theirs = admin(&h, "GET", "/v1/endpoints?tenant_id=b&limit=1", None)
+        .await
+        .json["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h
+        .call_admin(
+            "GET",
+            &format!("/v1/deliveries?endpoint_id={theirs}"),
+            Some(&a),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.json);
+}
+
+fn base64_decode(s: &str) -> String {
+    use base64::Engine;
+    String::from_utf8(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_deleted_tenants_id_stays_taken_and_a_key_left_over_from_it_acts_for_nothing() {
+    let h = Harness::new().await;
+    tenant(&h, "gone").await;
+    assert_eq!(admin(&h, "DELETE", "/v1/tenants/gone", None).await.status, 204);
+    // Its data is kept for the retention period: a new tenant may not inherit it.
+    let r = admin(
+        &h,
+        "POST",
+        "/v1/tenants",
+        Some(json!({"id": "gone", "name": "again"})),
+    )
+    .await;
+    assert_eq!(r.status, 409, "{}", r.json);
+    assert!(admin(&h, "GET", "/v1/tenants", None).await.json["data"] == json!([]));
+    // A key issued as the tenant was being deleted is refused everywhere.
+    let tenant_id = hookline::TenantId::parse("gone").unwrap();
+    let (record, late) = TenantKey::issue(
+        &tenant_id,
+        TenantScope::Manage,
+        None,
+        None,
+        hookline::Timestamp::now(),
+    );
+    hookline::ports::TenantStore::create_key(&h.store(), &record)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.call_admin("GET", "/v1/endpoints", Some(&late), None)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        send(&h, &late, json!({"event_type": "a.b", "data": {}}))
+            .await
+            .status,
+        401
+    );
+}

@@ -7,15 +7,26 @@ use crate::Admin;
 use crate::problems::{no_delivery, no_endpoint, no_tenant, store_problem};
 use crate::query::Query;
 use hookline::ids::{DeliveryId, EndpointId, TenantId};
-use hookline::ports::{DeliveryStore, EndpointStore};
+use hookline::ports::{DeliveryStore, EndpointStore, TenantStore};
 use hookline::problem::Problem;
 use hookline::tenancy::Principal;
 
-impl<S: EndpointStore + DeliveryStore, Q, H, P, C> Admin<S, Q, H, P, C> {
+impl<S: EndpointStore + DeliveryStore + TenantStore, Q, H, P, C> Admin<S, Q, H, P, C> {
     pub(crate) async fn guard(&self, segments: &[&str], who: &Principal) -> Result<(), Problem> {
         let Principal::Tenant { tenant, .. } = who else {
             return Ok(());
         };
+        // A key issued while its tenant was being deleted outlives the revocation of
+        // its keys: it acts for no tenant.
+        if self
+            .store
+            .get_tenant(tenant)
+            .await
+            .map_err(store_problem)?
+            .is_none()
+        {
+            return Err(Problem::unauthorized());
+        }
         match segments {
             ["v1", "tenants", id, ..] if *id != tenant.as_str() => Err(no_tenant(id)),
             ["v1", "endpoints", id, ..] => {

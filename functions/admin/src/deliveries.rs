@@ -1,7 +1,7 @@
 //! The delivery log, one delivery with its attempts, and an event with its fan-out.
 
 use crate::boundary::tenant_filter;
-use crate::problems::{cursor_problem, no_delivery, no_event, no_tenant, store_problem};
+use crate::problems::{cursor_problem, no_delivery, no_endpoint, no_event, no_tenant, store_problem};
 use crate::query::Query;
 use crate::{Admin, HttpResult};
 use hookline::api;
@@ -9,13 +9,13 @@ use hookline::delivery::DeliveryStatus;
 use hookline::event::{EventKey, EventType};
 use hookline::ids::{DeliveryId, EndpointId, EventId, TenantId};
 use hookline::ports::DeliveryQuery;
-use hookline::ports::{Clock, DeliveryStore, EventStore};
+use hookline::ports::{Clock, DeliveryStore, EndpointStore, EventStore};
 use hookline::tenancy::Principal;
 use hookline::timestamp::Timestamp;
 use lambda_http::Request;
 use serde_json::json;
 
-impl<S: DeliveryStore + EventStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
+impl<S: DeliveryStore + EventStore + EndpointStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
     pub(crate) async fn deliveries(&self, req: &Request, who: &Principal) -> HttpResult {
         let mut q = Query::new(req.uri());
         let tenant = tenant_filter(&mut q, who)?;
@@ -35,6 +35,14 @@ impl<S: DeliveryStore + EventStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
         let limit = q.limit();
         let cursor = q.take("cursor");
         q.finish()?;
+        // A tenant key reads the log of its own endpoints only (not even another's
+        // emptiness or cursor); the operator's, any endpoint's, deleted ones' too.
+        if let (Some(ep), Principal::Tenant { tenant, .. }) = (&endpoint, who) {
+            let theirs = self.store.get_endpoint(ep).await.map_err(store_problem)?;
+            if theirs.is_none_or(|e| &e.tenant_id != tenant) {
+                return Err(no_endpoint(ep.as_str()));
+            }
+        }
         // Nothing older than the retention period is kept, so nothing older is looked for.
         let oldest = now.minus(self.retention);
         let query = DeliveryQuery {

@@ -101,15 +101,16 @@ impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter, C: Clock> Ingest<Q, E
         let token = (path == "/v1/langgraph/runs")
             .then(|| api::query(req.uri()).into_iter().find(|(k, _)| k == "token"))
             .flatten();
-        let who = match token {
-            Some((_, t)) => access::principal_of(&self.keys, &self.events, &t, now).await?,
-            None => access::authenticate(&self.keys, &self.events, req.headers(), now).await?,
-        };
+        let key = token
+            .map(|(_, t)| t)
+            .or_else(|| api::presented_key(req.headers()))
+            .ok_or_else(Problem::unauthorized)?;
+        let who = access::principal_of(&self.keys, &self.events, &key, now).await?;
         access::require(&who, Need::Ingest)?;
         match path {
             "/v1/events" => self.single(req, &who).await,
             "/v1/events/batch" => self.batch(req, &who).await,
-            _ => self.langgraph_run(req, &who).await,
+            _ => self.langgraph_run(req, &who, &key).await,
         }
     }
 
@@ -154,7 +155,13 @@ impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter, C: Clock> Ingest<Q, E
 
     /// A LangGraph Platform run webhook, for the tenant of its key or, with an
     /// operator's key, the one `?tenant_id=` names.
-    async fn langgraph_run(&self, req: &Request, who: &Principal) -> Result<http::Response<String>, Problem> {
+    /// `key` is the key it came with: like the operator's, it never leaves in a payload.
+    async fn langgraph_run(
+        &self,
+        req: &Request,
+        who: &Principal,
+        key: &str,
+    ) -> Result<http::Response<String>, Problem> {
         let named = match api::query(req.uri()).into_iter().find(|(k, _)| k == "tenant_id") {
             None => None,
             Some((_, raw)) => Some(TenantId::parse(&raw).map_err(|e| {
@@ -171,7 +178,8 @@ impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter, C: Clock> Ingest<Q, E
         // The sender cannot shrink a run's state and does not retry a 413: a run whose
         // state is too large is reported without it (`values` says how large it was).
         let value = api::json_body(req.headers(), req.body().as_ref(), MAX_LANGGRAPH_BODY_BYTES)?;
-        let mut event = hookline::langgraph::run_event(&value, self.clock.now(), &self.keys.own_keys())
+        let [ingest, admin] = self.keys.own_keys();
+        let mut event = hookline::langgraph::run_event(&value, self.clock.now(), &[ingest, admin, key])
             .map_err(|errors| Problem::validation("the body is not a LangGraph run that ended", errors))?;
         if event.envelope_json().len() > MAX_EVENT_BYTES {
             hookline::langgraph::drop_values(&mut event);
@@ -244,7 +252,9 @@ impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter, C: Clock> Ingest<Q, E
                         let acting = match self.tenant_of(who, v, event).await {
                             Ok(t) => Some(t),
                             Err(TenantRefused::Unknown(_)) => None,
-                            Err(TenantRefused::Unavailable(p)) => return Err(p),
+                            Err(r @ (TenantRefused::Orphaned | TenantRefused::Unavailable(_))) => {
+                                return Err(r.problem("/tenant_id"));
+                            }
                         };
                         tenants.insert(named, acting.clone());
                         acting

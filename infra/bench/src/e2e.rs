@@ -50,25 +50,31 @@ pub async fn run(opts: Options) -> Result<Value, BoxError> {
         opts.concurrency, opts.concurrency
     );
     let stack = Stack::start(&root, proxy.port, emulator_port, sqs_port, opts.concurrency).await?;
-    let api = Api {
-        client: reqwest::Client::builder()
+    let api = Api::new(
+        reqwest::Client::builder()
             .no_proxy()
             .pool_max_idle_per_host(256)
             .timeout(Duration::from_secs(30))
             .build()?,
-        url: stack.url.clone(),
-    };
+        stack.url.clone(),
+    );
+    // A named tenant's phases go through its key: what the tenant boundary costs.
+    let tenant_api = api.tenant("bench").await?;
 
     // Every phase's endpoints, each phase with its own event type, registered at once:
     // one wait for the functions' endpoint caches (5 s) instead of one per phase.
     let base = format!("http://127.0.0.1:{rx_port}");
     api.endpoint("warm", &format!("{base}/warm"), "bench.warm")
         .await?;
-    for (name, fanout) in COUNT_PHASES
+    for (name, fanout, tenant) in COUNT_PHASES
         .iter()
-        .map(|&(f, b)| (phase_name(f, b), f))
-        .chain([(TIMING_PHASE.to_owned(), 1), (LATENCY_PHASE.to_owned(), 1)])
+        .map(|&(f, b, t)| (phase_name(f, b, t), f, t))
+        .chain([
+            (TIMING_PHASE.to_owned(), 1, false),
+            (LATENCY_PHASE.to_owned(), 1, false),
+        ])
     {
+        let api = if tenant { &tenant_api } else { &api };
         for i in 0..fanout {
             api.endpoint(
                 &format!("{name}-{i}"),
@@ -93,6 +99,7 @@ pub async fn run(opts: Options) -> Result<Value, BoxError> {
     // the latency run last, as it may leave the emulators behind.
     let bench = Bench {
         api,
+        tenant_api,
         proxy,
         received,
         stack,
@@ -101,14 +108,16 @@ pub async fn run(opts: Options) -> Result<Value, BoxError> {
     let mut out = serde_json::Map::new();
     if run("counts") {
         let mut requests = serde_json::Map::new();
-        for &(fanout, batch) in COUNT_PHASES {
-            let name = phase_name(fanout, batch);
-            let r = bench.count_phase(&name, fanout, batch, opts.events, true).await?;
+        for &(fanout, batch, tenant) in COUNT_PHASES {
+            let name = phase_name(fanout, batch, tenant);
+            let r = bench
+                .count_phase(&name, fanout, batch, tenant, opts.events, true)
+                .await?;
             requests.insert(name, r);
         }
         print_requests(&requests);
         let timing = bench
-            .count_phase(TIMING_PHASE, 1, true, opts.events, false)
+            .count_phase(TIMING_PHASE, 1, true, false, opts.events, false)
             .await?;
         out.insert(
             "cost_per_million".into(),
@@ -131,15 +140,28 @@ pub async fn run(opts: Options) -> Result<Value, BoxError> {
     Ok(Value::Object(out))
 }
 
-/// The request counts' phases: (fan-out, batch ingest).
-const COUNT_PHASES: &[(usize, bool)] = &[(1, true), (1, false), (5, true), (5, false)];
+/// The request counts' phases: (fan-out, batch ingest, a named tenant's key). The
+/// default tenant's are the figures from before tenants; the named tenant's add what
+/// its boundary costs (its key's and tenant's reads, its rate bucket's write).
+const COUNT_PHASES: &[(usize, bool, bool)] = &[
+    (1, true, false),
+    (1, false, false),
+    (5, true, false),
+    (5, false, false),
+    (1, true, true),
+    (1, false, true),
+];
 /// Fan-out 1 with batch ingest again, the proxy only forwarding, for Lambda's durations.
 const TIMING_PHASE: &str = "timing-fanout1-batch";
 /// The latency run: one endpoint.
 const LATENCY_PHASE: &str = "latency";
 
-fn phase_name(fanout: usize, batch: bool) -> String {
-    format!("fanout{fanout}-{}", if batch { "batch" } else { "single" })
+fn phase_name(fanout: usize, batch: bool, tenant: bool) -> String {
+    let ingest = if batch { "batch" } else { "single" };
+    match tenant {
+        false => format!("fanout{fanout}-{ingest}"),
+        true => format!("tenant{fanout}-{ingest}"),
+    }
 }
 
 /// Each phase's own event type, so that only its endpoints match its events.
@@ -169,6 +191,7 @@ impl Bench {
             proxy,
             received,
             stack,
+            ..
         } = self;
         let (event_type, prefix) = (phase_type(LATENCY_PHASE), format!("/{LATENCY_PHASE}/"));
         let total = opts.rate * opts.seconds;
@@ -302,15 +325,17 @@ impl Bench {
         name: &str,
         fanout: usize,
         batch: bool,
+        tenant: bool,
         events: usize,
         measure: bool,
     ) -> Result<Value, BoxError> {
         let Self {
-            api,
             proxy,
             received,
             stack,
+            ..
         } = self;
+        let api = if tenant { &self.tenant_api } else { &self.api };
         let event_type = phase_type(name);
         let prefix = format!("/{name}/");
         proxy.take_calls();

@@ -70,6 +70,25 @@ pub(crate) fn print_requests(r: &serde_json::Map<String, Value>) {
             .unwrap_or_default();
         println!("  {name}: {}", ops.join(", "));
     }
+    // What the tenant boundary costs: a named tenant's phase beside the default tenant's.
+    for ingest in ["batch", "single"] {
+        let (t, d) = (
+            &r.get(&format!("tenant1-{ingest}")),
+            &r.get(&format!("fanout1-{ingest}")),
+        );
+        if let (Some(t), Some(d)) = (t, d) {
+            let diff = |k: &str| {
+                t["per_webhook"][k].as_f64().unwrap_or(f64::NAN)
+                    - d["per_webhook"][k].as_f64().unwrap_or(f64::NAN)
+            };
+            println!(
+                "a named tenant's key, {ingest} ingest, beside the default tenant's: {:+.3} DynamoDB requests, {:+.3} write units, {:+.3} read units per webhook",
+                diff("dynamodb_requests"),
+                diff("write_units"),
+                diff("read_units")
+            );
+        }
+    }
     println!("targets: ≤ 0.3 SQS requests and ≤ 2 write units per webhook");
 }
 

@@ -229,17 +229,58 @@ impl Drop for Stack {
 pub(crate) struct Api {
     pub(crate) client: reqwest::Client,
     pub(crate) url: String,
+    /// The key events are sent with: the operator's, or a tenant's.
+    pub(crate) ingest_key: String,
+    /// The tenant endpoints are registered in; `None`: the default tenant.
+    pub(crate) tenant: Option<String>,
 }
 
 /// What every phase runs against: the API, the proxy, the receiver and the stack's logs.
 pub(crate) struct Bench {
     pub(crate) api: Api,
+    /// The same API as a named tenant sees it, with that tenant's ingest key.
+    pub(crate) tenant_api: Api,
     pub(crate) proxy: Proxy,
     pub(crate) received: Received,
     pub(crate) stack: Stack,
 }
 
 impl Api {
+    /// The operator's API, on the default tenant.
+    pub(crate) fn new(client: reqwest::Client, url: String) -> Self {
+        Self {
+            client,
+            url,
+            ingest_key: "dev-ingest-key".into(),
+            tenant: None,
+        }
+    }
+
+    /// A new tenant, with an ingest key of its own and a rate limit out of the way, and
+    /// this API as that tenant sees it: its endpoints and events are the tenant's.
+    pub(crate) async fn tenant(&self, id: &str) -> Result<Api, BoxError> {
+        let admin = |path: &str, body: Value| {
+            self.client
+                .post(format!("{}{path}", self.url))
+                .header("x-api-key", "dev-admin-key")
+                .json(&body)
+                .send()
+        };
+        let body = json!({"id": id, "name": id, "limits": {"ingest_per_second": 1_000_000}});
+        let res = admin("/v1/tenants", body).await?;
+        if !res.status().is_success() {
+            return Err(format!("creating a tenant: {} {}", res.status(), res.text().await?).into());
+        }
+        let res = admin(&format!("/v1/tenants/{id}/keys"), json!({"scope": "ingest"})).await?;
+        let key: Value = res.json().await?;
+        let key = key["key"].as_str().ok_or("no key in the answer")?;
+        Ok(Api {
+            ingest_key: key.to_owned(),
+            tenant: Some(id.to_owned()),
+            ..self.clone()
+        })
+    }
+
     pub(crate) async fn endpoint(&self, name: &str, url: &str, event_type: &str) -> Result<(), BoxError> {
         self.endpoint_with(name, url, event_type, 15).await
     }
@@ -255,7 +296,7 @@ impl Api {
             .client
             .post(format!("{}/v1/endpoints", self.url))
             .header("x-api-key", "dev-admin-key")
-            .json(&json!({"name": name, "url": url, "event_types": [event_type], "timeout_seconds": timeout_seconds}))
+            .json(&json!({"name": name, "url": url, "event_types": [event_type], "timeout_seconds": timeout_seconds, "tenant_id": self.tenant}))
             .send()
             .await?;
         if !res.status().is_success() {
@@ -270,7 +311,7 @@ impl Api {
         let res = self
             .client
             .post(format!("{}/v1/events", self.url))
-            .header("x-api-key", "dev-ingest-key")
+            .header("x-api-key", &self.ingest_key)
             .json(event)
             .send()
             .await?;
@@ -286,7 +327,7 @@ impl Api {
         let res = self
             .client
             .post(format!("{}/v1/events/batch", self.url))
-            .header("x-api-key", "dev-ingest-key")
+            .header("x-api-key", &self.ingest_key)
             .json(&json!({ "events": events }))
             .send()
             .await?;

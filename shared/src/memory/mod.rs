@@ -43,6 +43,8 @@ pub struct MemoryStore {
     endpoints: Mutex<BTreeMap<EndpointId, Endpoint>>,
     events: Mutex<HashMap<EventKey, EventRow>>,
     tenants: Mutex<BTreeMap<TenantId, crate::tenant::Tenant>>,
+    /// Deleted tenants, whose ids stay taken.
+    tenants_gone: Mutex<std::collections::BTreeSet<TenantId>>,
     tenant_keys: Mutex<BTreeMap<(TenantId, TenantKeyId), crate::tenant_key::TenantKey>>,
     deliveries: Mutex<DeliveryLog>,
     stats: Mutex<BTreeMap<(EndpointId, String), crate::stats::HourStats>>,

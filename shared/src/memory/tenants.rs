@@ -12,7 +12,7 @@ impl TenantStore for MemoryStore {
     async fn create_tenant(&self, tenant: &Tenant) -> PortResult<bool> {
         self.check()?;
         let mut all = self.tenants.lock().unwrap();
-        if all.contains_key(&tenant.id) {
+        if all.contains_key(&tenant.id) || self.tenants_gone.lock().unwrap().contains(&tenant.id) {
             return Ok(false);
         }
         all.insert(tenant.id.clone(), tenant.clone());
@@ -56,7 +56,11 @@ impl TenantStore for MemoryStore {
 
     async fn delete_tenant(&self, id: &TenantId) -> PortResult<bool> {
         self.check()?;
-        Ok(self.tenants.lock().unwrap().remove(id).is_some())
+        let existed = self.tenants.lock().unwrap().remove(id).is_some();
+        if existed {
+            self.tenants_gone.lock().unwrap().insert(id.clone());
+        }
+        Ok(existed)
     }
 
     async fn create_key(&self, key: &TenantKey) -> PortResult<()> {

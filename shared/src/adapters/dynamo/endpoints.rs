@@ -31,6 +31,44 @@ impl DynamoStore {
             .key("sk", s(id.as_str()))
     }
 
+    /// One tenant's endpoints, a page of them. A filtered query's page and its last key
+    /// would be the partition's, naming other tenants' endpoints, so the partition is
+    /// read whole (as `all_endpoints` reads it: a few thousand items at most) and paged
+    /// by the ids returned.
+    async fn list_tenant_endpoints(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> PortResult<Page<Endpoint>> {
+        let after = cursor
+            .map(|c| {
+                URL_SAFE_NO_PAD
+                    .decode(c)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .and_then(|sk| EndpointId::parse(&sk).ok())
+                    .ok_or_else(|| PortError::permanent("Query endpoints", BAD_CURSOR))
+            })
+            .transpose()?;
+        let mut mine: Vec<Endpoint> = self
+            .all_endpoints()
+            .await?
+            .into_iter()
+            .filter(|e| &e.tenant_id == tenant && after.as_ref().is_none_or(|a| &e.id > a))
+            .collect();
+        mine.sort_by(|a, b| a.id.cmp(&b.id));
+        let more = mine.len() > limit as usize;
+        mine.truncate(limit as usize);
+        let next_cursor = more
+            .then(|| mine.last().map(|e| URL_SAFE_NO_PAD.encode(e.id.as_str())))
+            .flatten();
+        Ok(Page {
+            items: mine,
+            next_cursor,
+        })
+    }
+
     /// Every endpoint whose log may hold deliveries, of one tenant or all: the live ones
     /// and the deleted ones whose tombstones have not expired (keys and tenants only).
     pub(super) async fn log_endpoints(&self, tenant: Option<&TenantId>) -> PortResult<Vec<EndpointId>> {
@@ -91,6 +129,9 @@ impl EndpointStore for DynamoStore {
         limit: u32,
         cursor: Option<&str>,
     ) -> PortResult<Page<Endpoint>> {
+        if let Some(t) = tenant {
+            return self.list_tenant_endpoints(t, limit, cursor).await;
+        }
         let start = cursor
             .map(|c| {
                 URL_SAFE_NO_PAD
@@ -108,18 +149,6 @@ impl EndpointStore for DynamoStore {
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", s(ENDPOINT_PK))
             .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-        // The default tenant's endpoints do not name it (as before tenants).
-        match tenant {
-            Some(t) if t.is_default() => {
-                q = q.filter_expression("attribute_not_exists(tenant_id)");
-            }
-            Some(t) => {
-                q = q
-                    .filter_expression("tenant_id = :tenant")
-                    .expression_attribute_values(":tenant", s(t.as_str()));
-            }
-            None => {}
-        }
         if let Some(sk) = start {
             q = q
                 .exclusive_start_key("pk", s(ENDPOINT_PK))

@@ -3,13 +3,14 @@
 
 use super::delivery_items::delivery_from_item;
 use super::keys::{OPEN_INDEX, OPEN_PK};
-use super::reader::Reader;
+use super::reader::{Reader, TENANT_ATTRIBUTE};
 use super::{DynamoStore, Item, n, s};
 use crate::adapters::classify;
 use crate::ports::{DueDelivery, OpenDeliveries, PortResult};
 use crate::timestamp::Timestamp;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::Select;
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use std::collections::HashMap;
 
 impl DynamoStore {
     /// A query of the open index, most overdue first: every open delivery, or those
@@ -30,6 +31,11 @@ impl DynamoStore {
     }
 
     /// Open deliveries due by `before`, most overdue first, with their lease state.
+    ///
+    /// The index does not project `tenant_id` (it was made before tenants, and an
+    /// index's projection cannot change in place), so each delivery's tenant is read
+    /// from its item in the table: one BatchGetItem of keys and tenants per page. One
+    /// gone from the table meanwhile (expired) is left out.
     pub(super) async fn open_due_by(&self, before: Timestamp, limit: u32) -> PortResult<Vec<DueDelivery>> {
         let out = self
             .open_query(Some(before))
@@ -37,17 +43,51 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| classify("Query open index", e))?;
-        out.items()
+        let key_of = |item: &Item| -> Option<(String, String)> {
+            let r = Reader(item);
+            Some((r.opt_str("pk")?.to_owned(), r.opt_str("sk")?.to_owned()))
+        };
+        let keys: Vec<Item> = out
+            .items()
             .iter()
-            .map(|item| {
-                Ok(DueDelivery {
-                    delivery: delivery_from_item(item)?,
-                    leased_until: Reader(item)
-                        .opt_num("lease_until")
-                        .map(Timestamp::from_unix_millis),
-                })
+            .filter_map(|item| {
+                let (pk, sk) = key_of(item)?;
+                Some(HashMap::from([
+                    ("pk".to_owned(), s(pk)),
+                    ("sk".to_owned(), s(sk)),
+                ]))
             })
+            .collect();
+        let tenants: HashMap<(String, String), Option<AttributeValue>> = if keys.is_empty() {
+            HashMap::new()
+        } else {
+            self.batch_get(
+                keys,
+                Some("pk, sk, tenant_id"),
+                "BatchGetItem due deliveries' tenants",
+            )
+            .await?
+            .into_iter()
+            .filter_map(|item| Some((key_of(&item)?, item.get(TENANT_ATTRIBUTE).cloned())))
             .collect()
+        };
+        let mut due = Vec::with_capacity(out.items().len());
+        for item in out.items() {
+            let Some(tenant) = key_of(item).and_then(|k| tenants.get(&k)) else {
+                continue;
+            };
+            let mut item = item.clone();
+            if let Some(t) = tenant {
+                item.insert(TENANT_ATTRIBUTE.to_owned(), t.clone());
+            }
+            due.push(DueDelivery {
+                delivery: delivery_from_item(&item)?,
+                leased_until: Reader(&item)
+                    .opt_num("lease_until")
+                    .map(Timestamp::from_unix_millis),
+            });
+        }
+        Ok(due)
     }
 
     /// Counts open deliveries, looking at no more than `limit`, and finds the most

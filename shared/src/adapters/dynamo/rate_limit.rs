@@ -54,11 +54,14 @@ impl RateLimiter for DynamoStore {
                 .item("tokens", n(next.tokens))
                 .item("at", n(next.at.unix_millis()))
                 .item("expires_at", n(now.unix_seconds() + 86_400));
+            // As read, both parts: two takers who read the same bucket after a third's
+            // write would otherwise both write over it, and a token be taken twice.
             let req = match seen {
                 Some(b) => req
-                    .condition_expression("#at = :seen")
+                    .condition_expression("#at = :seen AND tokens = :tokens")
                     .expression_attribute_names("#at", "at")
-                    .expression_attribute_values(":seen", n(b.at.unix_millis())),
+                    .expression_attribute_values(":seen", n(b.at.unix_millis()))
+                    .expression_attribute_values(":tokens", n(b.tokens)),
                 None => req.condition_expression("attribute_not_exists(pk)"),
             };
             if conditional(req.send().await.map(|_| ()), "PutItem rate bucket")? {

@@ -1,6 +1,8 @@
 //! Tenants in one partition (`TENANT`, by id) and each tenant's keys in its own
 //! (`TKEY#<tenant>`, by key id, so newest last). A key's item holds the SHA-256 of its
-//! secret, never the secret, and expires by TTL when the key does.
+//! secret, never the secret, and expires by TTL when the key does. A deleted tenant's
+//! item stays, marked `deleted_at`, until its data has aged out (TTL at the retention),
+//! so its id cannot be taken meanwhile by a new tenant that would inherit its log.
 
 use super::endpoints::BAD_CURSOR;
 use super::keys::{TENANT_PK, tenant_keys_pk};
@@ -114,6 +116,7 @@ impl TenantStore for DynamoStore {
     }
 
     async fn get_tenant(&self, id: &TenantId) -> PortResult<Option<Tenant>> {
+        let live = |item: &&Item| !item.contains_key("deleted_at");
         let out = self
             .client
             .get_item()
@@ -124,7 +127,7 @@ impl TenantStore for DynamoStore {
             .send()
             .await
             .map_err(|e| classify("GetItem tenant", e))?;
-        out.item().map(tenant_from_item).transpose()
+        out.item().filter(live).map(tenant_from_item).transpose()
     }
 
     async fn list_tenants(&self, limit: u32, cursor: Option<&str>) -> PortResult<Page<Tenant>> {
@@ -143,6 +146,7 @@ impl TenantStore for DynamoStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk")
+            .filter_expression("attribute_not_exists(deleted_at)")
             .expression_attribute_values(":pk", s(TENANT_PK))
             .limit(i32::try_from(limit).unwrap_or(i32::MAX));
         if let Some(sk) = start {
@@ -169,23 +173,27 @@ impl TenantStore for DynamoStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(tenant_to_item(tenant)))
-            .condition_expression("attribute_exists(pk)")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(deleted_at)")
             .send()
             .await;
         conditional(res.map(|_| ()), "PutItem tenant update")
     }
 
     async fn delete_tenant(&self, id: &TenantId) -> PortResult<bool> {
+        let now = Timestamp::now();
         let res = self
             .client
-            .delete_item()
+            .update_item()
             .table_name(&self.table)
             .key("pk", s(TENANT_PK))
             .key("sk", s(id.as_str()))
-            .condition_expression("attribute_exists(pk)")
+            .update_expression("SET deleted_at = :now, expires_at = :ttl")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(deleted_at)")
+            .expression_attribute_values(":now", n(now.unix_millis()))
+            .expression_attribute_values(":ttl", self.expires_at(now))
             .send()
             .await;
-        conditional(res.map(|_| ()), "DeleteItem tenant")
+        conditional(res.map(|_| ()), "UpdateItem tenant delete")
     }
 
     async fn create_key(&self, key: &TenantKey) -> PortResult<()> {
