@@ -105,7 +105,10 @@ mod tests {
     #[test]
     fn a_taker_whose_clock_is_behind_the_bucket_never_moves_it_back() {
         let later = Timestamp::from_unix_millis(1_000);
-        let b = Bucket { tokens: 5.0, at: later };
+        let b = Bucket {
+            tokens: 5.0,
+            at: later,
+        };
         let next = take_n(Some(b), 10, 1, Timestamp::from_unix_millis(900)).unwrap();
         assert_eq!((next.tokens, next.at), (4.0, later));
     }

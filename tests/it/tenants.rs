@@ -542,7 +542,9 @@ async fn a_langgraph_deployment_with_a_tenant_key_in_its_webhook_url_sends_that_
     )
     .await;
     let a_ingest = key(&h, "a", "ingest").await;
-    let run: Value = serde_json::from_str(RUN_SUCCESS).unwrap();
+    let mut run: Value = serde_json::from_str(RUN_SUCCESS).unwrap();
+    // The key it came with, echoed where no name says it is a secret.
+    run["metadata"]["note"] = json!(format!("sent with {a_ingest}"));
     let r = h
         .call_ingest(
             "POST",
@@ -556,6 +558,15 @@ async fn a_langgraph_deployment_with_a_tenant_key_in_its_webhook_url_sends_that_
     let got = rx.received("/a");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].json()["tenant_id"], "a");
+    assert!(
+        !String::from_utf8_lossy(&got[0].body).contains(&a_ingest),
+        "the tenant key left in the event"
+    );
+    let note = got[0].json()["data"]["metadata"]["note"].clone();
+    assert!(
+        note.as_str().is_some_and(|n| n.starts_with("sent with ")),
+        "{note}"
+    );
     assert!(rx.received("/b").is_empty());
     // The operator's key names the tenant in the query instead.
     let r = h
