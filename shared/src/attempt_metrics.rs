@@ -100,11 +100,11 @@ mod tests {
         assert_eq!(lines.len(), 4);
         assert_eq!(
             (lines[0]["Outcome"].as_str(), lines[0]["Tenant"].as_str()),
-            (Some("delivered"), Some("default"))
+            (Some("delivered"), Some("(other)"))
         );
-        assert_eq!(lines[0]["Attempts"], 100.0);
-        assert_eq!(lines[1]["Attempts"], 50.0);
-        assert_eq!(lines[2]["Tenant"], "(other)");
+        assert_eq!(lines[1]["Tenant"], "default");
+        assert_eq!(lines[1]["Attempts"], 100.0);
+        assert_eq!(lines[2]["Attempts"], 50.0);
         assert_eq!(lines[3]["StatusClass"], "error");
         assert_eq!(lines[3]["AttemptLatency"], serde_json::json!([5000.0]));
         // Published as before tenants too, and per tenant.

@@ -43,12 +43,26 @@ pub fn take_n(bucket: Option<Bucket>, per_second: u32, n: u32, now: Timestamp) -
     }
 }
 
+/// The one-second window `now` falls in (unix seconds), and how long until the next.
+///
+/// What many take at once (a tenant's ingest, from every ingest instance) is counted
+/// per window rather than in a bucket: one atomic add, never a read and a conditional
+/// write that concurrent takers would refuse one another on. A take goes if its window
+/// held fewer than the limit before it (so a batch may take it past); the next second
+/// starts again.
+pub fn window(now: Timestamp) -> (i64, Duration) {
+    let ms = now.unix_millis();
+    let second = ms.div_euclid(1000);
+    let rest = 1000 - ms.rem_euclid(1000);
+    (second, Duration::from_millis(u64::try_from(rest).unwrap_or(1000)))
+}
+
 /// Whose bucket a token is taken from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RateBucket<'a> {
     /// An endpoint's requests (its `rate_limit_per_second`).
     Endpoint(&'a EndpointId),
-    /// A tenant's events sent (`tenant_limits`).
+    /// A tenant's events sent (`tenant_limits`), counted per `window`.
     TenantIngest(&'a TenantId),
 }
 
@@ -111,5 +125,17 @@ mod tests {
         };
         let next = take_n(Some(b), 10, 1, Timestamp::from_unix_millis(900)).unwrap();
         assert_eq!((next.tokens, next.at), (4.0, later));
+    }
+
+    #[test]
+    fn a_window_is_the_second_now_falls_in_and_what_is_left_of_it() {
+        assert_eq!(
+            window(Timestamp::from_unix_millis(12_250)),
+            (12, Duration::from_millis(750))
+        );
+        assert_eq!(
+            window(Timestamp::from_unix_millis(13_000)),
+            (13, Duration::from_millis(1000))
+        );
     }
 }

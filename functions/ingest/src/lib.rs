@@ -74,7 +74,7 @@ pub struct Ingest<Q, E, C> {
     pub events: E,
     pub clock: C,
     pub max_body_bytes: usize,
-    /// Each tenant's events a second (its rate bucket is in `events`' store).
+    /// Each tenant's events a second (counted in `events`' store, per second).
     pub limits: LimitDefaults,
 }
 

@@ -49,6 +49,8 @@ pub struct MemoryStore {
     deliveries: Mutex<DeliveryLog>,
     stats: Mutex<BTreeMap<(EndpointId, String), crate::stats::HourStats>>,
     buckets: Mutex<HashMap<String, crate::ratelimit::Bucket>>,
+    /// Rate windows' counts, by (name, second).
+    windows: Mutex<HashMap<(String, i64), u32>>,
     /// Moved by every change to the endpoints.
     pub(super) registry_version: std::sync::atomic::AtomicU64,
     /// Oldest first.

@@ -43,6 +43,16 @@ impl RateLimiter for MemoryStore {
     ) -> PortResult<Option<Duration>> {
         self.refuse("take")?;
         self.check()?;
+        if let crate::ratelimit::RateBucket::TenantIngest(_) = bucket {
+            let (second, rest) = crate::ratelimit::window(now);
+            let mut windows = self.windows.lock().unwrap();
+            let taken = windows.entry((bucket.name(), second)).or_default();
+            if *taken >= per_second {
+                return Ok(Some(rest));
+            }
+            *taken += tokens.max(1);
+            return Ok(None);
+        }
         let mut buckets = self.buckets.lock().unwrap();
         let name = bucket.name();
         match crate::ratelimit::take_n(buckets.get(&name).copied(), per_second, tokens, now) {

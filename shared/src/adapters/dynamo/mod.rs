@@ -11,7 +11,8 @@
 //! | later attempt        | `ATT#<dlv_…>`    | `00002`                     |
 //! | large event's body   | `EVT#<id>`       | `BODY`                      |
 //! | hourly counters      | `STATS#<ep_…>`   | `H#2026-12-03T14`           |
-//! | rate-limit bucket    | `RATE#<ep_…>`, `TRATE#<tenant>` | `BUCKET`     |
+//! | rate-limit bucket    | `RATE#<ep_…>`    | `BUCKET`                    |
+//! | tenant ingest window | `TRATE#<tenant>` | `W#<unix second>`           |
 //! | dead letter          | `DEAD`           | `<recorded ms>#<dlt_…>`     |
 //! | registry version     | `REGISTRY`       | `VERSION`                   |
 //! | tenant               | `TENANT`         | `<tenant id>`               |

@@ -1,13 +1,15 @@
-//! Rate-limit buckets (an endpoint's, a tenant's ingest): read, take tokens
-//! (`crate::ratelimit`), write on the condition that nobody took any meanwhile. The
-//! bucket's partition is its name (`RATE#<ep_…>`, `TRATE#<tenant>`).
+//! Rate limits. An endpoint's bucket (`RATE#<ep_…>`, `BUCKET`): read, take tokens
+//! (`crate::ratelimit`), write on the condition that nobody took any meanwhile (one
+//! delivery worker at a time paces an endpoint). A tenant's ingest (`TRATE#<tenant>`,
+//! `W#<second>`): one atomic add per request to the second's window, as every ingest
+//! instance takes from it at once.
 
 use super::keys::BUCKET_SK;
 use super::reader::Reader;
 use super::{DynamoStore, conditional, n, s};
 use crate::adapters::classify;
 use crate::ports::{PortResult, RateLimiter};
-use crate::ratelimit::{Bucket, RateBucket, take_n};
+use crate::ratelimit::{Bucket, RateBucket, take_n, window};
 use crate::timestamp::Timestamp;
 use async_trait::async_trait;
 use std::time::Duration;
@@ -21,6 +23,9 @@ impl RateLimiter for DynamoStore {
         tokens: u32,
         now: Timestamp,
     ) -> PortResult<Option<Duration>> {
+        if let RateBucket::TenantIngest(_) = bucket {
+            return self.take_in_window(&bucket.name(), per_second, tokens, now).await;
+        }
         let pk = bucket.name();
         // Read, take, write on condition; a concurrent taker means read again.
         for _ in 0..5 {
@@ -70,5 +75,37 @@ impl RateLimiter for DynamoStore {
         }
         // Heavily contended: wait one token's time.
         Ok(Some(Duration::from_secs_f64(1.0 / f64::from(per_second.max(1)))))
+    }
+}
+
+impl DynamoStore {
+    /// Counts `count` in the current second's window (`ratelimit::window`) with one atomic
+    /// UpdateItem, if the window held fewer than `limit`; how long until the next
+    /// window if it did not.
+    async fn take_in_window(
+        &self,
+        pk: &str,
+        limit: u32,
+        count: u32,
+        now: Timestamp,
+    ) -> PortResult<Option<Duration>> {
+        let (second, rest) = window(now);
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(format!("W#{second}")))
+            .update_expression("ADD taken :n SET expires_at = :ttl")
+            .condition_expression("attribute_not_exists(taken) OR taken < :limit")
+            .expression_attribute_values(":n", n(count.max(1)))
+            .expression_attribute_values(":limit", n(limit))
+            .expression_attribute_values(":ttl", n(second + 60))
+            .send()
+            .await;
+        match conditional(res.map(|_| ()), "UpdateItem rate window")? {
+            true => Ok(None),
+            false => Ok(Some(rest)),
+        }
     }
 }
