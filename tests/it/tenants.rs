@@ -70,6 +70,22 @@ async fn two_tenants(h: &Harness, rx: &Receiver) -> Two {
     }
 }
 
+/// Two tenants, and b's event `b-evt` delivered to b's endpoint: the delivery's id.
+async fn two_tenants_and_a_delivery_of_bs(h: &Harness, rx: &Receiver) -> (Two, String) {
+    let t = two_tenants(h, rx).await;
+    let r = send(
+        h,
+        &t.b_key,
+        json!({"id": "b-evt", "event_type": "agent.x", "data": {}}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.json);
+    h.pump().await;
+    let log = admin(h, "GET", "/v1/deliveries?tenant_id=b", None).await;
+    let delivery = log.json["data"][0]["id"].as_str().unwrap().to_owned();
+    (t, delivery)
+}
+
 #[tokio::test]
 async fn each_tenants_events_reach_only_its_own_endpoints_and_the_same_id_is_two_events() {
     // GIVEN tenants a and b, each with an endpoint for the same event type
@@ -124,18 +140,7 @@ async fn a_tenant_key_gets_404_for_another_tenants_endpoint_delivery_event_and_s
     // GIVEN two tenants, and a delivery of b's
     let h = Harness::new().await;
     let rx = Receiver::start().await;
-    let t = two_tenants(&h, &rx).await;
-    send(
-        &h,
-        &t.b_key,
-        json!({"id": "b-evt", "event_type": "agent.x", "data": {}}),
-    )
-    .await;
-    h.pump().await;
-    let b_delivery = admin(&h, "GET", "/v1/deliveries?tenant_id=b", None).await.json["data"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (t, b_delivery) = two_tenants_and_a_delivery_of_bs(&h, &rx).await;
 
     // WHEN a's key asks for b's things THEN none is there
     for path in [
@@ -184,18 +189,7 @@ async fn every_admin_route_answers_a_tenant_key_that_names_another_tenants_id_as
     // GIVEN two tenants, and something of b's behind every kind of id
     let h = Harness::new().await;
     let rx = Receiver::start().await;
-    let t = two_tenants(&h, &rx).await;
-    send(
-        &h,
-        &t.b_key,
-        json!({"id": "b-evt", "event_type": "agent.x", "data": {}}),
-    )
-    .await;
-    h.pump().await;
-    let b_delivery = admin(&h, "GET", "/v1/deliveries?tenant_id=b", None).await.json["data"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (t, b_delivery) = two_tenants_and_a_delivery_of_bs(&h, &rx).await;
     let b_keys = admin(&h, "GET", "/v1/tenants/b/keys", None).await;
     let b_key_id = b_keys.json["data"][0]["id"].as_str().unwrap().to_owned();
 

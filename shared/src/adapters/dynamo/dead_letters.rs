@@ -110,10 +110,7 @@ impl DeadLetterStore for DynamoStore {
             .iter()
             .map(dead_letter_from_item)
             .collect::<PortResult<Vec<_>>>()?;
-        let next_cursor = out.last_evaluated_key().and_then(|k| match k.get("sk") {
-            Some(AttributeValue::S(sk)) => Some(URL_SAFE_NO_PAD.encode(sk)),
-            _ => None,
-        });
+        let next_cursor = super::cursor::after(out.last_evaluated_key());
         Ok(Page { items, next_cursor })
     }
 }

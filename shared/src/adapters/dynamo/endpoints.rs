@@ -4,7 +4,7 @@
 use super::endpoint_items::{endpoint_from_item, endpoint_to_item};
 use super::keys::{ENDPOINT_PK, GONE_PK};
 use super::reader::{Reader, TENANT_ATTRIBUTE};
-use super::{DynamoStore, conditional, n, query_all, s, unbuilt};
+use super::{DynamoStore, conditional, cursor, n, query_all, s, unbuilt};
 use crate::adapters::classify;
 use crate::endpoint::Endpoint;
 use crate::ids::{EndpointId, TenantId};
@@ -13,13 +13,9 @@ use crate::timestamp::Timestamp;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::AttributeValue;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::time::Duration;
 
-/// What a cursor that does not decode says.
-pub(super) const BAD_CURSOR: &str = "the cursor is not one this API gave out";
+pub(super) use super::cursor::BAD_CURSOR;
 
 impl DynamoStore {
     /// An UpdateItem on one endpoint's item; the caller adds the expressions.
@@ -42,14 +38,7 @@ impl DynamoStore {
         cursor: Option<&str>,
     ) -> PortResult<Page<Endpoint>> {
         let after = cursor
-            .map(|c| {
-                URL_SAFE_NO_PAD
-                    .decode(c)
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .and_then(|sk| EndpointId::parse(&sk).ok())
-                    .ok_or_else(|| PortError::permanent("Query endpoints", BAD_CURSOR))
-            })
+            .map(|c| cursor::decode(c, EndpointId::parse, "Query endpoints"))
             .transpose()?;
         let mut mine: Vec<Endpoint> = self
             .all_endpoints()
@@ -61,7 +50,7 @@ impl DynamoStore {
         let more = mine.len() > limit as usize;
         mine.truncate(limit as usize);
         let next_cursor = more
-            .then(|| mine.last().map(|e| URL_SAFE_NO_PAD.encode(e.id.as_str())))
+            .then(|| mine.last().map(|e| cursor::encode(e.id.as_str())))
             .flatten();
         Ok(Page {
             items: mine,
@@ -133,14 +122,7 @@ impl EndpointStore for DynamoStore {
             return self.list_tenant_endpoints(t, limit, cursor).await;
         }
         let start = cursor
-            .map(|c| {
-                URL_SAFE_NO_PAD
-                    .decode(c)
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .and_then(|sk| EndpointId::parse(&sk).ok())
-                    .ok_or_else(|| PortError::permanent("Query endpoints", BAD_CURSOR))
-            })
+            .map(|c| cursor::decode(c, EndpointId::parse, "Query endpoints"))
             .transpose()?;
         let mut q = self
             .client
@@ -160,10 +142,7 @@ impl EndpointStore for DynamoStore {
             .iter()
             .map(endpoint_from_item)
             .collect::<PortResult<Vec<_>>>()?;
-        let next_cursor = out.last_evaluated_key().and_then(|k| match k.get("sk") {
-            Some(AttributeValue::S(sk)) => Some(URL_SAFE_NO_PAD.encode(sk)),
-            _ => None,
-        });
+        let next_cursor = cursor::after(out.last_evaluated_key());
         Ok(Page { items, next_cursor })
     }
 

@@ -33,6 +33,7 @@
 //! `rate_limit`, `dead_letters`); `keys` says where each item lives, `reader` reads attributes back,
 //! and the `*_items` modules are the codecs between the domain and items.
 
+mod cursor;
 mod dead_letters;
 mod deliveries;
 mod delivery_items;

@@ -4,7 +4,7 @@
 //! item stays, marked `deleted_at`, until its data has aged out (TTL at the retention),
 //! so its id cannot be taken meanwhile by a new tenant that would inherit its log.
 
-use super::endpoints::BAD_CURSOR;
+use super::cursor;
 use super::keys::{TENANT_PK, tenant_keys_pk};
 use super::reader::Reader;
 use super::{DynamoStore, Item, conditional, n, query_all, s};
@@ -17,8 +17,6 @@ use crate::tenant_limits::TenantLimits;
 use crate::timestamp::Timestamp;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::collections::{BTreeMap, HashMap};
 
 const READ: &str = "read stored tenant";
@@ -132,14 +130,7 @@ impl TenantStore for DynamoStore {
 
     async fn list_tenants(&self, limit: u32, cursor: Option<&str>) -> PortResult<Page<Tenant>> {
         let start = cursor
-            .map(|c| {
-                URL_SAFE_NO_PAD
-                    .decode(c)
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .and_then(|sk| TenantId::parse(&sk).ok())
-                    .ok_or_else(|| PortError::permanent("Query tenants", BAD_CURSOR))
-            })
+            .map(|c| cursor::decode(c, TenantId::parse, "Query tenants"))
             .transpose()?;
         let mut q = self
             .client
@@ -160,10 +151,7 @@ impl TenantStore for DynamoStore {
             .iter()
             .map(tenant_from_item)
             .collect::<PortResult<Vec<_>>>()?;
-        let next_cursor = out.last_evaluated_key().and_then(|k| match k.get("sk") {
-            Some(AttributeValue::S(sk)) => Some(URL_SAFE_NO_PAD.encode(sk)),
-            _ => None,
-        });
+        let next_cursor = cursor::after(out.last_evaluated_key());
         Ok(Page { items, next_cursor })
     }
 
