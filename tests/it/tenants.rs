@@ -3,6 +3,7 @@
 //! is not there (404), on every route.
 
 use crate::support::*;
+use hookline::message::QueueMessage;
 use hookline::tenant_key::{TenantKey, TenantScope};
 use serde_json::{Value, json};
 
@@ -801,4 +802,61 @@ async fn a_deleted_tenants_id_stays_taken_and_a_key_left_over_from_it_acts_for_n
             .status,
         401
     );
+}
+
+#[tokio::test]
+async fn each_tenants_messages_carry_it_as_their_group_so_a_fair_queue_keeps_one_tenant_from_holding_up_the_others()
+ {
+    // GIVEN two tenants sending at once, one a batch, one an event
+    let h = Harness::new().await;
+    tenant(&h, "a").await;
+    tenant(&h, "b").await;
+    let (a, b) = (key(&h, "a", "ingest").await, key(&h, "b", "ingest").await);
+    let batch =
+        json!({"events": [{"event_type": "agent.x", "data": {}}, {"event_type": "agent.y", "data": {}}]});
+    let r = h
+        .call_ingest("POST", "/v1/events/batch", Some(&a), Some(&batch.to_string()))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.json);
+    assert_eq!(
+        send(&h, &b, json!({"event_type": "agent.x", "data": {}}))
+            .await
+            .status,
+        202
+    );
+    assert_eq!(
+        send(&h, INGEST_KEY, json!({"event_type": "agent.x", "data": {}}))
+            .await
+            .status,
+        202
+    );
+
+    // WHEN the queue's messages are read as SQS holds them
+    let out = h
+        .sqs
+        .receive_message()
+        .queue_url(h.stack.queue_url("DeliveryQueue"))
+        .max_number_of_messages(10)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
+        .send()
+        .await
+        .unwrap();
+
+    // THEN each names its tenant as its message group, the default tenant's too
+    let mut groups: Vec<String> = out
+        .messages()
+        .iter()
+        .map(|m| {
+            let group = m
+                .attributes()
+                .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId))
+                .cloned()
+                .unwrap_or_default();
+            let body = QueueMessage::from_body(m.body().unwrap_or_default()).unwrap();
+            assert_eq!(body.tenant().map(|t| t.to_string()), Some(group.clone()));
+            group
+        })
+        .collect();
+    groups.sort();
+    assert_eq!(groups, ["a", "b", "default"], "one packed message for a's batch");
 }
