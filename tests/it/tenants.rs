@@ -87,6 +87,18 @@ async fn two_tenants_and_a_delivery_of_bs(h: &Harness, rx: &Receiver) -> (Two, S
     (t, delivery)
 }
 
+/// A key's record written as it stands; then the key, on an admin and an ingest route,
+/// is a 401 on both.
+async fn stored_and_refused(h: &Harness, record: &TenantKey, key: &str) {
+    hookline::ports::TenantStore::create_key(&h.store(), record)
+        .await
+        .unwrap();
+    let r = h.call_admin("GET", "/v1/endpoints", Some(key), None).await;
+    assert_eq!(r.status, 401, "{}", r.json);
+    let r = send(h, key, json!({"event_type": "a.b", "data": {}})).await;
+    assert_eq!(r.status, 401, "{}", r.json);
+}
+
 #[tokio::test]
 async fn each_tenants_events_reach_only_its_own_endpoints_and_the_same_id_is_two_events() {
     // GIVEN tenants a and b, each with an endpoint for the same event type
@@ -301,21 +313,7 @@ async fn a_revoked_key_is_refused_at_once_and_an_expired_one_too() {
         Some(past),
         past.minus(std::time::Duration::from_secs(60)),
     );
-    hookline::ports::TenantStore::create_key(&h.store(), &record)
-        .await
-        .unwrap();
-    assert_eq!(
-        h.call_admin("GET", "/v1/endpoints", Some(&expired), None)
-            .await
-            .status,
-        401
-    );
-    assert_eq!(
-        send(&h, &expired, json!({"event_type": "a.b", "data": {}}))
-            .await
-            .status,
-        401
-    );
+    stored_and_refused(&h, &record, &expired).await;
 }
 
 #[tokio::test]
@@ -787,21 +785,7 @@ async fn a_deleted_tenants_id_stays_taken_and_a_key_left_over_from_it_acts_for_n
         None,
         hookline::Timestamp::now(),
     );
-    hookline::ports::TenantStore::create_key(&h.store(), &record)
-        .await
-        .unwrap();
-    assert_eq!(
-        h.call_admin("GET", "/v1/endpoints", Some(&late), None)
-            .await
-            .status,
-        401
-    );
-    assert_eq!(
-        send(&h, &late, json!({"event_type": "a.b", "data": {}}))
-            .await
-            .status,
-        401
-    );
+    stored_and_refused(&h, &record, &late).await;
 }
 
 #[tokio::test]

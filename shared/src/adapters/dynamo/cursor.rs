@@ -1,8 +1,9 @@
 //! The listings' opaque cursors: the sort key a page ended at, base64url. A cursor
 //! that does not decode to a key the listing could have given out is `Permanent`.
 
-use super::Item;
-use crate::ports::{PortError, PortResult};
+use super::{DynamoStore, Item, s};
+use crate::adapters::classify;
+use crate::ports::{Page, PortError, PortResult};
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -35,6 +36,40 @@ pub(super) fn decode<T, E>(
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|sk| parse(&sk).ok())
         .ok_or_else(|| PortError::permanent(what, BAD_CURSOR))
+}
+
+impl DynamoStore {
+    /// One page of a partition in sort-key order, after sort key `start` (from a cursor:
+    /// `decode`), each item read by `read`; the filter, if any, on top.
+    pub(super) async fn partition_page<T>(
+        &self,
+        pk: &str,
+        limit: u32,
+        start: Option<String>,
+        filter: Option<&str>,
+        read: impl Fn(&Item) -> PortResult<T>,
+        what: &'static str,
+    ) -> PortResult<Page<T>> {
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .set_filter_expression(filter.map(str::to_owned))
+            .expression_attribute_values(":pk", s(pk))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        if let Some(sk) = start {
+            q = q
+                .exclusive_start_key("pk", s(pk))
+                .exclusive_start_key("sk", s(sk));
+        }
+        let out = q.send().await.map_err(|e| classify(what, e))?;
+        let items = out.items().iter().map(read).collect::<PortResult<Vec<_>>>()?;
+        Ok(Page {
+            items,
+            next_cursor: after(out.last_evaluated_key()),
+        })
+    }
 }
 
 #[cfg(test)]

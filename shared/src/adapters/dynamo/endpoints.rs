@@ -121,29 +121,23 @@ impl EndpointStore for DynamoStore {
         if let Some(t) = tenant {
             return self.list_tenant_endpoints(t, limit, cursor).await;
         }
-        let start = cursor
-            .map(|c| cursor::decode(c, EndpointId::parse, "Query endpoints"))
-            .transpose()?;
-        let mut q = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(ENDPOINT_PK))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-        if let Some(sk) = start {
-            q = q
-                .exclusive_start_key("pk", s(ENDPOINT_PK))
-                .exclusive_start_key("sk", s(sk.as_str()));
-        }
-        let out = q.send().await.map_err(|e| classify("Query endpoints", e))?;
-        let items = out
-            .items()
-            .iter()
-            .map(endpoint_from_item)
-            .collect::<PortResult<Vec<_>>>()?;
-        let next_cursor = cursor::after(out.last_evaluated_key());
-        Ok(Page { items, next_cursor })
+        self.partition_page(
+            ENDPOINT_PK,
+            limit,
+            cursor
+                .map(|c| {
+                    cursor::decode(
+                        c,
+                        |sk| EndpointId::parse(sk).map(|_| sk.to_owned()),
+                        "Query endpoints",
+                    )
+                })
+                .transpose()?,
+            None,
+            endpoint_from_item,
+            "Query endpoints",
+        )
+        .await
     }
 
     async fn delete_endpoint(&self, endpoint: &Endpoint) -> PortResult<bool> {

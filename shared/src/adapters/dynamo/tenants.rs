@@ -129,30 +129,23 @@ impl TenantStore for DynamoStore {
     }
 
     async fn list_tenants(&self, limit: u32, cursor: Option<&str>) -> PortResult<Page<Tenant>> {
-        let start = cursor
-            .map(|c| cursor::decode(c, TenantId::parse, "Query tenants"))
-            .transpose()?;
-        let mut q = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .filter_expression("attribute_not_exists(deleted_at)")
-            .expression_attribute_values(":pk", s(TENANT_PK))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-        if let Some(sk) = start {
-            q = q
-                .exclusive_start_key("pk", s(TENANT_PK))
-                .exclusive_start_key("sk", s(sk.as_str()));
-        }
-        let out = q.send().await.map_err(|e| classify("Query tenants", e))?;
-        let items = out
-            .items()
-            .iter()
-            .map(tenant_from_item)
-            .collect::<PortResult<Vec<_>>>()?;
-        let next_cursor = cursor::after(out.last_evaluated_key());
-        Ok(Page { items, next_cursor })
+        self.partition_page(
+            TENANT_PK,
+            limit,
+            cursor
+                .map(|c| {
+                    cursor::decode(
+                        c,
+                        |sk| TenantId::parse(sk).map(|_| sk.to_owned()),
+                        "Query tenants",
+                    )
+                })
+                .transpose()?,
+            Some("attribute_not_exists(deleted_at)"),
+            tenant_from_item,
+            "Query tenants",
+        )
+        .await
     }
 
     async fn update_tenant(&self, tenant: &Tenant) -> PortResult<bool> {
