@@ -32,6 +32,7 @@ pub mod metric_tenants;
 pub mod names;
 pub mod ops;
 pub mod port_error;
+pub mod portal;
 pub mod ports;
 pub mod problem;
 pub mod ratelimit;

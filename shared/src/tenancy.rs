@@ -26,24 +26,37 @@ pub enum Need {
     Manage,
     /// The operator's own routes: tenants, keys, dead letters.
     Operator,
+    /// Exchanging a portal link for a portal session: a link's token, nothing else.
+    PortalSession,
 }
 
 impl Principal {
     /// Whether the key's scope covers `need`; the refusal's words when it does not.
     pub fn allows(&self, need: Need) -> Result<(), &'static str> {
         let ok = match self {
+            Self::Operator(_) if need == Need::PortalSession => false,
             Self::Operator(Scope::Admin) => true,
             Self::Operator(Scope::Ingest) => need == Need::Ingest,
             Self::Tenant { scope, .. } => match scope {
-                TenantScope::Manage => need != Need::Operator,
+                TenantScope::Manage => matches!(need, Need::Ingest | Need::Read | Need::Manage),
+                TenantScope::Portal => matches!(need, Need::Read | Need::Manage),
                 TenantScope::Read => need == Need::Read,
                 TenantScope::Ingest => need == Need::Ingest,
+                TenantScope::PortalLink => need == Need::PortalSession,
             },
         };
         if ok {
             return Ok(());
         }
         Err(match (self, need) {
+            (_, Need::PortalSession) => "this route takes a portal link's token",
+            (
+                Self::Tenant {
+                    scope: TenantScope::PortalLink,
+                    ..
+                },
+                _,
+            ) => "a portal link's token opens a portal session (`POST /v1/portal/sessions`) and nothing else",
             (_, Need::Operator) => "this route needs the operator's admin key",
             (_, Need::Ingest) => "this route needs an ingest key",
             (Self::Operator(_), _) => "this route needs an admin key; the key sent is an ingest key",
@@ -100,14 +113,25 @@ mod tests {
     fn each_scope_reaches_what_it_names_and_no_tenant_key_reaches_the_operators_routes() {
         use Need::*;
         let table = [
-            (Principal::Operator(Scope::Admin), [true, true, true, true]),
-            (Principal::Operator(Scope::Ingest), [true, false, false, false]),
-            (tenant(TenantScope::Manage), [true, true, true, false]),
-            (tenant(TenantScope::Read), [false, true, false, false]),
-            (tenant(TenantScope::Ingest), [true, false, false, false]),
+            (Principal::Operator(Scope::Admin), [true, true, true, true, false]),
+            (
+                Principal::Operator(Scope::Ingest),
+                [true, false, false, false, false],
+            ),
+            (tenant(TenantScope::Manage), [true, true, true, false, false]),
+            (tenant(TenantScope::Portal), [false, true, true, false, false]),
+            (tenant(TenantScope::Read), [false, true, false, false, false]),
+            (tenant(TenantScope::Ingest), [true, false, false, false, false]),
+            (
+                tenant(TenantScope::PortalLink),
+                [false, false, false, false, true],
+            ),
         ];
         for (who, expected) in table {
-            for (need, ok) in [Ingest, Read, Manage, Operator].into_iter().zip(expected) {
+            for (need, ok) in [Ingest, Read, Manage, Operator, PortalSession]
+                .into_iter()
+                .zip(expected)
+            {
                 assert_eq!(who.allows(need).is_ok(), ok, "{who:?} {need:?}");
             }
         }

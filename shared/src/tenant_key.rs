@@ -31,6 +31,10 @@ pub enum TenantScope {
     Read,
     /// Read, change endpoints and deliveries, and send events.
     Manage,
+    /// A portal session (`portal`): read, and change endpoints and deliveries; no events.
+    Portal,
+    /// A portal link's token: good for one exchange for a portal session, nothing else.
+    PortalLink,
 }
 
 impl TenantScope {
@@ -39,16 +43,26 @@ impl TenantScope {
             Self::Ingest => "ingest",
             Self::Read => "read",
             Self::Manage => "manage",
+            Self::Portal => "portal",
+            Self::PortalLink => "portal_link",
         }
     }
 
+    /// A scope as stored.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "ingest" => Self::Ingest,
             "read" => Self::Read,
             "manage" => Self::Manage,
+            "portal" => Self::Portal,
+            "portal_link" => Self::PortalLink,
             _ => return None,
         })
+    }
+
+    /// A scope an operator may ask a key for (the portal's are made by its links).
+    pub fn parse_issuable(s: &str) -> Option<Self> {
+        Self::parse(s).filter(|sc| matches!(sc, Self::Ingest | Self::Read | Self::Manage))
     }
 }
 
@@ -106,6 +120,11 @@ impl TenantKey {
         (record, key)
     }
 
+    /// Whether it has not expired by `now`.
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        self.expires_at.is_none_or(|at| now < at)
+    }
+
     /// Whether `presented` is this key and it has not expired.
     pub fn admits(&self, presented: &PresentedKey, now: Timestamp) -> bool {
         let same = hash(&presented.secret)
@@ -114,7 +133,7 @@ impl TenantKey {
         bool::from(same)
             && presented.tenant == self.tenant_id
             && presented.key_id == self.id
-            && self.expires_at.is_none_or(|at| now < at)
+            && self.is_live(now)
     }
 }
 

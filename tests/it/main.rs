@@ -12,6 +12,7 @@ mod ingest;
 mod keys;
 mod langgraph;
 mod openapi;
+mod portal;
 mod support;
 mod sweeper;
 mod tenants;

@@ -10,6 +10,7 @@ mod dead_letters;
 mod deliveries;
 mod diagnosis;
 mod endpoints;
+mod portal;
 mod problems;
 mod query;
 mod recovery;

@@ -56,6 +56,7 @@ where
         }
         let allowed = |m: &str| Problem::method_not_allowed(format!("`{path}` takes {m}"));
         let need = match segments.as_slice() {
+            ["v1", "portal", "sessions"] => Need::PortalSession,
             ["v1", "tenants", _] if method == Method::GET => Need::Read,
             ["v1", "tenants", ..] | ["v1", "dead-letters"] => Need::Operator,
             ["v1", "endpoints", ..] | ["v1", "deliveries", ..] | ["v1", "events", _] | ["v1", "stats"] => {
@@ -96,6 +97,12 @@ where
                 self.revoke_key(&parse_tenant_id(id)?, key).await
             }
             (["v1", "tenants", _, "keys", _], _) => Err(allowed("DELETE")),
+            (["v1", "tenants", id, "portal-links"], Method::POST) => {
+                self.create_portal_link(&parse_tenant_id(id)?, req).await
+            }
+            (["v1", "tenants", _, "portal-links"], _) => Err(allowed("POST")),
+            (["v1", "portal", "sessions"], Method::POST) => self.open_portal_session(who, req).await,
+            (["v1", "portal", "sessions"], _) => Err(allowed("POST")),
             (["v1", "endpoints"], Method::POST) => self.create(req, who).await,
             (["v1", "endpoints"], Method::GET) => self.list(req, who).await,
             (["v1", "endpoints"], _) => Err(allowed("GET and POST")),

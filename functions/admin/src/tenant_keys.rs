@@ -7,7 +7,7 @@ use hookline::api;
 use hookline::ids::{TenantId, TenantKeyId};
 use hookline::ports::{Clock, EndpointStore, TenantStore};
 use hookline::problem::Problem;
-use hookline::tenant_key::{MAX_KEYS_PER_TENANT, TenantKey, parse_new_key};
+use hookline::tenant_key::{TenantKey, parse_new_key};
 use lambda_http::Request;
 use serde_json::json;
 
@@ -27,12 +27,7 @@ impl<S: TenantStore + EndpointStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
             ));
         }
         self.tenant(tenant).await?;
-        let held = self.store.list_keys(tenant).await.map_err(store_problem)?;
-        if held.len() >= MAX_KEYS_PER_TENANT {
-            return Err(Problem::conflict(format!(
-                "a tenant holds at most {MAX_KEYS_PER_TENANT} keys; revoke one first"
-            )));
-        }
+        self.room_for_a_key(tenant).await?;
         let (record, key) = TenantKey::issue(tenant, new.scope, new.name, new.expires_at, now);
         self.store.create_key(&record).await.map_err(store_problem)?;
         tracing::info!(tenant_id = %tenant, key_id = %record.id, scope = record.scope.as_str(), "tenant key issued");
