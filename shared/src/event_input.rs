@@ -30,7 +30,7 @@ pub fn parse_event(v: &Value, at: &str, now: Timestamp, errors: &mut Vec<FieldPr
             .map_err(|e| errors.push(FieldProblem::new(pointer(at, "id"), e.to_string())))
             .ok(),
     };
-    let tenant_id = crate::tenant::tenant_field(obj, at, errors).unwrap_or_default();
+    let tenant_id = crate::tenant::tenant_field(obj, "tenant_id", at, errors).unwrap_or_default();
     let event_type = req_str(obj, "event_type", at, errors).and_then(|raw| match EventType::parse(raw) {
         Ok(t) if t.is_reserved_in_any_case() => {
             errors.push(FieldProblem::new(

@@ -73,16 +73,18 @@ pub fn default_view(id: &TenantId) -> TenantView<'_> {
     }
 }
 
-/// A `tenant_id` field's value, if the object names one: `Ok(None)` when it does not.
-pub fn tenant_field(obj: &Map<String, Value>, at: &str, errors: &mut Vec<FieldProblem>) -> Option<TenantId> {
-    let raw = opt_str(obj, "tenant_id", at, errors)?;
-    match TenantId::parse(raw) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            errors.push(FieldProblem::new(pointer(at, "tenant_id"), e.to_string()));
-            None
-        }
-    }
+/// A tenant id field (`key` of the object at `at`), if the object names one; a bad one
+/// is a field problem.
+pub fn tenant_field(
+    obj: &Map<String, Value>,
+    key: &str,
+    at: &str,
+    errors: &mut Vec<FieldProblem>,
+) -> Option<TenantId> {
+    let raw = opt_str(obj, key, at, errors)?;
+    TenantId::parse(raw)
+        .map_err(|e| errors.push(FieldProblem::new(pointer(at, key), e.to_string())))
+        .ok()
 }
 
 /// Takes `tenant_id` out of a body object, for the routes that read the rest as before:
@@ -154,7 +156,7 @@ pub fn parse_new_tenant(v: &Value, now: Timestamp) -> Result<Tenant, Vec<FieldPr
     refuse_unknown_fields(obj, NEW_FIELDS, "", &mut errors);
     let id = match obj.get("id") {
         None | Some(Value::Null) => Some(TenantId::generate()),
-        Some(_) => tenant_id_field(obj, "id", &mut errors),
+        Some(_) => tenant_field(obj, "id", "", &mut errors),
     };
     let name = name(obj, true, &mut errors);
     let metadata = match obj.get("metadata") {
@@ -176,13 +178,6 @@ pub fn parse_new_tenant(v: &Value, now: Timestamp) -> Result<Tenant, Vec<FieldPr
         }),
         _ => Err(errors),
     }
-}
-
-fn tenant_id_field(obj: &Map<String, Value>, key: &str, errors: &mut Vec<FieldProblem>) -> Option<TenantId> {
-    let raw = opt_str(obj, key, "", errors)?;
-    TenantId::parse(raw)
-        .map_err(|e| errors.push(FieldProblem::new(pointer("", key), e.to_string())))
-        .ok()
 }
 
 /// Applies `PATCH /v1/tenants/{id}`: a new name, or metadata that replaces the old.

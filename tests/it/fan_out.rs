@@ -3,7 +3,6 @@
 use crate::support::*;
 use hookline::EventId;
 use hookline::delivery::{AttemptOutcome, DeliveryStatus, TransportError};
-use hookline::ports::DeliveryStore;
 use hookline::signing::{EndpointSecret, verify_seed, verify_standard};
 use serde_json::{Value, json};
 
@@ -61,13 +60,7 @@ async fn an_event_reaches_both_matching_endpoints_signed_and_not_the_other() {
     assert!(rx.received("/c").is_empty());
 
     // AND both deliveries are recorded as delivered, each with its attempt
-    let recorded = h
-        .store()
-        .deliveries_for_event(&hookline::event::EventKey::of_default(
-            &EventId::parse(&id).unwrap(),
-        ))
-        .await
-        .unwrap();
+    let recorded = h.deliveries_of(&EventId::parse(&id).unwrap()).await;
     assert_eq!(recorded.len(), 2);
     for (d, attempts) in recorded {
         assert_eq!(d.status, DeliveryStatus::Delivered);
@@ -209,12 +202,7 @@ async fn a_failing_receiver_produces_a_recorded_failed_attempt() {
     // The message is done with (the retry machinery owns the delivery now) …
     assert_eq!(stats.deleted, 1);
     // … and the delivery waits for its next attempt with the failure on record.
-    let (d, attempts) = h
-        .store()
-        .deliveries_for_event(&hookline::event::EventKey::of_default(&id))
-        .await
-        .unwrap()
-        .remove(0);
+    let (d, attempts) = h.deliveries_of(&id).await.remove(0);
     assert_eq!(d.status, DeliveryStatus::Retrying);
     assert_eq!(d.last_status_code, Some(500));
     assert!(d.next_attempt_at.is_some());
@@ -239,12 +227,7 @@ async fn a_receiver_that_is_not_listening_is_a_recorded_connect_error() {
     h.register("gone", &format!("http://{closed}/hook"), &["*"]).await;
     let id = h.send_event(&json!({"event_type": "a", "data": 1})).await;
     h.pump().await;
-    let (d, attempts) = h
-        .store()
-        .deliveries_for_event(&hookline::event::EventKey::of_default(&id))
-        .await
-        .unwrap()
-        .remove(0);
+    let (d, attempts) = h.deliveries_of(&id).await.remove(0);
     assert_eq!(d.status, DeliveryStatus::Retrying);
     assert!(matches!(
         attempts[0].outcome,
@@ -270,11 +253,7 @@ async fn the_ssrf_policy_is_applied_again_at_send_time() {
 
     // THEN nothing was sent, and both attempts are recorded as blocked
     assert!(rx.received("/a").is_empty() && rx.received("/b").is_empty());
-    let recorded = h
-        .store()
-        .deliveries_for_event(&hookline::event::EventKey::of_default(&id))
-        .await
-        .unwrap();
+    let recorded = h.deliveries_of(&id).await;
     assert_eq!(recorded.len(), 2);
     for (_, attempts) in recorded {
         assert!(
@@ -333,11 +312,7 @@ async fn redirects_are_not_followed_and_long_answers_are_cut_to_1_kib() {
     let id = h.send_event(&json!({"event_type": "a", "data": 1})).await;
     h.pump().await;
 
-    let recorded = h
-        .store()
-        .deliveries_for_event(&hookline::event::EventKey::of_default(&id))
-        .await
-        .unwrap();
+    let recorded = h.deliveries_of(&id).await;
     let by_status: Vec<(DeliveryStatus, Option<u16>, usize)> = recorded
         .iter()
         .map(|(d, a)| {
@@ -406,14 +381,7 @@ async fn a_wait_longer_than_sqs_can_delay_sleeps_hidden_in_the_queue_without_a_r
         .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
         .cloned();
     assert_eq!(hidden.as_deref(), Some("1"));
-    let (d, _) = h
-        .store()
-        .deliveries_for_event(&hookline::event::EventKey::of_default(
-            &EventId::parse(&id).unwrap(),
-        ))
-        .await
-        .unwrap()
-        .remove(0);
+    let (d, _) = h.deliveries_of(&EventId::parse(&id).unwrap()).await.remove(0);
     assert_eq!(d.status, DeliveryStatus::Retrying);
     let wait = d.next_attempt_at.unwrap().unix_seconds() - now_unix();
     assert!((3000..=4000).contains(&wait), "next attempt in {wait} s");
@@ -623,11 +591,7 @@ async fn a_hanging_endpoint_does_not_hold_the_fast_lane_and_gets_its_webhooks_in
     // AND the slow lane delivers every one of them to the slow receiver
     h.pump().await;
     for id in &ids {
-        let deliveries = h
-            .store()
-            .deliveries_for_event(&hookline::event::EventKey::of_default(id))
-            .await
-            .unwrap();
+        let deliveries = h.deliveries_of(id).await;
         assert_eq!(deliveries.len(), 2);
         assert!(
             deliveries

@@ -360,6 +360,18 @@ impl Harness {
         reply(self.admin.handle(request(method, path, key, body)).await)
     }
 
+    /// A default-tenant event's deliveries, each with its attempts, as stored.
+    pub async fn deliveries_of(
+        &self,
+        id: &hookline::EventId,
+    ) -> Vec<(hookline::delivery::Delivery, Vec<hookline::delivery::Attempt>)> {
+        use hookline::ports::DeliveryStore;
+        self.store()
+            .deliveries_for_event(&hookline::event::EventKey::of_default(id))
+            .await
+            .expect("the event's deliveries")
+    }
+
     /// Registers an endpoint and returns (id, secret).
     /// Sends one event as an agent would (`POST /v1/events`, the ingest key): its id.
     pub async fn send_event(&self, body: &serde_json::Value) -> hookline::EventId {

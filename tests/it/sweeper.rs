@@ -91,12 +91,7 @@ async fn a_delivery_whose_attempt_message_was_lost_is_redriven_and_delivered() {
 
     // THEN it was re-driven and delivered, with both attempts on record
     assert_eq!(report.redriven, 1, "{report:?}");
-    let (d, attempts) = h
-        .store()
-        .deliveries_for_event(&hookline::event::EventKey::of_default(&id))
-        .await
-        .unwrap()
-        .remove(0);
+    let (d, attempts) = h.deliveries_of(&id).await.remove(0);
     assert_eq!(d.status, DeliveryStatus::Delivered);
     assert_eq!(attempts.len(), 2);
     let ids: Vec<String> = rx
@@ -140,12 +135,8 @@ async fn the_dlq_is_drained_into_failed_deliveries_and_reported() {
     // THEN the delivery is failed with the reason, the DLQ is empty, and the operator hears of it
     assert_eq!((report.dlq_drained, report.dlq_depth), (1, 0), "{report:?}");
     let (d, attempts) = h
-        .store()
-        .deliveries_for_event(&hookline::event::EventKey::of_default(
-            &EventId::parse("dead-1").unwrap(),
-        ))
+        .deliveries_of(&EventId::parse("dead-1").unwrap())
         .await
-        .unwrap()
         .remove(0);
     assert_eq!(d.status, DeliveryStatus::Failed);
     assert!(attempts.is_empty());
@@ -205,13 +196,7 @@ async fn a_dead_event_whose_fan_out_was_cut_short_fails_only_the_targets_left() 
     // THEN the delivered one stays delivered, the other is failed under the id the
     // claim gave it, and the DLQ is empty
     assert_eq!((report.dlq_drained, report.dlq_depth), (1, 0), "{report:?}");
-    let all = h
-        .store()
-        .deliveries_for_event(&hookline::event::EventKey::of_default(
-            &EventId::parse("dead-2").unwrap(),
-        ))
-        .await
-        .unwrap();
+    let all = h.deliveries_of(&EventId::parse("dead-2").unwrap()).await;
     let got: Vec<_> = all.iter().map(|(d, _)| (d.id.clone(), d.status)).collect();
     assert_eq!(
         got,

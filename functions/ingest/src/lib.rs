@@ -144,15 +144,6 @@ impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter, C: Clock> Ingest<Q, E
         }
     }
 
-    /// The tenant an event is for: the one it names, if this key may act for it.
-    async fn tenant_of(&self, who: &Principal, v: &Value, event: &Event) -> Result<Acting, TenantRefused> {
-        let named = v
-            .get("tenant_id")
-            .is_some_and(|t| !t.is_null())
-            .then(|| event.tenant_id.clone());
-        access::acting_tenant(who, &self.events, named).await
-    }
-
     /// A LangGraph Platform run webhook, for the tenant of its key or, with an
     /// operator's key, the one `?tenant_id=` names.
     /// `key` is the key it came with: like the operator's, it never leaves in a payload.
@@ -215,8 +206,7 @@ impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter, C: Clock> Ingest<Q, E
         let Some(mut event) = parse_event(&value, "", self.clock.now(), &mut errors) else {
             return Err(Problem::validation("the event is not valid", errors));
         };
-        let acting = self
-            .tenant_of(who, &value, &event)
+        let acting = access::acting_tenant(who, &self.events, named_tenant(&value, &event))
             .await
             .map_err(|r| r.problem("/tenant_id"))?;
         self.within_rate(&acting, 1).await?;
@@ -235,38 +225,27 @@ impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter, C: Clock> Ingest<Q, E
         let mut results: Vec<Value> = Vec::with_capacity(events.len());
         let mut to_send: Vec<(usize, Event)> = Vec::new();
         let mut all_errors = Vec::new();
-        // Each tenant named is looked up once per batch.
-        let mut tenants: HashMap<Option<TenantId>, Option<Acting>> = HashMap::new();
+        // Each tenant named is looked up once per batch: what it acts for, or the tenant
+        // that is not there.
+        let mut tenants: HashMap<Option<TenantId>, Result<Acting, TenantId>> = HashMap::new();
         for (i, v) in events.iter().enumerate() {
             let at = format!("/events/{i}");
             let mut errs = Vec::new();
             let mut parsed = parse_event(v, &at, now, &mut errs);
             if let Some(event) = &mut parsed {
-                let named = v
-                    .get("tenant_id")
-                    .is_some_and(|t| !t.is_null())
-                    .then(|| event.tenant_id.clone());
-                let acting = match tenants.get(&named) {
-                    Some(acting) => acting.clone(),
-                    None => {
-                        let acting = match self.tenant_of(who, v, event).await {
-                            Ok(t) => Some(t),
-                            Err(TenantRefused::Unknown(_)) => None,
-                            Err(r @ (TenantRefused::Orphaned | TenantRefused::Unavailable(_))) => {
-                                return Err(r.problem("/tenant_id"));
-                            }
-                        };
-                        tenants.insert(named, acting.clone());
-                        acting
-                    }
-                };
-                match acting {
-                    Some(a) => event.tenant_id = a.tenant,
-                    None => {
-                        errs.push(FieldProblem::new(
-                            format!("{at}/tenant_id"),
-                            format!("there is no tenant `{}`", event.tenant_id),
-                        ));
+                let named = named_tenant(v, event);
+                if !tenants.contains_key(&named) {
+                    let acting = match access::acting_tenant(who, &self.events, named.clone()).await {
+                        Ok(a) => Ok(a),
+                        Err(TenantRefused::Unknown(t)) => Err(t),
+                        Err(r) => return Err(r.problem("/tenant_id")),
+                    };
+                    tenants.insert(named.clone(), acting);
+                }
+                match &tenants[&named] {
+                    Ok(a) => event.tenant_id = a.tenant.clone(),
+                    Err(t) => {
+                        errs.extend(TenantRefused::Unknown(t.clone()).at(&format!("{at}/tenant_id")));
                         parsed = None;
                     }
                 }
@@ -297,8 +276,10 @@ impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter, C: Clock> Ingest<Q, E
         for (_, e) in &to_send {
             *per_tenant.entry(&e.tenant_id).or_default() += 1;
         }
+        // (A tenant may be reached by two names: none, and its own id.)
         for (tenant, n) in per_tenant {
-            if let Some(acting) = tenants.values().flatten().find(|a| &a.tenant == tenant) {
+            let mut acting = tenants.values().filter_map(|r| r.as_ref().ok());
+            if let Some(acting) = acting.find(|a| &a.tenant == tenant) {
                 self.within_rate(acting, n).await?;
             }
         }
@@ -409,6 +390,14 @@ impl<Q, E: EventLookup, C> Ingest<Q, E, C> {
             })
             .collect()
     }
+}
+
+/// The tenant an event's body names, if it names one (`parse_event` read it into the
+/// event, where an absent one reads as `default`).
+fn named_tenant(v: &Value, event: &Event) -> Option<TenantId> {
+    v.get("tenant_id")
+        .is_some_and(|t| !t.is_null())
+        .then(|| event.tenant_id.clone())
 }
 
 fn queue_problem(e: &PortError) -> Problem {
