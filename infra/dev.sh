@@ -90,7 +90,8 @@ await_started() {
 }
 
 say "starting the AWS emulator (moto) on 127.0.0.1:$aws_port"
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$aws_port" >"$state/moto.log" 2>&1 &
+# moto with DynamoDB's writes atomic, as on AWS (infra/moto_server.py).
+"$venv/bin/python" "$root/infra/moto_server.py" -H 127.0.0.1 -p "$aws_port" >"$state/moto.log" 2>&1 &
 pids+=($!)
 await_started "http://127.0.0.1:$aws_port/moto-api/" "the emulator" "$state/moto.log" 100
 

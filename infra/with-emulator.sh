@@ -10,7 +10,8 @@ moto="$root/.tools/venv/bin/moto_server"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 log="$root/target/moto-test-$port.log"
 mkdir -p "$root/target"
-"$moto" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+# moto with DynamoDB's writes atomic, as on AWS (infra/moto_server.py).
+"$root/.tools/venv/bin/python" "$root/infra/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 moto_pid=$!
 child=""
 stop() {
