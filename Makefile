@@ -9,7 +9,7 @@ REQS := infra/requirements.txt
 STAMP := $(VENV)/.installed-$(shell python3 -c 'import hashlib,sys;print(hashlib.sha1(open(sys.argv[1],"rb").read()).hexdigest()[:12])' $(REQS))
 NEXTEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo yes)
 
-.PHONY: help dev test soak bench fuzz fuzz-keep localstack tools lint fmt-check clippy cfn-lint sam-validate openapi unit iam schemathesis python-client package clean
+.PHONY: help dev test soak bench fuzz fuzz-keep localstack tools lint fmt-check clippy cfn-lint sam-validate openapi unit iam schemathesis python-client console package clean
 
 help:
 	@echo "make dev    - the whole local stack at http://127.0.0.1:9000 (Ctrl-C stops it)"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench  - speed figures beside their baselines (target/bench/*.json)"
 	@echo "make fuzz   - every parser's fuzz target for FUZZ_SECONDS each (600); FUZZ_TARGETS picks some"
 	@echo "make package - the four arm64 Lambda artifacts with sam build (.aws-sam/build)"
+	@echo "make console - the console's browser tests alone (part of make test)"
 	@echo "make tools  - install the pinned tools into $(VENV)"
 
 tools: $(STAMP)
@@ -35,6 +36,27 @@ $(PYSTAMP): $(PYREQS)
 	@rm -f $(PYCLIENT)/.installed-*
 	@touch $@
 
+# The console's browser tests: Playwright's driver from PyPI, Chromium from Debian.
+CONSOLE := .tools/console
+CONSOLEREQS := tests/console/requirements.txt
+CONSOLESTAMP := $(CONSOLE)/.installed-$(shell python3 -c 'import hashlib,sys;print(hashlib.sha1(open(sys.argv[1],"rb").read()).hexdigest()[:12])' $(CONSOLEREQS))
+CHROMIUM ?= /usr/bin/chromium
+
+$(CONSOLESTAMP): $(CONSOLEREQS)
+	@echo "==> installing the console tests' pinned dependencies into $(CONSOLE)"
+	@python3 -m venv $(CONSOLE) || { echo "python3 -m venv failed (is python3-venv installed?)" >&2; exit 1; }
+	@$(CONSOLE)/bin/pip install --disable-pip-version-check --progress-bar off -q -r $(CONSOLEREQS) \
+	  || { echo "installing $(CONSOLEREQS) into $(CONSOLE) failed (see above)" >&2; exit 1; }
+	@rm -f $(CONSOLE)/.installed-*
+	@touch $@
+
+# Headless Chromium from the Debian package registry (root, or sudo without a password).
+$(CHROMIUM):
+	@echo "==> installing chromium from Debian (apt-get)"
+	@if [ "$$(id -u)" = 0 ]; then sudo=; else sudo="sudo -n"; fi; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+	  || { echo "installing chromium failed: apt-get install chromium (as root), or set CHROMIUM=/path/to/chromium" >&2; exit 1; }
+
 $(STAMP): $(REQS)
 	@echo "==> installing the pinned tools into $(VENV): $$(grep -v '^#' $(REQS) | tr '\n' ' ')"
 	@python3 -m venv $(VENV) || { echo "make tools: python3 -m venv failed (is python3-venv installed?)" >&2; exit 1; }
@@ -46,7 +68,7 @@ $(STAMP): $(REQS)
 dev: tools
 	@infra/dev.sh
 
-test: tools fmt-check clippy cfn-lint sam-validate openapi unit iam schemathesis python-client
+test: tools fmt-check clippy cfn-lint sam-validate openapi unit iam schemathesis python-client console
 
 fmt-check:
 	@echo "==> cargo fmt --check"
@@ -101,6 +123,12 @@ python-client: tools $(PYSTAMP)
 	@$(PYCLIENT)/bin/pip install --disable-pip-version-check -q --force-reinstall --no-deps ./clients/python
 	@$(PYCLIENT)/bin/pytest clients/python/tests -q -p no:cacheprovider
 	@infra/with-stack.sh langgraph $(PYCLIENT)/bin/pytest clients/python/e2e -q -p no:cacheprovider
+
+# The console in headless Chromium against a fresh local stack: sign in, endpoints,
+# deliveries, retry, the tenant portal; screenshots in target/console/.
+console: tools $(CONSOLESTAMP) $(CHROMIUM)
+	@echo "==> the console in a browser (headless chromium, against the local stack)"
+	@HOOKLINE_CHROMIUM=$(CHROMIUM) infra/with-stack.sh console $(CONSOLE)/bin/pytest tests/console -q -p no:cacheprovider --timeout 180
 
 # Speed figures beside their baselines (release build; JSON in target/bench/). Only
 # loopback traffic; nothing here is a test.

@@ -177,6 +177,7 @@ cat <<MSG
 
   Hookline is running.
     API          http://127.0.0.1:$api_port
+    console      http://127.0.0.1:$api_port/console   (sign in with the admin key)
     ingest key   $HOOKLINE_INGEST_KEY
     admin key    $HOOKLINE_ADMIN_KEY
     emulator     $AWS_ENDPOINT_URL   (queue $HOOKLINE_QUEUE_URL, table $HOOKLINE_TABLE)

@@ -250,7 +250,7 @@ pub trait StatsStore: Send + Sync {
         endpoint: &EndpointId,
         from: &str,
         to: &str,
-    ) -> PortResult<Vec<crate::stats::HourStats>>;
+    ) -> PortResult<Vec<(String, crate::stats::HourStats)>>;
 }
 
 /// What the delivery log is asked for.

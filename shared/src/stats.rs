@@ -59,6 +59,7 @@ impl HourStats {
             failed: self.failed,
             success_rate: (finished > 0).then(|| self.delivered as f64 / finished as f64),
             mean_response_ms: (self.attempts > 0).then(|| self.latency_sum_ms / self.attempts),
+            p50_response_ms: self.percentile(0.5),
             p95_response_ms: self.percentile(0.95),
         }
     }
@@ -92,6 +93,8 @@ pub struct StatsSummary {
     /// delivered / (delivered + failed), over deliveries that ended.
     pub success_rate: Option<f64>,
     pub mean_response_ms: Option<u64>,
+    /// The median, to the histogram's bucket bound.
+    pub p50_response_ms: Option<u64>,
     /// The 95th percentile, to the histogram's bucket bound.
     pub p95_response_ms: Option<u64>,
 }

@@ -230,6 +230,30 @@ async fn stats_come_from_hourly_counters_kept_as_deliveries_happen() {
     assert_eq!(one.json["stats"]["success_rate"], 1.0, "{}", one.json);
     assert!(one.json["stats"]["mean_response_ms"].is_u64());
     assert!(one.json["stats"]["p95_response_ms"].is_u64());
+    assert!(one.json["stats"]["p50_response_ms"].is_u64());
+
+    // By hour (the console's charts): every hour of the range, oldest first, this one last.
+    let series = h
+        .call_admin("GET", "/v1/stats?hours=3&by=hour", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(series.status, 200, "{}", series.json);
+    let hours = series.json["series"].as_array().expect("a series");
+    assert_eq!(hours.len(), 3);
+    assert!(
+        hours
+            .windows(2)
+            .all(|w| w[0]["hour"].as_str() < w[1]["hour"].as_str())
+    );
+    let attempts: Vec<_> = hours.iter().map(|e| e["stats"]["attempts"].as_u64()).collect();
+    // The counters are kept per hour of the attempt; a run across the hour splits them.
+    assert_eq!(attempts.iter().flatten().sum::<u64>(), 6, "{}", series.json);
+    assert_eq!(attempts[0], Some(0));
+    assert_eq!(
+        h.call_admin("GET", "/v1/stats?by=day", Some(ADMIN_KEY), None)
+            .await
+            .status,
+        422
+    );
     assert_eq!(
         h.call_admin("GET", "/v1/stats?hours=0", Some(ADMIN_KEY), None)
             .await

@@ -99,6 +99,17 @@ async fn every_documented_operation_is_served() {
         };
         let r = if routes[&path] == "ingest" {
             h.call_ingest(&method, &concrete, Some(ADMIN_KEY), body).await
+        } else if path.starts_with("/console") {
+            let concrete = concrete.replace("{file}", "app.js");
+            let res = h.admin.handle(request(&method, &concrete, None, None)).await;
+            assert_eq!(res.status(), 200, "{concrete}");
+            assert!(
+                res.headers()["content-security-policy"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("default-src 'self'")
+            );
+            continue;
         } else if path == "/openapi.yaml" {
             let res = h.admin.handle(request(&method, &concrete, None, None)).await;
             assert_eq!(res.status(), 200);

@@ -34,7 +34,7 @@ impl<S: EndpointStore + StatsStore, Q, H, P: NetworkProbe, C: Clock> Admin<S, Q,
             .await
             .map_err(store_problem)?
         {
-            day.merge(&h);
+            day.merge(&h.1);
         }
         let findings = Findings {
             host,

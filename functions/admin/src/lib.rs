@@ -1,11 +1,13 @@
 //! The admin function: the operator's API, and each tenant's through its keys.
 //! Tenants and their keys, endpoints (create, list, get, change, delete, rotate, test,
 //! diagnose, recover), the delivery log (list, get with attempts, retry), events with
-//! their deliveries, statistics, `GET /health` and `GET /openapi.yaml`. `boundary`
+//! their deliveries, statistics, `GET /health`, `GET /openapi.yaml` and the console
+//! (`/console`, static files in `console/`). `boundary`
 //! keeps each tenant key to its own tenant. `router` maps a request to its handler; each concern is a
 //! module of its own, the way svix-server splits its v1 handlers.
 
 mod boundary;
+pub mod console;
 mod dead_letters;
 mod deliveries;
 mod diagnosis;

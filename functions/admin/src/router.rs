@@ -1,6 +1,7 @@
 //! Which handler a request goes to: the path and method, after the key's scope. The
 //! admin API as a whole, so it needs every port the handlers use.
 
+use crate::console;
 use crate::problems::{no_endpoint, parse_delivery_id, parse_tenant_id};
 use crate::{Admin, HttpResult, OPENAPI};
 use hookline::access;
@@ -44,6 +45,18 @@ where
                     .unwrap_or_default()),
                 _ => Err(Problem::method_not_allowed("`/openapi.yaml` takes GET")),
             };
+        }
+        let file = match segments.as_slice() {
+            ["console"] => Some(None),
+            ["console", name] => Some(Some(*name)),
+            _ => None,
+        };
+        if let Some(file) = file {
+            let etag = req
+                .headers()
+                .get(http::header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok());
+            return console::serve(file, method, etag);
         }
         if segments.as_slice() == ["health"] {
             return match *method {

@@ -13,6 +13,7 @@ use hookline::stats::{HourStats, hour_of};
 use hookline::tenancy::Principal;
 use lambda_http::Request;
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 impl<S: EndpointStore + StatsStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
@@ -36,6 +37,12 @@ impl<S: EndpointStore + StatsStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
                 )),
             })
             .unwrap_or(24);
+        let by_hour = q
+            .parse("by", |s| match s {
+                "hour" => Ok(true),
+                _ => Err("must be `hour` (a series, one entry per hour) or left out".to_owned()),
+            })
+            .unwrap_or(false);
         q.finish()?;
         let now = self.clock.now();
         let from = hour_of(now.minus(Duration::from_secs(u64::from(hours - 1) * 3600)));
@@ -60,11 +67,8 @@ impl<S: EndpointStore + StatsStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
             .map(|e| {
                 let (from, to) = (from.clone(), to.clone());
                 async move {
-                    let mut sum = HourStats::default();
-                    for h in self.store.read_stats(&e.id, &from, &to).await? {
-                        sum.merge(&h);
-                    }
-                    Ok::<_, PortError>((e, sum))
+                    let rows = self.store.read_stats(&e.id, &from, &to).await?;
+                    Ok::<_, PortError>((e, rows))
                 }
             })
             .collect();
@@ -73,16 +77,33 @@ impl<S: EndpointStore + StatsStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
             .collect()
             .await;
         let mut total = HourStats::default();
+        let mut hourly: BTreeMap<String, HourStats> = BTreeMap::new();
         let mut per = Vec::with_capacity(endpoints.len());
         for r in sums {
-            let (e, sum) = r.map_err(store_problem)?;
+            let (e, rows) = r.map_err(store_problem)?;
+            let mut sum = HourStats::default();
+            for (hour, h) in rows {
+                sum.merge(&h);
+                hourly.entry(hour).or_default().merge(&h);
+            }
             total.merge(&sum);
             per.push(json!({"endpoint_id": e.id, "name": e.name, "stats": sum.summary()}));
         }
-        let body = match only {
+        let mut body = match only {
             Some(_) => json!({"hours": hours, "endpoint_id": endpoints[0].id, "stats": total.summary()}),
             None => json!({"hours": hours, "totals": total.summary(), "endpoints": per}),
         };
+        if by_hour {
+            // Every hour of the range, oldest first; an hour without attempts is zeros.
+            body["series"] = (0..hours)
+                .rev()
+                .map(|back| {
+                    let hour = hour_of(now.minus(Duration::from_secs(u64::from(back) * 3600)));
+                    let stats = hourly.remove(&hour).unwrap_or_default().summary();
+                    json!({"hour": hour, "stats": stats})
+                })
+                .collect();
+        }
         Ok(api::json(200, &body))
     }
 }

@@ -19,7 +19,12 @@ impl StatsStore for MemoryStore {
         Ok(())
     }
 
-    async fn read_stats(&self, endpoint: &EndpointId, from: &str, to: &str) -> PortResult<Vec<HourStats>> {
+    async fn read_stats(
+        &self,
+        endpoint: &EndpointId,
+        from: &str,
+        to: &str,
+    ) -> PortResult<Vec<(String, HourStats)>> {
         self.check()?;
         Ok(self
             .stats
@@ -27,7 +32,7 @@ impl StatsStore for MemoryStore {
             .unwrap()
             .iter()
             .filter(|((e, h), _)| e == endpoint && h.as_str() >= from && h.as_str() <= to)
-            .map(|(_, s)| s.clone())
+            .map(|((_, h), s)| (h.clone(), s.clone()))
             .collect())
     }
 }

@@ -45,7 +45,12 @@ impl StatsStore for DynamoStore {
         Ok(())
     }
 
-    async fn read_stats(&self, endpoint: &EndpointId, from: &str, to: &str) -> PortResult<Vec<HourStats>> {
+    async fn read_stats(
+        &self,
+        endpoint: &EndpointId,
+        from: &str,
+        to: &str,
+    ) -> PortResult<Vec<(String, HourStats)>> {
         let query = self
             .client
             .query()
@@ -70,7 +75,8 @@ impl StatsStore for DynamoStore {
                 for (i, b) in st.latency_buckets.iter_mut().enumerate() {
                     *b = r.opt_num(&format!("b{i}")).unwrap_or(0);
                 }
-                st
+                let hour = r.opt_str("sk").unwrap_or_default();
+                (hour.trim_start_matches("H#").to_owned(), st)
             })
             .collect())
     }
