@@ -1,5 +1,7 @@
 //! Deliveries (one event to one endpoint) and their attempts, as a small state machine:
-//! `pending` → `delivered` | `retrying` → … → `delivered` | `failed`.
+//! `pending` → `delivered` | `retrying` → … → `delivered` | `failed`; and, for events
+//! that expire or collapse, `expired` (not made by the event's expiry) or `superseded`
+//! (a newer event under its collapse key came), each instead of an attempt.
 
 use crate::event::{Event, EventType};
 use crate::ids::{DeliveryId, EndpointId, EventId, TenantId};
@@ -17,26 +19,33 @@ pub enum DeliveryStatus {
     Retrying,
     Delivered,
     Failed,
+    Expired,
+    Superseded,
 }
 
 impl DeliveryStatus {
+    pub const ALL: [Self; 6] = [
+        Self::Pending,
+        Self::Retrying,
+        Self::Delivered,
+        Self::Failed,
+        Self::Expired,
+        Self::Superseded,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Retrying => "retrying",
             Self::Delivered => "delivered",
             Self::Failed => "failed",
+            Self::Expired => "expired",
+            Self::Superseded => "superseded",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "pending" => Self::Pending,
-            "retrying" => Self::Retrying,
-            "delivered" => Self::Delivered,
-            "failed" => Self::Failed,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
     pub fn is_open(self) -> bool {
@@ -130,7 +139,7 @@ pub struct Delivery {
     pub next_attempt_at: Option<Timestamp>,
     pub last_status_code: Option<u16>,
     pub last_error: Option<String>,
-    /// Why a `failed` delivery failed.
+    /// Why a `failed`, `expired` or `superseded` delivery ended so.
     pub failure_reason: Option<String>,
     /// Names the one queue message that may make the next attempt; a message that
     /// carries another token is stale and dropped.
@@ -239,19 +248,28 @@ impl Delivery {
                 self.wake = Some(new_wake());
             }
             Verdict::GiveUp { reason, .. } => self.fail(reason, finished_at),
+            Verdict::Expire { at } => {
+                self.close(DeliveryStatus::Expired, &crate::expiry::reason(*at), finished_at);
+            }
         }
     }
 
     /// This delivery after its next attempt came to `outcome`, with the policy's
-    /// verdict on it (`jitter` in `[0, 1)` spreads the retry's time).
+    /// verdict on it (`jitter` in `[0, 1)` spreads the retry's time), cut by the
+    /// event's expiry.
     pub fn judged(
         &self,
         policy: &RetryPolicy,
         outcome: &AttemptOutcome,
         jitter: f64,
+        expires_at: Option<Timestamp>,
         finished_at: Timestamp,
     ) -> (Delivery, Verdict) {
-        let verdict = policy.judge(self.attempts + 1, outcome, jitter);
+        let verdict = crate::expiry::cut(
+            policy.judge(self.attempts + 1, outcome, jitter),
+            expires_at,
+            finished_at,
+        );
         let mut next = self.clone();
         next.max_attempts = policy.max_attempts();
         next.apply(outcome, &verdict, finished_at);
@@ -278,7 +296,13 @@ impl Delivery {
 
     /// Ends the delivery as `failed` with the reason.
     pub fn fail(&mut self, reason: &str, now: Timestamp) {
-        self.status = DeliveryStatus::Failed;
+        self.close(DeliveryStatus::Failed, reason, now);
+    }
+
+    /// Ends the delivery with a closed `status` (failed, expired, superseded) and why.
+    pub fn close(&mut self, status: DeliveryStatus, reason: &str, now: Timestamp) {
+        debug_assert!(!status.is_open() && status != DeliveryStatus::Delivered);
+        self.status = status;
         self.next_attempt_at = None;
         self.wake = None;
         self.failure_reason = Some(reason.to_owned());
@@ -362,16 +386,65 @@ mod tests {
     fn a_judged_delivery_takes_the_policys_attempt_count_and_verdict() {
         let d = delivery(8);
         let policy = RetryPolicy::with_max_attempts(2);
-        let (next, verdict) = d.judged(&policy, &response(500), 0.5, Timestamp::from_unix_millis(10));
+        let (next, verdict) = d.judged(
+            &policy,
+            &response(500),
+            0.5,
+            None,
+            Timestamp::from_unix_millis(10),
+        );
         assert_eq!(verdict, Verdict::RetryIn(Duration::from_secs(5)));
         assert_eq!(
             (next.max_attempts, next.attempts, next.status),
             (2, 1, DeliveryStatus::Retrying)
         );
-        let (last, verdict) = next.judged(&policy, &response(500), 0.5, Timestamp::from_unix_millis(20));
+        let (last, verdict) = next.judged(
+            &policy,
+            &response(500),
+            0.5,
+            None,
+            Timestamp::from_unix_millis(20),
+        );
         assert!(matches!(verdict, Verdict::GiveUp { .. }));
         assert_eq!(last.status, DeliveryStatus::Failed);
         assert_eq!(d.attempts, 0, "judging changes a copy");
+    }
+
+    #[test]
+    fn a_retry_that_would_come_after_the_events_expiry_ends_it_expired() {
+        let d = delivery(8);
+        let policy = RetryPolicy::with_max_attempts(8);
+        let expires = Some(Timestamp::from_unix_millis(10_000));
+        let (next, verdict) = d.judged(
+            &policy,
+            &response(500),
+            0.5,
+            expires,
+            Timestamp::from_unix_millis(10),
+        );
+        assert_eq!(
+            verdict,
+            Verdict::RetryIn(Duration::from_secs(5)),
+            "due before the expiry"
+        );
+        // The next wait (5 min) would end past it.
+        let (last, _) = next.judged(
+            &policy,
+            &response(500),
+            0.5,
+            expires,
+            Timestamp::from_unix_millis(5_020),
+        );
+        assert_eq!(
+            (last.status, last.next_attempt_at, last.wake.as_deref()),
+            (DeliveryStatus::Expired, None, None)
+        );
+        assert!(last.failure_reason.unwrap().contains("expired at"));
+        assert_eq!(
+            DeliveryStatus::parse("superseded"),
+            Some(DeliveryStatus::Superseded)
+        );
+        assert!(!DeliveryStatus::Expired.is_open());
     }
 
     #[test]

@@ -98,10 +98,11 @@ impl fmt::Display for EventType {
 }
 
 /// An accepted event, as queued, stored and delivered. Serialises to exactly the
-/// delivered body: `{"id","event_type","data","timestamp","source","version"}`, and
+/// delivered body: `{"id","event_type","data","timestamp","source","version"}`,
 /// `tenant_id` after `id` when its tenant is not `default` (so that the default
 /// tenant's bodies, messages and stored items are byte for byte what they were before
-/// tenants, and those read back from before are the default tenant's).
+/// tenants, and those read back from before are the default tenant's), and
+/// `expires_at` and `collapse_key` at the end when the sender gave them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub id: EventId,
@@ -112,6 +113,13 @@ pub struct Event {
     pub timestamp: Timestamp,
     pub source: String,
     pub version: String,
+    /// When it stops being worth sending (`crate::expiry`); sent to receivers too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    /// Events under one key are versions of one thing: a newer one supersedes an older
+    /// one not yet delivered (`crate::collapse`); sent to receivers too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collapse_key: Option<crate::collapse::CollapseKey>,
 }
 
 /// Where an event is found: event ids are unique within their tenant, so the same id
@@ -183,6 +191,8 @@ mod tests {
             timestamp: Timestamp::from_unix_millis(1_700_000_000_000),
             source: "api".into(),
             version: ENVELOPE_VERSION.into(),
+            expires_at: None,
+            collapse_key: None,
         };
         let v: serde_json::Value = serde_json::from_str(&e.envelope_json()).unwrap();
         let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();

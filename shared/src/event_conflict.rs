@@ -91,6 +91,8 @@ mod tests {
             timestamp: Timestamp::from_unix_millis(at),
             source: "hookline".into(),
             version: "1".into(),
+            expires_at: None,
+            collapse_key: None,
         }
     }
 

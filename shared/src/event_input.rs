@@ -1,17 +1,29 @@
-//! What a client may send as an event,
-//! `{id?, tenant_id?, event_type, data, source?, timestamp?}`, and how it becomes an
+//! What a client may send as an event, `{id?, tenant_id?, event_type, data, source?,
+//! timestamp?, expires_at? | ttl_seconds?, collapse_key?}`, and how it becomes an
 //! `Event` (whether the key sent may act for the tenant it names is the caller's to ask). Every problem is reported, each with its JSON pointer.
 
 use crate::api::{object, opt_str, pointer, refuse_unknown_fields, req_str};
+use crate::collapse::CollapseKey;
 use crate::event::{ENVELOPE_VERSION, Event, EventType, RESERVED_PREFIX};
 use crate::event_limits::too_deep;
+use crate::expiry::MAX_TTL;
 use crate::ids::EventId;
 use crate::names::check_name;
 use crate::problem::FieldProblem;
 use crate::timestamp::Timestamp;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-pub const FIELDS: &[&str] = &["id", "tenant_id", "event_type", "data", "source", "timestamp"];
+pub const FIELDS: &[&str] = &[
+    "id",
+    "tenant_id",
+    "event_type",
+    "data",
+    "source",
+    "timestamp",
+    "expires_at",
+    "ttl_seconds",
+    "collapse_key",
+];
 /// The most events one `POST /v1/events/batch` takes.
 pub const MAX_BATCH_EVENTS: usize = 100;
 pub const DEFAULT_SOURCE: &str = "api";
@@ -73,6 +85,12 @@ pub fn parse_event(v: &Value, at: &str, now: Timestamp, errors: &mut Vec<FieldPr
             now
         }),
     };
+    let expires_at = expiry(obj, at, now, errors);
+    let collapse_key = opt_str(obj, "collapse_key", at, errors).and_then(|raw| {
+        CollapseKey::parse(raw)
+            .map_err(|e| errors.push(FieldProblem::new(pointer(at, "collapse_key"), e.to_string())))
+            .ok()
+    });
     if errors.len() > before {
         return None;
     }
@@ -84,7 +102,56 @@ pub fn parse_event(v: &Value, at: &str, now: Timestamp, errors: &mut Vec<FieldPr
         timestamp,
         source,
         version: ENVELOPE_VERSION.to_owned(),
+        expires_at,
+        collapse_key,
     })
+}
+
+/// When the event expires: `expires_at` (RFC 3339, after now), or `ttl_seconds` from
+/// now; one of them, each within `MAX_TTL`.
+fn expiry(
+    obj: &Map<String, Value>,
+    at: &str,
+    now: Timestamp,
+    errors: &mut Vec<FieldProblem>,
+) -> Option<Timestamp> {
+    let latest = now.saturating_add(MAX_TTL);
+    let max = MAX_TTL.as_secs();
+    let ttl = match obj.get("ttl_seconds") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64().filter(|s| (1..=max).contains(s)) {
+            Some(s) => Some(now.saturating_add(std::time::Duration::from_secs(s))),
+            None => {
+                errors.push(FieldProblem::new(
+                    pointer(at, "ttl_seconds"),
+                    format!("must be a whole number of seconds from 1 to {max}"),
+                ));
+                None
+            }
+        },
+    };
+    let until = opt_str(obj, "expires_at", at, errors).and_then(|raw| {
+        let problem = match Timestamp::parse_rfc3339(raw) {
+            Err(_) => format!("`{raw}` is not an RFC 3339 date-time such as 2026-01-31T12:00:00Z"),
+            // Sent already expired, it could never be delivered: more likely a clock or
+            // unit mistake than an intent, so it is said rather than dropped quietly.
+            Ok(t) if t <= now => format!("is not in the future (now is {now})"),
+            Ok(t) if t > latest => format!("is more than {max} seconds from now"),
+            Ok(t) => return Some(t),
+        };
+        errors.push(FieldProblem::new(pointer(at, "expires_at"), problem));
+        None
+    });
+    if obj.get("ttl_seconds").is_some_and(|v| !v.is_null())
+        && obj.get("expires_at").is_some_and(|v| !v.is_null())
+    {
+        errors.push(FieldProblem::new(
+            pointer(at, "ttl_seconds"),
+            "give `expires_at` or `ttl_seconds`, not both",
+        ));
+        return None;
+    }
+    ttl.or(until)
 }
 
 /// A batch body, `{"events": [...]}`: its events, each still to be parsed on its own
@@ -172,6 +239,63 @@ mod tests {
             assert!(errors[0].detail.contains("reserved"), "{t}");
         }
         assert!(parse(json!({"event_type": "hooklinex.a", "data": 1})).is_ok());
+    }
+
+    #[test]
+    fn an_event_may_expire_at_a_time_or_after_a_ttl_and_collapse_under_a_key() {
+        let now = Timestamp::from_unix_millis(1_000);
+        let e = parse(
+            json!({"event_type": "agent_processing", "data": 1, "ttl_seconds": 60, "collapse_key": "run-1"}),
+        )
+        .unwrap();
+        assert_eq!(e.expires_at, Some(Timestamp::from_unix_millis(61_000)));
+        assert_eq!(e.collapse_key.as_ref().map(CollapseKey::as_str), Some("run-1"));
+        let at = parse(json!({"event_type": "a", "data": 1, "expires_at": "1970-01-02T00:00:00Z"})).unwrap();
+        assert_eq!(
+            at.expires_at.map(|t| t.to_rfc3339()).as_deref(),
+            Some("1970-01-02T00:00:00Z")
+        );
+        let plain = parse(json!({"event_type": "a", "data": 1})).unwrap();
+        assert_eq!((plain.expires_at, plain.collapse_key.as_ref()), (None, None));
+        assert!(
+            !plain.envelope_json().contains("expires_at"),
+            "absent from the body when not given"
+        );
+        assert!(now < at.expires_at.unwrap());
+    }
+
+    #[test]
+    fn an_expiry_in_the_past_too_far_ahead_or_given_twice_is_refused() {
+        let problems = |v: Value| {
+            parse(v)
+                .unwrap_err()
+                .into_iter()
+                .map(|p| (p.pointer, p.detail))
+                .collect::<Vec<_>>()
+        };
+        let past = problems(json!({"event_type": "a", "data": 1, "expires_at": "1970-01-01T00:00:00Z"}));
+        assert_eq!(past[0].0, "/expires_at");
+        assert!(past[0].1.contains("not in the future"), "{}", past[0].1);
+        for ttl in [
+            json!(0),
+            json!(-1),
+            json!(1.5),
+            json!("60"),
+            json!(MAX_TTL.as_secs() + 1),
+        ] {
+            let p = problems(json!({"event_type": "a", "data": 1, "ttl_seconds": ttl}));
+            assert_eq!(p[0].0, "/ttl_seconds", "{ttl}");
+        }
+        let both = problems(
+            json!({"event_type": "a", "data": 1, "ttl_seconds": 5, "expires_at": "2026-01-31T12:00:00Z"}),
+        );
+        assert!(both.iter().any(|(_, d)| d.contains("not both")), "{both:?}");
+        let key = problems(json!({"event_type": "a", "data": 1, "collapse_key": "a\u{0}b"}));
+        assert_eq!(key[0].0, "/collapse_key");
+        assert_eq!(
+            problems(json!({"event_type": "a", "data": 1, "collapse_key": 7}))[0].1,
+            "must be a string"
+        );
     }
 
     #[test]

@@ -118,6 +118,8 @@ pub fn run_event(body: &Value, now: Timestamp, own_keys: &[&str]) -> Result<Even
         timestamp: ended.unwrap_or(now),
         source: SOURCE.into(),
         version: ENVELOPE_VERSION.into(),
+        expires_at: None,
+        collapse_key: None,
     })
 }
 

@@ -6,6 +6,7 @@ pub mod adapters;
 pub mod api;
 pub mod attempt_metrics;
 pub mod auth;
+pub mod collapse;
 pub mod config;
 pub mod dead_letter;
 pub mod delivery;
@@ -17,6 +18,7 @@ pub mod event;
 pub mod event_conflict;
 pub mod event_input;
 pub mod event_limits;
+pub mod expiry;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod give_up;

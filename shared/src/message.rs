@@ -151,6 +151,8 @@ mod tests {
                 timestamp: Timestamp::from_unix_millis(0),
                 source: "api".into(),
                 version: "1".into(),
+                expires_at: None,
+                collapse_key: None,
             },
         };
         let body = m.to_body();
@@ -180,6 +182,8 @@ mod tests {
             timestamp: Timestamp::from_unix_millis(0),
             source: "api".into(),
             version: "1".into(),
+            expires_at: None,
+            collapse_key: None,
         }
     }
 

@@ -71,6 +71,8 @@ fn event(
         timestamp: at,
         source: SOURCE.into(),
         version: ENVELOPE_VERSION.into(),
+        expires_at: None,
+        collapse_key: None,
     })
 }
 

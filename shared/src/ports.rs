@@ -198,7 +198,8 @@ pub trait DeliveryStore: Send + Sync {
     /// Gives up the lease `claim_attempt` took, with no attempt recorded, if the
     /// delivery is still as `seen` (the attempt is handed to another lane).
     async fn release_attempt(&self, seen: &Delivery) -> PortResult<bool>;
-    /// Ends an open delivery as `failed`, if it is still as `seen`.
+    /// Ends an open delivery (`failed`, `expired` or `superseded`), if it is still as
+    /// `seen`.
     async fn fail_delivery(&self, seen: &Delivery, failed: &Delivery) -> PortResult<bool>;
     /// Open deliveries due by `before`, most overdue first, with their lease state.
     async fn due_deliveries(&self, before: Timestamp, limit: u32) -> PortResult<Vec<DueDelivery>>;
@@ -211,6 +212,26 @@ pub trait DeliveryStore: Send + Sync {
     /// Replaces a delivery if it is still as `seen` (attempts, status, wake token),
     /// open or not. Whether it did.
     async fn replace_delivery(&self, seen: &Delivery, updated: &Delivery) -> PortResult<bool>;
+}
+
+/// The newest event of each (endpoint, collapse key), by rank (`crate::collapse`).
+#[async_trait]
+pub trait CollapseStore: Send + Sync {
+    /// Raises the pair's newest rank to `rank` unless a newer one is there; the newest
+    /// rank after the call (`rank` when it is the newest). `now` dates it for expiry.
+    async fn raise_newest(
+        &self,
+        endpoint: &EndpointId,
+        key: &crate::collapse::CollapseKey,
+        rank: &str,
+        now: Timestamp,
+    ) -> PortResult<String>;
+    /// The pair's newest rank, strongly consistent.
+    async fn newest(
+        &self,
+        endpoint: &EndpointId,
+        key: &crate::collapse::CollapseKey,
+    ) -> PortResult<Option<String>>;
 }
 
 /// Queue messages Hookline could not process, kept for the operator.

@@ -108,6 +108,8 @@ mod tests {
             timestamp: Timestamp::from_unix_millis(T0),
             source: "api".into(),
             version: "1".into(),
+            expires_at: None,
+            collapse_key: None,
         }
     }
 

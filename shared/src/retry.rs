@@ -49,7 +49,15 @@ impl Default for RetryDefaults {
 pub enum Verdict {
     Delivered,
     RetryIn(Duration),
-    GiveUp { reason: String, disable_endpoint: bool },
+    GiveUp {
+        reason: String,
+        disable_endpoint: bool,
+    },
+    /// The retry would fall at or after the event's expiry (`crate::expiry`): the
+    /// delivery ends `expired`.
+    Expire {
+        at: crate::timestamp::Timestamp,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -17,6 +17,9 @@ pub struct HourStats {
     pub attempt_failures: u64,
     pub delivered: u64,
     pub failed: u64,
+    /// Deliveries that ended `expired` and `superseded` (`crate::expiry`, `crate::collapse`).
+    pub expired: u64,
+    pub superseded: u64,
     pub latency_sum_ms: u64,
     pub latency_buckets: [u64; BUCKETS],
 }
@@ -33,11 +36,24 @@ impl HourStats {
         self.latency_buckets[i] += 1;
     }
 
+    /// Counts a delivery's end by its status (an open one has not ended).
+    pub fn ended(&mut self, status: DeliveryStatus) {
+        match status {
+            DeliveryStatus::Delivered => self.delivered += 1,
+            DeliveryStatus::Failed => self.failed += 1,
+            DeliveryStatus::Expired => self.expired += 1,
+            DeliveryStatus::Superseded => self.superseded += 1,
+            DeliveryStatus::Pending | DeliveryStatus::Retrying => {}
+        }
+    }
+
     pub fn merge(&mut self, o: &HourStats) {
         self.attempts += o.attempts;
         self.attempt_failures += o.attempt_failures;
         self.delivered += o.delivered;
         self.failed += o.failed;
+        self.expired += o.expired;
+        self.superseded += o.superseded;
         self.latency_sum_ms += o.latency_sum_ms;
         for (a, b) in self.latency_buckets.iter_mut().zip(o.latency_buckets) {
             *a += b;
@@ -57,6 +73,8 @@ impl HourStats {
             failed_attempts: self.attempt_failures,
             delivered: self.delivered,
             failed: self.failed,
+            expired: self.expired,
+            superseded: self.superseded,
             success_rate: (finished > 0).then(|| self.delivered as f64 / finished as f64),
             mean_response_ms: (self.attempts > 0).then(|| self.latency_sum_ms / self.attempts),
             p50_response_ms: self.percentile(0.5),
@@ -90,6 +108,11 @@ pub struct StatsSummary {
     /// Deliveries that ended delivered, and that ended failed.
     pub delivered: u64,
     pub failed: u64,
+    /// Deliveries that ended unsent: their event expired first, or a newer event under
+    /// its collapse key superseded it. Neither counts in `total` or the success rate:
+    /// they are what the sender asked for, not the receiver's doing.
+    pub expired: u64,
+    pub superseded: u64,
     /// delivered / (delivered + failed), over deliveries that ended.
     pub success_rate: Option<f64>,
     pub mean_response_ms: Option<u64>,
@@ -117,16 +140,12 @@ impl StatsBatch {
     pub fn attempt(&mut self, d: &Delivery, a: &Attempt) {
         let hour = self.entry(&d.endpoint_id, a.started_at);
         hour.attempt(a.duration_ms, a.outcome.is_success());
-        match d.status {
-            DeliveryStatus::Delivered => hour.delivered += 1,
-            DeliveryStatus::Failed => hour.failed += 1,
-            DeliveryStatus::Pending | DeliveryStatus::Retrying => {}
-        }
+        hour.ended(d.status);
     }
 
-    /// A delivery that ended failed without an attempt.
-    pub fn failed(&mut self, d: &Delivery, now: Timestamp) {
-        self.entry(&d.endpoint_id, now).failed += 1;
+    /// A delivery that ended without an attempt (failed, expired or superseded).
+    pub fn ended(&mut self, d: &Delivery, now: Timestamp) {
+        self.entry(&d.endpoint_id, now).ended(d.status);
     }
 
     pub fn into_rows(self) -> Vec<(EndpointId, String, HourStats)> {

@@ -25,6 +25,8 @@ pub enum Step {
     RecordAttempt,
     /// Queueing the message for the next attempt.
     QueueAttempt,
+    /// Reading or raising the newest event of the delivery's collapse key.
+    Collapse,
 }
 
 impl Step {
@@ -37,6 +39,9 @@ impl Step {
             Self::ClaimAttempt => "the next attempt could not be claimed (a permanent store error)",
             Self::RecordAttempt => "the attempt could not be recorded (a permanent store error)",
             Self::QueueAttempt => "the next attempt could not be queued (a permanent queue error)",
+            Self::Collapse => {
+                "the newest event of its collapse key could not be read (a permanent store error)"
+            }
         }
     }
 }

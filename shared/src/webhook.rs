@@ -109,6 +109,8 @@ mod tests {
             timestamp: Timestamp::from_unix_millis(NOW * 1000),
             source: "test".into(),
             version: ENVELOPE_VERSION.into(),
+            expires_at: None,
+            collapse_key: None,
         }
     }
 

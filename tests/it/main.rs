@@ -1,6 +1,7 @@
 //! Integration tests: the handlers with their real adapters against the AWS emulator
 //! (moto), and real HTTP receivers on 127.0.0.1. Run by `make test`.
 
+mod agents;
 mod calls;
 mod deliveries;
 mod endpoints;

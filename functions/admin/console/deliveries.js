@@ -26,7 +26,7 @@ export async function deliveryLog(view, ctx) {
   const statusSelect = h(
     "select",
     { name: "status" },
-    ["", "pending", "retrying", "delivered", "failed"].map((s) => h("option", { value: s, selected: s === filters.status }, s || "any")),
+    ["", "pending", "retrying", "delivered", "failed", "expired", "superseded"].map((s) => h("option", { value: s, selected: s === filters.status }, s || "any")),
   );
   const form = h(
     "form",

@@ -64,7 +64,7 @@ function render(el, d) {
       ["Tenant", d.tenant_id],
       ["Attempts", attemptCount(d)],
       ["Next attempt", d.status === "pending" || d.status === "retrying" ? time(d.next_attempt_at) : "none: it has ended"],
-      d.failure_reason ? ["Why it failed", d.failure_reason] : null,
+      d.failure_reason ? [d.status === "failed" ? "Why it failed" : "Why it ended", d.failure_reason] : null,
       ["Created", time(d.created_at)],
       ["Updated", time(d.updated_at)],
     ]),

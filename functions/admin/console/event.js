@@ -16,6 +16,8 @@ export async function eventPage(view, ctx) {
       ["Tenant", e.tenant_id],
       ["Source", e.source],
       ["Time", time(e.timestamp)],
+      e.expires_at ? ["Expires", time(e.expires_at)] : null,
+      e.collapse_key ? ["Collapse key", e.collapse_key] : null,
       ["Fan-out", r.fanned_out ? "finished" : "in progress"],
     ]),
     h("h2", {}, "Payload"),

@@ -22,8 +22,9 @@ impl<S: DeliveryStore + EventStore + EndpointStore, Q, H, P, C: Clock> Admin<S, 
         let now = self.clock.now();
         let endpoint = q.parse("endpoint_id", |s| EndpointId::parse(s).map_err(|e| e.to_string()));
         let status = q.parse("status", |s| {
-            DeliveryStatus::parse(s)
-                .ok_or_else(|| "must be pending, retrying, delivered or failed".to_owned())
+            DeliveryStatus::parse(s).ok_or_else(|| {
+                "must be pending, retrying, delivered, failed, expired or superseded".to_owned()
+            })
         });
         let event_type = q.parse("event_type", |s| EventType::parse(s).map_err(|e| e.to_string()));
         let since = q.parse("since", |s| {

@@ -124,6 +124,18 @@ impl<S: EndpointStore + DeliveryStore + EventStore, Q: Queue, H, P, C: Clock> Ad
             .await
             .map_err(store_problem)?
             .ok_or_else(|| no_delivery(id.as_str()))?;
+        // What the sender asked for: sent again, it would end the same way at once.
+        if let Some(why) = match seen.status {
+            DeliveryStatus::Expired => Some("it expired: its event may not be sent after its `expires_at`"),
+            DeliveryStatus::Superseded => {
+                Some("it was superseded: a newer event under its `collapse_key` went to the endpoint instead")
+            }
+            _ => None,
+        } {
+            return Err(Problem::conflict(format!(
+                "the delivery is not retried, as {why}"
+            )));
+        }
         let event = self
             .store
             .get_event(&seen.event_key())

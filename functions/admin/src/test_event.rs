@@ -58,6 +58,8 @@ impl<S: EndpointStore, Q, H: WebhookSender, P, C: Clock> Admin<S, Q, H, P, C> {
             timestamp: now,
             source: "hookline.test".into(),
             version: hookline::event::ENVELOPE_VERSION.into(),
+            expires_at: None,
+            collapse_key: None,
         };
         let body = event.envelope_json().into();
         let mut request = signed_request(&event, body, &e, &DeliveryId::generate(), now.unix_seconds());

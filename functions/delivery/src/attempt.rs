@@ -43,7 +43,13 @@ where
             let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
             let finished_at = self.clock.now();
             let policy = ep.retry_policy(&self.settings.retry);
-            let (delivery, verdict) = before.judged(&policy, &outcome, hookline::random_unit(), finished_at);
+            let (delivery, verdict) = before.judged(
+                &policy,
+                &outcome,
+                hookline::random_unit(),
+                event.expires_at,
+                finished_at,
+            );
             tracing::info!(
                 event_id = %event.id,
                 delivery_id = %delivery.id,

@@ -14,8 +14,8 @@ use hookline::event::Event;
 use hookline::ids::{DeliveryId, EndpointId};
 use hookline::lane::Lane;
 use hookline::ports::{
-    Clock, DeadLetterStore, DeliveryStore, EndpointStore, EventStore, FanoutClaim, PortError, PortResult,
-    Queue, RateLimiter, WebhookSender,
+    Clock, CollapseStore, DeadLetterStore, DeliveryStore, EndpointStore, EventStore, FanoutClaim, PortError,
+    PortResult, Queue, RateLimiter, WebhookSender,
 };
 use hookline::ratelimit;
 use hookline::retry::Verdict;
@@ -32,9 +32,9 @@ pub struct AttemptedFanOut {
     /// (it waits its turn), or for the slow lane (their endpoint is in it, or did not
     /// answer by the inline deadline and moves to it).
     queued: Vec<(Arc<Endpoint>, Delivery, Lane)>,
-    /// Failed before an attempt: their endpoint is gone since the claim, or the store
-    /// refused a step for good.
-    failed: Vec<Delivery>,
+    /// Ended before an attempt: failed (their endpoint is gone since the claim, or the
+    /// store refused a step for good), expired, or superseded.
+    ended: Vec<Delivery>,
 }
 
 impl AttemptedFanOut {
@@ -43,7 +43,7 @@ impl AttemptedFanOut {
             .iter()
             .map(|(_, d, a, _)| (d, Some(a)))
             .chain(self.queued.iter().map(|(_, d, _)| (d, None)))
-            .chain(self.failed.iter().map(|d| (d, None)))
+            .chain(self.ended.iter().map(|d| (d, None)))
     }
 }
 
@@ -56,7 +56,7 @@ enum Target {
 
 impl<S, H: WebhookSender, Q: Queue, C: Clock> Deliverer<S, H, Q, C>
 where
-    S: EventStore + EndpointStore + DeliveryStore + RateLimiter + DeadLetterStore,
+    S: EventStore + EndpointStore + DeliveryStore + RateLimiter + DeadLetterStore + CollapseStore,
 {
     pub(crate) async fn fan_out(&self, event: &Event, record: &SqsMessage, inv: &Invocation) -> Disposition {
         let endpoints = match inv.endpoints(&self.endpoints, &self.store).await {
@@ -207,7 +207,7 @@ where
         let now = self.clock.now();
         let mut sendable = Vec::with_capacity(targets.len());
         let mut queued = Vec::new();
-        let mut failed: Vec<Delivery> = Vec::new();
+        let mut ended: Vec<Delivery> = Vec::new();
         let new = |id, endpoint_id, max_attempts| Delivery::under(id, &event, endpoint_id, max_attempts, now);
         for target in targets {
             let (ep, id) = match target {
@@ -215,11 +215,27 @@ where
                 Target::Fail(endpoint_id, id, reason) => {
                     let mut d = new(id, endpoint_id, 1);
                     d.fail(&reason, now);
-                    failed.push(d);
+                    ended.push(d);
                     continue;
                 }
             };
             let mut fresh = new(id, ep.id.clone(), ep.max_attempts);
+            match self.unsent_end(&event, &ep.id, true, now).await {
+                Ok(None) => {}
+                Ok(Some((status, reason))) => {
+                    fresh.close(status, &reason, now);
+                    ended.push(fresh);
+                    continue;
+                }
+                Err(e) => match on_failure(&e, Step::Collapse) {
+                    OnFailure::Redeliver => return Err((event, e)),
+                    OnFailure::GiveUp(reason) => {
+                        fresh.fail(reason, now);
+                        ended.push(fresh);
+                        continue;
+                    }
+                },
+            }
             let lane = self.lane_for(&ep);
             if lane == Lane::Slow {
                 fresh.defer(now);
@@ -238,7 +254,7 @@ where
                         tracing::error!(error = %e, delivery_id = %fresh.id, "the rate limit cannot be read; the delivery fails");
                         let mut d = new(fresh.id, ep.id.clone(), 1);
                         d.fail(reason, now);
-                        failed.push(d);
+                        ended.push(d);
                     }
                 },
             }
@@ -283,7 +299,7 @@ where
             event,
             attempted,
             queued,
-            failed,
+            ended,
         })
     }
 
@@ -328,9 +344,13 @@ where
             }
             self.schedule_in(*lane, &f.event, delivery).await;
         }
-        for failed in &f.failed {
-            tracing::warn!(event_id = %f.event.id, endpoint_id = %failed.endpoint_id, reason = failed.failure_reason.as_deref(), "delivery failed");
-            inv.failed(failed, now);
+        for d in &f.ended {
+            if d.status == DeliveryStatus::Failed {
+                tracing::warn!(event_id = %f.event.id, endpoint_id = %d.endpoint_id, reason = d.failure_reason.as_deref(), "delivery failed");
+            } else {
+                tracing::info!(event_id = %f.event.id, endpoint_id = %d.endpoint_id, status = d.status.as_str(), reason = d.failure_reason.as_deref(), "delivery ended unsent");
+            }
+            inv.ended(d, now);
         }
     }
 }

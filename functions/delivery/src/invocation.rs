@@ -118,9 +118,11 @@ impl Invocation {
         }
     }
 
-    /// A delivery ended failed without an attempt: reported and counted.
-    pub fn failed(&self, d: &Delivery, now: Timestamp) {
-        self.report(ops::delivery_exhausted(d));
-        self.with(|r| r.stats.failed(d, now));
+    /// A delivery ended without an attempt: counted, and reported if it failed.
+    pub fn ended(&self, d: &Delivery, now: Timestamp) {
+        if d.status == DeliveryStatus::Failed {
+            self.report(ops::delivery_exhausted(d));
+        }
+        self.with(|r| r.stats.ended(d, now));
     }
 }

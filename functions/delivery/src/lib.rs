@@ -18,6 +18,7 @@ mod fan_out;
 mod invocation;
 mod lanes;
 mod next_attempt;
+mod unsent;
 
 pub use config::{Config, Settings};
 pub use endpoint_cache::EndpointCache;
@@ -29,8 +30,8 @@ use fan_out::AttemptedFanOut;
 use futures::{StreamExt, stream};
 use hookline::dead_letter::{DeadLetter, FoundBy};
 use hookline::ports::{
-    Clock, DeadLetterStore, DeliveryStore, EndpointStore, EventStore, PortError, Queue, RateLimiter,
-    StatsStore, WebhookSender,
+    Clock, CollapseStore, DeadLetterStore, DeliveryStore, EndpointStore, EventStore, PortError, Queue,
+    RateLimiter, StatsStore, WebhookSender,
 };
 use hookline::telemetry::{Metrics, Unit};
 use invocation::Invocation;
@@ -53,7 +54,13 @@ pub struct Deliverer<S, H, Q, C> {
 
 impl<S, H, Q, C> Deliverer<S, H, Q, C>
 where
-    S: EventStore + EndpointStore + DeliveryStore + StatsStore + RateLimiter + DeadLetterStore,
+    S: EventStore
+        + EndpointStore
+        + DeliveryStore
+        + StatsStore
+        + RateLimiter
+        + DeadLetterStore
+        + CollapseStore,
     H: WebhookSender,
     Q: Queue,
     C: Clock,

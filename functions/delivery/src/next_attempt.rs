@@ -4,22 +4,25 @@
 use crate::Deliverer;
 use crate::batch::Disposition;
 use crate::invocation::Invocation;
-use hookline::delivery::Delivery;
+use hookline::delivery::{Delivery, DeliveryStatus};
 use hookline::endpoint::usable;
 use hookline::event::Event;
-use hookline::give_up::give_up;
+use hookline::give_up::close;
 use hookline::hop::{self, Hop};
 use hookline::ids::EndpointId;
 use hookline::lane::{Lane, after_slow_attempt};
 use hookline::message::QueueMessage;
-use hookline::ports::{Clock, DeliveryStore, EndpointStore, PortError, Queue, RateLimiter, WebhookSender};
+use hookline::ports::{
+    Clock, CollapseStore, DeliveryStore, EndpointStore, PortError, Queue, RateLimiter, WebhookSender,
+};
 use hookline::ratelimit;
 use hookline::retry::Verdict;
 use hookline::store_failure::{OnFailure, Step, on_failure};
 use std::time::Duration;
 
-impl<S: EndpointStore + DeliveryStore + RateLimiter, H: WebhookSender, Q: Queue, C: Clock>
-    Deliverer<S, H, Q, C>
+impl<S, H: WebhookSender, Q: Queue, C: Clock> Deliverer<S, H, Q, C>
+where
+    S: EndpointStore + DeliveryStore + RateLimiter + CollapseStore,
 {
     pub(crate) async fn next_attempt(
         &self,
@@ -43,6 +46,11 @@ impl<S: EndpointStore + DeliveryStore + RateLimiter, H: WebhookSender, Q: Queue,
         let now = self.clock.now();
         if let Some(early) = hop::too_early(seen.next_attempt_at, now) {
             return Disposition::Sleep(early);
+        }
+        match self.unsent_end(event, endpoint_id, false, now).await {
+            Ok(None) => {}
+            Ok(Some((status, reason))) => return self.end_as(&seen, status, &reason, inv).await,
+            Err(e) => return self.after_failure(&seen, e, Step::Collapse, inv).await,
         }
         let limits = self.settings.hop_limits();
         let ep = match inv.endpoint(&self.endpoints, &self.store, endpoint_id).await {
@@ -186,11 +194,22 @@ impl<S: EndpointStore + DeliveryStore + RateLimiter, H: WebhookSender, Q: Queue,
 
     /// Fails an open delivery that can go no further, and reports it.
     async fn end(&self, seen: &Delivery, reason: &str, inv: &Invocation) -> Disposition {
+        self.end_as(seen, DeliveryStatus::Failed, reason, inv).await
+    }
+
+    /// Ends an open delivery as `status` (failed, expired, superseded) and counts it.
+    async fn end_as(
+        &self,
+        seen: &Delivery,
+        status: DeliveryStatus,
+        reason: &str,
+        inv: &Invocation,
+    ) -> Disposition {
         let now = self.clock.now();
-        match give_up(&self.store, seen, reason, now).await {
+        match close(&self.store, seen, status, reason, now).await {
             Err(e) => Disposition::Redeliver(e),
-            Ok(Some(failed)) => {
-                inv.failed(&failed, now);
+            Ok(Some(ended)) => {
+                inv.ended(&ended, now);
                 Disposition::Done
             }
             Ok(None) => Disposition::Done,

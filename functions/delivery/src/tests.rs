@@ -18,6 +18,7 @@ use std::time::Duration;
 
 mod lanes;
 mod reports;
+mod unsent;
 
 const FIXTURE: &str = include_str!("../fixtures/sqs-event.json");
 const FIXTURE_EVENT_ID: &str = "evt_0192f1c2a3b47c8d9e0f1a2b3c4d5e6f";

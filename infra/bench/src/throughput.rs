@@ -183,6 +183,8 @@ pub fn event(i: usize) -> Result<Event, Box<dyn std::error::Error>> {
         timestamp: Timestamp::now(),
         source: "bench".into(),
         version: ENVELOPE_VERSION.into(),
+        expires_at: None,
+        collapse_key: None,
     })
 }
 

@@ -1,5 +1,6 @@
 //! In-memory implementations of the ports, for unit tests of the handlers.
 
+mod collapse;
 mod deliveries;
 mod endpoints;
 mod events;
@@ -49,6 +50,8 @@ pub struct MemoryStore {
     deliveries: Mutex<DeliveryLog>,
     stats: Mutex<BTreeMap<(EndpointId, String), crate::stats::HourStats>>,
     buckets: Mutex<HashMap<String, crate::ratelimit::Bucket>>,
+    /// The newest rank of each (endpoint, collapse key).
+    newest: Mutex<HashMap<(EndpointId, String), String>>,
     /// Rate windows' counts, by (name, second).
     windows: Mutex<HashMap<(String, i64), u32>>,
     /// Moved by every change to the endpoints.

@@ -420,6 +420,8 @@ mod tests {
             timestamp: Timestamp::from_unix_millis(0),
             source: "test".into(),
             version: crate::event::ENVELOPE_VERSION.into(),
+            expires_at: None,
+            collapse_key: None,
         };
         let prose = event(serde_json::json!({"text": "the parcel left the hub on Tuesday; ".repeat(30)}));
         let (attr, value) = packed_body(&prose.envelope_json());

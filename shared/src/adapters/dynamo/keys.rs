@@ -47,6 +47,11 @@ pub(super) fn tenant_keys_pk(tenant: &TenantId) -> String {
     format!("TKEY#{tenant}")
 }
 
+/// An endpoint's collapse keys, each with its newest event (`crate::collapse`).
+pub(super) fn newest_pk(ep: &EndpointId) -> String {
+    format!("NEWEST#{ep}")
+}
+
 /// An endpoint's delivery log.
 pub(super) fn delivery_pk(ep: &EndpointId) -> String {
     format!("EP#{ep}")

@@ -12,6 +12,7 @@
 //! | large event's body   | `EVT#<id>`       | `BODY`                      |
 //! | hourly counters      | `STATS#<ep_…>`   | `H#2026-12-03T14`           |
 //! | rate-limit bucket    | `RATE#<ep_…>`    | `BUCKET`                    |
+//! | collapse key's newest | `NEWEST#<ep_…>` | `<collapse key>`            |
 //! | tenant ingest window | `TRATE#<tenant>` | `W#<unix second>`           |
 //! | dead letter          | `DEAD`           | `<recorded ms>#<dlt_…>`     |
 //! | registry version     | `REGISTRY`       | `VERSION`                   |
@@ -33,6 +34,7 @@
 //! `rate_limit`, `dead_letters`); `keys` says where each item lives, `reader` reads attributes back,
 //! and the `*_items` modules are the codecs between the domain and items.
 
+mod collapse;
 mod cursor;
 mod dead_letters;
 mod deliveries;

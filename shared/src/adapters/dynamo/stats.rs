@@ -19,7 +19,16 @@ impl StatsStore for DynamoStore {
             let mut update = String::from(
                 "SET expires_at = :ttl ADD attempts :a, attempt_failures :f, delivered :d, failed :x, latency_sum_ms :l",
             );
-            let mut values = HashMap::from([
+            // Counted only when there are some, so that the items of endpoints whose
+            // events never expire or collapse stay as they were.
+            let mut values = HashMap::new();
+            for (name, c) in [("expired", st.expired), ("superseded", st.superseded)] {
+                if c > 0 {
+                    update.push_str(&format!(", {name} :{name}"));
+                    values.insert(format!(":{name}"), n(c));
+                }
+            }
+            values.extend([
                 (":ttl".to_owned(), self.expires_at(Timestamp::now())),
                 (":a".to_owned(), n(st.attempts)),
                 (":f".to_owned(), n(st.attempt_failures)),
@@ -69,6 +78,8 @@ impl StatsStore for DynamoStore {
                     attempt_failures: r.opt_num("attempt_failures").unwrap_or(0),
                     delivered: r.opt_num("delivered").unwrap_or(0),
                     failed: r.opt_num("failed").unwrap_or(0),
+                    expired: r.opt_num("expired").unwrap_or(0),
+                    superseded: r.opt_num("superseded").unwrap_or(0),
                     latency_sum_ms: r.opt_num("latency_sum_ms").unwrap_or(0),
                     ..Default::default()
                 };
