@@ -96,3 +96,23 @@ async def test_a_bad_tenant_id_is_a_value_error(tenant_id) -> None:
     async with AsyncHookline("http://hookline.test", API_KEY, transport=transport) as hl:
         with pytest.raises(ValueError, match="tenant_id"):
             await hl.send("a", {}, tenant_id=tenant_id)
+
+
+async def test_the_async_client_sends_a_ttl_an_expiry_and_a_collapse_key_and_checks_them(
+    hookline_server: FakeHookline,
+) -> None:
+    async with AsyncHookline(hookline_server.url, API_KEY) as hl:
+        await hl.send("agent_processing", {"pct": 10}, ttl_seconds=300, collapse_key="run-1:progress")
+        await hl.send_batch([
+            Event("agent_processing", {"pct": 20}, expires_at="2026-07-01T12:00:00Z", collapse_key="run-1:progress"),
+            Event("node_started", {}),
+        ])
+        with pytest.raises(ValueError, match="not both"):
+            await hl.send("a", {}, ttl_seconds=5, expires_at="2026-07-01T12:00:00Z")
+        with pytest.raises(ValueError, match="control characters"):
+            await hl.send_batch([{"event_type": "a", "data": 1, "collapse_key": "a\nb"}])
+    single, batch = hookline_server.requests  # the refused ones were never sent
+    assert (single.body["ttl_seconds"], single.body["collapse_key"]) == (300, "run-1:progress")
+    first, plain = batch.body["events"]
+    assert (first["expires_at"], first["collapse_key"]) == ("2026-07-01T12:00:00Z", "run-1:progress")
+    assert set(plain) == {"id", "event_type", "data"}

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -417,3 +418,139 @@ def test_a_tenant_key_is_sent_as_is_and_never_shown(
     assert texts[0] == f"Hookline(base_url={hookline_server.url!r}, api_key='***', tenant_id='acme')"
     for text in texts:
         assert TENANT_KEY_SECRET not in text and "hk_" not in text
+
+
+# -- expiry and collapsing ---------------------------------------------------------------------
+
+
+def recording() -> tuple[list[dict], httpx.MockTransport]:
+    calls: list[dict] = []
+    return calls, httpx.MockTransport(lambda r: calls.append(json.loads(r.content)) or httpx.Response(202, json={}))
+
+
+def test_an_event_without_expiry_or_collapse_key_serialises_as_before() -> None:
+    assert Event("a", 1, id="e-1").to_json() == {"event_type": "a", "data": 1, "id": "e-1"}
+    calls, transport = recording()
+    with Hookline("http://hookline.test", API_KEY, transport=transport) as hl:
+        hl.send("a", {}, id="e-1")
+        hl.send_batch([Event("a", 1, id="e-2"), {"event_type": "a", "data": 2, "id": "e-3"}])
+    assert calls == [
+        {"id": "e-1", "event_type": "a", "data": {}},
+        {"events": [{"event_type": "a", "data": 1, "id": "e-2"}, {"event_type": "a", "data": 2, "id": "e-3"}]},
+    ]
+
+
+def test_send_and_send_batch_carry_a_ttl_and_a_collapse_key_when_given(hookline_server: FakeHookline) -> None:
+    with client_for(hookline_server) as hl:
+        hl.send("agent_processing", {"pct": 10}, id="p-1", ttl_seconds=300, collapse_key="run-1:progress")
+        hl.send_batch([
+            Event("agent_processing", {"pct": 20}, ttl_seconds=60, collapse_key="run-1:progress"),
+            {"event_type": "agent_processing", "data": {"pct": 30}, "ttl_seconds": 60, "collapse_key": "run-1:progress"},
+            Event("node_started", {}),
+        ])
+    single, batch = hookline_server.requests
+    assert single.body == {
+        "id": "p-1", "event_type": "agent_processing", "data": {"pct": 10},
+        "ttl_seconds": 300, "collapse_key": "run-1:progress",
+    }
+    first, second, plain = batch.body["events"]
+    assert (first["ttl_seconds"], first["collapse_key"]) == (60, "run-1:progress")
+    assert (second["ttl_seconds"], second["collapse_key"]) == (60, "run-1:progress")
+    assert set(plain) == {"id", "event_type", "data"}  # no expiry and no key unless given
+
+
+def test_expires_at_is_sent_in_utc_from_an_aware_datetime_and_as_given_from_a_string() -> None:
+    paris = timezone(timedelta(hours=2))
+    calls, transport = recording()
+    with Hookline("http://hookline.test", API_KEY, transport=transport) as hl:
+        hl.send("a", {}, id="e-1", expires_at=datetime(2026, 7, 1, 14, 30, 0, 250999, tzinfo=paris))
+        hl.send("a", {}, id="e-2", expires_at="2026-07-01T12:30:00+00:00", collapse_key="k")
+    assert calls[0]["expires_at"] == "2026-07-01T12:30:00.250Z"
+    assert calls[1]["expires_at"] == "2026-07-01T12:30:00+00:00" and calls[1]["collapse_key"] == "k"
+    assert "ttl_seconds" not in calls[0] and "ttl_seconds" not in calls[1]
+
+
+def test_a_naive_expires_at_is_refused_saying_to_give_a_timezone() -> None:
+    with pytest.raises(ValueError, match="naive datetime: give it a timezone") as info:
+        Event("a", 1, expires_at=datetime(2026, 7, 1, 12, 0))
+    assert "RFC 3339" in str(info.value)
+
+
+BAD_EXPIRY_OR_KEY = [
+    ({"ttl_seconds": 60, "expires_at": "2026-07-01T12:00:00Z"}, "not both"),
+    ({"ttl_seconds": 0}, "ttl_seconds must be a whole number of seconds from 1 to 1728000"),
+    ({"ttl_seconds": -5}, "ttl_seconds"),
+    ({"ttl_seconds": 1_728_001}, "ttl_seconds"),
+    ({"ttl_seconds": 1.5}, "ttl_seconds"),
+    ({"ttl_seconds": 60.0}, "ttl_seconds"),
+    ({"ttl_seconds": True}, "ttl_seconds"),
+    ({"ttl_seconds": "60"}, "ttl_seconds"),
+    ({"expires_at": "2026-07-01"}, "not an RFC 3339 date-time"),
+    ({"expires_at": "2026-07-01T12:00:00"}, "not an RFC 3339 date-time with an offset"),
+    ({"expires_at": "in five minutes"}, "RFC 3339"),
+    ({"expires_at": "2026-13-01T12:00:00Z"}, "RFC 3339"),
+    ({"expires_at": "2026-02-30T12:00:00Z"}, "RFC 3339"),
+    ({"expires_at": "2026-07-01T12:00:00+24:00"}, "RFC 3339"),
+    ({"expires_at": "２０２６-07-01T12:00:00Z"}, "RFC 3339"),  # full-width digits
+    ({"expires_at": 1_782_000_000}, "expires_at must be a timezone-aware datetime or an RFC 3339 string"),
+    ({"expires_at": datetime(2026, 7, 1)}, "naive"),
+    ({"collapse_key": ""}, "collapse_key '' is not valid: a collapse key is 1 to 256 characters"),
+    ({"collapse_key": "   "}, "not only whitespace"),
+    ({"collapse_key": "k" * 257}, "1 to 256 characters"),
+    ({"collapse_key": "run-1\nprogress"}, "control characters"),
+    ({"collapse_key": "run-1\x00"}, "control characters"),
+    ({"collapse_key": "tab\there"}, "control characters"),
+    ({"collapse_key": "c1\x85"}, "control characters"),
+    ({"collapse_key": 7}, "collapse_key must be a string, not int"),
+]
+
+
+@pytest.mark.parametrize(("fields", "message"), BAD_EXPIRY_OR_KEY)
+def test_what_hookline_would_refuse_in_expiry_or_collapse_key_is_a_value_error_before_sending(
+    fields: dict, message: str
+) -> None:
+    calls, transport = recording()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Event("a", 1, **fields)
+    with Hookline("http://hookline.test", API_KEY, transport=transport) as hl:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            hl.send("a", {}, **fields)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            hl.send_batch([{"event_type": "a", "data": 1}, {"event_type": "a", "data": 2, **fields}])
+        event = Event("a", 1)
+        for name, value in fields.items():
+            setattr(event, name, value)  # set after it was made
+        with pytest.raises(ValueError, match=re.escape(message)):
+            hl.send_batch([event])
+    assert calls == []
+
+
+@pytest.mark.parametrize("fields", [
+    {"ttl_seconds": 1},
+    {"ttl_seconds": 1_728_000},
+    {"collapse_key": "k" * 256},
+    {"collapse_key": "語" * 256},  # characters, not bytes
+    {"collapse_key": "crm — production ✓"},
+    {"expires_at": "2026-07-01T12:00:00Z"},
+    {"expires_at": "2026-07-01t12:00:00.5-07:30"},
+    {"expires_at": "2026-07-01 12:00:00.123456789z"},
+    {"expires_at": "2016-12-31T23:59:60Z"},  # a leap second
+    {"expires_at": datetime(2026, 7, 1, tzinfo=timezone.utc), "collapse_key": "k", "tenant_id": "acme"},
+])
+def test_the_edges_of_what_hookline_takes_are_accepted(fields: dict) -> None:
+    calls, transport = recording()
+    with Hookline("http://hookline.test", API_KEY, transport=transport) as hl:
+        hl.send("a", {}, id="e-1", **fields)
+    [body] = calls
+    assert set(body) == {"id", "event_type", "data", *fields}
+    for name, value in fields.items():
+        assert body[name] == (format_timestamp(value) if isinstance(value, datetime) else value)
+
+
+def test_an_event_mapping_may_hold_the_new_fields_but_still_no_unknown_one() -> None:
+    event = Event.coerce({"event_type": "a", "data": 1, "ttl_seconds": 5, "collapse_key": "k"})
+    assert (event.ttl_seconds, event.collapse_key, event.expires_at) == (5, "k", None)
+    with pytest.raises(ValueError, match="unknown event fields: \\['ttl'\\]"):
+        Event.coerce({"event_type": "a", "data": 1, "ttl": 5})
+    with pytest.raises(TypeError):
+        Event("a", 1, None, None, None, None, "2026-07-01T12:00:00Z")  # the new fields are keyword-only

@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
 import pytest
@@ -375,7 +376,10 @@ def test_end_to_end_with_the_real_client_over_http(hookline_server: FakeHookline
     assert {r.path for r in hookline_server.requests} == {"/v1/events/batch"}
     assert sent[0]["event_type"] == "agent_invocation_started"
     assert sent[-1]["event_type"] == "agent_invocation_success"
-    assert all(set(e) == {"id", "event_type", "data", "timestamp", "source"} for e in sent)
+    lifecycle = {"id", "event_type", "data", "timestamp", "source"}
+    assert all(set(e) == lifecycle for e in sent if e["event_type"] != "agent_processing")
+    [progress] = [e for e in sent if e["event_type"] == "agent_processing"]
+    assert set(progress) == lifecycle | {"ttl_seconds", "collapse_key"}  # the progress defaults
     assert all(e["id"].startswith("lg.") and e["data"]["thread_id"] == "t-http" for e in sent)
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["timestamp"]) for e in sent)
 
@@ -475,3 +479,141 @@ def test_a_handler_made_with_a_tenant_key_and_a_tenant(hookline_server: FakeHook
 def test_a_handler_with_a_bad_tenant_id_is_a_value_error(sink: Sink, tenant_id) -> None:
     with pytest.raises(ValueError, match="tenant_id"):
         HooklineCallbackHandler(sink, tenant_id=tenant_id, flush_at_exit=False)
+
+
+# -- progress events: a short TTL and a collapse key --------------------------------------------------
+
+
+def rank(event: Event) -> tuple[int, str]:
+    """How Hookline orders the events of one collapse key: the timestamp as sent (whole ms), then id."""
+    sent = datetime.fromisoformat(event.to_json()["timestamp"].replace("Z", "+00:00"))
+    return (sent - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(milliseconds=1), event.id or ""
+
+
+def test_progress_events_get_a_short_ttl_and_a_per_run_collapse_key_by_default(handler, sink) -> None:
+    root = uuid.uuid4()
+    run(build(), {"mode": "ok"}, handler, run_id=root)
+    assert handler.flush(5)
+    progress = [e for e in sink.events if e.event_type == "agent_processing"]
+    assert len(progress) == 1
+    assert progress[0].ttl_seconds == 300 and progress[0].expires_at is None
+    assert progress[0].collapse_key == f"{root}:progress:progress"  # the run, then the event's name
+    body = progress[0].to_json()
+    assert (body["ttl_seconds"], body["collapse_key"]) == (300, f"{root}:progress:progress")
+    lifecycle = [e for e in sink.events if e.event_type != "agent_processing"]
+    assert len(lifecycle) == 10
+    for e in lifecycle:
+        assert (e.ttl_seconds, e.expires_at, e.collapse_key) == (None, None, None)
+        assert not {"ttl_seconds", "expires_at", "collapse_key"} & set(e.to_json())
+
+
+def test_interrupts_and_the_budget_event_never_get_a_ttl_or_a_collapse_key(sink: Sink) -> None:
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    model = GenericFakeChatModel(messages=iter([
+        AIMessage("plan", usage_metadata={"input_tokens": 50, "output_tokens": 10, "total_tokens": 60}),
+    ]))
+
+    def planner(state: State) -> dict[str, Any]:
+        dispatch_custom_event("progress", {"pct": 10})
+        model.invoke("plan it")
+        return {"answer": interrupt({"question": "ship it?"})}
+
+    g = StateGraph(State)
+    g.add_node("planner", planner)
+    g.add_edge(START, "planner")
+    g.add_edge("planner", END)
+    with HooklineCallbackHandler(sink, token_budget=20, flush_interval=0.05, flush_at_exit=False) as handler:
+        run(g.compile(checkpointer=MemorySaver()), {"mode": "ask"}, handler, thread_id="t-progress-ask")
+        assert handler.flush(5)
+    by_kind = {e.event_type: e for e in sink.events}
+    assert {"agent_processing", "agent_budget_exceeded", "agent_interrupted"} <= set(by_kind)
+    assert by_kind["agent_processing"].collapse_key is not None
+    for e in sink.events:
+        if e.event_type != "agent_processing":
+            assert (e.ttl_seconds, e.collapse_key) == (None, None), e.event_type
+
+
+def test_each_progress_name_collapses_on_its_own_and_each_run_has_its_own_keys(handler, sink) -> None:
+    def busy(state: State) -> dict[str, Any]:
+        dispatch_custom_event("progress", {"pct": 10})
+        dispatch_custom_event("status", {"text": "reading"})
+        dispatch_custom_event("progress", {"pct": 90})
+        return {"answer": "done"}
+
+    g = StateGraph(State)
+    g.add_node("busy", busy)
+    g.add_edge(START, "busy")
+    g.add_edge("busy", END)
+    roots = [uuid.uuid4(), uuid.uuid4()]
+    for root in roots:
+        run(g.compile(), {}, handler, run_id=root)
+    assert handler.flush(5)
+    keys = [e.collapse_key for e in sink.events if e.event_type == "agent_processing"]
+    assert keys == [
+        f"{roots[0]}:progress:progress", f"{roots[0]}:progress:status", f"{roots[0]}:progress:progress",
+        f"{roots[1]}:progress:progress", f"{roots[1]}:progress:status", f"{roots[1]}:progress:progress",
+    ]
+
+
+def test_progress_events_of_one_key_rank_in_the_order_they_were_sent(handler, sink) -> None:
+    # Twelve in a burst, most within one millisecond: by id alone `.10` would rank before `.9`.
+    def burst(state: State) -> dict[str, Any]:
+        for i in range(12):
+            dispatch_custom_event("progress", {"i": i})
+        return {}
+
+    def more(state: State) -> dict[str, Any]:  # another callback run, whose id sorts anywhere
+        for i in range(12, 15):
+            dispatch_custom_event("progress", {"i": i})
+        return {}
+
+    g = StateGraph(State)
+    g.add_node("burst", burst)
+    g.add_node("more", more)
+    g.add_edge(START, "burst")
+    g.add_edge("burst", "more")
+    g.add_edge("more", END)
+    run(g.compile(), {}, handler)
+    assert handler.flush(5)
+    progress = [e for e in sink.events if e.event_type == "agent_processing"]
+    assert [e.data["data"]["i"] for e in progress] == list(range(15))
+    ranks = [rank(e) for e in progress]
+    assert ranks == sorted(ranks) and len({ms for ms, _ in ranks}) == 15  # the last sent is the newest
+
+
+def test_progress_ttl_and_collapsing_can_be_changed_or_turned_off(sink: Sink) -> None:
+    def progress_of(**options: Any) -> Event:
+        sink.batches.clear()
+        with HooklineCallbackHandler(sink, flush_interval=0.05, flush_at_exit=False, **options) as handler:
+            run(build(), {"mode": "ok"}, handler)
+            assert handler.flush(5)
+        [event] = [e for e in sink.events if e.event_type == "agent_processing"]
+        return event
+
+    short = progress_of(progress_ttl_seconds=30)
+    assert short.ttl_seconds == 30 and short.collapse_key is not None
+    no_ttl = progress_of(progress_ttl_seconds=None)
+    assert no_ttl.ttl_seconds is None and no_ttl.collapse_key is not None
+    no_key = progress_of(collapse_progress=False)
+    assert no_key.ttl_seconds == 300 and no_key.collapse_key is None
+    neither = progress_of(progress_ttl_seconds=None, collapse_progress=False)
+    assert set(neither.to_json()) == {"event_type", "data", "id", "source", "timestamp"}  # as before
+
+
+@pytest.mark.parametrize("ttl", [0, -1, 1_728_001, 1.5, True, "300"])
+def test_a_bad_progress_ttl_is_a_value_error(sink: Sink, ttl: Any) -> None:
+    with pytest.raises(ValueError, match="progress_ttl_seconds must be a whole number of seconds from 1 to 1728000"):
+        HooklineCallbackHandler(sink, progress_ttl_seconds=ttl, flush_at_exit=False)
+
+
+def test_a_progress_name_that_cannot_go_in_a_collapse_key_is_hashed_into_one(handler, sink) -> None:
+    root = uuid.uuid4()
+    handler.on_chain_start({}, {}, run_id=root, name="LangGraph")
+    for name in ("line\nbreak", "x" * 300, "line\nbreak", "x" * 299):
+        handler.on_custom_event(name, {}, run_id=root)
+    assert handler.flush(5)
+    keys = [e.collapse_key for e in sink.events if e.event_type == "agent_processing"]
+    assert len(keys) == 4 and all(k is not None and k.startswith(f"{root}:progress:") for k in keys)
+    assert all(len(k) <= 256 and "\n" not in k for k in keys if k)
+    assert keys[0] == keys[2] != keys[1] != keys[3]  # the same name, the same key; another, another

@@ -105,24 +105,13 @@ class _Core:
     # -- bodies -------------------------------------------------------------------------
 
     def _event_body(self, event: Event) -> dict[str, Any]:
-        if event.tenant_id is not None:
-            check_tenant_id(event.tenant_id)  # set after the Event was made
+        event.check()  # again: a field may have been set after the Event was made
         if event.id is None:
             event.id = new_event_id()
         return event.to_json(default_source=self.source, default_tenant_id=self.tenant_id)
 
-    def _single_body(
-        self,
-        event_type: str,
-        data: Any,
-        id: str | None,
-        timestamp: datetime | str | None,
-        source: str | None,
-        tenant_id: str | None,
-    ) -> dict[str, Any]:
-        return self._event_body(
-            Event(event_type, data, id=id, timestamp=timestamp, source=source, tenant_id=tenant_id)
-        )
+    def _single_body(self, event_type: str, data: Any, fields: dict[str, Any]) -> dict[str, Any]:
+        return self._event_body(Event(event_type, data, **fields))
 
     def _batch_body(self, events: Sequence[EventLike]) -> list[dict[str, Any]]:
         if isinstance(events, (str, bytes, Mapping, Event)):
@@ -259,12 +248,23 @@ class Hookline(_Core):
         timestamp: datetime | str | None = None,
         source: str | None = None,
         tenant_id: str | None = None,
+        expires_at: datetime | str | None = None,
+        ttl_seconds: int | None = None,
+        collapse_key: str | None = None,
     ) -> str:
         """Send one event; returns its id (yours, or the ``evt_…`` made for it).
 
         ``tenant_id`` names this event's tenant instead of the client's ``tenant_id``.
+        ``ttl_seconds`` (1 to 1728000) or ``expires_at`` (a timezone-aware datetime or an
+        RFC 3339 string), not both, is when an undelivered event stops being sent;
+        ``collapse_key`` makes a newer event under the same key supersede this one if it is
+        not delivered yet (see :class:`~hookline.Event`). Each is sent only when given; what
+        Hookline would refuse in them is a ``ValueError`` before anything is sent.
         """
-        body = self._single_body(event_type, data, id, timestamp, source, tenant_id)
+        body = self._single_body(event_type, data, dict(
+            id=id, timestamp=timestamp, source=source, tenant_id=tenant_id,
+            expires_at=expires_at, ttl_seconds=ttl_seconds, collapse_key=collapse_key,
+        ))
         response = self._post("/v1/events", body)
         return str(self._json(response).get("id") or body["id"])
 
@@ -338,8 +338,14 @@ class AsyncHookline(_Core):
         timestamp: datetime | str | None = None,
         source: str | None = None,
         tenant_id: str | None = None,
+        expires_at: datetime | str | None = None,
+        ttl_seconds: int | None = None,
+        collapse_key: str | None = None,
     ) -> str:
-        body = self._single_body(event_type, data, id, timestamp, source, tenant_id)
+        body = self._single_body(event_type, data, dict(
+            id=id, timestamp=timestamp, source=source, tenant_id=tenant_id,
+            expires_at=expires_at, ttl_seconds=ttl_seconds, collapse_key=collapse_key,
+        ))
         response = await self._post("/v1/events", body)
         return str(self._json(response).get("id") or body["id"])
 

@@ -7,7 +7,7 @@ import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -24,17 +24,31 @@ __all__ = [
     "is_valid_event_type",
     "is_valid_tenant_id",
     "check_tenant_id",
+    "check_ttl_seconds",
+    "check_expires_at",
+    "check_collapse_key",
     "MAX_BATCH_EVENTS",
+    "MAX_TTL_SECONDS",
+    "MAX_COLLAPSE_KEY_CHARS",
 ]
 
 #: At most this many events go in one ``POST /v1/events/batch``.
 MAX_BATCH_EVENTS = 100
+#: The longest ``ttl_seconds`` (20 days), and how far ahead Hookline takes an ``expires_at``.
+MAX_TTL_SECONDS = 20 * 86_400
+#: The longest ``collapse_key``, in characters (not bytes).
+MAX_COLLAPSE_KEY_CHARS = 256
 
 _ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _TYPE_RE = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 _RESERVED_PREFIX = "hookline."
 #: The contract's ``^[A-Za-z0-9_-]{1,64}$`` (generated ``tnt_…`` ids match it too).
 _TENANT_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: RFC 3339 ``date-time`` as Hookline parses it: the offset is required (``Z`` or ``±hh:mm``).
+_RFC3339_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))",
+    re.ASCII,
+)
 
 
 def is_valid_event_id(value: str) -> bool:
@@ -61,6 +75,75 @@ def check_tenant_id(value: object, error: type[ValueError] = ValueError) -> str:
         raise error(
             f"tenant_id {shown!r} is not valid: a tenant id is 1 to 64 ASCII letters, digits, "
             "`_` or `-` (^[A-Za-z0-9_-]{1,64}$)"
+        )
+    return value
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 80 else value[:80] + "…")
+
+
+def check_ttl_seconds(value: object, name: str = "ttl_seconds") -> int:
+    """``value`` if it is a valid ``ttl_seconds`` (a whole number from 1 to 1728000), else a ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TTL_SECONDS:
+        raise ValueError(
+            f"{name} must be a whole number of seconds from 1 to {MAX_TTL_SECONDS} (20 days), not {value!r}"
+        )
+    return value
+
+
+def check_expires_at(value: object) -> datetime | str:
+    """``value`` if it can be sent as ``expires_at``, else a ValueError saying why.
+
+    A timezone-aware datetime, or an RFC 3339 string with its offset (``2026-01-31T12:00:00Z``).
+    A naive datetime is refused rather than guessed at: off by a timezone, the event would
+    expire hours early or late. Whether it lies in the future (and at most 20 days ahead)
+    is Hookline's to judge, by its clock, when the event arrives.
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                f"expires_at {value.isoformat()!r} is a naive datetime: give it a timezone "
+                "(e.g. datetime.now(timezone.utc) + timedelta(minutes=5)) or pass an RFC 3339 string"
+            )
+        return value
+    if not isinstance(value, str):
+        raise ValueError(
+            f"expires_at must be a timezone-aware datetime or an RFC 3339 string, not {type(value).__name__}"
+        )
+    m = _RFC3339_RE.fullmatch(value)
+    try:
+        if m is None:
+            raise ValueError
+        year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+        datetime(year, month, day, hour, minute, min(second, 59))  # 60: a leap second, which RFC 3339 allows
+        if second > 60 or (m[7] is not None and (int(m[7]) > 23 or int(m[8]) > 59)):
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f"expires_at {_shown(value)} is not an RFC 3339 date-time with an offset, such as "
+            "2026-01-31T12:00:00Z"
+        ) from None
+    return value
+
+
+def check_collapse_key(value: object) -> str:
+    """``value`` if it is a valid ``collapse_key``, else a ValueError saying why.
+
+    1 to 256 characters (not only whitespace), no control characters (such as NUL, a tab
+    or a line break).
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"collapse_key must be a string, not {type(value).__name__}")
+    if not value.strip() or len(value) > MAX_COLLAPSE_KEY_CHARS:
+        raise ValueError(
+            f"collapse_key {_shown(value)} is not valid: a collapse key is 1 to "
+            f"{MAX_COLLAPSE_KEY_CHARS} characters, not only whitespace"
+        )
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value):
+        raise ValueError(
+            f"collapse_key {_shown(value)} is not valid: it must not contain control characters "
+            "(such as NUL, a tab or a line break)"
         )
     return value
 
@@ -109,6 +192,18 @@ class Event:
 
     ``tenant_id`` names the event's tenant; when left out, the client's ``tenant_id`` (if
     any) is sent, else none (Hookline then uses the key's tenant, or ``default``).
+
+    Keyword-only, each sent only when set:
+
+    - ``ttl_seconds`` (1 to 1728000) or ``expires_at`` (a timezone-aware datetime or an
+      RFC 3339 string, in the future and at most 20 days ahead), not both: a delivery not
+      made by then ends ``expired`` and is never sent after. A TTL counts from when
+      Hookline receives the event.
+    - ``collapse_key`` (1 to 256 characters, no control characters): the events under one
+      key are versions of one thing; a newer one (by ``timestamp``, then ``id``) supersedes
+      an older one not yet delivered to the same endpoint, which ends ``superseded``.
+
+    What Hookline would refuse in them is a ``ValueError`` here, before anything is sent.
     """
 
     event_type: str
@@ -117,10 +212,26 @@ class Event:
     timestamp: datetime | str | None = None
     source: str | None = None
     tenant_id: str | None = None
+    _: KW_ONLY
+    expires_at: datetime | str | None = None
+    ttl_seconds: int | None = None
+    collapse_key: str | None = None
 
     def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Raise a ValueError for what Hookline would refuse in the tenant, expiry or collapse key."""
         if self.tenant_id is not None:
             check_tenant_id(self.tenant_id)
+        if self.ttl_seconds is not None and self.expires_at is not None:
+            raise ValueError("give expires_at or ttl_seconds, not both")
+        if self.ttl_seconds is not None:
+            check_ttl_seconds(self.ttl_seconds)
+        if self.expires_at is not None:
+            check_expires_at(self.expires_at)
+        if self.collapse_key is not None:
+            check_collapse_key(self.collapse_key)
 
     def to_json(
         self, default_source: str | None = None, default_tenant_id: str | None = None
@@ -137,6 +248,12 @@ class Event:
         tenant_id = self.tenant_id if self.tenant_id is not None else default_tenant_id
         if tenant_id is not None:
             body["tenant_id"] = tenant_id
+        if self.expires_at is not None:
+            body["expires_at"] = format_timestamp(self.expires_at)
+        if self.ttl_seconds is not None:
+            body["ttl_seconds"] = self.ttl_seconds
+        if self.collapse_key is not None:
+            body["collapse_key"] = self.collapse_key
         return body
 
     @classmethod
@@ -144,7 +261,7 @@ class Event:
         if isinstance(value, Event):
             return value
         if isinstance(value, Mapping):
-            unknown = set(value) - {"event_type", "data", "id", "timestamp", "source", "tenant_id"}
+            unknown = set(value) - _FIELDS
             if unknown:
                 raise ValueError(f"unknown event fields: {sorted(unknown)}")
             if "event_type" not in value or "data" not in value:
@@ -156,11 +273,18 @@ class Event:
                 timestamp=value.get("timestamp"),
                 source=value.get("source"),
                 tenant_id=value.get("tenant_id"),
+                expires_at=value.get("expires_at"),
+                ttl_seconds=value.get("ttl_seconds"),
+                collapse_key=value.get("collapse_key"),
             )
         raise TypeError(f"an event is an Event or a mapping, not {type(value).__name__}")
 
 
 EventLike = Event | Mapping[str, Any]
+#: The fields an event given as a mapping may have.
+_FIELDS = frozenset(
+    {"event_type", "data", "id", "timestamp", "source", "tenant_id", "expires_at", "ttl_seconds", "collapse_key"}
+)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,11 @@ therefore remembers the interrupt and reports the root's end as ``agent_interrup
 (never as a failure). A run started with ``Command(resume=...)`` (or with ``None`` input,
 which continues from the checkpoint) is reported as ``agent_resumed`` *instead of*
 ``agent_invocation_started``; it ends like any run.
+
+Token usage: LLM and chat model runs send no events of their own. Their end is read only
+for the tokens LangChain reports (never the prompts or answers), which are added, through
+the ``parent_run_id`` chain, to the tool and node events they ran in and to the run's end
+event as ``data["usage"]``; a run's ``token_budget`` is checked as they come in.
 """
 
 from __future__ import annotations
@@ -37,26 +42,42 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from enum import Enum
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 try:
     from langchain_core.callbacks import BaseCallbackHandler
+    from langchain_core.outputs import LLMResult
 except ImportError as e:  # pragma: no cover
     raise ImportError("hookline.langgraph needs langchain-core: pip install 'hookline[langgraph]'") from e
 
+from ._usage import (
+    TOKEN_BUDGET_KEY,
+    UNKNOWN_MODEL,
+    Tokens,
+    Usage,
+    add_usage,
+    attribute,
+    model_at_start,
+    parse_budget,
+    total_of,
+    usage_json,
+    usage_of_result,
+)
 from .client import AsyncHookline, Hookline
 from .events import (
     MAX_BATCH_EVENTS,
     BatchResult,
     Event,
+    check_collapse_key,
     check_tenant_id,
+    check_ttl_seconds,
     is_valid_event_type,
 )
 
-__all__ = ["HooklineCallbackHandler", "EventSink", "EVENT_TYPES"]
+__all__ = ["HooklineCallbackHandler", "EventSink", "EVENT_TYPES", "TOKEN_BUDGET_KEY", "PROGRESS_TTL_SECONDS"]
 
 logger = logging.getLogger("hookline.langgraph")
 
@@ -74,6 +95,7 @@ EVENT_TYPES = (
     "tool_completed",
     "tool_failed",
     "agent_processing",
+    "agent_budget_exceeded",
 )
 
 #: A batch request stays below Hookline's 256 KiB body limit.
@@ -83,6 +105,8 @@ _MAX_TRACKED_RUNS = 10_000
 _MAX_ERROR_MESSAGE = 2_000
 #: Retries, inside the sender thread, of batch items Hookline marked ``retryable``.
 _ITEM_RETRIES = 2
+#: The default ``progress_ttl_seconds``: progress older than five minutes is not worth sending.
+PROGRESS_TTL_SECONDS = 300
 
 
 @runtime_checkable
@@ -199,17 +223,23 @@ class _Root:
     interrupt_ids: set[str] = dataclasses.field(default_factory=set)
     failed_node: tuple[str, Any] | None = None
     customs: dict[UUID, int] = dataclasses.field(default_factory=dict)
+    usage: Usage = dataclasses.field(default_factory=dict)
+    token_budget: int | None = None
+    budget_exceeded: bool = False
 
 
 @dataclasses.dataclass
 class _Run:
     root: UUID
-    kind: str  # "root" | "node" | "tool" | "chain"
+    kind: str  # "root" | "node" | "tool" | "chain" | "llm"
     name: str | None
     node: str | None
     step: Any
     started: float
     tool_call_id: str | None = None
+    parent: UUID | None = None  # to walk up from an LLM call to its tool, node and root
+    model: str | None = None  # an LLM's model as named when it started
+    usage: Usage = dataclasses.field(default_factory=dict)
 
 
 class _RateLimitedLog:
@@ -244,6 +274,19 @@ class HooklineCallbackHandler(BaseCallbackHandler):
 
     ``tenant_id`` puts every event of the handler in that tenant; left out, the events name
     no tenant of their own, so the client's ``tenant_id`` (if any) is sent.
+
+    ``token_budget`` is a number of tokens per run (one ``invoke``/``stream``; a resume is a
+    new run): when the tokens LangChain reported for a run first go over it, one
+    ``agent_budget_exceeded`` event is sent. A run's config metadata
+    ``{"hookline_token_budget": n}`` sets it for that run (``None`` there: no budget). The
+    handler only tells; it never stops the graph.
+
+    Progress events (``agent_processing``, one per ``dispatch_custom_event``) are worth
+    little once stale or once a newer one exists, so by default each carries
+    ``ttl_seconds=progress_ttl_seconds`` (300; ``None``: no TTL) and, with
+    ``collapse_progress`` (True), ``collapse_key="<root run id>:progress:<name>"``, so that
+    an endpoint that fell behind gets the newest progress of each name, not a backlog.
+    Lifecycle events (runs, nodes, tools, interrupts, the budget) never get either.
     """
 
     #: Called directly (not in an executor) on the event loop in async runs: every
@@ -267,17 +310,22 @@ class HooklineCallbackHandler(BaseCallbackHandler):
         batch_size: int = MAX_BATCH_EVENTS,
         flush_at_exit: bool = True,
         tenant_id: str | None = None,
+        token_budget: int | None = None,
+        progress_ttl_seconds: int | None = PROGRESS_TTL_SECONDS,
+        collapse_progress: bool = True,
     ) -> None:
         super().__init__()
         if tenant_id is not None:
             check_tenant_id(tenant_id)
         # The longest type it will send must still be valid (and within 128 characters).
-        if event_prefix and not is_valid_event_type(event_prefix + "agent_invocation_started"):
+        if event_prefix and not is_valid_event_type(event_prefix + max(EVENT_TYPES, key=len)):
             raise ValueError(f"event_prefix {event_prefix!r} does not make valid event types")
         if not 1 <= batch_size <= MAX_BATCH_EVENTS:
             raise ValueError(f"batch_size must be 1 to {MAX_BATCH_EVENTS}")
         if max_queue < 1:
             raise ValueError("max_queue must be at least 1")
+        if progress_ttl_seconds is not None:
+            check_ttl_seconds(progress_ttl_seconds, "progress_ttl_seconds")
         if isinstance(client, AsyncHookline) or inspect.iscoroutinefunction(getattr(client, "send_batch", None)):
             raise TypeError("the handler sends from its own thread: give it a Hookline, not an AsyncHookline")
         self._owns_client = client is None
@@ -290,6 +338,12 @@ class HooklineCallbackHandler(BaseCallbackHandler):
         self.source = source
         self.include_inputs = include_inputs
         self.include_outputs = include_outputs
+        #: The default token budget of each run (None: none); see the class doc.
+        self.token_budget = parse_budget(token_budget)
+        #: The ``ttl_seconds`` of each progress event (None: none); see the class doc.
+        self.progress_ttl_seconds = progress_ttl_seconds
+        #: Whether progress events carry a ``collapse_key``; see the class doc.
+        self.collapse_progress = bool(collapse_progress)
         self.max_payload_chars = max_payload_chars
         self.flush_interval = flush_interval
         self.batch_size = batch_size
@@ -309,6 +363,7 @@ class HooklineCallbackHandler(BaseCallbackHandler):
         self._drained = threading.Condition(self._lock)
         self._urgent = 0  # flush() callers waiting: send without waiting for a full batch
         self._custom_seq = 0
+        self._last_progress: datetime | None = None  # the timestamp of the last collapsed event
         self._closed = False
         self._thread: threading.Thread | None = None
         self._log = _RateLimitedLog()
@@ -324,13 +379,15 @@ class HooklineCallbackHandler(BaseCallbackHandler):
 
     # -- which callbacks we want ----------------------------------------------------------
 
+    # LLM and chat model callbacks are wanted for their token usage only (no event of their own).
+
     @property
     def ignore_llm(self) -> bool:
-        return True
+        return False
 
     @property
     def ignore_chat_model(self) -> bool:
-        return True
+        return False
 
     @property
     def ignore_retriever(self) -> bool:
@@ -374,14 +431,26 @@ class HooklineCallbackHandler(BaseCallbackHandler):
         data.update({k: v for k, v in fields.items() if v is not None})
         return data
 
-    def _emit(self, kind: str, root_id: UUID, run_id: UUID, data: dict[str, Any], suffix: str = "") -> None:
+    def _emit(
+        self,
+        kind: str,
+        root_id: UUID,
+        run_id: UUID,
+        data: dict[str, Any],
+        suffix: str = "",
+        *,
+        timestamp: datetime | None = None,
+        ttl_seconds: int | None = None,
+        collapse_key: str | None = None,
+    ) -> None:
         event_type = self.event_prefix + kind
         event_id = f"lg.{root_id.hex}.{run_id.hex}.{event_type}{suffix}"
         if len(event_id) > 128:
             event_id = "lg." + hashlib.sha256(event_id.encode()).hexdigest()
-        self._enqueue(
-            Event(event_type, data, id=event_id, timestamp=_now(), source=self.source, tenant_id=self.tenant_id)
-        )
+        self._enqueue(Event(
+            event_type, data, id=event_id, timestamp=timestamp or _now(), source=self.source,
+            tenant_id=self.tenant_id, ttl_seconds=ttl_seconds, collapse_key=collapse_key,
+        ))
 
     # -- chains: the root run and graph nodes ----------------------------------------------
 
@@ -412,9 +481,10 @@ class HooklineCallbackHandler(BaseCallbackHandler):
     ) -> None:
         name = kwargs.get("name") or (serialized or {}).get("name")
         now = time.monotonic()
+        budget = self._run_budget(metadata) if parent_run_id is None else None
         with self._lock:
             if parent_run_id is None:
-                root = _Root(run_id, name, metadata.get("thread_id"), now)
+                root = _Root(run_id, name, metadata.get("thread_id"), now, token_budget=budget)
                 self._roots[run_id] = root
                 if len(self._roots) > _MAX_TRACKED_RUNS:
                     self._roots.pop(next(iter(self._roots)))
@@ -434,7 +504,8 @@ class HooklineCallbackHandler(BaseCallbackHandler):
             node = metadata.get("langgraph_node")
             is_node = node is not None and node == name
             step = metadata.get("langgraph_step")
-            self._track(run_id, _Run(root_id, "node" if is_node else "chain", name, node, step, now))
+            run_kind = "node" if is_node else "chain"
+            self._track(run_id, _Run(root_id, run_kind, name, node, step, now, parent=parent_run_id))
             if not is_node:
                 return
             node_root = self._roots.get(root_id)
@@ -472,12 +543,14 @@ class HooklineCallbackHandler(BaseCallbackHandler):
                     self._emit_interrupted(root, duration_ms, "interrupt")
                     return
                 fields: dict[str, Any] = {"duration_ms": duration_ms}
+                if root is not None:
+                    fields["usage"] = usage_json(root.usage)
                 if self.include_outputs:
                     fields["outputs"] = _capped(outputs, self.max_payload_chars)
                 self._emit("agent_invocation_success", run_id, run_id, self._data(root, run_id, fields))
                 return
             root = self._roots.get(run.root)
-            fields = {"node": run.node, "step": run.step, "duration_ms": duration_ms}
+            fields = {"node": run.node, "step": run.step, "duration_ms": duration_ms, "usage": usage_json(run.usage)}
             if self.include_outputs:
                 fields["outputs"] = _capped(outputs, self.max_payload_chars)
             self._emit("node_completed", run.root, run_id, self._data(root, run.root, fields))
@@ -512,6 +585,8 @@ class HooklineCallbackHandler(BaseCallbackHandler):
                 fields: dict[str, Any] = {"duration_ms": duration_ms, "error": _error_json(error)}
                 if root is not None and root.failed_node is not None:
                     fields["node"], fields["step"] = root.failed_node
+                if root is not None:
+                    fields["usage"] = usage_json(root.usage)
                 self._emit("agent_invocation_error", run_id, run_id, self._data(root, run_id, fields))
                 return
             root = self._roots.get(run.root)
@@ -523,12 +598,17 @@ class HooklineCallbackHandler(BaseCallbackHandler):
                 return
             if _is_bubble_up(error):
                 # Control flow (e.g. Command(graph=Command.PARENT)), not a failure.
-                fields = {"node": run.node, "step": run.step, "duration_ms": duration_ms}
+                fields = {
+                    "node": run.node, "step": run.step, "duration_ms": duration_ms, "usage": usage_json(run.usage),
+                }
                 self._emit("node_completed", run.root, run_id, self._data(root, run.root, fields))
                 return
             if root is not None and root.failed_node is None:
                 root.failed_node = (run.node or "", run.step)
-            fields = {"node": run.node, "step": run.step, "duration_ms": duration_ms, "error": _error_json(error)}
+            fields = {
+                "node": run.node, "step": run.step, "duration_ms": duration_ms, "error": _error_json(error),
+                "usage": usage_json(run.usage),
+            }
             self._emit("node_failed", run.root, run_id, self._data(root, run.root, fields))
 
     def _note_interrupts(
@@ -555,6 +635,7 @@ class HooklineCallbackHandler(BaseCallbackHandler):
             "reason": reason,
             "duration_ms": duration_ms,
             "interrupts": root.interrupts,
+            "usage": usage_json(root.usage),
         }
         self._emit("agent_interrupted", root.run_id, root.run_id, self._data(root, root.run_id, fields))
 
@@ -579,7 +660,7 @@ class HooklineCallbackHandler(BaseCallbackHandler):
             with self._lock:
                 root_id = self._root_of(parent_run_id) or run_id
                 run = _Run(root_id, "tool", name, md.get("langgraph_node"), md.get("langgraph_step"), now,
-                           tool_call_id=kwargs.get("tool_call_id"))
+                           tool_call_id=kwargs.get("tool_call_id"), parent=parent_run_id)
                 self._track(run_id, run)
                 root = self._roots.get(root_id)
                 fields: dict[str, Any] = {
@@ -601,6 +682,7 @@ class HooklineCallbackHandler(BaseCallbackHandler):
                 fields: dict[str, Any] = {
                     "tool": run.name, "node": run.node, "step": run.step,
                     "tool_call_id": run.tool_call_id, "duration_ms": _ms(run.started),
+                    "usage": usage_json(run.usage),
                 }
                 if self.include_outputs:
                     fields["output"] = _capped(output, self.max_payload_chars)
@@ -624,10 +706,121 @@ class HooklineCallbackHandler(BaseCallbackHandler):
                 fields: dict[str, Any] = {
                     "tool": run.name, "node": run.node, "step": run.step, "tool_call_id": run.tool_call_id,
                     "duration_ms": _ms(run.started), "error": _error_json(error),
+                    "usage": usage_json(run.usage),
                 }
                 self._emit("tool_failed", run.root, run_id, self._data(root, run.root, fields))
         except Exception:
             logger.debug("hookline: on_tool_error failed", exc_info=True)
+
+    # -- LLM and chat model calls: token usage and the budget ---------------------------------
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any] | None,
+        messages: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # Defined so that LangChain does not fall back to on_llm_start with the messages
+        # turned into text; the messages themselves are never read.
+        self._llm_start(serialized, run_id, parent_run_id, metadata or {}, kwargs)
+
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any] | None,
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._llm_start(serialized, run_id, parent_run_id, metadata or {}, kwargs)
+
+    def _llm_start(
+        self,
+        serialized: dict[str, Any] | None,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        metadata: dict[str, Any],
+        kwargs: dict[str, Any],
+    ) -> None:
+        if parent_run_id is None:
+            return  # a model called on its own, outside any run this handler reports
+        try:
+            model = model_at_start(serialized, metadata, kwargs)
+            with self._lock:
+                root_id = self._root_of(parent_run_id)
+                assert root_id is not None
+                self._track(run_id, _Run(
+                    root_id, "llm", None, metadata.get("langgraph_node"), metadata.get("langgraph_step"),
+                    time.monotonic(), parent=parent_run_id, model=model,
+                ))
+        except Exception:
+            logger.debug("hookline: on_llm_start failed", exc_info=True)
+
+    def on_llm_end(
+        self, response: LLMResult, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        try:
+            with self._lock:
+                run = self._runs.pop(run_id, None)
+                if run is None or run.kind != "llm":
+                    return
+                reported = usage_of_result(response)
+                if reported is not None:
+                    tokens, model = reported
+                    self._count_usage(run, model or run.model or UNKNOWN_MODEL, tokens)
+        except Exception:
+            logger.debug("hookline: on_llm_end failed", exc_info=True)
+
+    def on_llm_error(
+        self, error: BaseException, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        # A failed call reports no usage in LangChain; only forget the run.
+        try:
+            with self._lock:
+                self._runs.pop(run_id, None)
+        except Exception:
+            logger.debug("hookline: on_llm_error failed", exc_info=True)
+
+    def _count_usage(self, llm: _Run, model: str, tokens: Tokens) -> None:
+        """Add one call's tokens to the tools and nodes it ran in and, once, to its root run."""
+        tool = attribute(self._runs, llm, model, tokens)
+        root = self._roots.get(llm.root)
+        if root is None:
+            return
+        add_usage(root.usage, model, tokens)
+        self._check_budget(root, llm, tool)
+
+    def _check_budget(self, root: _Root, llm: _Run, tool: str | None) -> None:
+        """Send ``agent_budget_exceeded`` the first time the run's tokens go over its budget."""
+        if root.token_budget is None or root.budget_exceeded:
+            return
+        total = total_of(root.usage)
+        if total <= root.token_budget:
+            return
+        root.budget_exceeded = True
+        fields = {"budget": root.token_budget, "total_tokens": total, "node": llm.node, "step": llm.step, "tool": tool}
+        self._emit("agent_budget_exceeded", root.run_id, root.run_id, self._data(root, root.run_id, fields))
+
+    def _run_budget(self, metadata: Mapping[str, Any]) -> int | None:
+        """The run's budget: its ``hookline_token_budget`` metadata if set, else the handler's."""
+        if TOKEN_BUDGET_KEY not in metadata:
+            return self.token_budget
+        try:
+            return parse_budget(metadata[TOKEN_BUDGET_KEY])
+        except ValueError:
+            self._log.warning(
+                "budget", "hookline: ignoring %s of type %s (not a positive int or None); using %s",
+                TOKEN_BUDGET_KEY, type(metadata[TOKEN_BUDGET_KEY]).__name__, self.token_budget,
+            )
+            return self.token_budget
 
     # -- custom progress events -------------------------------------------------------------
 
@@ -661,9 +854,30 @@ class HooklineCallbackHandler(BaseCallbackHandler):
                     "step": step,
                     "data": _capped(data, self.max_payload_chars),
                 }
-                self._emit("agent_processing", root_id, run_id, self._data(root, root_id, fields, md), suffix=f".{n}")
+                key = _progress_key(root_id, name) if self.collapse_progress else None
+                self._emit(
+                    "agent_processing", root_id, run_id, self._data(root, root_id, fields, md), suffix=f".{n}",
+                    timestamp=self._progress_time() if key is not None else None,
+                    ttl_seconds=self.progress_ttl_seconds, collapse_key=key,
+                )
         except Exception:
             logger.debug("hookline: on_custom_event failed", exc_info=True)
+
+    def _progress_time(self) -> datetime:
+        """Now, to the millisecond, but always after the last collapsed event's timestamp.
+
+        Hookline ranks the events of one collapse key by ``timestamp`` (milliseconds), then
+        by id. Two progress events in one millisecond would be ranked by id, where ``.10``
+        sorts before ``.9`` and two callback runs' ids sort at random, so the older could
+        supersede the newer. A millisecond apart at least, they rank in the order emitted.
+        Called with the lock held.
+        """
+        now = _now()
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        if self._last_progress is not None and now <= self._last_progress:
+            now = self._last_progress + timedelta(milliseconds=1)
+        self._last_progress = now
+        return now
 
     # -- the queue and the sender thread ------------------------------------------------------
 
@@ -807,6 +1021,25 @@ def _interrupts_of(error: BaseException) -> Any:
     if error.args and isinstance(error.args[0], (list, tuple)):
         return error.args[0]
     return ()
+
+
+def _progress_key(root_id: UUID, name: Any) -> str:
+    """The collapse key of a run's progress events of one ``name``.
+
+    Per (run, name), not per run: a graph may dispatch several kinds of progress at once
+    (``"progress"`` with a percentage, ``"status"`` with a message, ``"sources"`` found so
+    far), each a stream of its own. One key per run would let the newest of one kind
+    supersede an undelivered event of another, so a receiver could miss the last word of
+    a stream altogether; per name, each stream still arrives at its newest. Not per node
+    or step: the newest progress of a run is what a receiver shows, whichever node sent it.
+    A name that cannot go in a key (too long, control characters) is hashed.
+    """
+    key = f"{root_id}:progress:{name}"
+    try:
+        return check_collapse_key(key)
+    except ValueError:
+        digest = hashlib.sha256(str(name).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        return f"{root_id}:progress:#{digest}"
 
 
 def _ms(started: float) -> float:
