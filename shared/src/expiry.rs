@@ -12,9 +12,9 @@ use std::time::Duration;
 /// longest retry schedule lasts (a day and a half by default, 19 waits of a day at most).
 pub const MAX_TTL: Duration = Duration::from_secs(20 * 86_400);
 
-/// Whether the event may no longer be sent at `now`.
-pub fn is_expired(event: &Event, now: Timestamp) -> bool {
-    event.expires_at.is_some_and(|at| at <= now)
+/// When the event expired, if it may no longer be sent at `now`.
+pub fn expired_at(event: &Event, now: Timestamp) -> Option<Timestamp> {
+    event.expires_at.filter(|at| *at <= now)
 }
 
 /// The policy's verdict on an attempt, cut by the event's expiry: a retry due at or

@@ -7,6 +7,7 @@ from playwright.sync_api import expect
 
 from conftest import (
     ADMIN_KEY,
+    BASE,
     SLOW_MS,
     Console,
     Receiver,
@@ -156,7 +157,7 @@ def test_deleting_an_endpoint_asks_first_and_cancel_keeps_it(console: Console, r
 
     page.get_by_role("button", name="Delete").click()
     page.get_by_role("dialog").get_by_role("button", name="Delete endpoint").click()
-    expect(page).to_have_url(f"{console.page.url.split('#')[0]}#/endpoints")
+    expect(page).to_have_url(f"{BASE}/console#/endpoints")
     assert api("GET", f"/v1/endpoints/{ep['id']}")[0] == 404
 
 

@@ -22,9 +22,7 @@ impl<S: CollapseStore, H, Q, C> Deliverer<S, H, Q, C> {
         fan_out: bool,
         now: Timestamp,
     ) -> PortResult<Option<(DeliveryStatus, String)>> {
-        if expiry::is_expired(event, now)
-            && let Some(at) = event.expires_at
-        {
+        if let Some(at) = expiry::expired_at(event, now) {
             return Ok(Some((DeliveryStatus::Expired, expiry::reason(at))));
         }
         let Some(key) = &event.collapse_key else {
