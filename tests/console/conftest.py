@@ -93,7 +93,7 @@ def unique(prefix: str) -> str:
 
 class Receiver:
     """A webhook receiver on 127.0.0.1: 200 on /ok; on /flaky 500 with an HTML body
-    until `healthy` is set."""
+    until `healthy` is set; on any other path, 500 always."""
 
     def __init__(self) -> None:
         self.healthy = threading.Event()
@@ -104,7 +104,7 @@ class Receiver:
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("content-length", 0)))
                 outer.hits += 1
-                good = self.path == "/ok" or outer.healthy.is_set()
+                good = self.path == "/ok" or (self.path == "/flaky" and outer.healthy.is_set())
                 body = b"" if good else b"<b>nope</b><img src=x onerror=\"window.__pwned=3\">"
                 self.send_response(200 if good else 500)
                 self.send_header("content-type", "text/html")

@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 from conftest import (
     ADMIN_KEY,
     BASE,
+    INGEST_KEY,
     SLOW_MS,
     Console,
     Receiver,
@@ -122,6 +123,31 @@ def test_a_failed_delivery_shows_the_answer_as_text_and_retry_delivers_it(
     expect(page.locator("tbody tr").first).to_contain_text("HTTP 200")
     assert page.evaluate("window.__pwned") is None
     console.shot("delivery-retried")
+
+
+def test_an_expired_delivery_says_why_it_ended_and_offers_no_retry(console: Console, receiver: Receiver) -> None:
+    # GIVEN an event worth sending for a second only, to a receiver that fails: its
+    # retry (5 s on) would come after that, so it ends expired at its first attempt
+    event_type = unique("console.expiring.")
+    ep = make_endpoint(receiver, "/down", event_type)
+    event_id = ok("POST", "/v1/events", {"event_type": event_type, "data": {"pct": 10}, "ttl_seconds": 1}, key=INGEST_KEY)["id"]
+    delivery = wait_for(
+        "the delivery to expire",
+        lambda: next(
+            (d for d in ok("GET", f"/v1/deliveries?endpoint_id={ep['id']}")["data"] if d["status"] == "expired"),
+            None,
+        ),
+    )
+    assert delivery["event_id"] == event_id
+    page = console.sign_in()
+    console.go(f"#/deliveries?status=expired&endpoint_id={ep['id']}")
+    expect(page.locator("tbody tr .badge")).to_have_text("expired")
+    page.locator("tbody tr").get_by_role("link").first.click()
+    expect(page.locator("dl")).to_contain_text("Why it ended")
+    expect(page.locator("dl")).to_contain_text("expired at")
+    expect(page.get_by_role("button", name="Retry now")).to_have_count(0)
+    page.get_by_role("link", name="Its event").click()
+    expect(page.locator("dl")).to_contain_text("Expires")
 
 
 def test_markup_in_a_payload_or_a_name_renders_as_text(console: Console, receiver: Receiver) -> None:

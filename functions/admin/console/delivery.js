@@ -18,15 +18,18 @@ export async function deliveryPage(view, ctx) {
     h(
       "div",
       { class: "actions" },
-      action(
-        "Retry now",
-        async () => {
-          await post(`${path}/retry`, {});
-          show(out, h("div", { class: "notice", role: "status" }, "Sent to the queue for one more attempt."));
-          watch();
-        },
-        { cls: "primary", out },
-      ),
+      // An expired or superseded delivery ended as its sender asked: not sent again.
+      d.status === "expired" || d.status === "superseded"
+        ? null
+        : action(
+            "Retry now",
+            async () => {
+              await post(`${path}/retry`, {});
+              show(out, h("div", { class: "notice", role: "status" }, "Sent to the queue for one more attempt."));
+              watch();
+            },
+            { cls: "primary", out },
+          ),
       link(`#/events/${seg(d.event_id)}${query({ tenant_id: ctx.operator ? d.tenant_id : "" })}`, "Its event"),
       link(`#/endpoints/${seg(d.endpoint_id)}`, "Its endpoint"),
     ),

@@ -34,6 +34,7 @@ export async function overview(view, ctx) {
       figure(pct(t.success_rate), "deliveries that succeeded"),
       figure(t.delivered, "delivered"),
       figure(t.failed, "failed for good"),
+      t.expired || t.superseded ? figure(t.expired + t.superseded, "ended unsent (expired or superseded)") : null,
       figure(ms(t.p50_response_ms), "p50 response (bucket bound)"),
       figure(ms(t.p95_response_ms), "p95 response (bucket bound)"),
     ),
