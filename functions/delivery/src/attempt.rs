@@ -20,7 +20,10 @@ where
     H: WebhookSender,
     C: Clock,
 {
-    /// One signed POST, judged by the endpoint's retry policy.
+    /// One signed POST, judged by the endpoint's retry policy. With a `deadline`, `None`
+    /// when the receiver has not answered that long after the POST went out (the wait
+    /// for one of the invocation's POST slots does not count: a busy batch is not the
+    /// endpoint's slowness).
     pub(crate) async fn attempt(
         &self,
         event: &Event,
@@ -28,7 +31,8 @@ where
         ep: &Endpoint,
         before: &Delivery,
         inv: &Invocation,
-    ) -> (Delivery, Attempt, Verdict) {
+        deadline: Option<std::time::Duration>,
+    ) -> Option<(Delivery, Attempt, Verdict)> {
         let number = before.attempts + 1;
         let span = tracing::info_span!("attempt", endpoint_id = %ep.id, attempt = number);
         async {
@@ -38,7 +42,11 @@ where
             let started_at = self.clock.now();
             let request = signed_request(event, body.clone(), ep, &before.id, started_at.unix_seconds());
             let clock = Instant::now();
-            let outcome = self.sender.post(request).await;
+            let post = self.sender.post(request);
+            let outcome = match deadline {
+                None => post.await,
+                Some(wait) => tokio::time::timeout(wait, post).await.ok()?,
+            };
             drop(permit);
             let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
             let finished_at = self.clock.now();
@@ -68,7 +76,7 @@ where
                 duration_ms,
                 outcome,
             };
-            (delivery, attempt, verdict)
+            Some((delivery, attempt, verdict))
         }
         .instrument(span)
         .await

@@ -265,15 +265,9 @@ where
         let attempts: Vec<_> = sendable
             .into_iter()
             .map(|(ep, fresh)| async move {
-                let made = {
-                    let attempt = self.attempt(event_ref, body, &ep, &fresh, inv);
-                    match self.inline_wait(Lane::Fast, &ep) {
-                        None => Some(attempt.await),
-                        // Not waited for longer: given up, and handed to the slow lane.
-                        Some(wait) => tokio::time::timeout(wait, attempt).await.ok(),
-                    }
-                };
-                match made {
+                // Not answered by the inline deadline: given up, and handed to the slow lane.
+                let deadline = self.inline_wait(Lane::Fast, &ep);
+                match self.attempt(event_ref, body, &ep, &fresh, inv, deadline).await {
                     Some(made) => Ok((ep, made)),
                     None => Err((ep, fresh)),
                 }

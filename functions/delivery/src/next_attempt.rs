@@ -81,22 +81,22 @@ where
             Ok(true) => {}
         }
         let body = bytes::Bytes::from(event.envelope_json());
-        let made = self.attempt(event, &body, &ep, &seen, inv);
-        let (mut updated, attempt, verdict) = match self.inline_wait(here, &ep) {
-            None => made.await,
-            Some(wait) => match tokio::time::timeout(wait, made).await {
-                Ok(made) => made,
-                // Not waited for longer: given up, the lease released, and the attempt
-                // handed to the slow lane under the same token.
-                Err(_) => {
-                    tracing::warn!(endpoint_id = %ep.id, "no answer by the inline deadline; handed to the slow lane");
-                    if let Err(e) = self.store.release_attempt(&seen).await {
-                        tracing::warn!(error = %e, "could not release the attempt's lease; it lapses");
-                    }
-                    self.move_lane(&ep, Lane::Slow, inv).await;
-                    return self.forward(event, &seen, Lane::Slow, Duration::ZERO, inv).await;
+        let deadline = self.inline_wait(here, &ep);
+        let (mut updated, attempt, verdict) = match self
+            .attempt(event, &body, &ep, &seen, inv, deadline)
+            .await
+        {
+            Some(made) => made,
+            // Not answered by the inline deadline: given up, the lease released, and the
+            // attempt handed to the slow lane under the same token.
+            None => {
+                tracing::warn!(endpoint_id = %ep.id, "no answer by the inline deadline; handed to the slow lane");
+                if let Err(e) = self.store.release_attempt(&seen).await {
+                    tracing::warn!(error = %e, "could not release the attempt's lease; it lapses");
                 }
-            },
+                self.move_lane(&ep, Lane::Slow, inv).await;
+                return self.forward(event, &seen, Lane::Slow, Duration::ZERO, inv).await;
+            }
         };
         // An answer in the slow lane within the deadline brings the endpoint back.
         let lane = match (

@@ -157,3 +157,53 @@ async fn a_retry_not_answered_by_the_deadline_is_handed_over_with_its_lease_rele
     );
     assert_eq!(lane_of(&d, &ep).await, hookline::lane::Lane::Slow);
 }
+
+#[tokio::test]
+async fn waiting_for_a_post_slot_does_not_count_against_the_inline_deadline() {
+    // GIVEN one POST at a time, a 1 s inline deadline, and two events in one batch: the
+    // first to a receiver that never answers, the second to one that answers in 0.5 s
+    let (hung, fast) = (
+        endpoint("hung", &["agent.hung"]),
+        endpoint("fast", &["agent.fast"]),
+    );
+    let mut d = with_lanes(&[&hung, &fast]).await;
+    d.settings.concurrency = 1;
+    d.settings.inline_deadline = Duration::from_secs(1);
+    let _held = d.sender.hold(&hung.url);
+    // The fast receiver's POST can only start once the hung one is given up, at 1 s.
+    let answer = d.sender.hold(&fast.url).release;
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        answer.notify_one();
+    });
+    let mut batch = fixture();
+    let template = batch.records.remove(0);
+    for (i, event_type) in ["agent.hung", "agent.fast"].into_iter().enumerate() {
+        let Some(Work::Event(mut e)) = parse(&template).pop() else {
+            panic!("an event")
+        };
+        e.id = EventId::parse(&format!("evt_slot_{i}")).unwrap();
+        e.event_type = hookline::event::EventType::parse(event_type).unwrap();
+        let mut r = template.clone();
+        r.body = Some(QueueMessage::EventV1 { event: e }.to_body());
+        r.message_id = Some(format!("m{i}"));
+        batch.records.push(r);
+    }
+
+    // WHEN the batch is handled
+    d.handle(batch).await;
+
+    // THEN the fast receiver, which waited 1 s for the only slot and then answered in
+    // 0.5 s, was waited for, is delivered inline and stays in the fast lane; only the
+    // hung one moves
+    let key = hookline::event::EventKey::of_default(&EventId::parse("evt_slot_1").unwrap());
+    let fast_delivery = d
+        .store
+        .get_delivery(&key, &fast.id)
+        .await
+        .unwrap()
+        .expect("a delivery");
+    assert_eq!(fast_delivery.status, DeliveryStatus::Delivered);
+    assert_eq!(lane_of(&d, &fast).await, hookline::lane::Lane::Fast);
+    assert_eq!(lane_of(&d, &hung).await, hookline::lane::Lane::Slow);
+}
