@@ -20,9 +20,15 @@ pub enum Streak {
     Failing { since: Timestamp },
 }
 
-/// The streak after an attempt to an endpoint failing since `failing_since`.
-pub fn streak_after(failing_since: Option<Timestamp>, success: bool) -> Streak {
+/// The streak after an attempt to an endpoint failing since `failing_since`, as the
+/// caller's view of the endpoint has it (a cached view, a few seconds old at most).
+/// `retried`: the attempt was not its delivery's first, so a failure came before it. Its
+/// success ends a streak even where the view shows none: the streak may have started
+/// after the view was read, and one left standing after a success would, at the next
+/// failure days later, disable an endpoint that had recovered.
+pub fn streak_after(failing_since: Option<Timestamp>, success: bool, retried: bool) -> Streak {
     match (success, failing_since) {
+        (true, None) if retried => Streak::Recovered,
         (true, None) => Streak::Healthy,
         (true, Some(_)) => Streak::Recovered,
         (false, None) => Streak::Starts,
@@ -80,10 +86,18 @@ mod tests {
 
     #[test]
     fn a_streak_starts_with_a_failure_and_ends_with_a_success() {
-        assert_eq!(streak_after(None, true), Streak::Healthy);
-        assert_eq!(streak_after(None, false), Streak::Starts);
-        assert_eq!(streak_after(Some(at(5)), false), Streak::Failing { since: at(5) });
-        assert_eq!(streak_after(Some(at(5)), true), Streak::Recovered);
+        assert_eq!(streak_after(None, true, false), Streak::Healthy);
+        assert_eq!(streak_after(None, false, false), Streak::Starts);
+        assert_eq!(
+            streak_after(Some(at(5)), false, true),
+            Streak::Failing { since: at(5) }
+        );
+        assert_eq!(streak_after(Some(at(5)), true, false), Streak::Recovered);
+    }
+
+    #[test]
+    fn a_retry_that_succeeds_ends_a_streak_the_cached_view_did_not_show_yet() {
+        assert_eq!(streak_after(None, true, true), Streak::Recovered);
     }
 
     #[test]

@@ -95,7 +95,7 @@ where
     ) {
         let now = self.clock.now();
         inv.attempted(d, attempt);
-        let since = match streak_after(ep.failing_since, attempt.outcome.is_success()) {
+        let since = match streak_after(ep.failing_since, attempt.outcome.is_success(), attempt.number > 1) {
             Streak::Healthy => return,
             Streak::Recovered => {
                 if let Err(e) = self.store.note_success(&ep.id).await {

@@ -879,6 +879,25 @@ async fn a_success_ends_the_failing_streak() {
 }
 
 #[tokio::test]
+async fn a_retry_that_succeeds_ends_the_streak_even_where_the_cached_endpoint_shows_none() {
+    // GIVEN endpoints cached for an hour, read before the endpoint's first failure
+    let ep = endpoint("flaky", &["*"]);
+    let mut d = subject(&[&ep]).await;
+    d.endpoints = EndpointCache::new(Duration::from_secs(3600));
+    d.sender.answer(&ep.url, [response(500)]);
+    d.handle(fixture()).await;
+    let streak = async |d: &Subject| d.store.get_endpoint(&ep.id).await.unwrap().unwrap().failing_since;
+    assert!(streak(&d).await.is_some());
+    // WHEN its retry succeeds while the cache still shows no streak
+    let (_, wake, _) = attempt_messages(&d).remove(0);
+    d.clock.advance(Duration::from_secs(6));
+    d.handle(attempt_batch(&ep.id, &wake, 1)).await;
+    // THEN the streak is over: one left standing would disable the endpoint at its next
+    // failure once the window had passed, though it had recovered
+    assert_eq!(streak(&d).await, None);
+}
+
+#[tokio::test]
 async fn a_pending_retry_to_a_deleted_endpoint_fails_with_the_reason() {
     let ep = endpoint("short-lived", &["*"]);
     let d = subject(&[&ep]).await;
