@@ -209,7 +209,17 @@ where
         let mut queued = Vec::new();
         let mut ended: Vec<Delivery> = Vec::new();
         let new = |id, endpoint_id, max_attempts| Delivery::under(id, &event, endpoint_id, max_attempts, now);
-        for target in targets {
+        // Whether each target ends unsent (expired, superseded), asked of every target at
+        // once: for a collapse-keyed event each answer is a store write.
+        let event_ref = &event;
+        let unsent = futures::future::join_all(targets.iter().map(|t| async move {
+            match t {
+                Target::Send(ep, _) => self.unsent_end(event_ref, &ep.id, true, now).await,
+                Target::Fail(..) => Ok(None),
+            }
+        }))
+        .await;
+        for (target, unsent) in targets.into_iter().zip(unsent) {
             let (ep, id) = match target {
                 Target::Send(ep, id) => (ep, id),
                 Target::Fail(endpoint_id, id, reason) => {
@@ -220,7 +230,7 @@ where
                 }
             };
             let mut fresh = new(id, ep.id.clone(), ep.max_attempts);
-            match self.unsent_end(&event, &ep.id, true, now).await {
+            match unsent {
                 Ok(None) => {}
                 Ok(Some((status, reason))) => {
                     fresh.close(status, &reason, now);
