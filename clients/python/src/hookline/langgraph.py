@@ -756,7 +756,8 @@ class HooklineCallbackHandler(BaseCallbackHandler):
             model = model_at_start(serialized, metadata, kwargs)
             with self._lock:
                 root_id = self._root_of(parent_run_id)
-                assert root_id is not None
+                if root_id is None:
+                    return  # under a run this handler does not track
                 self._track(run_id, _Run(
                     root_id, "llm", None, metadata.get("langgraph_node"), metadata.get("langgraph_step"),
                     time.monotonic(), parent=parent_run_id, model=model,
