@@ -228,3 +228,49 @@ def test_the_console_fits_a_phone_screen(phone: Console, receiver: Receiver) -> 
     phone.go("#/deliveries")
     expect(page.get_by_role("button", name="Apply")).to_be_visible()
     phone.shot("phone-deliveries")
+
+
+def test_every_step_of_making_an_endpoint_is_reachable_by_keyboard(console: Console, receiver: Receiver) -> None:
+    page = console.sign_in()
+
+    def tab_to(name: str) -> None:
+        """Presses Tab until the focus is on the control named `name` (at most 40 times)."""
+        for _ in range(40):
+            page.keyboard.press("Tab")
+            focused = page.evaluate("(document.activeElement && (document.activeElement.innerText || document.activeElement.getAttribute('aria-label') || '')).trim()")
+            if focused == name:
+                return
+        raise AssertionError(f"Tab never reached {name!r}")
+
+    tab_to("Endpoints")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Endpoints")).to_be_visible()
+    tab_to("New endpoint")
+    page.keyboard.press("Enter")
+    # The form takes the focus on its first field; the rest by Tab and typing.
+    expect(page.get_by_label("Name")).to_be_focused()
+    name = unique("keyboard-")
+    page.keyboard.type(name)
+    page.keyboard.press("Tab")
+    page.keyboard.type(receiver.url("/ok"))
+    page.keyboard.press("Enter")
+    expect(page.locator("code[data-secret]")).to_contain_text("whsec_")
+    tab_to("Copy")
+    tab_to("I have stored it: open the endpoint")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_contain_text(name)
+
+
+def test_a_refused_request_shows_what_the_api_said_and_where(console: Console) -> None:
+    # GIVEN a new endpoint whose URL the API refuses (a private address, outside the
+    # local stack's allowed loopback)
+    page = console.sign_in()
+    console.go("#/endpoints/new")
+    page.get_by_label("Name").fill(unique("refused-"))
+    page.get_by_label("URL").fill("http://10.0.0.1/hook")
+    page.get_by_role("button", name="Create endpoint").click()
+    # THEN the error names the status, the detail and the field, and the form stays
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("Error 422")
+    expect(alert).to_contain_text("/url")
+    expect(page.get_by_role("button", name="Create endpoint")).to_be_visible()
