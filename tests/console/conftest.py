@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 BASE = os.environ.get("HOOKLINE_URL", "")
 ADMIN_KEY = os.environ.get("HOOKLINE_ADMIN_KEY", "")
@@ -32,6 +32,9 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 # How long the page may take to show a change that goes through the queue.
 SLOW_MS = 30_000
+# How long a page may take to show anything: the local stack runs each function under
+# `cargo lambda watch`, where one left idle a while starts again on its next request.
+expect.set_options(timeout=15_000)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -148,11 +151,26 @@ class Console:
 
     def __init__(self, browser: Browser, viewport: dict[str, int]) -> None:
         self.context = browser.new_context(viewport=viewport)
-        self.context.set_default_timeout(10_000)
+        self.context.set_default_timeout(15_000)
         self.page: Page = self.context.new_page()
         self.problems: list[str] = []
         self.page.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
         self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        # A 4xx the page asked for is one it shows; a 5xx or a request that failed is not.
+        self.page.on(
+            "response",
+            lambda r: r.status >= 500
+            and self.problems.append(
+                f"{r.status} from {r.request.method} {r.url} ({r.headers.get('content-type')}, "
+                f"request id {r.headers.get('x-request-id') or r.headers.get('lambda-runtime-aws-request-id')})"
+            ),
+        )
+        # (A fetch still out when the tab closes is aborted: not a problem.)
+        self.page.on(
+            "requestfailed",
+            lambda r: r.failure != "net::ERR_ABORTED"
+            and self.problems.append(f"request failed: {r.method} {r.url}: {r.failure}"),
+        )
 
     def open(self, fragment: str = "") -> Page:
         self.page.goto(f"{BASE}/console{fragment}")
@@ -176,8 +194,9 @@ class Console:
         self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
     def close(self) -> list[str]:
-        """Closes the tab; the problems it logged, but for the 4xx answers the page was
-        meant to show (Chromium logs those as failed resource loads)."""
+        """Closes the tab; the problems it logged. Chromium also logs every 4xx as a
+        "Failed to load resource" console error: those are left out (the page shows
+        them), as the responses above catch a 5xx."""
         self.context.close()
         return [p for p in self.problems if "Failed to load resource" not in p]
 
@@ -208,8 +227,9 @@ def tenants() -> tuple[str, str]:
     return out[0], out[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def short_link(tenants: tuple[str, str]) -> dict[str, Any]:
-    """A portal link made at the start with the shortest life (60 s), for the test that
-    sees an expired link refused (it runs last and waits out the rest of the minute)."""
+    """A portal link made before the first test with the shortest life (60 s), for the
+    test that sees an expired link refused (it runs last and waits out what is left of
+    the minute, if anything)."""
     return ok("POST", f"/v1/tenants/{tenants[0]}/portal-links", {"expires_in": 60})
