@@ -6,6 +6,12 @@
 //! front writes the media type with a capital first letter (`Application/json`: the
 //! same type, RFC 9110 §8.3.1, which the watch server's case-sensitive test does not
 //! take for text) and the function answers for itself, as it does on AWS.
+//!
+//! And one repair: now and then the watch server loses an invocation under a burst of
+//! requests (a page loading its scripts), and answers that request with its own
+//! `text/plain` 500 before any function ran. API Gateway does not do that; a GET or
+//! HEAD so answered is sent once more (safe: it changes nothing), and the front logs
+//! both answers. A function's own error is `application/problem+json` and passes as is.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -80,20 +86,40 @@ impl Front {
             headers.insert(http::header::CONTENT_TYPE, v);
         }
         headers.remove(http::header::HOST);
-        let sent = self
-            .client
-            .request(parts.method, format!("{}{path}", self.upstream))
-            .headers(headers)
-            .body(body)
-            .send()
-            .await;
-        let res = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                return answer(
-                    502,
-                    &format!("devstack front: cargo lambda watch did not answer: {e}"),
-                );
+        let url = format!("{}{path}", self.upstream);
+        let idempotent = parts.method == http::Method::GET || parts.method == http::Method::HEAD;
+        let mut tries = if idempotent { 2 } else { 1 };
+        let res = loop {
+            tries -= 1;
+            let sent = self
+                .client
+                .request(parts.method.clone(), &url)
+                .headers(headers.clone())
+                .body(body.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(r) if tries > 0 && is_watch_error(&r) => {
+                    let status = r.status();
+                    let text = r.text().await.unwrap_or_default();
+                    eprintln!(
+                        "devstack front: watch answered {} {path} with its own {status} ({text}); sending it again",
+                        parts.method
+                    );
+                }
+                Ok(r) => break r,
+                Err(e) if tries > 0 => {
+                    eprintln!(
+                        "devstack front: watch did not answer {} {path} ({e}); sending it again",
+                        parts.method
+                    );
+                }
+                Err(e) => {
+                    return answer(
+                        502,
+                        &format!("devstack front: cargo lambda watch did not answer: {e}"),
+                    );
+                }
             }
         };
         let (status, upstream_headers) = (res.status(), res.headers().clone());
@@ -114,6 +140,16 @@ impl Front {
         out.body(Full::new(bytes))
             .unwrap_or_else(|_| answer(502, "devstack front: a bad answer"))
     }
+}
+
+/// A 500 from the watch server itself (plain text), not from a function (whose errors
+/// are problem+json, or an invocation error's JSON).
+fn is_watch_error(r: &reqwest::Response) -> bool {
+    r.status() == reqwest::StatusCode::INTERNAL_SERVER_ERROR
+        && r.headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("text/plain"))
 }
 
 fn answer(status: u16, text: &str) -> hyper::Response<Full<Bytes>> {
