@@ -54,7 +54,7 @@ $(CONSOLESTAMP): $(CONSOLEREQS)
 $(CHROMIUM):
 	@echo "==> installing chromium from Debian (apt-get)"
 	@if [ "$$(id -u)" = 0 ]; then sudo=; else sudo="sudo -n"; fi; \
-	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null \
 	  || { echo "installing chromium failed: apt-get install chromium (as root), or set CHROMIUM=/path/to/chromium" >&2; exit 1; }
 
 $(STAMP): $(REQS)
