@@ -9,49 +9,10 @@ use crate::retry::{RetryPolicy, Verdict};
 use crate::timestamp::Timestamp;
 use serde::{Deserialize, Serialize};
 
+pub use crate::delivery_status::DeliveryStatus;
+
 /// How much of a response body is kept.
 pub const RESPONSE_BODY_LIMIT: usize = 1024;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    Pending,
-    Retrying,
-    Delivered,
-    Failed,
-    Expired,
-    Superseded,
-}
-
-impl DeliveryStatus {
-    pub const ALL: [Self; 6] = [
-        Self::Pending,
-        Self::Retrying,
-        Self::Delivered,
-        Self::Failed,
-        Self::Expired,
-        Self::Superseded,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Retrying => "retrying",
-            Self::Delivered => "delivered",
-            Self::Failed => "failed",
-            Self::Expired => "expired",
-            Self::Superseded => "superseded",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-
-    pub fn is_open(self) -> bool {
-        matches!(self, Self::Pending | Self::Retrying)
-    }
-}
 
 /// Why an attempt got no HTTP response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ pub mod collapse;
 pub mod config;
 pub mod dead_letter;
 pub mod delivery;
+pub mod delivery_status;
 pub mod diagnosis;
 pub mod endpoint;
 pub mod endpoint_health;
