@@ -65,17 +65,20 @@ def ok(method: str, path: str, body: Any = None, key: str = ADMIN_KEY) -> Any:
     return out
 
 
-def send_event(event_type: str, data: Any, tenant_id: str | None = None) -> str:
-    body: dict[str, Any] = {"event_type": event_type, "data": data}
-    if tenant_id:
-        body["tenant_id"] = tenant_id
-    return ok("POST", "/v1/events", body, key=INGEST_KEY)["id"]
+def send_event(event_type: str, data: Any, **fields: Any) -> str:
+    """Sends an event with the ingest key (`fields`: tenant_id, ttl_seconds, …): its id."""
+    return ok("POST", "/v1/events", {"event_type": event_type, "data": data, **fields}, key=INGEST_KEY)["id"]
+
+
+def delivery_in(endpoint_id: str, status: str) -> dict[str, Any] | None:
+    """One of the endpoint's deliveries with this status, if there is one."""
+    page = ok("GET", f"/v1/deliveries?endpoint_id={endpoint_id}")
+    return next((d for d in page["data"] if d["status"] == status), None)
 
 
 def delivered(endpoint_id: str) -> bool:
     """Whether one of the endpoint's deliveries is delivered."""
-    page = ok("GET", f"/v1/deliveries?endpoint_id={endpoint_id}")
-    return any(d["status"] == "delivered" for d in page["data"])
+    return delivery_in(endpoint_id, "delivered") is not None
 
 
 def wait_for(what: str, check: Any, seconds: float = SLOW_MS / 1000) -> Any:
@@ -128,6 +131,12 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def make_endpoint(receiver: Receiver, path: str, event_type: str, **extra: Any) -> dict[str, Any]:
+    """An endpoint on `receiver`'s `path` for one event type (`extra`: tenant_id, …)."""
+    body = {"name": unique("ep-"), "url": receiver.url(path), "event_types": [event_type], **extra}
+    return ok("POST", "/v1/endpoints", body)
 
 
 @pytest.fixture(scope="session")
@@ -201,19 +210,21 @@ class Console:
         return [p for p in self.problems if "Failed to load resource" not in p]
 
 
+def tab(browser: Browser, viewport: dict[str, int]) -> Iterator[Console]:
+    c = Console(browser, viewport)
+    yield c
+    # A script error, a CSP violation, a 5xx or a failed request fails the test.
+    assert not (problems := c.close()), problems
+
+
 @pytest.fixture
 def console(browser: Browser) -> Iterator[Console]:
-    c = Console(browser, DESKTOP)
-    yield c
-    # A script error or a CSP violation fails the test.
-    assert not (problems := c.close()), problems
+    yield from tab(browser, DESKTOP)
 
 
 @pytest.fixture
 def phone(browser: Browser) -> Iterator[Console]:
-    c = Console(browser, PHONE)
-    yield c
-    assert not (problems := c.close()), problems
+    yield from tab(browser, PHONE)
 
 
 @pytest.fixture(scope="session")

@@ -8,22 +8,18 @@ from playwright.sync_api import expect
 from conftest import (
     ADMIN_KEY,
     BASE,
-    INGEST_KEY,
     SLOW_MS,
     Console,
     Receiver,
     api,
     delivered,
+    delivery_in,
+    make_endpoint,
     ok,
     send_event,
     unique,
     wait_for,
 )
-
-
-def make_endpoint(receiver: Receiver, path: str, event_type: str, **extra: object) -> dict:
-    body = {"name": unique("ep-"), "url": receiver.url(path), "event_types": [event_type], **extra}
-    return ok("POST", "/v1/endpoints", body)
 
 
 def test_a_wrong_key_is_refused_and_the_page_says_so(console: Console) -> None:
@@ -96,13 +92,7 @@ def test_a_failed_delivery_shows_the_answer_as_text_and_retry_delivers_it(
     ep = make_endpoint(receiver, "/flaky", event_type, max_attempts=1)
     receiver.healthy.clear()
     event_id = send_event(event_type, {"step": 1})
-    delivery = wait_for(
-        "the delivery to fail",
-        lambda: next(
-            (d for d in ok("GET", f"/v1/deliveries?endpoint_id={ep['id']}")["data"] if d["status"] == "failed"),
-            None,
-        ),
-    )
+    delivery = wait_for("the delivery to fail", lambda: delivery_in(ep["id"], "failed"))
     assert delivery["event_id"] == event_id
     page = console.sign_in()
     console.go(f"#/deliveries/{delivery['id']}")
@@ -130,14 +120,8 @@ def test_an_expired_delivery_says_why_it_ended_and_offers_no_retry(console: Cons
     # retry (5 s on) would come after that, so it ends expired at its first attempt
     event_type = unique("console.expiring.")
     ep = make_endpoint(receiver, "/down", event_type)
-    event_id = ok("POST", "/v1/events", {"event_type": event_type, "data": {"pct": 10}, "ttl_seconds": 1}, key=INGEST_KEY)["id"]
-    delivery = wait_for(
-        "the delivery to expire",
-        lambda: next(
-            (d for d in ok("GET", f"/v1/deliveries?endpoint_id={ep['id']}")["data"] if d["status"] == "expired"),
-            None,
-        ),
-    )
+    event_id = send_event(event_type, {"pct": 10}, ttl_seconds=1)
+    delivery = wait_for("the delivery to expire", lambda: delivery_in(ep["id"], "expired"))
     assert delivery["event_id"] == event_id
     page = console.sign_in()
     console.go(f"#/deliveries?status=expired&endpoint_id={ep['id']}")
@@ -153,11 +137,7 @@ def test_an_expired_delivery_says_why_it_ended_and_offers_no_retry(console: Cons
 def test_markup_in_a_payload_or_a_name_renders_as_text(console: Console, receiver: Receiver) -> None:
     event_type = unique("console.markup.")
     hostile = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
-    ep = ok(
-        "POST",
-        "/v1/endpoints",
-        {"name": hostile, "url": receiver.url("/ok"), "event_types": [event_type]},
-    )
+    ep = make_endpoint(receiver, "/ok", event_type, name=hostile)
     event_id = send_event(event_type, {"html": hostile})
     page = console.sign_in()
     console.go(f"#/events/{event_id}")

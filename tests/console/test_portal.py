@@ -18,19 +18,12 @@ from conftest import (
     Console,
     Receiver,
     delivered,
+    make_endpoint,
     ok,
     send_event,
     unique,
     wait_for,
 )
-
-
-def endpoint_of(tenant: str, receiver: Receiver, event_type: str) -> dict[str, Any]:
-    return ok(
-        "POST",
-        "/v1/endpoints",
-        {"name": f"{tenant}-hooks", "url": receiver.url("/ok"), "event_types": [event_type], "tenant_id": tenant},
-    )
 
 
 def expect_refused(page: Any) -> None:
@@ -44,7 +37,7 @@ def test_a_portal_link_made_in_the_console_opens_only_that_tenants_data_and_only
 ) -> None:
     mine, theirs = tenants
     event_type = unique("console.portal.")
-    ep_mine, ep_theirs = endpoint_of(mine, receiver, event_type), endpoint_of(theirs, receiver, event_type)
+    ep_mine, ep_theirs = (make_endpoint(receiver, "/ok", event_type, tenant_id=t) for t in (mine, theirs))
     send_event(event_type, {"for": mine}, tenant_id=mine)
     send_event(event_type, {"for": theirs}, tenant_id=theirs)
     wait_for("both deliveries", lambda: delivered(ep_mine["id"]) and delivered(ep_theirs["id"]))

@@ -8,7 +8,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Sequence
 from typing import Any
+
+from hookline import Event
 
 API_KEY = "sk-test-SECRET-never-shown-1234"
 
@@ -132,3 +135,26 @@ TENANT_KEY = f"hk_acme.key_0123456789abcdef0123456789abcdef.{TENANT_KEY_SECRET}"
 
 #: Not `^[A-Za-z0-9_-]{1,64}$`.
 BAD_TENANT_IDS = ["", "acme corp", "acme/1", "acme.eu", "x" * 65, "caf\u00e9", "acme\n", 42]
+
+
+class Sink:
+    """A fake sender: records every batch; can be slow, fail, or wait for a signal."""
+
+    def __init__(self, *, delay: float = 0.0, fail: bool = False, gate: threading.Event | None = None) -> None:
+        self.batches: list[list[Event]] = []
+        self.delay, self.fail, self.gate = delay, fail, gate
+        self.calls = 0
+
+    def send_batch(self, events: Sequence[Event]) -> None:
+        self.calls += 1
+        if self.gate is not None:
+            self.gate.wait(10)
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail:
+            raise ConnectionError("hookline is down")
+        self.batches.append(list(events))
+
+    @property
+    def events(self) -> list[Event]:
+        return [e for b in self.batches for e in b]

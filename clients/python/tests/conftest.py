@@ -1,4 +1,5 @@
-"""Shared fixtures: env hygiene, a Hookline stand-in on 127.0.0.1, a closed port."""
+"""Shared fixtures: env hygiene, a Hookline stand-in on 127.0.0.1, a closed port, and a
+LangGraph handler sending to a recording sink."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from _support import FakeHookline
+from _support import FakeHookline, Sink
+
+from hookline.langgraph import HooklineCallbackHandler
 
 
 @pytest.fixture(autouse=True)
@@ -42,3 +45,15 @@ def closed_port() -> int:
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+@pytest.fixture
+def sink() -> Sink:
+    return Sink()
+
+
+@pytest.fixture
+def handler(sink: Sink):
+    h = HooklineCallbackHandler(sink, flush_interval=0.05, flush_at_exit=False)
+    yield h
+    h.close(timeout=5)

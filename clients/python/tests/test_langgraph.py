@@ -7,12 +7,11 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
 import pytest
-from _support import API_KEY, BAD_TENANT_IDS, TENANT_KEY, TENANT_KEY_SECRET, FakeHookline
+from _support import API_KEY, BAD_TENANT_IDS, TENANT_KEY, TENANT_KEY_SECRET, FakeHookline, Sink
 from langchain_core.callbacks.manager import adispatch_custom_event, dispatch_custom_event
 from langchain_core.messages import AIMessage, AnyMessage
 from langchain_core.tools import tool
@@ -26,29 +25,6 @@ from typing_extensions import TypedDict
 from hookline import AsyncHookline, Event, Hookline
 from hookline.events import is_valid_event_id, is_valid_event_type
 from hookline.langgraph import HooklineCallbackHandler
-
-
-class Sink:
-    """A fake sender: records every batch; can be slow, fail, or wait for a signal."""
-
-    def __init__(self, *, delay: float = 0.0, fail: bool = False, gate: threading.Event | None = None) -> None:
-        self.batches: list[list[Event]] = []
-        self.delay, self.fail, self.gate = delay, fail, gate
-        self.calls = 0
-
-    def send_batch(self, events: Sequence[Event]) -> None:
-        self.calls += 1
-        if self.gate is not None:
-            self.gate.wait(10)
-        if self.delay:
-            time.sleep(self.delay)
-        if self.fail:
-            raise ConnectionError("hookline is down")
-        self.batches.append(list(events))
-
-    @property
-    def events(self) -> list[Event]:
-        return [e for b in self.batches for e in b]
 
 
 # -- the graph under test ---------------------------------------------------------------------
@@ -118,18 +94,6 @@ def kinds(events: list[Event]) -> list[str]:
 
 def summary(events: list[Event]) -> list[tuple[str, Any, Any]]:
     return [(e.event_type, e.data.get("node"), e.data.get("step")) for e in events]
-
-
-@pytest.fixture
-def sink() -> Sink:
-    return Sink()
-
-
-@pytest.fixture
-def handler(sink: Sink):
-    h = HooklineCallbackHandler(sink, flush_interval=0.05, flush_at_exit=False)
-    yield h
-    h.close(timeout=5)
 
 
 # -- what a run becomes -------------------------------------------------------------------------

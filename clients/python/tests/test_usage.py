@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Sequence
 from typing import Annotated, Any
 
 import pytest
+from _support import Sink
 from langchain_core.language_models.fake import FakeListLLM
 from langchain_core.language_models.fake_chat_models import FakeListChatModel, GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, AnyMessage
@@ -21,16 +21,6 @@ from typing_extensions import TypedDict
 
 from hookline import Event
 from hookline.langgraph import HooklineCallbackHandler
-
-
-class Sink:
-    """Records what the handler sends."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def send_batch(self, events: Sequence[Event]) -> None:
-        self.events.extend(events)
 
 
 class State(TypedDict, total=False):
@@ -92,18 +82,6 @@ def no_callback_failed(caplog: pytest.LogCaptureFixture):
     caplog.set_level(logging.DEBUG, logger="hookline")
     yield
     assert not [r.getMessage() for r in caplog.records if r.getMessage().startswith("hookline: on_")]
-
-
-@pytest.fixture
-def sink() -> Sink:
-    return Sink()
-
-
-@pytest.fixture
-def handler(sink: Sink):
-    h = HooklineCallbackHandler(sink, flush_interval=0.05, flush_at_exit=False)
-    yield h
-    h.close(timeout=5)
 
 
 # -- usage on node and tool events ---------------------------------------------------------------

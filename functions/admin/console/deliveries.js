@@ -2,9 +2,8 @@
 // time, a page at a time. While a delivery shown is still open it refreshes itself.
 
 import { get, query, seg } from "./api.js";
-import { attemptCount, badge, field, h, link, loading, show, table, time, utc } from "./dom.js";
+import { attemptCount, badge, field, h, link, loading, pause, show, table, time, utc } from "./dom.js";
 
-const REFRESH_MS = 2000;
 const FILTERS = ["tenant_id", "endpoint_id", "status", "event_type", "since", "until"];
 
 export async function deliveryLog(view, ctx) {
@@ -57,7 +56,7 @@ export async function deliveryLog(view, ctx) {
     const open = page.data.some((d) => d.status === "pending" || d.status === "retrying");
     const awaited = !page.data.length && Date.now() - started < 60_000;
     if (cursor || !(open || awaited)) return;
-    await new Promise((r) => setTimeout(r, REFRESH_MS));
+    await pause();
     if (!view.isConnected) return;
     page = await fetchPage();
     if (!view.isConnected) return;

@@ -2,9 +2,7 @@
 // text), the error, the next attempt; and Retry. It refreshes itself while open.
 
 import { get, post, query, seg } from "./api.js";
-import { action, attemptCount, badge, h, link, loading, props, show, table, time } from "./dom.js";
-
-const REFRESH_MS = 2000;
+import { action, attemptCount, badge, h, link, loading, pause, props, show, table, time } from "./dom.js";
 
 export async function deliveryPage(view, ctx) {
   show(view, h("h1", {}, "Delivery"), loading());
@@ -42,7 +40,7 @@ export async function deliveryPage(view, ctx) {
     watching = true;
     try {
       for (;;) {
-        await new Promise((r) => setTimeout(r, REFRESH_MS));
+        await pause();
         if (!view.isConnected) return;
         d = await get(path);
         render(body, d);

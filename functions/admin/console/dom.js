@@ -47,6 +47,10 @@ export function errorBox(err) {
   );
 }
 
+// How often a view showing something still in flight looks again, and the wait itself.
+const REFRESH_MS = 2000;
+export const pause = () => new Promise((r) => setTimeout(r, REFRESH_MS));
+
 // Runs `work` for a button: disabled while it runs, its error shown in `out`.
 export function action(label, work, { cls, out } = {}) {
   const b = h("button", { type: "button", class: cls }, label);
