@@ -86,6 +86,7 @@ mod tests {
             version: "1".into(),
             expires_at: None,
             collapse_key: Some(CollapseKey::parse("run-1").unwrap()),
+            data_ref: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! reported at once, each with its JSON pointer.
 
 use crate::api::{object, pointer, refuse_unknown_fields};
+use crate::claim_check::{MAX_ENDPOINT_BODY_BYTES, MIN_ENDPOINT_BODY_BYTES};
 use crate::endpoint::*;
 use crate::names::check_name;
 use crate::problem::FieldProblem;
@@ -23,6 +24,7 @@ pub const FIELDS: &[&str] = &[
     "max_attempts",
     "retry_schedule",
     "rate_limit_per_second",
+    "max_body_bytes",
 ];
 /// What `PATCH` may change: the fields above but the secret (rotate it instead),
 /// plus the status, a reason to go with `disabled`, and the version it was read at.
@@ -35,6 +37,7 @@ pub const PATCH_FIELDS: &[&str] = &[
     "max_attempts",
     "retry_schedule",
     "rate_limit_per_second",
+    "max_body_bytes",
     "status",
     "disabled_reason",
     "version",
@@ -58,6 +61,8 @@ struct Fields {
     retry_schedule: Option<Option<Vec<Duration>>>,
     /// `Some(None)`: cleared, no limit.
     rate_limit: Option<Option<u32>>,
+    /// `Some(None)`: cleared, back to the default.
+    max_body: Option<Option<u32>>,
 }
 
 fn present<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
@@ -186,6 +191,17 @@ fn read_fields(
         )
         .map(Some),
     };
+    f.max_body = match obj.get("max_body_bytes") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(_) => int_in(
+            obj,
+            "max_body_bytes",
+            MIN_ENDPOINT_BODY_BYTES..=MAX_ENDPOINT_BODY_BYTES,
+            errors,
+        )
+        .map(Some),
+    };
     f.retry_schedule = match obj.get("retry_schedule") {
         None => None,
         Some(Value::Null) => Some(None),
@@ -253,6 +269,7 @@ pub fn parse_new_endpoint(
     e.timeout_seconds = f.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS);
     e.max_attempts = f.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
     e.rate_limit_per_second = f.rate_limit.flatten();
+    e.max_body_bytes = f.max_body.flatten();
     if let Some(secret) = f.secret {
         e.secret = secret;
     }
@@ -337,6 +354,9 @@ pub fn apply_patch(
     }
     if let Some(r) = f.rate_limit {
         e.rate_limit_per_second = r;
+    }
+    if let Some(b) = f.max_body {
+        e.max_body_bytes = b;
     }
     match status {
         Some(EndpointStatus::Disabled) => {

@@ -9,8 +9,9 @@ use thiserror::Error;
 /// The envelope's schema version, sent as `version` in every delivered body.
 pub const ENVELOPE_VERSION: &str = "1";
 
-/// The largest event Hookline takes: an event is stored whole in one DynamoDB item
-/// (at most 400 KB), beside its fan-out bookkeeping.
+/// The largest envelope stored in one DynamoDB item (at most 400 KB) beside its
+/// fan-out bookkeeping; larger events travel and are stored checked in
+/// (`crate::claim_check`), far below it.
 pub const MAX_STORED_BYTES: usize = 350 * 1024;
 
 /// DynamoDB's item size limit, which the in-memory store enforces too.
@@ -120,6 +121,11 @@ pub struct Event {
     /// one not yet delivered (`crate::collapse`); sent to receivers too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collapse_key: Option<crate::collapse::CollapseKey>,
+    /// Where `data` is when it was too large to travel (`crate::claim_check`): `data`
+    /// is then `null`. Never part of a body sent: an endpoint gets the data whole or a
+    /// `data_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_ref: Option<crate::claim_check::DataRef>,
 }
 
 /// Where an event is found: event ids are unique within their tenant, so the same id
@@ -146,7 +152,8 @@ impl Event {
         EventKey::new(self.tenant_id.clone(), self.id.clone())
     }
 
-    /// The exact bytes POSTed to endpoints (and signed).
+    /// The event as it travels and is stored; for an event not checked in
+    /// (`data_ref` is `None`), the exact bytes POSTed to endpoints (and signed).
     pub fn envelope_json(&self) -> String {
         // Serialising plain data with string keys cannot fail.
         serde_json::to_string(self).unwrap_or_default()
@@ -193,6 +200,7 @@ mod tests {
             version: ENVELOPE_VERSION.into(),
             expires_at: None,
             collapse_key: None,
+            data_ref: None,
         };
         let v: serde_json::Value = serde_json::from_str(&e.envelope_json()).unwrap();
         let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();

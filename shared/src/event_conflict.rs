@@ -23,7 +23,9 @@ impl Conflict {
     pub fn between(stored: &Event, sent: &Event) -> Option<Self> {
         let c = Self {
             event_type: stored.event_type != sent.event_type,
-            data: stored.data != sent.data,
+            // Checked-in data is compared by its digest (`crate::claim_check`).
+            data: stored.data != sent.data
+                || stored.data_ref.as_ref().map(|r| &r.sha256) != sent.data_ref.as_ref().map(|r| &r.sha256),
         };
         (c.event_type || c.data).then_some(c)
     }
@@ -93,6 +95,7 @@ mod tests {
             version: "1".into(),
             expires_at: None,
             collapse_key: None,
+            data_ref: None,
         }
     }
 

@@ -104,6 +104,7 @@ pub fn parse_event(v: &Value, at: &str, now: Timestamp, errors: &mut Vec<FieldPr
         version: ENVELOPE_VERSION.to_owned(),
         expires_at,
         collapse_key,
+        data_ref: None,
     })
 }
 

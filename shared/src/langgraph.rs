@@ -120,6 +120,7 @@ pub fn run_event(body: &Value, now: Timestamp, own_keys: &[&str]) -> Result<Even
         version: ENVELOPE_VERSION.into(),
         expires_at: None,
         collapse_key: None,
+        data_ref: None,
     })
 }
 

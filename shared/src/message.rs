@@ -25,6 +25,17 @@ pub enum QueueMessage {
         endpoint_id: EndpointId,
         wake: String,
     },
+    /// `event.v1` for an event whose data is checked in (`crate::claim_check`): a
+    /// version that cannot fetch it leaves the message for one that can.
+    #[serde(rename = "event.v2")]
+    EventV2 { event: Event },
+    /// `attempt.v1` for an event whose data is checked in.
+    #[serde(rename = "attempt.v2")]
+    AttemptV2 {
+        event: Event,
+        endpoint_id: EndpointId,
+        wake: String,
+    },
     /// A fact for one of Hookline's own events, by its ids: the delivery function makes
     /// the event from the store (`ops`), so a message cannot forge one.
     #[serde(rename = "report.v1")]
@@ -36,7 +47,10 @@ impl QueueMessage {
     /// for a report, which names its facts by id only.
     pub fn tenant(&self) -> Option<&crate::ids::TenantId> {
         match self {
-            Self::EventV1 { event } | Self::AttemptV1 { event, .. } => Some(&event.tenant_id),
+            Self::EventV1 { event }
+            | Self::EventV2 { event }
+            | Self::AttemptV1 { event, .. }
+            | Self::AttemptV2 { event, .. } => Some(&event.tenant_id),
             Self::EventsV1 { events } => events.first().map(|e| &e.tenant_id),
             Self::ReportV1 { .. } => None,
         }
@@ -51,14 +65,16 @@ pub const PACK_BYTES: usize = 24 * 1024;
 
 /// Packs events, in order, into as few messages as the limits allow, each of one
 /// tenant's events only; each message with the positions of its events. A lone event
-/// goes as `event.v1`.
+/// goes as `event.v1`, one checked in as `event.v2`, always alone.
 pub fn pack(events: Vec<(usize, Event)>) -> Vec<(Vec<usize>, QueueMessage)> {
     let mut out: Vec<(Vec<usize>, Vec<Event>)> = Vec::new();
     let mut bytes = 0;
     for (i, event) in events {
         let size = serde_json::to_string(&event).map_or(usize::MAX, |b| b.len());
         let fits = out.last().is_some_and(|(_, evs)| {
-            evs.len() < PACK_EVENTS
+            event.data_ref.is_none()
+                && evs.iter().all(|e| e.data_ref.is_none())
+                && evs.len() < PACK_EVENTS
                 && bytes + size <= PACK_BYTES
                 && evs.first().is_some_and(|e| e.tenant_id == event.tenant_id)
         });
@@ -75,9 +91,7 @@ pub fn pack(events: Vec<(usize, Event)>) -> Vec<(Vec<usize>, QueueMessage)> {
     out.into_iter()
         .map(|(at, mut events)| {
             let message = if events.len() == 1 {
-                QueueMessage::EventV1 {
-                    event: events.remove(0),
-                }
+                QueueMessage::event(events.remove(0))
             } else {
                 QueueMessage::EventsV1 { events }
             };
@@ -87,7 +101,14 @@ pub fn pack(events: Vec<(usize, Event)>) -> Vec<(Vec<usize>, QueueMessage)> {
 }
 
 /// The message types this version reads.
-const KNOWN_TYPES: [&str; 4] = ["event.v1", "events.v1", "attempt.v1", "report.v1"];
+const KNOWN_TYPES: [&str; 6] = [
+    "event.v1",
+    "events.v1",
+    "attempt.v1",
+    "report.v1",
+    "event.v2",
+    "attempt.v2",
+];
 
 /// Whether a body that does not parse names a type this version does not know, as a
 /// newer version's message would (during a rollout or after a rollback): such a message
@@ -119,11 +140,38 @@ impl QueueMessage {
     /// token, so it is the one message that may act. `None` for a delivery with no
     /// attempt to come.
     pub fn next_attempt(event: Event, delivery: &Delivery) -> Option<Self> {
-        Some(Self::AttemptV1 {
+        Some(Self::attempt(
             event,
-            endpoint_id: delivery.endpoint_id.clone(),
-            wake: delivery.wake.clone()?,
-        })
+            delivery.endpoint_id.clone(),
+            delivery.wake.clone()?,
+        ))
+    }
+
+    /// The message that fans `event` out: `event.v2` when its data is checked in.
+    pub fn event(event: Event) -> Self {
+        if event.data_ref.is_some() {
+            Self::EventV2 { event }
+        } else {
+            Self::EventV1 { event }
+        }
+    }
+
+    /// The message that wakes a delivery of `event`: `attempt.v2` when its data is
+    /// checked in.
+    pub fn attempt(event: Event, endpoint_id: EndpointId, wake: String) -> Self {
+        if event.data_ref.is_some() {
+            Self::AttemptV2 {
+                event,
+                endpoint_id,
+                wake,
+            }
+        } else {
+            Self::AttemptV1 {
+                event,
+                endpoint_id,
+                wake,
+            }
+        }
     }
 
     pub fn to_body(&self) -> String {
@@ -153,6 +201,7 @@ mod tests {
                 version: "1".into(),
                 expires_at: None,
                 collapse_key: None,
+                data_ref: None,
             },
         };
         let body = m.to_body();
@@ -162,8 +211,23 @@ mod tests {
     }
 
     #[test]
+    fn an_event_checked_in_travels_alone_under_the_v2_tags() {
+        let mut big = event(1, 100_000);
+        crate::claim_check::check_in(&mut big).expect("checked in");
+        let packed = pack(vec![(0, event(0, 10)), (1, big.clone()), (2, event(2, 10))]);
+        let sizes: Vec<usize> = packed.iter().map(|(at, _)| at.len()).collect();
+        assert_eq!(sizes, vec![1, 1, 1]);
+        let body = packed[1].1.to_body();
+        assert!(body.starts_with(r#"{"type":"event.v2","#), "{body}");
+        assert_eq!(QueueMessage::from_body(&body).unwrap(), packed[1].1);
+        let wake = QueueMessage::attempt(big, EndpointId::generate(), "w".into()).to_body();
+        assert!(wake.starts_with(r#"{"type":"attempt.v2","#), "{wake}");
+        assert!(!is_unknown_type(&wake));
+    }
+
+    #[test]
     fn a_newer_versions_message_is_told_from_a_corrupt_one() {
-        assert!(is_unknown_type(r#"{"type":"event.v2","event":{}}"#));
+        assert!(is_unknown_type(r#"{"type":"event.v3","event":{}}"#));
         assert!(
             !is_unknown_type(r#"{"type":"event.v1","event":{}}"#),
             "known, only broken"
@@ -184,6 +248,7 @@ mod tests {
             version: "1".into(),
             expires_at: None,
             collapse_key: None,
+            data_ref: None,
         }
     }
 

@@ -73,6 +73,7 @@ fn event(
         version: ENVELOPE_VERSION.into(),
         expires_at: None,
         collapse_key: None,
+        data_ref: None,
     })
 }
 

@@ -129,6 +129,16 @@ pub trait EventStore: Send + Sync {
     async fn release_fanout(&self, key: &EventKey) -> PortResult<()>;
 }
 
+/// Where checked-in event data is kept (`crate::claim_check`): S3, by key.
+#[async_trait]
+pub trait DataStore: Send + Sync {
+    async fn put_data(&self, key: &str, data: Vec<u8>) -> PortResult<()>;
+    /// The data under `key`; `None` when it is not there (its retention ended).
+    async fn get_data(&self, key: &str) -> PortResult<Option<Vec<u8>>>;
+    /// A URL anyone holding it may GET the data from, for `lifetime`.
+    async fn data_url(&self, key: &str, lifetime: Duration) -> PortResult<String>;
+}
+
 /// Ingest's look at the ids it is sent: which are taken, and by what.
 #[async_trait]
 pub trait EventLookup: Send + Sync {

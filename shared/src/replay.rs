@@ -110,6 +110,7 @@ mod tests {
             version: "1".into(),
             expires_at: None,
             collapse_key: None,
+            data_ref: None,
         }
     }
 

@@ -27,6 +27,8 @@ pub enum Step {
     QueueAttempt,
     /// Reading or raising the newest event of the delivery's collapse key.
     Collapse,
+    /// Fetching a checked-in event's data, or making its URL (`crate::claim_check`).
+    ReadData,
 }
 
 impl Step {
@@ -41,6 +43,9 @@ impl Step {
             Self::QueueAttempt => "the next attempt could not be queued (a permanent queue error)",
             Self::Collapse => {
                 "the newest event of its collapse key could not be read (a permanent store error)"
+            }
+            Self::ReadData => {
+                "the event's data could not be read: it is no longer stored, or is not the event's"
             }
         }
     }

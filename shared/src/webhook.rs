@@ -111,6 +111,7 @@ mod tests {
             version: ENVELOPE_VERSION.into(),
             expires_at: None,
             collapse_key: None,
+            data_ref: None,
         }
     }
 

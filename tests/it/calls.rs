@@ -20,11 +20,13 @@ use std::sync::{Mutex, OnceLock};
 #[derive(Debug, Clone, Copy)]
 pub struct CallLog {
     function: &'static str,
+    /// S3's calls name no target: they are read from the method and the path.
+    s3: bool,
 }
 
 impl CallLog {
     pub fn new(function: &'static str) -> Self {
-        Self { function }
+        Self { function, s3: false }
     }
 }
 
@@ -41,6 +43,14 @@ pub fn dynamo_for(cfg: &aws_config::SdkConfig, function: &'static str) -> aws_sd
     aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(cfg)
             .interceptor(CallLog::new(function))
+            .build(),
+    )
+}
+
+pub fn s3_for(cfg: &aws_config::SdkConfig, function: &'static str) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        hookline::adapters::s3::S3Data::config(cfg)
+            .interceptor(CallLog { function, s3: true })
             .build(),
     )
 }
@@ -74,7 +84,12 @@ impl Intercept for CallLog {
             .bytes()
             .and_then(|b| serde_json::from_slice(b).ok())
             .unwrap_or_default();
-        let lines: Vec<String> = calls(target, &body)
+        let made = if self.s3 {
+            s3_calls(request.method(), request.uri())
+        } else {
+            calls(target, &body)
+        };
+        let lines: Vec<String> = made
             .into_iter()
             .map(|(action, resource)| format!("{}\t{action}\t{resource}\n", self.function))
             .collect();
@@ -156,6 +171,36 @@ fn calls(target: &str, body: &Value) -> Vec<(String, String)> {
 }
 
 /// `it-<32 hex>-DeliveryQueue` → `DeliveryQueue`.
+/// A path-style S3 call (`/bucket/key`), as IAM names it: `s3:GetObject` on
+/// `DataBucket/events/…`, the bucket by its logical id in the template.
+fn s3_calls(method: &str, uri: &str) -> Vec<(String, String)> {
+    static BUCKETS: OnceLock<Vec<String>> = OnceLock::new();
+    let buckets = BUCKETS.get_or_init(|| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+        devstack::template::load(&path)
+            .map(|t| t.buckets)
+            .unwrap_or_default()
+    });
+    let path = uri.split_once("://").map_or(uri, |(_, rest)| rest);
+    let path = path.split_once('/').map_or("", |(_, p)| p);
+    let path = path.split('?').next().unwrap_or_default();
+    let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
+    let bucket = logical(bucket);
+    let bucket = buckets
+        .iter()
+        .find(|b| b.to_ascii_lowercase() == bucket)
+        .cloned()
+        .unwrap_or(bucket);
+    let action = match (method, key.is_empty()) {
+        ("GET", false) => "GetObject",
+        ("PUT", false) => "PutObject",
+        ("DELETE", false) => "DeleteObject",
+        ("HEAD", false) => "GetObject",
+        (m, _) => return vec![(format!("s3:{m} bucket"), bucket)],
+    };
+    vec![(format!("s3:{action}"), format!("{bucket}/{key}"))]
+}
+
 fn logical(name: &str) -> String {
     name.strip_prefix("it-")
         .and_then(|rest| rest.split_once('-'))
@@ -166,6 +211,16 @@ fn logical(name: &str) -> String {
 
 #[test]
 fn calls_are_named_as_iam_authorises_them() {
+    assert_eq!(
+        s3_calls(
+            "PUT",
+            "http://127.0.0.1:5000/it-0123456789abcdef0123456789abcdef-databucket/events/default/evt_1/ab.json?x-id=PutObject"
+        ),
+        vec![(
+            "s3:PutObject".to_owned(),
+            "DataBucket/events/default/evt_1/ab.json".to_owned()
+        )]
+    );
     let batch = serde_json::json!({"QueueUrl": "http://127.0.0.1:1/123456789012/it-0123456789abcdef0123456789abcdef-DeliveryQueue", "Entries": []});
     assert_eq!(
         calls("AmazonSQS.SendMessageBatch", &batch),

@@ -8,7 +8,7 @@ use serde_json::json;
 async fn bad_requests_get_a_precise_problem_and_queue_nothing() {
     let h = Harness::new().await;
     let good = json!({"event_type": "a.b", "data": {}}).to_string();
-    let big = json!({"event_type": "a.b", "data": "x".repeat(300 * 1024)}).to_string();
+    let big = json!({"event_type": "a.b", "data": "x".repeat(ingest_fn::MAX_EVENT_BYTES + 1)}).to_string();
     let cases: Vec<(&str, Option<&str>, String, u16, &str)> = vec![
         (
             "/v1/events",

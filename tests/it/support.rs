@@ -12,6 +12,7 @@ use devstack::provision::{Stack, provision};
 use hookline::adapters::dynamo::DynamoStore;
 use hookline::adapters::http::HttpSender;
 use hookline::adapters::probe::TcpProbe;
+use hookline::adapters::s3::S3Data;
 use hookline::adapters::sqs::SqsQueue;
 use hookline::auth::ApiKeys;
 use hookline::ports::{Clock, SystemClock};
@@ -130,7 +131,8 @@ impl Harness {
             devstack::template::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
                 .expect("template.yaml loads");
         let prefix = format!("it-{}", uuid::Uuid::now_v7().simple());
-        let stack = provision(&template, &prefix, &sqs, &dynamo)
+        let s3 = hookline::adapters::s3::S3Data::client(&cfg);
+        let stack = provision(&template, &prefix, &sqs, &dynamo, &s3)
             .await
             .expect("stack provisions");
         // Both lanes' queues, as the template makes them alike.
@@ -170,12 +172,19 @@ impl Harness {
         };
         let queue =
             |function| SqsQueue::new(calls::sqs_for(&cfg, function), stack.queue_url("DeliveryQueue"));
+        let data = |function| -> Arc<dyn hookline::ports::DataStore> {
+            Arc::new(S3Data::new(
+                calls::s3_for(&cfg, function),
+                stack.bucket("DataBucket"),
+            ))
+        };
         let ingest = Ingest {
             keys: keys.clone(),
             queue: queue("ingest"),
             events: store("ingest"),
+            data: data("ingest"),
             clock: SystemClock,
-            max_body_bytes: 256 * 1024,
+            max_body_bytes: ingest_fn::DEFAULT_MAX_BODY_BYTES,
             limits: Default::default(),
         };
         let admin = Admin {
@@ -184,6 +193,7 @@ impl Harness {
             queue: queue("admin"),
             sender: HttpSender::new(local_policy()).expect("http client"),
             probe: TcpProbe,
+            data: data("admin"),
             clock: SystemClock,
             ssrf: local_policy(),
             retention: Duration::from_secs(30 * 86_400),
@@ -195,6 +205,7 @@ impl Harness {
             sender: HttpSender::new(send_policy).expect("http client"),
             queue: queue("delivery"),
             clock: SystemClock,
+            data: data("delivery"),
             endpoints: EndpointCache::new(endpoint_cache),
             settings,
             slow_lane: slow_lane.then(|| SlowLane {

@@ -22,6 +22,7 @@ export async function endpointPage(view, ctx) {
     field("Event types", { name: "event_types", value: e.event_types.join(", ") }),
     field("Timeout (s)", { name: "timeout_seconds", type: "number", min: 1, max: 30, value: e.timeout_seconds }),
     field("Rate limit (requests/s, empty: none)", { name: "rate_limit_per_second", type: "number", min: 1, max: 1000, value: e.rate_limit_per_second ?? "" }),
+    field("Largest body sent whole (bytes; larger: a data URL)", { name: "max_body_bytes", type: "number", min: 65536, max: 5308416, value: e.max_body_bytes }),
     h("button", { type: "submit", class: "primary" }, "Save changes"),
   );
   edit.addEventListener("submit", async (ev) => {
@@ -33,6 +34,7 @@ export async function endpointPage(view, ctx) {
       event_types: typesOf(v.event_types),
       timeout_seconds: Number(v.timeout_seconds),
       rate_limit_per_second: v.rate_limit_per_second ? Number(v.rate_limit_per_second) : null,
+      max_body_bytes: v.max_body_bytes ? Number(v.max_body_bytes) : null,
     };
     // Headers hold the receiver's credentials and are shown masked: a new URL keeps
     // them only when given again, which this form cannot, so it clears them.

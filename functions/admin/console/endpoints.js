@@ -46,6 +46,7 @@ export async function newEndpoint(view, ctx) {
     ctx.operator ? field("Tenant (empty: default)", { name: "tenant_id", value: ctx.params.get("tenant_id") || "" }) : null,
     field("Timeout (seconds, 1–30)", { name: "timeout_seconds", type: "number", min: 1, max: 30, placeholder: "15" }),
     field("Rate limit (requests/s)", { name: "rate_limit_per_second", type: "number", min: 1, max: 1000 }),
+    field("Largest body sent whole (bytes)", { name: "max_body_bytes", type: "number", min: 65536, max: 5308416, placeholder: "262144" }),
     h("button", { type: "submit", class: "primary" }, "Create endpoint"),
   );
   form.addEventListener("submit", async (e) => {
@@ -53,7 +54,7 @@ export async function newEndpoint(view, ctx) {
     const v = values(form);
     const body = { name: v.name, url: v.url, event_types: typesOf(v.event_types) };
     if (v.tenant_id) body.tenant_id = v.tenant_id;
-    for (const k of ["timeout_seconds", "rate_limit_per_second"]) if (v[k]) body[k] = Number(v[k]);
+    for (const k of ["timeout_seconds", "rate_limit_per_second", "max_body_bytes"]) if (v[k]) body[k] = Number(v[k]);
     show(out, loading("Creating"));
     try {
       const made = await post("/v1/endpoints", body);

@@ -10,10 +10,11 @@ use hookline::event::{EventKey, EventType};
 use hookline::ids::{DeliveryId, EndpointId, EventId, TenantId};
 use hookline::ports::DeliveryQuery;
 use hookline::ports::{Clock, DeliveryStore, EndpointStore, EventStore};
+use hookline::problem::Problem;
 use hookline::tenancy::Principal;
 use hookline::timestamp::Timestamp;
 use lambda_http::Request;
-use serde_json::json;
+use serde_json::{Value, json};
 
 impl<S: DeliveryStore + EventStore + EndpointStore, Q, H, P, C: Clock> Admin<S, Q, H, P, C> {
     pub(crate) async fn deliveries(&self, req: &Request, who: &Principal) -> HttpResult {
@@ -105,9 +106,37 @@ impl<S: DeliveryStore + EventStore + EndpointStore, Q, H, P, C: Clock> Admin<S, 
         // The view names its tenant always; the delivered body only when not `default`.
         let mut event = serde_json::to_value(&stored.event).unwrap_or_default();
         event["tenant_id"] = json!(stored.event.tenant_id);
+        if let Some(r) = &stored.event.data_ref {
+            self.show_checked_in(&mut event, r).await?;
+        }
         Ok(api::json(
             200,
             &json!({"event": event, "fanned_out": stored.fanned_out(&recorded), "deliveries": deliveries}),
         ))
+    }
+
+    /// A checked-in event's view holds its data whole, with its size and digest; data
+    /// no longer stored (its retention ended) is `null`, and `data_expired` says so.
+    async fn show_checked_in(
+        &self,
+        event: &mut Value,
+        r: &hookline::claim_check::DataRef,
+    ) -> Result<(), Problem> {
+        if let Some(o) = event.as_object_mut() {
+            o.remove("data_ref");
+            o.insert("data_size".into(), json!(r.size));
+            o.insert("data_sha256".into(), json!(r.sha256));
+        }
+        match self.data.get_data(&r.key).await.map_err(store_problem)? {
+            Some(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+                Ok(data) => event["data"] = data,
+                Err(e) => {
+                    tracing::error!(error = %e, "an event's stored data is not JSON");
+                    return Err(Problem::internal());
+                }
+            },
+            None => event["data_expired"] = json!(true),
+        }
+        Ok(())
     }
 }

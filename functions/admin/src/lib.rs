@@ -54,6 +54,8 @@ pub const TEST_EVENT_TYPE: &str = "hookline.endpoint.test";
 pub struct Config {
     pub keys: KeySource,
     pub table: String,
+    /// Where large events' data is (S3).
+    pub data_bucket: String,
     pub queue_url: String,
     pub retention: Duration,
     pub ssrf: SsrfPolicy,
@@ -65,6 +67,7 @@ impl Config {
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let keys = key_source(&mut env);
         let table = env.required("HOOKLINE_TABLE");
+        let data_bucket = env.required("HOOKLINE_DATA_BUCKET");
         let queue_url = env.required("HOOKLINE_QUEUE_URL");
         let retention = retention(&mut env);
         let ssrf = ssrf_policy(&mut env);
@@ -75,6 +78,7 @@ impl Config {
         Ok(Self {
             keys,
             table,
+            data_bucket,
             queue_url,
             retention,
             ssrf,
@@ -92,6 +96,9 @@ pub struct Admin<S, Q, H, P, C> {
     pub sender: H,
     /// Looks at the network for the diagnosis.
     pub probe: P,
+    /// Where checked-in events' data is (`hookline::claim_check`): the event view
+    /// shows it whole.
+    pub data: std::sync::Arc<dyn hookline::ports::DataStore>,
     pub clock: C,
     pub ssrf: SsrfPolicy,
     /// How far back the delivery log reaches by default.

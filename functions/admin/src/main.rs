@@ -21,6 +21,10 @@ async fn main() -> Result<(), Error> {
         queue: SqsQueue::new(hookline::adapters::sqs::Client::new(&aws), config.queue_url),
         sender: HttpSender::new(config.ssrf.clone())?,
         probe: TcpProbe,
+        data: std::sync::Arc::new(hookline::adapters::s3::S3Data::new(
+            hookline::adapters::s3::S3Data::client(&aws),
+            config.data_bucket,
+        )),
         clock: SystemClock,
         ssrf: config.ssrf,
         retention: config.retention,

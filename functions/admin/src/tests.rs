@@ -22,6 +22,7 @@ fn subject() -> Subject {
         queue: MemoryQueue::default(),
         sender: ScriptedSender::default(),
         probe: ScriptedProbe::default(),
+        data: std::sync::Arc::new(hookline::memory::MemoryData::default()),
         clock: ManualClock::at(Timestamp::from_unix_millis(1_795_935_600_000)),
         ssrf: SsrfPolicy::parse_allowed("127.0.0.0/8").unwrap(),
         retention: Duration::from_secs(30 * 86_400),
@@ -162,5 +163,52 @@ async fn a_diagnosis_asks_the_probe_and_says_what_it_found() {
     assert!(
         body["advice"][0].as_str().unwrap().contains("does not resolve"),
         "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_large_events_view_shows_its_data_whole_or_says_it_is_no_longer_stored() {
+    use hookline::ports::{Clock, DataStore, EventStore};
+    // GIVEN a large event, checked in and stored as delivery stores it
+    let data = std::sync::Arc::new(hookline::memory::MemoryData::default());
+    let mut admin = subject();
+    admin.data = data.clone();
+    let mut errors = Vec::new();
+    let sent =
+        json!({"id": "evt_large", "event_type": "run.completed", "data": {"values": "v".repeat(100_000)}});
+    let mut event = hookline::event_input::parse_event(&sent, "", admin.clock.now(), &mut errors).unwrap();
+    let bytes = hookline::claim_check::check_in(&mut event).expect("checked in");
+    let r = event.data_ref.clone().unwrap();
+    data.put_data(&r.key, bytes).await.unwrap();
+    admin
+        .store
+        .claim_fanout(
+            &event,
+            &event.envelope_json(),
+            &[],
+            admin.clock.now(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+
+    // THEN its view holds the data as sent, with its size and digest
+    let (status, body) = send(&admin, call("GET", "/v1/events/evt_large", None)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["event"]["data"], sent["data"]);
+    assert_eq!(body["event"]["data_size"], json!(r.size));
+    assert_eq!(body["event"]["data_sha256"], json!(r.sha256));
+    assert!(body["event"].get("data_ref").is_none() && body["event"].get("data_expired").is_none());
+
+    // AND once the data's retention has ended, the view says so
+    data.objects.lock().unwrap().clear();
+    let (status, body) = send(&admin, call("GET", "/v1/events/evt_large", None)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            body["event"]["data"].clone(),
+            body["event"]["data_expired"].clone()
+        ),
+        (Value::Null, json!(true))
     );
 }

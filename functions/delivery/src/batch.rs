@@ -75,14 +75,21 @@ pub fn receive_count(record: &SqsMessage) -> u32 {
 pub fn parse(record: &SqsMessage) -> Vec<Work> {
     let body = record.body.as_deref().unwrap_or("");
     match QueueMessage::from_body(body) {
-        Ok(QueueMessage::EventV1 { event }) => vec![event_work(event)],
+        Ok(QueueMessage::EventV1 { event } | QueueMessage::EventV2 { event }) => vec![event_work(event)],
         Ok(QueueMessage::EventsV1 { events }) => events.into_iter().map(event_work).collect(),
         Ok(QueueMessage::ReportV1 { report }) => vec![Work::Report(report)],
-        Ok(QueueMessage::AttemptV1 {
-            event,
-            endpoint_id,
-            wake,
-        }) => vec![Work::Attempt {
+        Ok(
+            QueueMessage::AttemptV1 {
+                event,
+                endpoint_id,
+                wake,
+            }
+            | QueueMessage::AttemptV2 {
+                event,
+                endpoint_id,
+                wake,
+            },
+        ) => vec![Work::Attempt {
             event,
             endpoint_id,
             wake,

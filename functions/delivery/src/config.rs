@@ -109,6 +109,8 @@ impl Settings {
 #[derive(Debug)]
 pub struct Config {
     pub table: String,
+    /// Where checked-in events' data is (S3).
+    pub data_bucket: String,
     pub queue_url: String,
     pub retention: Duration,
     pub ssrf: SsrfPolicy,
@@ -121,6 +123,7 @@ pub struct Config {
 impl Config {
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let table = env.required("HOOKLINE_TABLE");
+        let data_bucket = env.required("HOOKLINE_DATA_BUCKET");
         let queue_url = env.required("HOOKLINE_QUEUE_URL");
         let retention = retention(&mut env);
         let ssrf = ssrf_policy(&mut env);
@@ -140,6 +143,7 @@ impl Config {
         env.finish()?;
         Ok(Self {
             table,
+            data_bucket,
             queue_url,
             retention,
             ssrf,

@@ -201,7 +201,8 @@ where
         targets: Vec<Target>,
         inv: &Invocation,
     ) -> Result<AttemptedFanOut, (Event, PortError)> {
-        let body = &body;
+        // The checked-in event's whole body, fetched once for every endpoint taking it.
+        let whole = crate::bodies::Whole::new();
         // An endpoint over its rate limit, or in the slow lane, gets a pending delivery
         // whose attempt goes through a queue.
         let now = self.clock.now();
@@ -253,7 +254,17 @@ where
                 continue;
             }
             match ratelimit::turn(&self.store, &ep, now).await {
-                Ok(None) => sendable.push((ep, fresh)),
+                Ok(None) => match self.body_for(&event, &body, &ep, &whole).await {
+                    Ok(sent) => sendable.push((ep, fresh, sent)),
+                    Err(e) => match on_failure(&e, Step::ReadData) {
+                        OnFailure::Redeliver => return Err((event, e)),
+                        OnFailure::GiveUp(reason) => {
+                            tracing::error!(error = %e, delivery_id = %fresh.id, "the event's data cannot be read; the delivery fails");
+                            fresh.fail(reason, now);
+                            ended.push(fresh);
+                        }
+                    },
+                },
                 Ok(Some(wait)) => {
                     fresh.defer(now.saturating_add(wait));
                     queued.push((ep, fresh, lane));
@@ -274,10 +285,10 @@ where
         let event_ref = &event;
         let attempts: Vec<_> = sendable
             .into_iter()
-            .map(|(ep, fresh)| async move {
+            .map(|(ep, fresh, body)| async move {
                 // Not answered by the inline deadline: given up, and handed to the slow lane.
                 let deadline = self.inline_wait(Lane::Fast, &ep);
-                match self.attempt(event_ref, body, &ep, &fresh, inv, deadline).await {
+                match self.attempt(event_ref, &body, &ep, &fresh, inv, deadline).await {
                     Some(made) => Ok((ep, made)),
                     None => Err((ep, fresh)),
                 }

@@ -12,6 +12,7 @@
 
 mod attempt;
 mod batch;
+mod bodies;
 mod config;
 mod endpoint_cache;
 mod fan_out;
@@ -46,6 +47,8 @@ pub struct Deliverer<S, H, Q, C> {
     pub sender: H,
     pub queue: Q,
     pub clock: C,
+    /// Where checked-in events' data is (`hookline::claim_check`).
+    pub data: std::sync::Arc<dyn hookline::ports::DataStore>,
     pub endpoints: EndpointCache,
     pub settings: Settings,
     /// Attempts to endpoints too slow to wait for go here (`hookline::lane`).

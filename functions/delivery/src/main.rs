@@ -1,6 +1,6 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use delivery_fn::{Config, Deliverer, EndpointCache, SlowLane};
-use hookline::adapters::{aws_config, dynamo::DynamoStore, http::HttpSender, sqs::SqsQueue};
+use hookline::adapters::{aws_config, dynamo::DynamoStore, http::HttpSender, s3::S3Data, sqs::SqsQueue};
 use hookline::config::Env;
 use hookline::ports::SystemClock;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
@@ -19,6 +19,7 @@ async fn main() -> Result<(), Error> {
         sender: HttpSender::new(config.ssrf)?,
         queue: SqsQueue::new(hookline::adapters::sqs::Client::new(&aws), config.queue_url),
         clock: SystemClock,
+        data: std::sync::Arc::new(S3Data::new(S3Data::client(&aws), config.data_bucket)),
         endpoints: EndpointCache::new(config.endpoint_cache),
         settings: config.settings,
         slow_lane: config.slow_queue.map(|(url, arn)| SlowLane {

@@ -74,13 +74,20 @@ where
                 Hop::Send => return self.forward(event, &seen, here, wait, inv).await,
             },
         }
+        let travelling = bytes::Bytes::from(event.envelope_json());
+        let body = match self
+            .body_for(event, &travelling, &ep, &crate::bodies::Whole::new())
+            .await
+        {
+            Ok(body) => body,
+            Err(e) => return self.after_failure(&seen, e, Step::ReadData, inv).await,
+        };
         match self.store.claim_attempt(&seen, now, self.settings.lease).await {
             Err(e) => return self.after_failure(&seen, e, Step::ClaimAttempt, inv).await,
             // Another worker holds it, and its own message carries the delivery on.
             Ok(false) => return Disposition::Done,
             Ok(true) => {}
         }
-        let body = bytes::Bytes::from(event.envelope_json());
         let deadline = self.inline_wait(here, &ep);
         let (mut updated, attempt, verdict) = match self
             .attempt(event, &body, &ep, &seen, inv, deadline)

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+mod claim_check;
 mod lanes;
 mod reports;
 mod unsent;
@@ -56,6 +57,7 @@ async fn subject(endpoints: &[&Endpoint]) -> Subject {
         sender: ScriptedSender::default(),
         queue: MemoryQueue::default(),
         clock: ManualClock::at(Timestamp::from_unix_millis(T0)),
+        data: std::sync::Arc::new(hookline::memory::MemoryData::default()),
         endpoints: EndpointCache::new(Duration::ZERO),
         settings: Settings {
             concurrency: 8,
@@ -593,10 +595,14 @@ fn attempt_messages(d: &Subject) -> Vec<(EndpointId, String, Duration)> {
         .filter_map(|(m, delay)| match m {
             QueueMessage::AttemptV1 {
                 endpoint_id, wake, ..
-            } => Some((endpoint_id, wake, delay)),
-            QueueMessage::EventV1 { .. } | QueueMessage::EventsV1 { .. } | QueueMessage::ReportV1 { .. } => {
-                None
             }
+            | QueueMessage::AttemptV2 {
+                endpoint_id, wake, ..
+            } => Some((endpoint_id, wake, delay)),
+            QueueMessage::EventV1 { .. }
+            | QueueMessage::EventV2 { .. }
+            | QueueMessage::EventsV1 { .. }
+            | QueueMessage::ReportV1 { .. } => None,
         })
         .collect()
 }
@@ -608,9 +614,11 @@ fn ops_types(d: &Subject) -> Vec<String> {
         .into_iter()
         .filter_map(|m| match m {
             QueueMessage::ReportV1 { report } => Some(report.event_type().to_owned()),
-            QueueMessage::AttemptV1 { .. } | QueueMessage::EventV1 { .. } | QueueMessage::EventsV1 { .. } => {
-                None
-            }
+            QueueMessage::AttemptV1 { .. }
+            | QueueMessage::AttemptV2 { .. }
+            | QueueMessage::EventV1 { .. }
+            | QueueMessage::EventV2 { .. }
+            | QueueMessage::EventsV1 { .. } => None,
         })
         .collect()
 }
@@ -1021,7 +1029,7 @@ async fn a_message_of_a_newer_type_is_left_on_the_queue_not_dropped() {
     let d = subject(&[&ep]).await;
     let mut batch = fixture();
     batch.records.truncate(1);
-    batch.records[0].body = Some(r#"{"type":"event.v2","event":{"id":"evt_new"}}"#.into());
+    batch.records[0].body = Some(r#"{"type":"event.v9","event":{"id":"evt_new"}}"#.into());
     // WHEN it arrives THEN it stays for a version that knows it, and nothing is sent
     let response = d.handle(batch).await;
     assert_eq!(response.batch_item_failures.len(), 1);

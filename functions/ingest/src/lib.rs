@@ -12,7 +12,7 @@ use hookline::event_conflict::Conflict;
 use hookline::event_input::{batch_events, parse_event};
 use hookline::ids::{EventId, TenantId};
 use hookline::message::{self, QueueMessage};
-use hookline::ports::{Clock, EventLookup, PortError, Queue, RateLimiter, TenantStore};
+use hookline::ports::{Clock, DataStore, EventLookup, PortError, Queue, RateLimiter, TenantStore};
 use hookline::problem::{FieldProblem, Problem};
 use hookline::ratelimit::RateBucket;
 use hookline::tenancy::{Need, Principal};
@@ -20,10 +20,14 @@ use hookline::tenant_limits::LimitDefaults;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::Arc;
 
-pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
-/// An event is stored whole in one DynamoDB item; its queue message is a little larger.
-pub const MAX_EVENT_BYTES: usize = hookline::event::MAX_STORED_BYTES;
+mod check_in;
+
+/// The largest event taken: one whose envelope is over 64 KiB travels checked in
+/// (`hookline::claim_check`), so the queue and the table see it small.
+pub const MAX_EVENT_BYTES: usize = hookline::claim_check::MAX_EVENT_BYTES;
+pub const DEFAULT_MAX_BODY_BYTES: usize = MAX_EVENT_BYTES;
 pub use hookline::event_input::MAX_BATCH_EVENTS;
 /// A LangGraph run webhook may carry a large state, which is trimmed rather than refused.
 pub const MAX_LANGGRAPH_BODY_BYTES: usize = 6_000_000 - 64 * 1024;
@@ -36,6 +40,8 @@ pub struct Config {
     pub queue_url: String,
     /// Where the ids already taken are looked up.
     pub table: String,
+    /// Where large events' data is checked in (S3).
+    pub data_bucket: String,
     pub max_body_bytes: usize,
     /// Each tenant's events a second, unless it has its own limit.
     pub limits: LimitDefaults,
@@ -46,6 +52,7 @@ impl Config {
         let keys = key_source(&mut env);
         let queue_url = env.required("HOOKLINE_QUEUE_URL");
         let table = env.required("HOOKLINE_TABLE");
+        let data_bucket = env.required("HOOKLINE_DATA_BUCKET");
         let max_body_bytes =
             env.parsed_with(
                 "HOOKLINE_MAX_BODY_BYTES",
@@ -61,6 +68,7 @@ impl Config {
             keys,
             queue_url,
             table,
+            data_bucket,
             max_body_bytes,
             limits,
         })
@@ -72,6 +80,8 @@ pub struct Ingest<Q, E, C> {
     pub queue: Q,
     /// Where ids already taken are looked up.
     pub events: E,
+    /// Where large events' data is checked in (`hookline::claim_check`).
+    pub data: Arc<dyn DataStore>,
     pub clock: C,
     pub max_body_bytes: usize,
     /// Each tenant's events a second (counted in `events`' store, per second).
@@ -178,23 +188,20 @@ impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter, C: Clock> Ingest<Q, E
         hookline::langgraph::fit_depth(&mut event)
             .map_err(|p| Problem::validation("the run nests too deep to deliver", vec![p]))?;
         event.tenant_id = acting.tenant;
+        self.check_in(&mut event).await?;
         let (id, event_type) = self.queue_event(event, true).await?;
         Ok(api::json(202, &json!({ "id": id, "event_type": event_type })))
     }
 
-    /// Queues one event as its message, if the message is not too large and its id is
-    /// not another event's (an id Hookline made just now is no one's: `sent_id` says
-    /// whether the sender gave it).
+    /// Queues one event as its message, if its id is not another event's (an id
+    /// Hookline made just now is no one's: `sent_id` says whether the sender gave it).
     async fn queue_event(&self, event: Event, sent_id: bool) -> Result<(EventId, EventType), Problem> {
         if sent_id && let Some(c) = self.conflicts([&event]).await.pop().flatten() {
             tracing::info!(event_id = %event.id, fields = ?c.fields(), "refused: the id is another event's");
             return Err(c.problem(&event));
         }
         let (id, event_type) = (event.id.clone(), event.event_type.clone());
-        let message = QueueMessage::EventV1 { event };
-        if message.to_body().len() > MAX_EVENT_BYTES {
-            return Err(Problem::too_large(MAX_EVENT_BYTES));
-        }
+        let message = QueueMessage::event(event);
         self.queue.send(&message).await.map_err(|e| queue_problem(&e))?;
         tracing::info!(event_id = %id, %event_type, "event queued");
         Ok((id, event_type))
@@ -211,6 +218,7 @@ impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter, C: Clock> Ingest<Q, E
             .map_err(|r| r.problem("/tenant_id"))?;
         self.within_rate(&acting, 1).await?;
         event.tenant_id = acting.tenant;
+        self.check_in(&mut event).await?;
         let (id, _) = self.queue_event(event, value.get("id").is_some()).await?;
         Ok(api::json(202, &json!({ "id": id })))
     }
@@ -251,10 +259,7 @@ impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter, C: Clock> Ingest<Q, E
                 }
             }
             match parsed {
-                Some(event)
-                    if QueueMessage::EventV1 { event: event.clone() }.to_body().len()
-                        > self.max_body_bytes.max(1024) + 1024 =>
-                {
+                Some(event) if event.envelope_json().len() > self.max_body_bytes.max(1024) + 1024 => {
                     errs.push(FieldProblem::new(
                         &at,
                         format!("the event is larger than {} bytes", self.max_body_bytes),
@@ -283,6 +288,9 @@ impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter, C: Clock> Ingest<Q, E
                 self.within_rate(acting, n).await?;
             }
         }
+
+        // Large events' data is stored, all at once; one that cannot be is not queued.
+        let (to_send, mut failed_retryable) = self.check_in_all(to_send, &mut results).await;
 
         // An id another event holds, in the store or earlier in this batch, is refused
         // (an id Hookline made is no one's).
@@ -317,7 +325,6 @@ impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter, C: Clock> Ingest<Q, E
         let packed = message::pack(to_send);
         let messages: Vec<QueueMessage> = packed.iter().map(|(_, m)| m.clone()).collect();
         let sent = self.queue.send_batch(&messages).await;
-        let mut failed_retryable = 0;
         for ((at, _), outcome) in packed.iter().zip(sent) {
             if let Err(e) = outcome {
                 tracing::error!(indexes = ?at, error = %e, "queueing batch events failed");

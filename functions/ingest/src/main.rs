@@ -1,4 +1,4 @@
-use hookline::adapters::{aws_config, dynamo::DynamoStore, secrets, sqs::SqsQueue};
+use hookline::adapters::{aws_config, dynamo::DynamoStore, s3::S3Data, secrets, sqs::SqsQueue};
 use hookline::config::Env;
 use hookline::ports::SystemClock;
 use ingest_fn::{Config, Ingest};
@@ -18,6 +18,7 @@ async fn main() -> Result<(), Error> {
             config.table,
             std::time::Duration::ZERO,
         ),
+        data: std::sync::Arc::new(S3Data::new(S3Data::client(&aws), config.data_bucket)),
         clock: SystemClock,
         max_body_bytes: config.max_body_bytes,
         limits: config.limits,

@@ -1,24 +1,34 @@
 //! The ingest handler with an in-memory queue, fed API Gateway fixture requests.
 
 use super::*;
-use hookline::memory::{ManualClock, MemoryQueue, MemoryStore};
+use hookline::memory::{ManualClock, MemoryData, MemoryQueue, MemoryStore};
 use hookline::{EventId, Timestamp};
 use lambda_http::Body;
 use std::sync::atomic::Ordering;
+
+mod large;
 
 const FIXTURE: &str = include_str!("../fixtures/apigw-post-event.json");
 const INGEST: &str = "fixture-ingest-key";
 const ADMIN: &str = "fixture-admin-key";
 
 fn subject() -> Ingest<MemoryQueue, MemoryStore, ManualClock> {
-    Ingest {
+    with_data().0
+}
+
+/// A subject, and the store its large events' data goes to.
+fn with_data() -> (Ingest<MemoryQueue, MemoryStore, ManualClock>, Arc<MemoryData>) {
+    let data = Arc::new(MemoryData::default());
+    let ingest = Ingest {
         keys: ApiKeys::new(INGEST, ADMIN),
         queue: MemoryQueue::default(),
         events: MemoryStore::default(),
+        data: data.clone(),
         clock: ManualClock::at(Timestamp::from_unix_millis(1_795_935_600_000)),
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         limits: Default::default(),
-    }
+    };
+    (ingest, data)
 }
 
 fn fixture() -> Request {
@@ -249,28 +259,6 @@ async fn a_langgraph_run_webhook_without_a_good_token_or_an_ended_run_is_refused
     assert_eq!(res.status(), 422);
     assert_eq!(json_of(&res)["errors"][0]["pointer"], "/status");
     assert!(ingest.queue.sent().is_empty());
-}
-
-#[tokio::test]
-async fn a_langgraph_run_with_a_state_too_large_to_store_is_reported_without_it() {
-    let ingest = subject();
-    let mut run: Value = serde_json::from_str(RUN_SUCCESS).unwrap();
-    run["values"] = json!({"messages": ["m".repeat(2 * MAX_EVENT_BYTES)]});
-    let res = ingest
-        .handle(platform_post(
-            &format!("/v1/langgraph/runs?token={INGEST}"),
-            Some("application/json"),
-            &run.to_string(),
-        ))
-        .await;
-    assert_eq!(res.status(), 202, "{:?}", res.body());
-    let sent = ingest.queue.sent();
-    let QueueMessage::EventV1 { event } = &sent[0] else {
-        panic!("an event message")
-    };
-    assert_eq!(event.data["values"]["omitted"], true);
-    assert!(event.data["values"]["bytes"].as_u64().unwrap() > 2 * MAX_EVENT_BYTES as u64);
-    assert!(event.envelope_json().len() <= MAX_EVENT_BYTES);
 }
 
 /// Stores `event` as delivery's claim would.

@@ -97,11 +97,18 @@ where
                     .await?;
                 Ok(true)
             }
-            Ok(QueueMessage::AttemptV1 {
-                event,
-                endpoint_id,
-                wake,
-            }) => {
+            Ok(
+                QueueMessage::AttemptV1 {
+                    event,
+                    endpoint_id,
+                    wake,
+                }
+                | QueueMessage::AttemptV2 {
+                    event,
+                    endpoint_id,
+                    wake,
+                },
+            ) => {
                 match self.store.get_delivery(&event.key(), &endpoint_id).await? {
                     Some(d) if d.status.is_open() && d.wake.as_deref() == Some(wake.as_str()) => {
                         let reason = format!(
@@ -115,7 +122,7 @@ where
                 }
                 Ok(true)
             }
-            Ok(QueueMessage::EventV1 { event }) => {
+            Ok(QueueMessage::EventV1 { event } | QueueMessage::EventV2 { event }) => {
                 self.settle_dead_message_event(&event, m, now, ops, report).await
             }
             // A report whose fan-out died: its event, made from the store as delivery

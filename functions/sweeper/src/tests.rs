@@ -22,6 +22,7 @@ fn event() -> Event {
         version: "1".into(),
         expires_at: None,
         collapse_key: None,
+        data_ref: None,
     }
 }
 
@@ -107,10 +108,11 @@ fn sent_attempts(q: &MemoryQueue) -> Vec<String> {
     q.sent()
         .into_iter()
         .filter_map(|m| match m {
-            QueueMessage::AttemptV1 { wake, .. } => Some(wake),
-            QueueMessage::EventV1 { .. } | QueueMessage::EventsV1 { .. } | QueueMessage::ReportV1 { .. } => {
-                None
-            }
+            QueueMessage::AttemptV1 { wake, .. } | QueueMessage::AttemptV2 { wake, .. } => Some(wake),
+            QueueMessage::EventV1 { .. }
+            | QueueMessage::EventV2 { .. }
+            | QueueMessage::EventsV1 { .. }
+            | QueueMessage::ReportV1 { .. } => None,
         })
         .collect()
 }
@@ -120,9 +122,11 @@ fn sent_event_types(q: &MemoryQueue) -> Vec<String> {
         .into_iter()
         .filter_map(|m| match m {
             QueueMessage::ReportV1 { report } => Some(report.event_type().to_owned()),
-            QueueMessage::AttemptV1 { .. } | QueueMessage::EventV1 { .. } | QueueMessage::EventsV1 { .. } => {
-                None
-            }
+            QueueMessage::AttemptV1 { .. }
+            | QueueMessage::AttemptV2 { .. }
+            | QueueMessage::EventV1 { .. }
+            | QueueMessage::EventV2 { .. }
+            | QueueMessage::EventsV1 { .. } => None,
         })
         .collect()
 }
@@ -329,7 +333,7 @@ async fn a_dead_packed_message_settles_each_of_its_events() {
 #[tokio::test]
 async fn a_dead_letter_of_a_newer_type_stays_in_the_dlq() {
     let s = subject();
-    dead_lettered(&s, r#"{"type":"event.v2","event":{}}"#.into());
+    dead_lettered(&s, r#"{"type":"event.v9","event":{}}"#.into());
     // The in-memory DLQ forgets what it handed out; what counts is that it was not
     // removed (drained) nor dropped.
     let report = s.sweep().await.unwrap();

@@ -108,7 +108,8 @@ async fn cold_starts(runs: usize) -> Result<Value, Box<dyn std::error::Error>> {
     );
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let template = devstack::template::load(&root.join("template.yaml"))?;
-    let stack = devstack::provision::provision(&template, "bench", &sqs, &dynamo).await?;
+    let s3 = hookline::adapters::s3::S3Data::client(&cfg);
+    let stack = devstack::provision::provision(&template, "bench", &sqs, &dynamo, &s3).await?;
     let env: Vec<(String, String)> = [
         ("AWS_ENDPOINT_URL", endpoint.as_str()),
         ("HOOKLINE_STAGE", "local"),
@@ -117,6 +118,7 @@ async fn cold_starts(runs: usize) -> Result<Value, Box<dyn std::error::Error>> {
         ("HOOKLINE_QUEUE_URL", stack.queue_url("DeliveryQueue")),
         ("HOOKLINE_DLQ_URL", stack.queue_url("DeliveryDLQ")),
         ("HOOKLINE_TABLE", stack.table("Table")),
+        ("HOOKLINE_DATA_BUCKET", stack.bucket("DataBucket")),
         ("HOOKLINE_LOG_FORMAT", "json"),
     ]
     .into_iter()

@@ -185,6 +185,7 @@ pub fn event(i: usize) -> Result<Event, Box<dyn std::error::Error>> {
         version: ENVELOPE_VERSION.into(),
         expires_at: None,
         collapse_key: None,
+        data_ref: None,
     })
 }
 
@@ -225,6 +226,7 @@ async fn round(events: usize, fanout: usize, port: u16) -> Result<Round, Box<dyn
         sender: hookline::adapters::http::HttpSender::new(SsrfPolicy::parse_allowed("127.0.0.0/8")?)?,
         queue: MemoryQueue::default(),
         clock: SystemClock,
+        data: std::sync::Arc::new(hookline::memory::MemoryData::default()),
         endpoints: EndpointCache::new(Duration::from_secs(60)),
         settings: Settings::default(),
         // Every receiver here answers at once: the handler's own cost is the figure.

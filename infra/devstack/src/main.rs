@@ -44,13 +44,14 @@ async fn main() {
     }
 }
 
-async fn clients() -> Result<(aws_sdk_sqs::Client, aws_sdk_dynamodb::Client), String> {
+async fn clients() -> Result<(aws_sdk_sqs::Client, aws_sdk_dynamodb::Client, aws_sdk_s3::Client), String> {
     let cfg = hookline::adapters::aws_config()
         .await
         .map_err(|e| e.to_string())?;
     Ok((
         aws_sdk_sqs::Client::new(&cfg),
         aws_sdk_dynamodb::Client::new(&cfg),
+        hookline::adapters::s3::S3Data::client(&cfg),
     ))
 }
 
@@ -75,18 +76,19 @@ async fn provision_cmd(args: &[String]) -> Result<(), String> {
         usage()
     };
     let template = template::load(&PathBuf::from(tpl)).map_err(|e| e.to_string())?;
-    let (sqs, dynamo) = clients().await?;
-    let stack = provision::provision(&template, &prefix, &sqs, &dynamo)
+    let (sqs, dynamo, s3) = clients().await?;
+    let stack = provision::provision(&template, &prefix, &sqs, &dynamo, &s3)
         .await
         .map_err(|e| e.to_string())?;
     let env = format!(
-        "HOOKLINE_QUEUE_URL={}\nHOOKLINE_QUEUE_ARN={}\nHOOKLINE_SLOW_QUEUE_URL={}\nHOOKLINE_SLOW_QUEUE_ARN={}\nHOOKLINE_DLQ_URL={}\nHOOKLINE_TABLE={}\n",
+        "HOOKLINE_QUEUE_URL={}\nHOOKLINE_QUEUE_ARN={}\nHOOKLINE_SLOW_QUEUE_URL={}\nHOOKLINE_SLOW_QUEUE_ARN={}\nHOOKLINE_DLQ_URL={}\nHOOKLINE_TABLE={}\nHOOKLINE_DATA_BUCKET={}\n",
         stack.queue_url("DeliveryQueue"),
         stack.queue_arn("DeliveryQueue"),
         stack.queue_url("SlowQueue"),
         stack.queue_arn("SlowQueue"),
         stack.queue_url("DeliveryDLQ"),
         stack.table("Table"),
+        stack.bucket("DataBucket"),
     );
     std::fs::write(&out, env).map_err(|e| format!("cannot write {out}: {e}"))?;
     for (id, url) in &stack.queue_urls {
@@ -94,6 +96,9 @@ async fn provision_cmd(args: &[String]) -> Result<(), String> {
     }
     for (id, name) in &stack.tables {
         println!("  table {id}: {name}");
+    }
+    for (id, name) in &stack.buckets {
+        println!("  bucket {id}: {name}");
     }
     Ok(())
 }
@@ -116,7 +121,7 @@ async fn run_cmd(args: &[String]) -> Result<(), String> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(2)
         .clamp(1, 100);
-    let (sqs, _) = clients().await?;
+    let (sqs, _, _) = clients().await?;
     // The two lanes, as template.yaml maps them: the delivery queue and the slow lane's,
     // each with pollers of its own.
     let mut lanes = vec![(

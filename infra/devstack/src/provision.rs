@@ -1,4 +1,4 @@
-//! Creates the template's queues and tables on the emulator, under a name prefix so
+//! Creates the template's queues, tables and buckets on the emulator, under a name prefix so
 //! that every test (and the dev stack) gets its own. Safe to run twice.
 
 use crate::template::{QueueSpec, TableSpec, Template};
@@ -31,6 +31,7 @@ pub struct Stack {
     pub queue_urls: BTreeMap<String, String>,
     pub queue_arns: BTreeMap<String, String>,
     pub tables: BTreeMap<String, String>,
+    pub buckets: BTreeMap<String, String>,
 }
 
 impl Stack {
@@ -42,6 +43,12 @@ impl Stack {
     }
     pub fn queue_arn(&self, logical_id: &str) -> &str {
         self.queue_arns
+            .get(logical_id)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+    pub fn bucket(&self, logical_id: &str) -> &str {
+        self.buckets
             .get(logical_id)
             .map(String::as_str)
             .unwrap_or_default()
@@ -59,6 +66,7 @@ pub async fn provision(
     prefix: &str,
     sqs: &aws_sdk_sqs::Client,
     dynamo: &aws_sdk_dynamodb::Client,
+    s3: &aws_sdk_s3::Client,
 ) -> Result<Stack, ProvisionError> {
     let mut stack = Stack::default();
     for q in &template.queues {
@@ -70,7 +78,32 @@ pub async fn provision(
         let name = create_table(t, prefix, dynamo).await?;
         stack.tables.insert(t.logical_id.clone(), name);
     }
+    for b in &template.buckets {
+        let name = create_bucket(b, prefix, s3).await?;
+        stack.buckets.insert(b.clone(), name);
+    }
     Ok(stack)
+}
+
+/// A bucket, plain: the template's encryption, public-access block and TLS-only
+/// policy are AWS's to enforce (moto would deny every plain-HTTP call under the last).
+async fn create_bucket(
+    logical_id: &str,
+    prefix: &str,
+    s3: &aws_sdk_s3::Client,
+) -> Result<String, ProvisionError> {
+    // Bucket names are lowercase.
+    let name = format!("{prefix}-{logical_id}").to_ascii_lowercase();
+    match s3.create_bucket().bucket(&name).send().await {
+        Ok(_) => Ok(name),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_bucket_already_owned_by_you()) =>
+        {
+            Ok(name)
+        }
+        Err(e) => Err(aws_err(format!("CreateBucket {name}"), e)),
+    }
 }
 
 async fn create_queue(

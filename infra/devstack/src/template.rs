@@ -35,6 +35,8 @@ pub struct Template {
     /// Dead-letter queues come before the queues that name them.
     pub queues: Vec<QueueSpec>,
     pub tables: Vec<TableSpec>,
+    /// The buckets' logical ids (checked-in event data).
+    pub buckets: Vec<String>,
 }
 
 /// CloudFormation's short-form tags (`!Ref X`, `!GetAtt A.B`) in their JSON form.
@@ -141,6 +143,7 @@ pub fn parse(text: &str) -> Result<Template, TemplateError> {
         .ok_or_else(|| TemplateError::Shape("no Resources section".into()))?;
     let mut queues = Vec::new();
     let mut tables = Vec::new();
+    let mut buckets = Vec::new();
     for (id, res) in resources {
         let props = res.get("Properties").cloned().unwrap_or_else(|| json!({}));
         match res.get("Type").and_then(Value::as_str) {
@@ -149,11 +152,16 @@ pub fn parse(text: &str) -> Result<Template, TemplateError> {
                 logical_id: id.clone(),
                 properties: props,
             }),
+            Some("AWS::S3::Bucket") => buckets.push(id.clone()),
             _ => {}
         }
     }
     queues.sort_by_key(|q| q.redrive.is_some());
-    Ok(Template { queues, tables })
+    Ok(Template {
+        queues,
+        tables,
+        buckets,
+    })
 }
 
 fn queue_spec(id: &str, props: &Value) -> Result<QueueSpec, TemplateError> {

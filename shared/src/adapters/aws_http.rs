@@ -108,7 +108,8 @@ fn to_reqwest(request: HttpRequest) -> Result<reqwest::Request, ConnectorError> 
         .try_into_http1x()
         .map_err(|e| ConnectorError::user(e.into()))?
         .into_parts();
-    // SQS, DynamoDB and Secrets Manager requests are always in memory.
+    // SQS, DynamoDB and Secrets Manager requests are always in memory, and so are
+    // S3's as Hookline makes them (no trailing checksums: `s3::S3Data::client`).
     let bytes = body
         .bytes()
         .ok_or_else(|| ConnectorError::user("a streaming request body is not supported".into()))?

@@ -4,6 +4,7 @@ pub mod aws_http;
 pub mod dynamo;
 pub mod http;
 pub mod probe;
+pub mod s3;
 pub mod secrets;
 pub mod sqs;
 pub mod tls;

@@ -47,7 +47,9 @@ impl SqsQueue {
     /// so that one tenant's flood does not hold up the other tenants' first attempts.
     fn group_of<'m>(&self, message: &'m QueueMessage) -> Option<&'m str> {
         match message {
-            QueueMessage::AttemptV1 { endpoint_id, .. } if self.group_by_endpoint => {
+            QueueMessage::AttemptV1 { endpoint_id, .. } | QueueMessage::AttemptV2 { endpoint_id, .. }
+                if self.group_by_endpoint =>
+            {
                 Some(endpoint_id.as_str())
             }
             _ => message.tenant().map(|t| t.as_str()),

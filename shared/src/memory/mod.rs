@@ -1,6 +1,7 @@
 //! In-memory implementations of the ports, for unit tests of the handlers.
 
 mod collapse;
+mod data;
 mod deliveries;
 mod endpoints;
 mod events;
@@ -9,6 +10,7 @@ mod sender;
 mod stats;
 mod tenants;
 
+pub use data::MemoryData;
 pub use queue::MemoryQueue;
 pub use sender::{Held, ManualClock, ScriptedProbe, ScriptedSender};
 

@@ -98,7 +98,7 @@ EVENT_TYPES = (
     "agent_budget_exceeded",
 )
 
-#: A batch request stays below Hookline's 256 KiB body limit.
+#: A batch request stays small: quick to send, and far below Hookline's limits.
 _MAX_BATCH_BYTES = 200_000
 #: At most this many runs are tracked at once (runs that never end are forgotten).
 _MAX_TRACKED_RUNS = 10_000

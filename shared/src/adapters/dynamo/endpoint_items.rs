@@ -60,6 +60,9 @@ pub(super) fn endpoint_to_item(e: &Endpoint) -> Item {
     if let Some(t) = e.slow_since {
         item.insert("slow_since".into(), n(t.unix_millis()));
     }
+    if let Some(b) = e.max_body_bytes {
+        item.insert("max_body_bytes".into(), n(b));
+    }
     if !e.previous_secrets.is_empty() {
         let list = e
             .previous_secrets
@@ -132,6 +135,7 @@ pub(super) fn endpoint_from_item(item: &Item) -> PortResult<Endpoint> {
         failing_since: r.opt_num("failing_since").map(Timestamp::from_unix_millis),
         rate_limit_per_second: r.opt_num("rate_limit_per_second"),
         slow_since: r.opt_num("slow_since").map(Timestamp::from_unix_millis),
+        max_body_bytes: r.opt_num("max_body_bytes"),
         secret: r.parse("secret", EndpointSecret::parse)?,
         previous_secrets: match item.get("previous_secrets") {
             Some(AttributeValue::L(l)) => l
