@@ -131,6 +131,8 @@ struct Sent<'a> {
     expires_at: Option<crate::timestamp::Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     collapse_key: Option<&'a crate::collapse::CollapseKey>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order: Option<&'a crate::ordering::Order>,
 }
 
 impl<'a> Sent<'a> {
@@ -148,6 +150,7 @@ impl<'a> Sent<'a> {
             version: &event.version,
             expires_at: event.expires_at,
             collapse_key: event.collapse_key.as_ref(),
+            order: event.order.as_ref(),
         }
     }
 
@@ -208,6 +211,7 @@ mod tests {
             expires_at: None,
             collapse_key: None,
             data_ref: None,
+            order: None,
         }
     }
 

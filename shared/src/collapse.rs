@@ -87,6 +87,7 @@ mod tests {
             expires_at: None,
             collapse_key: Some(CollapseKey::parse("run-1").unwrap()),
             data_ref: None,
+            order: None,
         }
     }
 

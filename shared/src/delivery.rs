@@ -106,6 +106,9 @@ pub struct Delivery {
     /// carries another token is stale and dropped.
     #[serde(skip)]
     pub wake: Option<String>,
+    /// Its place in its endpoint's ordered lane (`crate::ordering`), if it has one.
+    #[serde(rename = "lane", skip_serializing_if = "Option::is_none")]
+    pub order: Option<crate::ordering::LanePlace>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -185,6 +188,7 @@ impl Delivery {
             last_error: None,
             failure_reason: None,
             wake: None,
+            order: None,
             created_at,
             updated_at: now,
         }

@@ -89,6 +89,9 @@ pub struct Endpoint {
     /// The largest body it takes whole; a larger event comes thin, with a `data_url`
     /// (`crate::claim_check`). `None`: the default.
     pub max_body_bytes: Option<u32>,
+    /// Whether it gets each run's (or thread's) events one after another
+    /// (`crate::ordering`).
+    pub ordering: crate::ordering::OrderingMode,
     pub secret: EndpointSecret,
     /// Secrets replaced by a rotation, still signing beside the new one until then.
     pub previous_secrets: Vec<(EndpointSecret, Timestamp)>,
@@ -118,6 +121,7 @@ impl Endpoint {
             rate_limit_per_second: None,
             slow_since: None,
             max_body_bytes: None,
+            ordering: crate::ordering::OrderingMode::None,
             secret: EndpointSecret::generate(),
             previous_secrets: Vec::new(),
             version: 1,

@@ -6,6 +6,7 @@ use crate::api::{object, pointer, refuse_unknown_fields};
 use crate::claim_check::{MAX_ENDPOINT_BODY_BYTES, MIN_ENDPOINT_BODY_BYTES};
 use crate::endpoint::*;
 use crate::names::check_name;
+use crate::ordering::OrderingMode;
 use crate::problem::FieldProblem;
 use crate::signing::EndpointSecret;
 use crate::ssrf::SsrfPolicy;
@@ -25,6 +26,7 @@ pub const FIELDS: &[&str] = &[
     "retry_schedule",
     "rate_limit_per_second",
     "max_body_bytes",
+    "ordering",
 ];
 /// What `PATCH` may change: the fields above but the secret (rotate it instead),
 /// plus the status, a reason to go with `disabled`, and the version it was read at.
@@ -38,6 +40,7 @@ pub const PATCH_FIELDS: &[&str] = &[
     "retry_schedule",
     "rate_limit_per_second",
     "max_body_bytes",
+    "ordering",
     "status",
     "disabled_reason",
     "version",
@@ -63,6 +66,7 @@ struct Fields {
     rate_limit: Option<Option<u32>>,
     /// `Some(None)`: cleared, back to the default.
     max_body: Option<Option<u32>>,
+    ordering: Option<OrderingMode>,
 }
 
 fn present<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
@@ -202,6 +206,19 @@ fn read_fields(
         )
         .map(Some),
     };
+    f.ordering = match present(obj, "ordering") {
+        None => None,
+        Some(v) => {
+            let mode = v.as_str().and_then(OrderingMode::parse);
+            if mode.is_none() {
+                errors.push(FieldProblem::new(
+                    "/ordering",
+                    "must be `none`, `run` or `thread`",
+                ));
+            }
+            mode
+        }
+    };
     f.retry_schedule = match obj.get("retry_schedule") {
         None => None,
         Some(Value::Null) => Some(None),
@@ -270,6 +287,7 @@ pub fn parse_new_endpoint(
     e.max_attempts = f.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
     e.rate_limit_per_second = f.rate_limit.flatten();
     e.max_body_bytes = f.max_body.flatten();
+    e.ordering = f.ordering.unwrap_or_default();
     if let Some(secret) = f.secret {
         e.secret = secret;
     }
@@ -358,6 +376,9 @@ pub fn apply_patch(
     if let Some(b) = f.max_body {
         e.max_body_bytes = b;
     }
+    if let Some(o) = f.ordering {
+        e.ordering = o;
+    }
     match status {
         Some(EndpointStatus::Disabled) => {
             e.status = EndpointStatus::Disabled;
@@ -375,64 +396,4 @@ pub fn apply_patch(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn parse(v: Value) -> Result<Endpoint, Vec<FieldProblem>> {
-        parse_new_endpoint(&v, &SsrfPolicy::default(), Timestamp::from_unix_millis(0))
-    }
-
-    #[test]
-    fn defaults_fill_what_is_left_out() {
-        let e = parse(json!({"name": "crm", "url": "https://example.com/hook"})).unwrap();
-        assert_eq!(e.event_types, vec![EventTypeFilter::All]);
-        assert_eq!((e.timeout_seconds, e.max_attempts), (15, 8));
-        assert!(e.secret.expose().starts_with("whsec_"));
-        assert!(e.id.as_str().starts_with("ep_"));
-    }
-
-    #[test]
-    fn a_given_secret_is_kept() {
-        let e = parse(json!({"name": "a", "url": "https://example.com", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}))
-            .unwrap();
-        assert_eq!(e.secret.expose(), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
-    }
-
-    #[test]
-    fn an_own_retry_schedule_sets_the_attempts() {
-        let e = parse(json!({"name": "a", "url": "https://example.com", "retry_schedule": [1, 60, 3600]}))
-            .unwrap();
-        assert_eq!(e.max_attempts, 4);
-        assert_eq!(e.retry_schedule.unwrap()[2], Duration::from_secs(3600));
-        let both = parse(
-            json!({"name": "a", "url": "https://example.com", "retry_schedule": [1], "max_attempts": 3}),
-        );
-        assert_eq!(both.unwrap_err()[0].pointer, "/retry_schedule");
-    }
-
-    #[test]
-    fn every_bad_field_is_reported() {
-        let errors = parse(json!({
-            "name": "", "url": "http://10.0.0.1/", "event_types": ["ok", "bad*"],
-            "secret": "nope", "headers": {"webhook-id": "x"}, "timeout_seconds": 0,
-            "max_attempts": 99, "colour": "red"
-        }))
-        .unwrap_err();
-        let ptrs: Vec<_> = errors.iter().map(|e| e.pointer.as_str()).collect();
-        assert_eq!(
-            ptrs,
-            [
-                "/colour",
-                "/name",
-                "/url",
-                "/event_types/1",
-                "/secret",
-                "/headers",
-                "/timeout_seconds",
-                "/max_attempts"
-            ]
-        );
-        assert!(errors[2].detail.contains("private"), "{}", errors[2].detail);
-    }
-}
+mod tests;

@@ -23,6 +23,7 @@ pub struct EndpointView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit_per_second: Option<u32>,
     pub max_body_bytes: u32,
+    pub ordering: crate::ordering::OrderingMode,
     pub status: EndpointStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<&'a str>,
@@ -60,6 +61,7 @@ impl<'a> From<&'a Endpoint> for EndpointView<'a> {
                 .map(|s| s.iter().map(Duration::as_secs).collect()),
             rate_limit_per_second: e.rate_limit_per_second,
             max_body_bytes: e.body_limit(),
+            ordering: e.ordering,
             status: e.status,
             disabled_reason: e.disabled_reason.as_deref(),
             failing_since: e.failing_since,

@@ -126,6 +126,10 @@ pub struct Event {
     /// `data_url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_ref: Option<crate::claim_check::DataRef>,
+    /// Its places in ordered lanes (`crate::ordering`), given at ingest; sent to
+    /// receivers too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<crate::ordering::Order>,
 }
 
 /// Where an event is found: event ids are unique within their tenant, so the same id
@@ -201,6 +205,7 @@ mod tests {
             expires_at: None,
             collapse_key: None,
             data_ref: None,
+            order: None,
         };
         let v: serde_json::Value = serde_json::from_str(&e.envelope_json()).unwrap();
         let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();

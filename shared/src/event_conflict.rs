@@ -96,6 +96,7 @@ mod tests {
             expires_at: None,
             collapse_key: None,
             data_ref: None,
+            order: None,
         }
     }
 

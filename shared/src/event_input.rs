@@ -1,5 +1,5 @@
 //! What a client may send as an event, `{id?, tenant_id?, event_type, data, source?,
-//! timestamp?, expires_at? | ttl_seconds?, collapse_key?}`, and how it becomes an
+//! timestamp?, expires_at? | ttl_seconds?, collapse_key?, ordering_key?}`, and how it becomes an
 //! `Event` (whether the key sent may act for the tenant it names is the caller's to ask). Every problem is reported, each with its JSON pointer.
 
 use crate::api::{object, opt_str, pointer, refuse_unknown_fields, req_str};
@@ -23,6 +23,7 @@ pub const FIELDS: &[&str] = &[
     "expires_at",
     "ttl_seconds",
     "collapse_key",
+    "ordering_key",
 ];
 /// The most events one `POST /v1/events/batch` takes.
 pub const MAX_BATCH_EVENTS: usize = 100;
@@ -91,9 +92,18 @@ pub fn parse_event(v: &Value, at: &str, now: Timestamp, errors: &mut Vec<FieldPr
             .map_err(|e| errors.push(FieldProblem::new(pointer(at, "collapse_key"), e.to_string())))
             .ok()
     });
+    let ordering_key = opt_str(obj, "ordering_key", at, errors).and_then(|raw| {
+        crate::ordering::check_key(raw)
+            .map(|()| raw)
+            .map_err(|e| errors.push(FieldProblem::new(pointer(at, "ordering_key"), e)))
+            .ok()
+    });
     if errors.len() > before {
         return None;
     }
+    let order = data
+        .as_ref()
+        .and_then(|d| crate::ordering::asked(crate::ordering::keys_of(d, ordering_key)));
     Some(Event {
         id: id?,
         tenant_id,
@@ -105,6 +115,7 @@ pub fn parse_event(v: &Value, at: &str, now: Timestamp, errors: &mut Vec<FieldPr
         expires_at,
         collapse_key,
         data_ref: None,
+        order,
     })
 }
 

@@ -121,6 +121,7 @@ pub fn run_event(body: &Value, now: Timestamp, own_keys: &[&str]) -> Result<Even
         expires_at: None,
         collapse_key: None,
         data_ref: None,
+        order: None,
     })
 }
 

@@ -36,6 +36,7 @@ pub mod message;
 pub mod metric_tenants;
 pub mod names;
 pub mod ops;
+pub mod ordering;
 pub mod port_error;
 pub mod portal;
 pub mod ports;

@@ -202,6 +202,7 @@ mod tests {
                 expires_at: None,
                 collapse_key: None,
                 data_ref: None,
+                order: None,
             },
         };
         let body = m.to_body();
@@ -249,6 +250,7 @@ mod tests {
             expires_at: None,
             collapse_key: None,
             data_ref: None,
+            order: None,
         }
     }
 

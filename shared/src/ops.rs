@@ -74,6 +74,7 @@ fn event(
         expires_at: None,
         collapse_key: None,
         data_ref: None,
+        order: None,
     })
 }
 

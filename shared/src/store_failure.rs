@@ -29,6 +29,8 @@ pub enum Step {
     Collapse,
     /// Fetching a checked-in event's data, or making its URL (`crate::claim_check`).
     ReadData,
+    /// Asking for, or giving up, a turn in an ordered lane (`crate::ordering`).
+    Lane,
 }
 
 impl Step {
@@ -47,6 +49,7 @@ impl Step {
             Self::ReadData => {
                 "the event's data could not be read: it is no longer stored, or is not the event's"
             }
+            Self::Lane => "its ordered lane could not be read (a permanent store error)",
         }
     }
 }

@@ -112,6 +112,7 @@ mod tests {
             expires_at: None,
             collapse_key: None,
             data_ref: None,
+            order: None,
         }
     }
 

@@ -13,6 +13,7 @@ mod ingest;
 mod keys;
 mod langgraph;
 mod openapi;
+mod ordering;
 mod portal;
 mod support;
 mod sweeper;

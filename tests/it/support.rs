@@ -186,6 +186,7 @@ impl Harness {
             clock: SystemClock,
             max_body_bytes: ingest_fn::DEFAULT_MAX_BODY_BYTES,
             limits: Default::default(),
+            ordered: ingest_fn::OrderedModes::new(Duration::ZERO),
         };
         let admin = Admin {
             keys,
@@ -391,6 +392,17 @@ impl Harness {
             .await;
         assert_eq!(r.status, 202, "{}", r.json);
         hookline::EventId::parse(r.json["id"].as_str().unwrap()).unwrap()
+    }
+
+    /// Sends events in one batch (`POST /v1/events/batch`, the ingest key); all must be
+    /// accepted.
+    pub async fn send_batch(&self, events: &[serde_json::Value]) {
+        let body = serde_json::json!({ "events": events }).to_string();
+        let r = self
+            .call_ingest("POST", "/v1/events/batch", Some(INGEST_KEY), Some(&body))
+            .await;
+        assert_eq!(r.status, 202, "{}", r.json);
+        assert_eq!(r.json["accepted"], events.len(), "{}", r.json);
     }
 
     /// Every item of an admin listing, read `limit` at a time by its cursor (at most

@@ -159,6 +159,13 @@ export function field(label, attrs) {
   return h("label", {}, label, h(attrs.tag || "input", { ...attrs, tag: undefined }));
 }
 
+// An endpoint's `ordering`, to choose.
+export function orderingField(current) {
+  const choices = [["none", "None"], ["run", "By run (each run's events in order)"], ["thread", "By thread"]];
+  return h("label", {}, "Ordering",
+    h("select", { name: "ordering" }, choices.map(([v, l]) => h("option", { value: v, selected: v === current }, l))));
+}
+
 // A form's named values, trimmed; empty ones left out.
 export function values(form) {
   const out = {};

@@ -2,7 +2,7 @@
 // disable or enable, rotate its secret, send a test, diagnose, recover, delete).
 
 import { call, get, post, query, seg } from "./api.js";
-import { action, badge, confirm, errorBox, field, h, json, link, loading, ms, pct, props, secretBox, show, time, utc, values } from "./dom.js";
+import { action, badge, confirm, errorBox, field, h, json, orderingField, link, loading, ms, pct, props, secretBox, show, time, utc, values } from "./dom.js";
 import { typesOf } from "./endpoints.js";
 import { endpointState } from "./overview.js";
 
@@ -23,6 +23,7 @@ export async function endpointPage(view, ctx) {
     field("Timeout (s)", { name: "timeout_seconds", type: "number", min: 1, max: 30, value: e.timeout_seconds }),
     field("Rate limit (requests/s, empty: none)", { name: "rate_limit_per_second", type: "number", min: 1, max: 1000, value: e.rate_limit_per_second ?? "" }),
     field("Largest body sent whole (bytes; larger: a data URL)", { name: "max_body_bytes", type: "number", min: 65536, max: 5308416, value: e.max_body_bytes }),
+    orderingField(e.ordering),
     h("button", { type: "submit", class: "primary" }, "Save changes"),
   );
   edit.addEventListener("submit", async (ev) => {
@@ -35,6 +36,7 @@ export async function endpointPage(view, ctx) {
       timeout_seconds: Number(v.timeout_seconds),
       rate_limit_per_second: v.rate_limit_per_second ? Number(v.rate_limit_per_second) : null,
       max_body_bytes: v.max_body_bytes ? Number(v.max_body_bytes) : null,
+      ordering: v.ordering,
     };
     // Headers hold the receiver's credentials and are shown masked: a new URL keeps
     // them only when given again, which this form cannot, so it clears them.

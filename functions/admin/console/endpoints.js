@@ -2,7 +2,7 @@
 // whose secret is shown once.
 
 import { get, post, query, seg } from "./api.js";
-import { errorBox, field, h, link, loading, secretBox, show, table, values } from "./dom.js";
+import { errorBox, field, h, link, orderingField, loading, secretBox, show, table, values } from "./dom.js";
 import { endpointState } from "./overview.js";
 
 export async function endpointList(view, ctx) {
@@ -47,6 +47,7 @@ export async function newEndpoint(view, ctx) {
     field("Timeout (seconds, 1–30)", { name: "timeout_seconds", type: "number", min: 1, max: 30, placeholder: "15" }),
     field("Rate limit (requests/s)", { name: "rate_limit_per_second", type: "number", min: 1, max: 1000 }),
     field("Largest body sent whole (bytes)", { name: "max_body_bytes", type: "number", min: 65536, max: 5308416, placeholder: "262144" }),
+    orderingField("none"),
     h("button", { type: "submit", class: "primary" }, "Create endpoint"),
   );
   form.addEventListener("submit", async (e) => {
@@ -55,6 +56,7 @@ export async function newEndpoint(view, ctx) {
     const body = { name: v.name, url: v.url, event_types: typesOf(v.event_types) };
     if (v.tenant_id) body.tenant_id = v.tenant_id;
     for (const k of ["timeout_seconds", "rate_limit_per_second", "max_body_bytes"]) if (v[k]) body[k] = Number(v[k]);
+    if (v.ordering && v.ordering !== "none") body.ordering = v.ordering;
     show(out, loading("Creating"));
     try {
       const made = await post("/v1/endpoints", body);

@@ -61,6 +61,7 @@ impl<S: EndpointStore, Q, H: WebhookSender, P, C: Clock> Admin<S, Q, H, P, C> {
             expires_at: None,
             collapse_key: None,
             data_ref: None,
+            order: None,
         };
         let body = event.envelope_json().into();
         let mut request = signed_request(&event, body, &e, &DeliveryId::generate(), now.unix_seconds());

@@ -6,6 +6,7 @@
 use crate::Deliverer;
 use crate::batch::Disposition;
 use crate::invocation::Invocation;
+use crate::turns::Asked;
 use aws_lambda_events::event::sqs::SqsMessage;
 use futures::{StreamExt, stream};
 use hookline::delivery::{Attempt, Delivery, DeliveryStatus};
@@ -14,8 +15,8 @@ use hookline::event::Event;
 use hookline::ids::{DeliveryId, EndpointId};
 use hookline::lane::Lane;
 use hookline::ports::{
-    Clock, CollapseStore, DeadLetterStore, DeliveryStore, EndpointStore, EventStore, FanoutClaim, PortError,
-    PortResult, Queue, RateLimiter, WebhookSender,
+    Clock, CollapseStore, DeadLetterStore, DeliveryStore, EndpointStore, EventStore, FanoutClaim, LaneStore,
+    PortError, PortResult, Queue, RateLimiter, WebhookSender,
 };
 use hookline::ratelimit;
 use hookline::retry::Verdict;
@@ -35,6 +36,9 @@ pub struct AttemptedFanOut {
     /// Ended before an attempt: failed (their endpoint is gone since the claim, or the
     /// store refused a step for good), expired, or superseded.
     ended: Vec<Delivery>,
+    /// Pending, waiting for their turn in an ordered lane (`hookline::ordering`): no
+    /// message; the end of the delivery before them wakes them.
+    parked: Vec<Delivery>,
 }
 
 impl AttemptedFanOut {
@@ -44,6 +48,7 @@ impl AttemptedFanOut {
             .map(|(_, d, a, _)| (d, Some(a)))
             .chain(self.queued.iter().map(|(_, d, _)| (d, None)))
             .chain(self.ended.iter().map(|d| (d, None)))
+            .chain(self.parked.iter().map(|d| (d, None)))
     }
 }
 
@@ -56,7 +61,7 @@ enum Target {
 
 impl<S, H: WebhookSender, Q: Queue, C: Clock> Deliverer<S, H, Q, C>
 where
-    S: EventStore + EndpointStore + DeliveryStore + RateLimiter + DeadLetterStore + CollapseStore,
+    S: EventStore + EndpointStore + DeliveryStore + RateLimiter + DeadLetterStore + CollapseStore + LaneStore,
 {
     pub(crate) async fn fan_out(&self, event: &Event, record: &SqsMessage, inv: &Invocation) -> Disposition {
         let endpoints = match inv.endpoints(&self.endpoints, &self.store).await {
@@ -209,6 +214,7 @@ where
         let mut sendable = Vec::with_capacity(targets.len());
         let mut queued = Vec::new();
         let mut ended: Vec<Delivery> = Vec::new();
+        let mut parked: Vec<Delivery> = Vec::new();
         let new = |id, endpoint_id, max_attempts| Delivery::under(id, &event, endpoint_id, max_attempts, now);
         // Whether each target ends unsent (expired, superseded), asked of every target at
         // once: for a collapse-keyed event each answer is a store write.
@@ -231,6 +237,7 @@ where
                 }
             };
             let mut fresh = new(id, ep.id.clone(), ep.max_attempts);
+            fresh.order = hookline::ordering::LanePlace::of(event.order.as_ref(), ep.ordering);
             match unsent {
                 Ok(None) => {}
                 Ok(Some((status, reason))) => {
@@ -247,6 +254,21 @@ where
                     }
                 },
             }
+            match self.ask_turn(&event, &ep, &mut fresh).await {
+                Ok(Asked::Go) => {}
+                Ok(Asked::Park { until }) => {
+                    fresh.defer(until);
+                    parked.push(fresh);
+                    continue;
+                }
+                Err(e) => match on_failure(&e, Step::Lane) {
+                    OnFailure::Redeliver => return Err((event, e)),
+                    OnFailure::GiveUp(_) => {
+                        tracing::error!(error = %e, delivery_id = %fresh.id, "the ordered lane cannot be read; this delivery goes unordered");
+                        fresh.order = None;
+                    }
+                },
+            }
             let lane = self.lane_for(&ep);
             if lane == Lane::Slow {
                 fresh.defer(now);
@@ -255,7 +277,10 @@ where
             }
             match ratelimit::turn(&self.store, &ep, now).await {
                 Ok(None) => match self.body_for(&event, &body, &ep, &whole).await {
-                    Ok(sent) => sendable.push((ep, fresh, sent)),
+                    Ok(sent) => {
+                        let sent = crate::turns::marked(&fresh, sent);
+                        sendable.push((ep, fresh, sent));
+                    }
                     Err(e) => match on_failure(&e, Step::ReadData) {
                         OnFailure::Redeliver => return Err((event, e)),
                         OnFailure::GiveUp(reason) => {
@@ -315,6 +340,7 @@ where
             attempted,
             queued,
             ended,
+            parked,
         })
     }
 
@@ -351,7 +377,12 @@ where
             self.after_attempt(ep, delivery, attempt, verdict, inv).await;
             if delivery.status == DeliveryStatus::Retrying {
                 self.schedule_in(Lane::Fast, &f.event, delivery).await;
+            } else if !delivery.status.is_open() {
+                self.turn_ended(delivery).await;
             }
+        }
+        for d in &f.parked {
+            self.park(&f.event, d).await;
         }
         for (ep, delivery, lane) in &f.queued {
             if *lane == Lane::Slow {
@@ -366,6 +397,7 @@ where
                 tracing::info!(event_id = %f.event.id, endpoint_id = %d.endpoint_id, status = d.status.as_str(), reason = d.failure_reason.as_deref(), "delivery ended unsent");
             }
             inv.ended(d, now);
+            self.turn_ended(d).await;
         }
     }
 }

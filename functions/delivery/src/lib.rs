@@ -19,6 +19,7 @@ mod fan_out;
 mod invocation;
 mod lanes;
 mod next_attempt;
+mod turns;
 mod unsent;
 
 pub use config::{Config, Settings};
@@ -31,8 +32,8 @@ use fan_out::AttemptedFanOut;
 use futures::{StreamExt, stream};
 use hookline::dead_letter::{DeadLetter, FoundBy};
 use hookline::ports::{
-    Clock, CollapseStore, DeadLetterStore, DeliveryStore, EndpointStore, EventStore, PortError, Queue,
-    RateLimiter, StatsStore, WebhookSender,
+    Clock, CollapseStore, DeadLetterStore, DeliveryStore, EndpointStore, EventStore, LaneStore, PortError,
+    Queue, RateLimiter, StatsStore, WebhookSender,
 };
 use hookline::telemetry::{Metrics, Unit};
 use invocation::Invocation;
@@ -63,7 +64,8 @@ where
         + StatsStore
         + RateLimiter
         + DeadLetterStore
-        + CollapseStore,
+        + CollapseStore
+        + LaneStore,
     H: WebhookSender,
     Q: Queue,
     C: Clock,

@@ -4,6 +4,7 @@
 use crate::Deliverer;
 use crate::batch::Disposition;
 use crate::invocation::Invocation;
+use crate::turns::Asked;
 use hookline::delivery::{Delivery, DeliveryStatus};
 use hookline::endpoint::usable;
 use hookline::event::Event;
@@ -13,7 +14,8 @@ use hookline::ids::EndpointId;
 use hookline::lane::{Lane, after_slow_attempt};
 use hookline::message::QueueMessage;
 use hookline::ports::{
-    Clock, CollapseStore, DeliveryStore, EndpointStore, PortError, Queue, RateLimiter, WebhookSender,
+    Clock, CollapseStore, DeliveryStore, EndpointStore, EventStore, LaneStore, PortError, Queue, RateLimiter,
+    WebhookSender,
 };
 use hookline::ratelimit;
 use hookline::retry::Verdict;
@@ -22,7 +24,7 @@ use std::time::Duration;
 
 impl<S, H: WebhookSender, Q: Queue, C: Clock> Deliverer<S, H, Q, C>
 where
-    S: EndpointStore + DeliveryStore + RateLimiter + CollapseStore,
+    S: EndpointStore + DeliveryStore + RateLimiter + CollapseStore + LaneStore + EventStore,
 {
     pub(crate) async fn next_attempt(
         &self,
@@ -33,7 +35,7 @@ where
         here: Lane,
         inv: &Invocation,
     ) -> Disposition {
-        let seen = match self.store.get_delivery(&event.key(), endpoint_id).await {
+        let mut seen = match self.store.get_delivery(&event.key(), endpoint_id).await {
             // Permanent or not, a delivery that cannot be read cannot be failed either:
             // the message stays (and the sweeper settles it from the DLQ).
             Err(e) => return Disposition::Redeliver(e),
@@ -44,7 +46,10 @@ where
             }
         };
         let now = self.clock.now();
-        if let Some(early) = hop::too_early(seen.next_attempt_at, now) {
+        // A first attempt in an ordered lane is due when its turn comes, whatever time
+        // its parking named (a rate limit's wait is taken again below).
+        let ordered_first = seen.order.is_some() && seen.attempts == 0;
+        if let Some(early) = hop::too_early(seen.next_attempt_at, now).filter(|_| !ordered_first) {
             return Disposition::Sleep(early);
         }
         match self.unsent_end(event, endpoint_id, false, now).await {
@@ -60,6 +65,14 @@ where
                 Err(reason) => return self.end(&seen, &reason, inv).await,
             },
         };
+        // Its turn in its ordered lane, asked before its first attempt (a retry has it).
+        if ordered_first {
+            match self.ask_turn(event, &ep, &mut seen).await {
+                Ok(Asked::Go) => {}
+                Ok(Asked::Park { until }) => return self.park_again(event, &seen, until).await,
+                Err(e) => return self.after_failure(&seen, e, Step::Lane, inv).await,
+            }
+        }
         // An endpoint in the slow lane is attempted there: the message moves, token and all.
         let lane = self.lane_for(&ep);
         if lane != here && lane == Lane::Slow {
@@ -79,7 +92,7 @@ where
             .body_for(event, &travelling, &ep, &crate::bodies::Whole::new())
             .await
         {
-            Ok(body) => body,
+            Ok(body) => crate::turns::marked(&seen, body),
             Err(e) => return self.after_failure(&seen, e, Step::ReadData, inv).await,
         };
         match self.store.claim_attempt(&seen, now, self.settings.lease).await {
@@ -139,6 +152,9 @@ where
             Ok(true) => {}
         }
         self.after_attempt(&ep, &updated, &attempt, &verdict, inv).await;
+        if !updated.status.is_open() {
+            self.turn_ended(&updated).await;
+        }
         match hop {
             Some(Hop::Hide(wait)) => Disposition::Sleep(wait),
             Some(Hop::Send) => {
@@ -217,6 +233,7 @@ where
             Err(e) => Disposition::Redeliver(e),
             Ok(Some(ended)) => {
                 inv.ended(&ended, now);
+                self.turn_ended(&ended).await;
                 Disposition::Done
             }
             Ok(None) => Disposition::Done,

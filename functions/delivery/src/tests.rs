@@ -18,6 +18,7 @@ use std::time::Duration;
 
 mod claim_check;
 mod lanes;
+mod ordering;
 mod reports;
 mod unsent;
 

@@ -12,7 +12,7 @@ use hookline::event_conflict::Conflict;
 use hookline::event_input::{batch_events, parse_event};
 use hookline::ids::{EventId, TenantId};
 use hookline::message::{self, QueueMessage};
-use hookline::ports::{Clock, DataStore, EventLookup, PortError, Queue, RateLimiter, TenantStore};
+use hookline::ports::{Clock, DataStore, EventLookup, LaneStore, PortError, Queue, RateLimiter, TenantStore};
 use hookline::problem::{FieldProblem, Problem};
 use hookline::ratelimit::RateBucket;
 use hookline::tenancy::{Need, Principal};
@@ -23,6 +23,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 mod check_in;
+mod positions;
+
+pub use positions::OrderedModes;
 
 /// The largest event taken: one whose envelope is over 64 KiB travels checked in
 /// (`hookline::claim_check`), so the queue and the table see it small.
@@ -86,9 +89,11 @@ pub struct Ingest<Q, E, C> {
     pub max_body_bytes: usize,
     /// Each tenant's events a second (counted in `events`' store, per second).
     pub limits: LimitDefaults,
+    /// Which tenants' events take places in ordered lanes.
+    pub ordered: OrderedModes,
 }
 
-impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter, C: Clock> Ingest<Q, E, C> {
+impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter + LaneStore, C: Clock> Ingest<Q, E, C> {
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let request_id = req.lambda_context_ref().map(|c| c.request_id.clone());
         api::serve(req.method(), req.uri().path(), request_id, self.route(&req))
@@ -188,6 +193,8 @@ impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter, C: Clock> Ingest<Q, E
         hookline::langgraph::fit_depth(&mut event)
             .map_err(|p| Problem::validation("the run nests too deep to deliver", vec![p]))?;
         event.tenant_id = acting.tenant;
+        // A run's end is ordered in its thread (and its run), as any event is.
+        event.order = hookline::ordering::asked(hookline::ordering::keys_of(&event.data, None));
         self.check_in(&mut event).await?;
         let (id, event_type) = self.queue_event(event, true).await?;
         Ok(api::json(202, &json!({ "id": id, "event_type": event_type })))
@@ -195,11 +202,12 @@ impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter, C: Clock> Ingest<Q, E
 
     /// Queues one event as its message, if its id is not another event's (an id
     /// Hookline made just now is no one's: `sent_id` says whether the sender gave it).
-    async fn queue_event(&self, event: Event, sent_id: bool) -> Result<(EventId, EventType), Problem> {
+    async fn queue_event(&self, mut event: Event, sent_id: bool) -> Result<(EventId, EventType), Problem> {
         if sent_id && let Some(c) = self.conflicts([&event]).await.pop().flatten() {
             tracing::info!(event_id = %event.id, fields = ?c.fields(), "refused: the id is another event's");
             return Err(c.problem(&event));
         }
+        self.give_positions([&mut event]).await;
         let (id, event_type) = (event.id.clone(), event.event_type.clone());
         let message = QueueMessage::event(event);
         self.queue.send(&message).await.map_err(|e| queue_problem(&e))?;
@@ -321,6 +329,10 @@ impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter, C: Clock> Ingest<Q, E
             })
             .collect();
 
+        // Positions last, for only what is queued: a position taken and not queued is a
+        // gap its lane waits out.
+        let mut to_send = to_send;
+        self.give_positions(to_send.iter_mut().map(|(_, e)| e)).await;
         // Events travel packed, several to a message: fewer SQS requests and invocations.
         let packed = message::pack(to_send);
         let messages: Vec<QueueMessage> = packed.iter().map(|(_, m)| m.clone()).collect();

@@ -7,6 +7,7 @@ use lambda_http::Body;
 use std::sync::atomic::Ordering;
 
 mod large;
+mod positions;
 
 const FIXTURE: &str = include_str!("../fixtures/apigw-post-event.json");
 const INGEST: &str = "fixture-ingest-key";
@@ -27,6 +28,7 @@ fn with_data() -> (Ingest<MemoryQueue, MemoryStore, ManualClock>, Arc<MemoryData
         clock: ManualClock::at(Timestamp::from_unix_millis(1_795_935_600_000)),
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         limits: Default::default(),
+        ordered: OrderedModes::new(std::time::Duration::ZERO),
     };
     (ingest, data)
 }

@@ -23,6 +23,7 @@ fn event() -> Event {
         expires_at: None,
         collapse_key: None,
         data_ref: None,
+        order: None,
     }
 }
 

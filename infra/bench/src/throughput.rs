@@ -186,6 +186,7 @@ pub fn event(i: usize) -> Result<Event, Box<dyn std::error::Error>> {
         expires_at: None,
         collapse_key: None,
         data_ref: None,
+        order: None,
     })
 }
 

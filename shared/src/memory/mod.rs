@@ -5,6 +5,7 @@ mod data;
 mod deliveries;
 mod endpoints;
 mod events;
+mod lanes;
 mod queue;
 mod sender;
 mod stats;
@@ -54,6 +55,9 @@ pub struct MemoryStore {
     buckets: Mutex<HashMap<String, crate::ratelimit::Bucket>>,
     /// The newest rank of each (endpoint, collapse key).
     newest: Mutex<HashMap<(EndpointId, String), String>>,
+    /// Ordered lanes, and the positions taken of each (tenant, mode, key).
+    lanes: Mutex<HashMap<lanes::LaneKey, lanes::Lane>>,
+    positions: Mutex<HashMap<(TenantId, crate::ordering::OrderingMode, String), u64>>,
     /// Rate windows' counts, by (name, second).
     windows: Mutex<HashMap<(String, i64), u32>>,
     /// Moved by every change to the endpoints.

@@ -140,6 +140,7 @@ async fn an_event_message_the_version_before_reports_queued_is_read_as_its_repor
         expires_at: None,
         collapse_key: None,
         data_ref: None,
+        order: None,
     };
     let mut batch = fixture();
     batch.records[0].body = Some(QueueMessage::EventV1 { event: old }.to_body());

@@ -48,6 +48,9 @@ impl DynamoStore {
         if let Some(w) = &d.wake {
             item.insert("wake".into(), s(w));
         }
+        if let Some(place) = &d.order {
+            item.insert("lane".into(), s(serde_json::to_string(place).unwrap_or_default()));
+        }
         put_tenant(&mut item, &d.tenant_id);
         item
     }
@@ -172,6 +175,9 @@ pub(super) fn delivery_from_item(item: &Item) -> PortResult<Delivery> {
         last_error: r.opt_str("last_error").map(str::to_owned),
         failure_reason: r.opt_str("failure_reason").map(str::to_owned),
         wake: r.opt_str("wake").map(str::to_owned),
+        // Not in the `open` index's projection: a delivery read from it has none, and
+        // the full update of it leaves the stored one as it is.
+        order: r.opt_str("lane").and_then(|l| serde_json::from_str(l).ok()),
         created_at: Timestamp::from_unix_millis(r.num("created_at")?),
         updated_at: Timestamp::from_unix_millis(r.num("updated_at")?),
     })

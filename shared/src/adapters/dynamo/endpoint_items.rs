@@ -63,6 +63,9 @@ pub(super) fn endpoint_to_item(e: &Endpoint) -> Item {
     if let Some(b) = e.max_body_bytes {
         item.insert("max_body_bytes".into(), n(b));
     }
+    if e.ordering != crate::ordering::OrderingMode::None {
+        item.insert("ordering".into(), s(e.ordering.as_str()));
+    }
     if !e.previous_secrets.is_empty() {
         let list = e
             .previous_secrets
@@ -136,6 +139,10 @@ pub(super) fn endpoint_from_item(item: &Item) -> PortResult<Endpoint> {
         rate_limit_per_second: r.opt_num("rate_limit_per_second"),
         slow_since: r.opt_num("slow_since").map(Timestamp::from_unix_millis),
         max_body_bytes: r.opt_num("max_body_bytes"),
+        ordering: r
+            .opt_str("ordering")
+            .and_then(crate::ordering::OrderingMode::parse)
+            .unwrap_or_default(),
         secret: r.parse("secret", EndpointSecret::parse)?,
         previous_secrets: match item.get("previous_secrets") {
             Some(AttributeValue::L(l)) => l

@@ -423,6 +423,7 @@ mod tests {
             expires_at: None,
             collapse_key: None,
             data_ref: None,
+            order: None,
         };
         let prose = event(serde_json::json!({"text": "the parcel left the hub on Tuesday; ".repeat(30)}));
         let (attr, value) = packed_body(&prose.envelope_json());

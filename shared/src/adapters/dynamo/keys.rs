@@ -52,6 +52,17 @@ pub(super) fn newest_pk(ep: &EndpointId) -> String {
     format!("NEWEST#{ep}")
 }
 
+/// An endpoint's ordered lanes of one mode, by key (`crate::ordering`).
+pub(super) fn lane_pk(ep: &EndpointId, mode: crate::ordering::OrderingMode) -> String {
+    format!("LANE#{ep}#{}", mode.as_str())
+}
+
+/// A tenant's position counters of one mode, by key: ingest writes only these
+/// partitions and its rate windows'.
+pub(super) fn positions_pk(tenant: &TenantId, mode: crate::ordering::OrderingMode) -> String {
+    format!("OSEQ#{tenant}#{}", mode.as_str())
+}
+
 /// An endpoint's delivery log.
 pub(super) fn delivery_pk(ep: &EndpointId) -> String {
     format!("EP#{ep}")

@@ -43,6 +43,7 @@ mod endpoint_items;
 mod endpoints;
 mod events;
 mod keys;
+mod lanes;
 mod log;
 mod open;
 mod rate_limit;

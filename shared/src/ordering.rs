@@ -1,0 +1,422 @@
+//! Ordered lanes: an endpoint with `ordering: run` (or `thread`) gets each run's (or
+//! thread's) events one after another in their order, after retries too; other runs
+//! go on beside it.
+//!
+//! An event's place in a lane is its key (`ordering_key`, else the SDK's
+//! `data.run_id` / `data.thread_id`) and its position: in a run, the SDK's `data.seq`
+//! when it gives one, else the order ingest took it in (a counter per key); in a
+//! thread, always ingest's order. Positions count from 1 without gaps, so a delivery
+//! knows whether its predecessor is still to come.
+//!
+//! A lane is one item per (endpoint, mode, key) holding the position whose turn it is
+//! (`next`). A delivery goes when its position is `next`; otherwise it is parked
+//! (pending, no message) and named in the lane, and the end of its predecessor wakes
+//! it. A predecessor that ends (delivered, failed by its policy, expired, superseded)
+//! moves the lane on; a failed one marks its successor `previous_failed`. A position
+//! that never arrives (an event lost before the queue, a retried request's unused
+//! positions) is skipped after [`GAP`], counted as failed; the sweeper's re-drive of
+//! the parked delivery is what notices it.
+
+use crate::event::EventKey;
+use crate::timestamp::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::time::Duration;
+
+/// How long a lane waits for a position that has not arrived before it skips it:
+/// longer than a lost message takes to come back (the queue's 720 s visibility).
+pub const GAP: Duration = Duration::from_secs(900);
+/// The longest key, in bytes.
+pub const MAX_KEY_BYTES: usize = 256;
+
+/// An endpoint's `ordering`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderingMode {
+    #[default]
+    None,
+    Run,
+    Thread,
+}
+
+impl OrderingMode {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(Self::None),
+            "run" => Some(Self::Run),
+            "thread" => Some(Self::Thread),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Run => "run",
+            Self::Thread => "thread",
+        }
+    }
+}
+
+/// An event's place in one kind of lane.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Place {
+    pub key: String,
+    pub position: u64,
+}
+
+/// An event's places, as ingest gave them; sent to receivers too, so that they can
+/// see a gap for themselves.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Order {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<Place>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<Place>,
+}
+
+impl Order {
+    pub fn is_empty(&self) -> bool {
+        self.run.is_none() && self.thread.is_none()
+    }
+
+    pub fn place(&self, mode: OrderingMode) -> Option<&Place> {
+        match mode {
+            OrderingMode::None => None,
+            OrderingMode::Run => self.run.as_ref(),
+            OrderingMode::Thread => self.thread.as_ref(),
+        }
+    }
+}
+
+/// What an event names its lanes by, as sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Keys {
+    pub run: Option<String>,
+    pub thread: Option<String>,
+    /// Its position in its run, when the producer counts (the SDK's `data.seq`).
+    pub seq: Option<u64>,
+}
+
+/// The keys of an event with this `data` and top-level `ordering_key`: the
+/// `ordering_key` is both its run's and its thread's key when given.
+pub fn keys_of(data: &Value, ordering_key: Option<&str>) -> Keys {
+    let given = ordering_key.map(str::to_owned);
+    Keys {
+        run: given.clone().or_else(|| key_of(data.get("run_id"))),
+        thread: given.or_else(|| key_of(data.get("thread_id"))),
+        seq: data.get("seq").and_then(Value::as_u64).filter(|n| *n > 0),
+    }
+}
+
+/// A key from a string or an integer; anything else (null, empty, too long, with
+/// control characters) names no lane.
+fn key_of(v: Option<&Value>) -> Option<String> {
+    let k = match v? {
+        Value::String(s) => s.clone(),
+        Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
+        _ => return None,
+    };
+    check_key(&k).ok().map(|()| k)
+}
+
+/// Whether `k` may name a lane.
+pub fn check_key(k: &str) -> Result<(), String> {
+    if k.is_empty() || k.len() > MAX_KEY_BYTES {
+        return Err(format!("must be 1 to {MAX_KEY_BYTES} bytes long"));
+    }
+    if k.chars().any(char::is_control) {
+        return Err("must not hold control characters".into());
+    }
+    Ok(())
+}
+
+/// The places an event asks for, as it enters: in its run at its `seq` when the
+/// producer counts, else (and in its thread always) at position 0, which ingest fills
+/// from its counters ([`assign`]) before the event is queued.
+pub fn asked(keys: Keys) -> Option<Order> {
+    let order = Order {
+        run: keys.run.map(|key| Place {
+            key,
+            position: keys.seq.unwrap_or(0),
+        }),
+        thread: keys.thread.map(|key| Place { key, position: 0 }),
+    };
+    (!order.is_empty()).then_some(order)
+}
+
+/// A sequence positions are taken from: a (mode, key) of one tenant.
+pub type Sequence = (OrderingMode, String);
+
+/// The sequences a request's events need positions from, each with how many, in the
+/// order they first appear.
+pub fn wanted<'a>(orders: impl IntoIterator<Item = &'a Order>) -> Vec<(Sequence, u64)> {
+    let mut out: Vec<(Sequence, u64)> = Vec::new();
+    for order in orders {
+        for (mode, place) in [
+            (OrderingMode::Run, &order.run),
+            (OrderingMode::Thread, &order.thread),
+        ] {
+            let Some(p) = place.as_ref().filter(|p| p.position == 0) else {
+                continue;
+            };
+            match out.iter_mut().find(|((m, k), _)| *m == mode && *k == p.key) {
+                Some((_, n)) => *n += 1,
+                None => out.push(((mode, p.key.clone()), 1)),
+            }
+        }
+    }
+    out
+}
+
+/// Gives each place still at 0 the next of its sequence's positions, in request order,
+/// from the first position taken for it (`taken`); a place whose sequence has none
+/// (its counter could not be reached) is dropped: that event is not ordered there.
+pub fn assign<'a>(orders: impl IntoIterator<Item = &'a mut Order>, taken: &[(Sequence, u64)]) {
+    let mut next: Vec<(Sequence, u64)> = taken.to_vec();
+    for order in orders {
+        for (mode, place) in [
+            (OrderingMode::Run, &mut order.run),
+            (OrderingMode::Thread, &mut order.thread),
+        ] {
+            let Some(p) = place.as_mut().filter(|p| p.position == 0) else {
+                continue;
+            };
+            match next.iter_mut().find(|((m, k), _)| *m == mode && *k == p.key) {
+                Some((_, at)) => {
+                    p.position = *at;
+                    *at += 1;
+                }
+                None => *place = None,
+            }
+        }
+    }
+}
+
+/// Where a delivery stands in its endpoint's lane; kept with the delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LanePlace {
+    pub mode: OrderingMode,
+    pub key: String,
+    pub position: u64,
+    /// The event before it in the lane was not delivered (it failed, or never came).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub previous_failed: bool,
+}
+
+impl LanePlace {
+    /// The place a delivery of an event with `order` to an endpoint in `mode` takes.
+    pub fn of(order: Option<&Order>, mode: OrderingMode) -> Option<Self> {
+        let p = order?.place(mode)?;
+        Some(Self {
+            mode,
+            key: p.key.clone(),
+            position: p.position,
+            previous_failed: false,
+        })
+    }
+}
+
+/// A lane as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaneState {
+    /// The position whose turn it is.
+    pub next: u64,
+    /// Since when.
+    pub next_since: Timestamp,
+    /// The event at `next`, once its delivery has taken the turn.
+    pub head: Option<EventKey>,
+}
+
+/// What a delivery asking for its turn hears.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Turn {
+    /// Its turn: `first` when this call gave it (the lane turned to it now), and
+    /// whether the event before it failed.
+    Go { first: bool, previous_failed: bool },
+    /// Not yet: the lane as it stands.
+    Wait(LaneState),
+    /// Its position was skipped before it came: it goes at once, out of the lane.
+    Passed,
+}
+
+/// What ending a turn did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TurnEnded {
+    /// The lane moved on; what waits at the next position, if anything.
+    Moved(Option<Waiter>),
+    /// The lane is not there yet: the end is kept for when it is.
+    Kept,
+    /// The lane is past it: nothing to do.
+    Behind,
+}
+
+/// What waits at a position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Waiter {
+    /// A parked delivery of this event, to wake.
+    Event(EventKey),
+    /// A delivery that ended before its turn came (`failed`: not delivered).
+    Ended { failed: bool },
+}
+
+/// What a delivery that must wait does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Waiting {
+    /// Parks until its predecessor ends, or until `until` (then the sweeper brings it
+    /// back to look again).
+    Park { until: Timestamp },
+    /// The position whose turn it is has not come for [`GAP`]: skip to this one.
+    SkipGap,
+    /// The head has held the lane for [`GAP`]: whether it has ended (by a way that did
+    /// not move the lane) is for its delivery to say.
+    AskHead(EventKey),
+}
+
+/// What a delivery at `position` does while `lane` is not at it.
+pub fn waiting(lane: &LaneState, position: u64, now: Timestamp) -> Waiting {
+    let waited = now.since(lane.next_since);
+    match &lane.head {
+        Some(head) if waited >= GAP => Waiting::AskHead(head.clone()),
+        None if waited >= GAP => Waiting::SkipGap,
+        // The nearest looks again after the gap; those further behind later (each is
+        // woken by its predecessor's end anyway), at most a day.
+        _ => {
+            let behind = u32::try_from(position.saturating_sub(lane.next)).unwrap_or(u32::MAX);
+            let wait = (GAP * behind.clamp(1, 96)).min(Duration::from_secs(86_400));
+            Waiting::Park {
+                until: now.saturating_add(wait),
+            }
+        }
+    }
+}
+
+/// The body an ordered endpoint is sent for a delivery whose predecessor failed:
+/// the envelope with `"previous_failed": true` at its end.
+pub fn mark_previous_failed(envelope: &[u8]) -> bytes::Bytes {
+    match envelope.strip_suffix(b"}") {
+        Some(open) => {
+            let mut out = Vec::with_capacity(envelope.len() + 24);
+            out.extend_from_slice(open);
+            out.extend_from_slice(br#","previous_failed":true}"#);
+            bytes::Bytes::from(out)
+        }
+        None => bytes::Bytes::copy_from_slice(envelope),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const T0: i64 = 1_795_935_600_000;
+
+    #[test]
+    fn keys_come_from_the_sdks_fields_or_the_ordering_key() {
+        let data = json!({"run_id": "r-1", "thread_id": 42, "seq": 7});
+        assert_eq!(
+            keys_of(&data, None),
+            Keys {
+                run: Some("r-1".into()),
+                thread: Some("42".into()),
+                seq: Some(7)
+            }
+        );
+        let k = keys_of(&data, Some("order-9"));
+        assert_eq!(
+            (k.run.as_deref(), k.thread.as_deref()),
+            (Some("order-9"), Some("order-9"))
+        );
+        let none = keys_of(&json!({"run_id": null, "thread_id": "", "seq": 0}), None);
+        assert_eq!(none, Keys::default());
+        assert_eq!(keys_of(&json!([1, 2]), None), Keys::default());
+        assert!(keys_of(&json!({"run_id": "x".repeat(257)}), None).run.is_none());
+    }
+
+    #[test]
+    fn ingest_gives_positions_in_request_order_and_a_runs_seq_stands() {
+        let asked = |data: Value| asked(keys_of(&data, None)).unwrap();
+        let mut orders = vec![
+            asked(json!({"run_id": "a", "thread_id": "t"})),
+            asked(json!({"run_id": "b", "thread_id": "t", "seq": 4})),
+            asked(json!({"run_id": "a", "thread_id": "t"})),
+        ];
+        let wanted = wanted(&orders);
+        assert_eq!(
+            wanted,
+            vec![
+                ((OrderingMode::Run, "a".to_owned()), 2),
+                ((OrderingMode::Thread, "t".to_owned()), 3)
+            ]
+        );
+        // GIVEN the run's counter gave 10, and the thread's could not be reached
+        assign(&mut orders, &[((OrderingMode::Run, "a".to_owned()), 10)]);
+        let runs: Vec<u64> = orders.iter().map(|o| o.run.as_ref().unwrap().position).collect();
+        assert_eq!(runs, vec![10, 4, 11]);
+        assert!(orders.iter().all(|o| o.thread.is_none()), "not ordered by thread");
+        assert_eq!(super::asked(keys_of(&json!({"x": 1}), None)), None);
+    }
+
+    #[test]
+    fn a_delivery_takes_its_events_place_for_its_endpoints_mode() {
+        let order = Order {
+            run: Some(Place {
+                key: "r".into(),
+                position: 3,
+            }),
+            thread: None,
+        };
+        let p = LanePlace::of(Some(&order), OrderingMode::Run).unwrap();
+        assert_eq!((p.key.as_str(), p.position), ("r", 3));
+        assert_eq!(LanePlace::of(Some(&order), OrderingMode::Thread), None);
+        assert_eq!(LanePlace::of(Some(&order), OrderingMode::None), None);
+        assert_eq!(LanePlace::of(None, OrderingMode::Run), None);
+    }
+
+    fn lane(next: u64, since_ms: i64, head: bool) -> LaneState {
+        LaneState {
+            next,
+            next_since: Timestamp::from_unix_millis(T0 + since_ms),
+            head: head.then(|| EventKey::of_default(&crate::EventId::parse("evt_head").unwrap())),
+        }
+    }
+
+    #[test]
+    fn a_waiting_delivery_parks_then_skips_a_gap_or_asks_after_a_stuck_head() {
+        let now = Timestamp::from_unix_millis(T0 + 60_000);
+        assert_eq!(
+            waiting(&lane(2, 0, false), 3, now),
+            Waiting::Park {
+                until: now.saturating_add(GAP)
+            }
+        );
+        assert_eq!(
+            waiting(&lane(2, 0, true), 6, now),
+            Waiting::Park {
+                until: now.saturating_add(GAP * 4)
+            }
+        );
+        let late = Timestamp::from_unix_millis(T0 + GAP.as_millis() as i64);
+        assert_eq!(waiting(&lane(2, 0, false), 3, late), Waiting::SkipGap);
+        assert!(matches!(waiting(&lane(2, 0, true), 3, late), Waiting::AskHead(_)));
+    }
+
+    #[test]
+    fn the_previous_failed_marker_closes_the_envelope() {
+        let marked = mark_previous_failed(br#"{"id":"evt_1","data":{}}"#);
+        let v: Value = serde_json::from_slice(&marked).unwrap();
+        assert_eq!(v["previous_failed"], true);
+        assert_eq!(v["id"], "evt_1");
+    }
+
+    #[test]
+    fn modes_read_back_from_their_names() {
+        for m in [OrderingMode::None, OrderingMode::Run, OrderingMode::Thread] {
+            assert_eq!(OrderingMode::parse(m.as_str()), Some(m));
+        }
+        assert_eq!(OrderingMode::parse("fifo"), None);
+    }
+}
