@@ -242,6 +242,41 @@ pub enum Turn {
     Passed,
 }
 
+/// An endpoint ordered by `mode`, as ingest needs to know it: whose, and which events
+/// it takes (never its secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderedEndpoint {
+    pub tenant_id: crate::ids::TenantId,
+    pub mode: OrderingMode,
+    pub event_types: Vec<crate::matching::EventTypeFilter>,
+}
+
+impl OrderedEndpoint {
+    pub fn takes(&self, event: &crate::event::Event, mode: OrderingMode) -> bool {
+        self.mode == mode
+            && self.tenant_id == event.tenant_id
+            && self.event_types.iter().any(|f| f.matches(&event.event_type))
+    }
+}
+
+/// Keeps only the places some ordered endpoint will use: an event's place by run (or
+/// thread) stays when an endpoint of its tenant ordered so takes it.
+pub fn keep_used(event: &mut crate::event::Event, ordered: &[OrderedEndpoint]) {
+    let used = |mode| ordered.iter().any(|o| o.takes(event, mode));
+    let (run, thread) = (used(OrderingMode::Run), used(OrderingMode::Thread));
+    if let Some(order) = event.order.as_mut() {
+        if !run {
+            order.run = None;
+        }
+        if !thread {
+            order.thread = None;
+        }
+        if order.is_empty() {
+            event.order = None;
+        }
+    }
+}
+
 /// What ending a turn did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TurnEnded {

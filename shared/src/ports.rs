@@ -144,9 +144,9 @@ pub trait DataStore: Send + Sync {
 /// Ordered lanes (`crate::ordering`): positions taken at ingest, turns at delivery.
 #[async_trait]
 pub trait LaneStore: Send + Sync {
-    /// Each tenant's modes some active endpoint of it is ordered by (the endpoints'
-    /// ids, tenants and `ordering` only: never their secrets).
-    async fn ordered_modes(&self) -> PortResult<Vec<(TenantId, OrderingMode)>>;
+    /// The active endpoints ordered by run or thread: their tenants, modes and event
+    /// types only (never their secrets).
+    async fn ordered_endpoints(&self) -> PortResult<Vec<crate::ordering::OrderedEndpoint>>;
     /// Takes `n` positions of the tenant's (mode, key) sequence: the first of them.
     async fn take_positions(
         &self,

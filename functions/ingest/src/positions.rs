@@ -1,5 +1,5 @@
-//! Events' places in ordered lanes (`hookline::ordering`), kept only where the
-//! tenant has an endpoint ordered that way (so that no one else pays for them, and
+//! Events' places in ordered lanes (`hookline::ordering`), kept only where an
+//! endpoint ordered that way takes the event (so that no one else pays for them, and
 //! their events are as they were): a place the producer did not count gets its
 //! position from the tenant's counter for that run or thread, one atomic add per key
 //! per request, in the order the request holds them.
@@ -7,17 +7,16 @@
 use crate::Ingest;
 use hookline::event::Event;
 use hookline::ids::TenantId;
-use hookline::ordering::{self, Order, OrderingMode};
+use hookline::ordering::{self, Order, OrderedEndpoint};
 use hookline::ports::{Clock, LaneStore};
 use hookline::telemetry::{Metrics, Unit};
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The (tenant, mode) pairs some active endpoint is ordered by.
-type Ordered = Arc<HashSet<(TenantId, OrderingMode)>>;
+/// The active endpoints ordered by run or thread.
+type Ordered = Arc<Vec<OrderedEndpoint>>;
 
-/// Which tenants have an endpoint ordered by which mode, read at most every `ttl`
+/// Which endpoints are ordered, and which events they take, read at most every `ttl`
 /// (an endpoint made ordered is seen by ingest within it).
 pub struct OrderedModes {
     ttl: Duration,
@@ -41,9 +40,9 @@ impl OrderedModes {
         {
             return Some(set.clone());
         }
-        match store.ordered_modes().await {
-            Ok(modes) => {
-                let set = Arc::new(modes.into_iter().collect::<HashSet<_>>());
+        match store.ordered_endpoints().await {
+            Ok(ordered) => {
+                let set = Arc::new(ordered);
                 *entry = Some((Instant::now(), set.clone()));
                 Some(set)
             }
@@ -67,15 +66,7 @@ impl<Q, E: LaneStore, C: Clock> Ingest<Q, E, C> {
         }
         if let Some(ordered) = self.ordered.current(&self.events).await {
             for e in &mut events {
-                let tenant = e.tenant_id.clone();
-                if let Some(order) = e.order.as_mut() {
-                    if !ordered.contains(&(tenant.clone(), OrderingMode::Run)) {
-                        order.run = None;
-                    }
-                    if !ordered.contains(&(tenant, OrderingMode::Thread)) {
-                        order.thread = None;
-                    }
-                }
+                ordering::keep_used(e, &ordered);
             }
         }
         let mut tenants: Vec<TenantId> = Vec::new();

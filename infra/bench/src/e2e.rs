@@ -85,6 +85,15 @@ pub async fn run(opts: Options) -> Result<Value, BoxError> {
         }
     }
     crate::e2e_noisy::register(&api, &base).await?;
+    for batch in [true, false] {
+        let name = ordered_name(batch);
+        api.ordered_endpoint(
+            &format!("{name}-0"),
+            &format!("{base}/{name}/0"),
+            &phase_type(&name),
+        )
+        .await?;
+    }
     tokio::time::sleep(Duration::from_secs(6)).await;
     // Warm every instance: a burst wide enough to start each.
     let warm: Vec<Value> = (0..100)
@@ -110,14 +119,42 @@ pub async fn run(opts: Options) -> Result<Value, BoxError> {
         let mut requests = serde_json::Map::new();
         for &(fanout, batch, tenant) in COUNT_PHASES {
             let name = phase_name(fanout, batch, tenant);
-            let r = bench
-                .count_phase(&name, fanout, batch, tenant, opts.events, true)
-                .await?;
+            let phase = Phase {
+                name: &name,
+                fanout,
+                batch,
+                tenant,
+                ordered: false,
+            };
+            let r = bench.count_phase(&phase, opts.events, true).await?;
+            requests.insert(name, r);
+        }
+        // An endpoint ordered by run, the events numbered by run as the SDK numbers them.
+        for batch in [true, false] {
+            let name = ordered_name(batch);
+            let phase = Phase {
+                name: &name,
+                fanout: 1,
+                batch,
+                tenant: false,
+                ordered: true,
+            };
+            let r = bench.count_phase(&phase, opts.events, true).await?;
             requests.insert(name, r);
         }
         print_requests(&requests);
         let timing = bench
-            .count_phase(TIMING_PHASE, 1, true, false, opts.events, false)
+            .count_phase(
+                &Phase {
+                    name: TIMING_PHASE,
+                    fanout: 1,
+                    batch: true,
+                    tenant: false,
+                    ordered: false,
+                },
+                opts.events,
+                false,
+            )
             .await?;
         out.insert(
             "cost_per_million".into(),
@@ -162,6 +199,21 @@ fn phase_name(fanout: usize, batch: bool, tenant: bool) -> String {
         false => format!("fanout{fanout}-{ingest}"),
         true => format!("tenant{fanout}-{ingest}"),
     }
+}
+
+/// A counted phase: its endpoints (how many, whose, ordered by run or not) and how
+/// its events are sent (in batches of 100, or one by one).
+struct Phase<'a> {
+    name: &'a str,
+    fanout: usize,
+    batch: bool,
+    tenant: bool,
+    ordered: bool,
+}
+
+/// The phase of one endpoint ordered by run.
+fn ordered_name(batch: bool) -> String {
+    format!("ordered1-{}", if batch { "batch" } else { "single" })
 }
 
 /// Each phase's own event type, so that only its endpoints match its events.
@@ -320,15 +372,14 @@ impl Bench {
         Ok(out)
     }
 
-    async fn count_phase(
-        &self,
-        name: &str,
-        fanout: usize,
-        batch: bool,
-        tenant: bool,
-        events: usize,
-        measure: bool,
-    ) -> Result<Value, BoxError> {
+    async fn count_phase(&self, phase: &Phase<'_>, events: usize, measure: bool) -> Result<Value, BoxError> {
+        let &Phase {
+            name,
+            fanout,
+            batch,
+            tenant,
+            ordered,
+        } = phase;
         let Self {
             proxy,
             received,
@@ -342,7 +393,14 @@ impl Bench {
         let (fn_log, runner_log) = (stack.log_len("functions.log"), stack.log_len("runner.log"));
         proxy.measure(measure);
         let bodies: Vec<Value> = (0..events)
-            .map(|i| event(&format!("{name}-{i:05}"), &event_type, i))
+            .map(|i| {
+                let mut e = event(&format!("{name}-{i:05}"), &event_type, i);
+                if ordered {
+                    // Each run's steps 1 to 20 (`agent_data`'s runs are 20 steps long).
+                    e["data"]["seq"] = json!(i % 20 + 1);
+                }
+                e
+            })
             .collect();
         let mut ingest_ms = Vec::new();
         let mut ingest_requests = 0usize;

@@ -89,6 +89,25 @@ pub(crate) fn print_requests(r: &serde_json::Map<String, Value>) {
             );
         }
     }
+    // What ordering costs: an endpoint ordered by run beside an unordered one.
+    for ingest in ["batch", "single"] {
+        if let (Some(o), Some(d)) = (
+            r.get(&format!("ordered1-{ingest}")),
+            r.get(&format!("fanout1-{ingest}")),
+        ) {
+            let diff = |k: &str| {
+                o["per_webhook"][k].as_f64().unwrap_or(f64::NAN)
+                    - d["per_webhook"][k].as_f64().unwrap_or(f64::NAN)
+            };
+            println!(
+                "an endpoint ordered by run, {ingest} ingest, beside an unordered one: {:+.3} SQS requests, {:+.3} DynamoDB requests, {:+.3} write units, {:+.3} read units per webhook",
+                diff("sqs_requests"),
+                diff("dynamodb_requests"),
+                diff("write_units"),
+                diff("read_units")
+            );
+        }
+    }
     println!("targets: ≤ 0.3 SQS requests and ≤ 2 write units per webhook");
 }
 

@@ -292,11 +292,27 @@ impl Api {
         event_type: &str,
         timeout_seconds: u32,
     ) -> Result<(), BoxError> {
+        self.create_endpoint(json!({"name": name, "url": url, "event_types": [event_type], "timeout_seconds": timeout_seconds, "tenant_id": self.tenant}))
+            .await
+    }
+
+    /// An endpoint ordered by run (`hookline::ordering`).
+    pub(crate) async fn ordered_endpoint(
+        &self,
+        name: &str,
+        url: &str,
+        event_type: &str,
+    ) -> Result<(), BoxError> {
+        self.create_endpoint(json!({"name": name, "url": url, "event_types": [event_type], "ordering": "run", "tenant_id": self.tenant}))
+            .await
+    }
+
+    async fn create_endpoint(&self, body: Value) -> Result<(), BoxError> {
         let res = self
             .client
             .post(format!("{}/v1/endpoints", self.url))
             .header("x-api-key", "dev-admin-key")
-            .json(&json!({"name": name, "url": url, "event_types": [event_type], "timeout_seconds": timeout_seconds, "tenant_id": self.tenant}))
+            .json(&body)
             .send()
             .await?;
         if !res.status().is_success() {

@@ -39,7 +39,7 @@ fn fresh(now: Timestamp) -> Lane {
 
 #[async_trait]
 impl LaneStore for MemoryStore {
-    async fn ordered_modes(&self) -> PortResult<Vec<(TenantId, OrderingMode)>> {
+    async fn ordered_endpoints(&self) -> PortResult<Vec<crate::ordering::OrderedEndpoint>> {
         self.check()?;
         let endpoints = self.endpoints.lock().unwrap();
         Ok(endpoints
@@ -47,7 +47,11 @@ impl LaneStore for MemoryStore {
             .filter(|e| {
                 e.ordering != OrderingMode::None && e.status == crate::endpoint::EndpointStatus::Active
             })
-            .map(|e| (e.tenant_id.clone(), e.ordering))
+            .map(|e| crate::ordering::OrderedEndpoint {
+                tenant_id: e.tenant_id.clone(),
+                mode: e.ordering,
+                event_types: e.event_types.clone(),
+            })
             .collect())
     }
 

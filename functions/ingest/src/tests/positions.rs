@@ -20,11 +20,13 @@ fn queued_orders(ingest: &Ingest<MemoryQueue, MemoryStore, ManualClock>) -> Vec<
         .collect()
 }
 
+/// An endpoint ordered by `mode` that takes the event type `a` only.
 async fn ordered_by(ingest: &Ingest<MemoryQueue, MemoryStore, ManualClock>, mode: OrderingMode) {
+    let takes = vec![hookline::endpoint::EventTypeFilter::parse("a").unwrap()];
     let mut ep = Endpoint::new(
         "timeline".into(),
         "https://t.example/".into(),
-        Vec::new(),
+        takes,
         ingest.clock.now(),
     );
     ep.ordering = mode;
@@ -84,12 +86,13 @@ async fn a_threads_events_are_numbered_in_request_order_across_requests() {
 }
 
 #[tokio::test]
-async fn a_runs_seq_is_its_position_and_a_key_too_long_is_refused() {
+async fn a_runs_seq_is_its_position_and_an_event_no_ordered_endpoint_takes_has_none() {
     let ingest = subject();
     ordered_by(&ingest, OrderingMode::Run).await;
     let body = batch_of(vec![
         json!({"event_type": "a", "data": {"run_id": "r-1", "seq": 2}}),
         json!({"event_type": "a", "data": {"run_id": "r-1", "seq": 1}}),
+        json!({"event_type": "b", "data": {"run_id": "r-1"}}),
     ]);
     assert_eq!(
         ingest
@@ -99,7 +102,7 @@ async fn a_runs_seq_is_its_position_and_a_key_too_long_is_refused() {
         202
     );
     let run = |p: u64| json!({"run": {"key": "r-1", "position": p}});
-    assert_eq!(queued_orders(&ingest), [run(2), run(1)]);
+    assert_eq!(queued_orders(&ingest), [run(2), run(1), Value::Null]);
 
     let long = json!({"event_type": "a", "data": {}, "ordering_key": "k".repeat(257)}).to_string();
     let res = ingest.handle(post("/v1/events", INGEST, &long)).await;

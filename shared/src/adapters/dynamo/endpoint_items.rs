@@ -84,9 +84,9 @@ pub(super) fn endpoint_to_item(e: &Endpoint) -> Item {
     item
 }
 
-pub(super) fn endpoint_from_item(item: &Item) -> PortResult<Endpoint> {
-    let r = Reader(item);
-    let event_types = match item.get("event_types") {
+/// An endpoint item's `event_types`.
+pub(super) fn event_types_of(item: &Item) -> PortResult<Vec<EventTypeFilter>> {
+    Ok(match item.get("event_types") {
         Some(AttributeValue::L(l)) => l
             .iter()
             .map(|v| match v {
@@ -99,7 +99,12 @@ pub(super) fn endpoint_from_item(item: &Item) -> PortResult<Endpoint> {
             })
             .collect::<PortResult<Vec<_>>>()?,
         _ => Vec::new(),
-    };
+    })
+}
+
+pub(super) fn endpoint_from_item(item: &Item) -> PortResult<Endpoint> {
+    let r = Reader(item);
+    let event_types = event_types_of(item)?;
     let headers = match item.get("headers") {
         Some(AttributeValue::M(m)) => m
             .iter()

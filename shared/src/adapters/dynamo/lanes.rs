@@ -81,7 +81,7 @@ impl DynamoStore {
 
 #[async_trait]
 impl LaneStore for DynamoStore {
-    async fn ordered_modes(&self) -> PortResult<Vec<(TenantId, OrderingMode)>> {
+    async fn ordered_endpoints(&self) -> PortResult<Vec<crate::ordering::OrderedEndpoint>> {
         let query = self
             .client
             .query()
@@ -91,12 +91,16 @@ impl LaneStore for DynamoStore {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":pk", s(ENDPOINT_PK))
             .expression_attribute_values(":active", s("active"))
-            .projection_expression("tenant_id, ordering");
+            .projection_expression("tenant_id, ordering, event_types");
         let mut out = Vec::new();
         for item in query_all(query, "Query ordered endpoints").await? {
             let r = Reader(&item);
             if let Some(mode) = r.opt_str("ordering").and_then(OrderingMode::parse) {
-                out.push((r.tenant()?, mode));
+                out.push(crate::ordering::OrderedEndpoint {
+                    tenant_id: r.tenant()?,
+                    mode,
+                    event_types: super::endpoint_items::event_types_of(&item)?,
+                });
             }
         }
         Ok(out)
