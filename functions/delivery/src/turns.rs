@@ -56,14 +56,16 @@ where
                                 until: now.saturating_add(GAP),
                             });
                         }
-                        // It ended by a way that did not move the lane (or is gone).
+                        // It ended by a way that did not move the lane (or is gone): the
+                        // lane moves on now, waking whoever waits next (unless that is
+                        // this delivery, which asks again).
                         ended => {
                             let at = LanePlace {
                                 position: lane.next,
                                 ..place.clone()
                             };
                             let failed = ended.is_none_or(|h| h.status != DeliveryStatus::Delivered);
-                            self.store.end_turn(&ep.id, &at, failed, now).await?;
+                            self.move_on(&ep.id, at, failed, Some(&key)).await?;
                         }
                     },
                 },
@@ -108,31 +110,43 @@ where
     /// After `d` ended (delivered, failed, expired, superseded): its lane moves on, past
     /// any delivery that ended ahead of its turn, and the one parked next is woken.
     pub(crate) async fn turn_ended(&self, d: &Delivery) {
-        let Some(mut place) = d.order.clone() else { return };
-        let mut failed = d.status != DeliveryStatus::Delivered;
-        // Each ended delivery found waiting is ended in turn (bounded: the rest wait
-        // for the sweeper).
+        let Some(place) = d.order.clone() else { return };
+        let failed = d.status != DeliveryStatus::Delivered;
+        if let Err(e) = self.move_on(&d.endpoint_id, place, failed, None).await {
+            tracing::warn!(error = %e, delivery_id = %d.id, "could not move the ordered lane on; the next delivery's wait ends it");
+        }
+    }
+
+    /// Ends the turn at `place` and those ended ahead of theirs after it, then wakes the
+    /// delivery waiting next, unless it is `asking`'s (which is asking already).
+    async fn move_on(
+        &self,
+        endpoint: &EndpointId,
+        mut place: LanePlace,
+        mut failed: bool,
+        asking: Option<&EventKey>,
+    ) -> PortResult<()> {
+        // Bounded: what is left waits for the sweeper to bring its delivery back.
         for _ in 0..100 {
             match self
                 .store
-                .end_turn(&d.endpoint_id, &place, failed, self.clock.now())
-                .await
+                .end_turn(endpoint, &place, failed, self.clock.now())
+                .await?
             {
-                Ok(TurnEnded::Moved(Some(Waiter::Event(next)))) => {
-                    self.wake(&next, &d.endpoint_id).await;
-                    return;
+                TurnEnded::Moved(Some(Waiter::Event(next))) => {
+                    if asking != Some(&next) {
+                        self.wake(&next, endpoint).await;
+                    }
+                    return Ok(());
                 }
-                Ok(TurnEnded::Moved(Some(Waiter::Ended { failed: f }))) => {
+                TurnEnded::Moved(Some(Waiter::Ended { failed: f })) => {
                     place.position += 1;
                     failed = f;
                 }
-                Ok(TurnEnded::Moved(None) | TurnEnded::Kept | TurnEnded::Behind) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, delivery_id = %d.id, "could not move the ordered lane on; the next delivery's wait ends it");
-                    return;
-                }
+                TurnEnded::Moved(None) | TurnEnded::Kept | TurnEnded::Behind => return Ok(()),
             }
         }
+        Ok(())
     }
 
     /// Queues the attempt of the parked delivery of `event` to `endpoint`.

@@ -186,3 +186,27 @@ async fn brought_back_before_the_gap_a_parked_delivery_parks_again() {
     assert_eq!(again.status, DeliveryStatus::Pending);
     assert!(again.next_attempt_at > parked.next_attempt_at, "{again:?}");
 }
+
+#[tokio::test]
+async fn a_head_that_ended_without_moving_its_lane_is_noticed_by_the_next_after_the_gap() {
+    // GIVEN the first event is delivered but its lane could not be moved on
+    let (d, ep) = ordered().await;
+    d.store.refusing.lock().unwrap().push("end_turn");
+    let (first, second) = (event("evt_h1", "run-h", 1), event("evt_h2", "run-h", 2));
+    d.handle(batch(vec![QueueMessage::event(first.clone())])).await;
+    d.store.refusing.lock().unwrap().clear();
+    d.handle(batch(vec![QueueMessage::event(second.clone())])).await;
+    assert_eq!(sent_ids(&d, &ep), ["evt_h1"], "the second waits behind the head");
+
+    // WHEN the sweeper brings the second back after the gap
+    d.clock.advance(hookline::ordering::GAP + Duration::from_secs(1));
+    let parked = status(&d, &second, &ep).await;
+    let m = QueueMessage::next_attempt(second.clone(), &parked).unwrap();
+    assert!(d.handle(batch(vec![m])).await.batch_item_failures.is_empty());
+
+    // THEN it sees the head delivered, moves the lane on and goes, unmarked
+    assert_eq!(sent_ids(&d, &ep), ["evt_h1", "evt_h2"]);
+    let body: Value = serde_json::from_slice(&d.sender.requests()[1].body).unwrap();
+    assert!(body.get("previous_failed").is_none(), "{body}");
+    assert_eq!(status(&d, &second, &ep).await.status, DeliveryStatus::Delivered);
+}
