@@ -7,8 +7,10 @@ use crate::event::{Event, EventKey};
 use crate::event_conflict::Conflict;
 use crate::ids::{DeliveryId, EndpointId, TenantId, TenantKeyId};
 use crate::message::QueueMessage;
-use crate::ordering::{LanePlace, OrderingMode, Turn};
 pub use crate::ordering::{TurnEnded, Waiter};
+pub use lanes::LaneStore;
+
+mod lanes;
 use crate::timestamp::Timestamp;
 use async_trait::async_trait;
 use std::collections::HashSet;
@@ -139,57 +141,6 @@ pub trait DataStore: Send + Sync {
     async fn get_data(&self, key: &str) -> PortResult<Option<Vec<u8>>>;
     /// A URL anyone holding it may GET the data from, for `lifetime`.
     async fn data_url(&self, key: &str, lifetime: Duration) -> PortResult<String>;
-}
-
-/// Ordered lanes (`crate::ordering`): positions taken at ingest, turns at delivery.
-#[async_trait]
-pub trait LaneStore: Send + Sync {
-    /// The active endpoints ordered by run or thread: their tenants, modes and event
-    /// types only (never their secrets).
-    async fn ordered_endpoints(&self) -> PortResult<Vec<crate::ordering::OrderedEndpoint>>;
-    /// Takes `n` positions of the tenant's (mode, key) sequence: the first of them.
-    async fn take_positions(
-        &self,
-        tenant: &TenantId,
-        mode: OrderingMode,
-        key: &str,
-        n: u64,
-        now: Timestamp,
-    ) -> PortResult<u64>;
-    /// Asks for `place`'s turn in `endpoint`'s lane; `event` is then its head.
-    async fn claim_turn(
-        &self,
-        endpoint: &EndpointId,
-        place: &LanePlace,
-        event: &EventKey,
-        now: Timestamp,
-    ) -> PortResult<Turn>;
-    /// Names `event` as waiting at its position; `false` (nothing written) when the
-    /// lane has reached or passed it.
-    async fn park(
-        &self,
-        endpoint: &EndpointId,
-        place: &LanePlace,
-        event: &EventKey,
-        now: Timestamp,
-    ) -> PortResult<bool>;
-    /// The delivery at `place` ended (`failed`: not delivered).
-    async fn end_turn(
-        &self,
-        endpoint: &EndpointId,
-        place: &LanePlace,
-        failed: bool,
-        now: Timestamp,
-    ) -> PortResult<TurnEnded>;
-    /// Moves the lane from `from` to `place`'s position, the positions between counted
-    /// as failed; `false` when it is no longer at `from`.
-    async fn skip_to(
-        &self,
-        endpoint: &EndpointId,
-        place: &LanePlace,
-        from: u64,
-        now: Timestamp,
-    ) -> PortResult<bool>;
 }
 
 /// Ingest's look at the ids it is sent: which are taken, and by what.

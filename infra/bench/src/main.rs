@@ -20,6 +20,7 @@ mod awsproxy;
 mod billing;
 mod coldstart;
 mod e2e;
+mod e2e_counts;
 mod e2e_noisy;
 mod e2e_report;
 mod e2e_stack;
