@@ -12,7 +12,9 @@ use hookline::event_conflict::Conflict;
 use hookline::event_input::{batch_events, parse_event};
 use hookline::ids::{EventId, TenantId};
 use hookline::message::{self, QueueMessage};
-use hookline::ports::{Clock, DataStore, EventLookup, LaneStore, PortError, Queue, RateLimiter, TenantStore};
+use hookline::ports::{
+    Clock, DataStore, EndpointStore, EventLookup, LaneStore, PortError, Queue, RateLimiter, TenantStore,
+};
 use hookline::problem::{FieldProblem, Problem};
 use hookline::ratelimit::RateBucket;
 use hookline::tenancy::{Need, Principal};
@@ -93,7 +95,9 @@ pub struct Ingest<Q, E, C> {
     pub ordered: OrderedModes,
 }
 
-impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter + LaneStore, C: Clock> Ingest<Q, E, C> {
+impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter + LaneStore + EndpointStore, C: Clock>
+    Ingest<Q, E, C>
+{
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let request_id = req.lambda_context_ref().map(|c| c.request_id.clone());
         api::serve(req.method(), req.uri().path(), request_id, self.route(&req))

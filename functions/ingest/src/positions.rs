@@ -8,7 +8,7 @@ use crate::Ingest;
 use hookline::event::Event;
 use hookline::ids::TenantId;
 use hookline::ordering::{self, Order, OrderedEndpoint};
-use hookline::ports::{Clock, LaneStore};
+use hookline::ports::{Clock, EndpointStore, LaneStore, PortResult};
 use hookline::telemetry::{Metrics, Unit};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,11 +16,18 @@ use std::time::{Duration, Instant};
 /// The active endpoints ordered by run or thread.
 type Ordered = Arc<Vec<OrderedEndpoint>>;
 
-/// Which endpoints are ordered, and which events they take, read at most every `ttl`
-/// (an endpoint made ordered is seen by ingest within it).
+/// Which endpoints are ordered, and which events they take: the registry's version is
+/// read at most every `ttl` (one GetItem), the list only when it has moved, as the
+/// delivery function keeps its endpoints (an endpoint made ordered is seen within `ttl`).
 pub struct OrderedModes {
     ttl: Duration,
-    entry: tokio::sync::Mutex<Option<(Instant, Ordered)>>,
+    entry: tokio::sync::Mutex<Option<Entry>>,
+}
+
+struct Entry {
+    checked_at: Instant,
+    version: u64,
+    ordered: Ordered,
 }
 
 impl OrderedModes {
@@ -31,21 +38,33 @@ impl OrderedModes {
         }
     }
 
-    /// The set as of at most `ttl` ago; `None` when it cannot be read (then every place
-    /// is kept: ordering is not given up for a failed read).
-    async fn current(&self, store: &impl LaneStore) -> Option<Ordered> {
+    /// The list as of at most `ttl` ago; `None` when it cannot be read (then every
+    /// place is kept: ordering is not given up for a failed read).
+    async fn current(&self, store: &(impl LaneStore + EndpointStore)) -> Option<Ordered> {
         let mut entry = self.entry.lock().await;
-        if let Some((at, set)) = entry.as_ref()
-            && at.elapsed() < self.ttl
+        if let Some(e) = entry.as_ref()
+            && e.checked_at.elapsed() < self.ttl
         {
-            return Some(set.clone());
+            return Some(e.ordered.clone());
         }
-        match store.ordered_endpoints().await {
-            Ok(ordered) => {
-                let set = Arc::new(ordered);
-                *entry = Some((Instant::now(), set.clone()));
-                Some(set)
+        let read = async {
+            let version = store.registry_version().await?;
+            if let Some(e) = entry.as_mut()
+                && e.version == version
+            {
+                e.checked_at = Instant::now();
+                return Ok(e.ordered.clone());
             }
+            let ordered: Ordered = Arc::new(store.ordered_endpoints().await?);
+            *entry = Some(Entry {
+                checked_at: Instant::now(),
+                version,
+                ordered: ordered.clone(),
+            });
+            PortResult::Ok(ordered)
+        };
+        match read.await {
+            Ok(ordered) => Some(ordered),
             Err(e) => {
                 tracing::warn!(error = %e, "the ordered endpoints could not be read; every place is kept");
                 None
@@ -54,7 +73,7 @@ impl OrderedModes {
     }
 }
 
-impl<Q, E: LaneStore, C: Clock> Ingest<Q, E, C> {
+impl<Q, E: LaneStore + EndpointStore, C: Clock> Ingest<Q, E, C> {
     /// Fills the positions of these events' places, in order. A counter that cannot be
     /// reached leaves its events unordered there (they are still taken: a lane is a
     /// nicety, the event is not), and says so in a metric.

@@ -109,3 +109,23 @@ async fn a_runs_seq_is_its_position_and_an_event_no_ordered_endpoint_takes_has_n
     assert_eq!(res.status(), 422);
     assert_eq!(json_of(&res)["errors"][0]["pointer"], "/ordering_key");
 }
+
+#[tokio::test]
+async fn an_endpoint_made_ordered_is_seen_once_the_registry_moves() {
+    let ingest = subject();
+    let one = json!({"event_type": "a", "data": {"run_id": "r-1", "seq": 1}}).to_string();
+    assert_eq!(
+        ingest.handle(post("/v1/events", INGEST, &one)).await.status(),
+        202
+    );
+    ordered_by(&ingest, OrderingMode::Run).await;
+    let two = json!({"event_type": "a", "data": {"run_id": "r-1", "seq": 2}}).to_string();
+    assert_eq!(
+        ingest.handle(post("/v1/events", INGEST, &two)).await.status(),
+        202
+    );
+    assert_eq!(
+        queued_orders(&ingest),
+        [Value::Null, json!({"run": {"key": "r-1", "position": 2}})]
+    );
+}
