@@ -233,9 +233,8 @@ pub struct LaneState {
 /// What a delivery asking for its turn hears.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Turn {
-    /// Its turn: `first` when this call gave it (the lane turned to it now), and
-    /// whether the event before it failed.
-    Go { first: bool, previous_failed: bool },
+    /// Its turn (given now, or held already), and whether the event before it failed.
+    Go { previous_failed: bool },
     /// Not yet: the lane as it stands.
     Wait(LaneState),
     /// Its position was skipped before it came: it goes at once, out of the lane.

@@ -105,7 +105,6 @@ async fn the_lane_store_on_dynamodb_answers_as_the_in_memory_one_does() {
         format!(
             "{:?}",
             Turn::Go {
-                first: true,
                 previous_failed: false
             }
         )
@@ -115,7 +114,6 @@ async fn the_lane_store_on_dynamodb_answers_as_the_in_memory_one_does() {
         format!(
             "{:?}",
             Turn::Go {
-                first: false,
                 previous_failed: false
             }
         )
@@ -129,7 +127,6 @@ async fn the_lane_store_on_dynamodb_answers_as_the_in_memory_one_does() {
         format!(
             "{:?}",
             Turn::Go {
-                first: true,
                 previous_failed: true
             }
         )
@@ -141,7 +138,6 @@ async fn the_lane_store_on_dynamodb_answers_as_the_in_memory_one_does() {
         format!(
             "{:?}",
             Turn::Go {
-                first: true,
                 previous_failed: true
             }
         )

@@ -186,7 +186,7 @@ impl Harness {
             clock: SystemClock,
             max_body_bytes: ingest_fn::DEFAULT_MAX_BODY_BYTES,
             limits: Default::default(),
-            ordered: ingest_fn::OrderedModes::new(Duration::ZERO),
+            ordered: ingest_fn::OrderedEndpointCache::new(Duration::ZERO),
         };
         let admin = Admin {
             keys,

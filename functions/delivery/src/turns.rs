@@ -37,7 +37,7 @@ where
         for _ in 0..4 {
             let now = self.clock.now();
             match self.store.claim_turn(&ep.id, &place, &key, now).await? {
-                Turn::Go { previous_failed, .. } => {
+                Turn::Go { previous_failed } => {
                     place.previous_failed |= previous_failed;
                     d.order = Some(place);
                     return Ok(Asked::Go);

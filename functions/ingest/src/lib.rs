@@ -27,7 +27,7 @@ use std::sync::Arc;
 mod check_in;
 mod positions;
 
-pub use positions::OrderedModes;
+pub use positions::OrderedEndpointCache;
 
 /// The largest event taken: one whose envelope is over 64 KiB travels checked in
 /// (`hookline::claim_check`), so the queue and the table see it small.
@@ -92,7 +92,7 @@ pub struct Ingest<Q, E, C> {
     /// Each tenant's events a second (counted in `events`' store, per second).
     pub limits: LimitDefaults,
     /// Which tenants' events take places in ordered lanes.
-    pub ordered: OrderedModes,
+    pub ordered: OrderedEndpointCache,
 }
 
 impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter + LaneStore + EndpointStore, C: Clock>
@@ -312,7 +312,7 @@ impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter + LaneStore + Endpoint
             .await
             .into_iter();
         let mut conflicting = 0;
-        let to_send: Vec<(usize, Event)> = to_send
+        let mut to_send: Vec<(usize, Event)> = to_send
             .into_iter()
             .filter_map(|(i, event)| {
                 let conflict = if sent_id(i) {
@@ -335,7 +335,6 @@ impl<Q: Queue, E: EventLookup + TenantStore + RateLimiter + LaneStore + Endpoint
 
         // Positions last, for only what is queued: a position taken and not queued is a
         // gap its lane waits out.
-        let mut to_send = to_send;
         self.give_positions(to_send.iter_mut().map(|(_, e)| e)).await;
         // Events travel packed, several to a message: fewer SQS requests and invocations.
         let packed = message::pack(to_send);

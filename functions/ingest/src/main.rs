@@ -23,7 +23,7 @@ async fn main() -> Result<(), Error> {
         max_body_bytes: config.max_body_bytes,
         limits: config.limits,
         // As long as the delivery function keeps its endpoint list at most.
-        ordered: ingest_fn::OrderedModes::new(std::time::Duration::from_secs(5)),
+        ordered: ingest_fn::OrderedEndpointCache::new(std::time::Duration::from_secs(5)),
     };
     let app = &app;
     run(service_fn(move |req: Request| async move {

@@ -19,7 +19,7 @@ type Ordered = Arc<Vec<OrderedEndpoint>>;
 /// Which endpoints are ordered, and which events they take: the registry's version is
 /// read at most every `ttl` (one GetItem), the list only when it has moved, as the
 /// delivery function keeps its endpoints (an endpoint made ordered is seen within `ttl`).
-pub struct OrderedModes {
+pub struct OrderedEndpointCache {
     ttl: Duration,
     entry: tokio::sync::Mutex<Option<Entry>>,
 }
@@ -30,7 +30,7 @@ struct Entry {
     ordered: Ordered,
 }
 
-impl OrderedModes {
+impl OrderedEndpointCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,

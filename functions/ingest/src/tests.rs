@@ -28,7 +28,7 @@ fn with_data() -> (Ingest<MemoryQueue, MemoryStore, ManualClock>, Arc<MemoryData
         clock: ManualClock::at(Timestamp::from_unix_millis(1_795_935_600_000)),
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         limits: Default::default(),
-        ordered: OrderedModes::new(std::time::Duration::ZERO),
+        ordered: OrderedEndpointCache::new(std::time::Duration::ZERO),
     };
     (ingest, data)
 }

@@ -95,7 +95,6 @@ impl LaneStore for MemoryStore {
                 head: lane.head,
             }));
         }
-        let first = lane.head.as_ref() != Some(event);
         let previous_failed = lane.failed == Some(place.position - 1);
         lanes.insert(
             k,
@@ -104,10 +103,7 @@ impl LaneStore for MemoryStore {
                 ..lane
             },
         );
-        Ok(Turn::Go {
-            first,
-            previous_failed,
-        })
+        Ok(Turn::Go { previous_failed })
     }
 
     async fn park(

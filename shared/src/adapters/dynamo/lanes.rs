@@ -155,12 +155,8 @@ impl LaneStore for DynamoStore {
             .await;
         match claimed {
             Ok(out) => {
-                let old = out.attributes().map(Reader);
-                let held = old.as_ref().and_then(|r| r.opt_num::<u64>("arrived")) == Some(place.position)
-                    && old.as_ref().and_then(|r| r.opt_str("head")) == Some(event_ref(event).as_str());
-                let failed = old.as_ref().and_then(|r| r.opt_num::<u64>("failed"));
+                let failed = out.attributes().and_then(|a| Reader(a).opt_num::<u64>("failed"));
                 return Ok(Turn::Go {
-                    first: !held,
                     previous_failed: failed == Some(place.position - 1),
                 });
             }
