@@ -19,9 +19,26 @@ help:
 	@echo "make fuzz   - every parser's fuzz target for FUZZ_SECONDS each (600); FUZZ_TARGETS picks some"
 	@echo "make package - the four arm64 Lambda artifacts with sam build (.aws-sam/build)"
 	@echo "make console - the console's browser tests alone (part of make test)"
-	@echo "make tools  - install the pinned tools into $(VENV)"
+	@echo "make tools  - install the pinned tools into .tools/ (Python tools, dynalite)"
 
-tools: $(STAMP)
+# The local stack's DynamoDB: dynalite from the npm registry, pinned by its lock file,
+# run with the machine's Node.js (infra/with-emulator.sh, infra/dev.sh). Its install
+# script (a native LevelDB binding) is not run: the stack keeps its tables in memory.
+DYNALITE := .tools/dynalite
+DYNLOCK := infra/dynalite/package-lock.json
+DYNSTAMP := $(DYNALITE)/.installed-$(shell python3 -c 'import hashlib,sys;print(hashlib.sha1(open(sys.argv[1],"rb").read()).hexdigest()[:12])' $(DYNLOCK))
+
+$(DYNSTAMP): $(DYNLOCK) infra/dynalite/package.json
+	@command -v node >/dev/null && command -v npm >/dev/null \
+	  || { echo "make tools: dynalite (the local DynamoDB) needs Node.js >= 20 and npm on PATH (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	@echo "==> installing dynalite (the local stack's DynamoDB) into $(DYNALITE) with npm ci"
+	@rm -rf $(DYNALITE) && mkdir -p $(DYNALITE)
+	@cp infra/dynalite/package.json $(DYNLOCK) $(DYNALITE)/
+	@npm ci --prefix $(DYNALITE) --no-audit --no-fund --ignore-scripts --loglevel=error \
+	  || { echo "installing dynalite into $(DYNALITE) failed (see above)" >&2; exit 1; }
+	@touch $@
+
+tools: $(STAMP) $(DYNSTAMP)
 
 # The Python package's own venv (its pins would fight the tools' in one venv).
 PYCLIENT := .tools/pyclient
@@ -141,7 +158,7 @@ BENCH_SECONDS ?= 60
 BENCH_COUNT_EVENTS ?= 200
 BENCH_NOISY_EVENTS ?= 100
 BENCH_NOISY_RATE ?= 10
-BENCH_SECTIONS ?= counts,latency,noisy
+BENCH_SECTIONS ?= counts,pace,keepup,scaling,noisy
 bench: tools localstack
 	@echo "==> cargo build --release (the four functions, the local stack's runner, the harness and the hello-world baseline)"
 	@# Selected by --bin, as cargo lambda watch and sam build select them: the same features.

@@ -16,7 +16,7 @@ watch_port="$(free_port)"
 log="$root/target/$name-stack.log"
 mkdir -p "$root/target"
 
-HOOKLINE_API_PORT="$api_port" HOOKLINE_EMULATOR_PORT="$emulator_port" HOOKLINE_WATCH_PORT="$watch_port" HOOKLINE_DEV_PREFIX="$name" \
+HOOKLINE_API_PORT="$api_port" HOOKLINE_EMULATOR_PORT="$emulator_port" HOOKLINE_DYNAMODB_PORT="$(free_port)" HOOKLINE_WATCH_PORT="$watch_port" HOOKLINE_DEV_PREFIX="$name" \
   HOOKLINE_DEV_STATE="$root/target/$name-stack" HOOKLINE_DEV_NO_RELOAD=1 \
   HOOKLINE_PUBLIC_DESTINATIONS=deny \
   infra/dev.sh >"$log" 2>&1 &

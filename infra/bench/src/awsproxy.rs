@@ -44,8 +44,9 @@ pub(crate) struct TableShape {
 }
 
 struct State {
-    /// DynamoDB (and anything else) goes here, SQS to `sqs_upstream`.
+    /// DynamoDB goes to `dynamodb_upstream`, SQS to `sqs_upstream`, the rest (S3) here.
     upstream: String,
+    dynamodb_upstream: String,
     sqs_upstream: String,
     client: reqwest::Client,
     measure: AtomicBool,
@@ -66,11 +67,16 @@ pub struct Proxy {
 type Resp = hyper::Response<Full<Bytes>>;
 
 impl Proxy {
-    pub async fn start(upstream: &str, sqs_upstream: &str) -> Result<Self, Box<dyn std::error::Error>> {
+    pub async fn start(
+        upstream: &str,
+        dynamodb_upstream: &str,
+        sqs_upstream: &str,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let state = Arc::new(State {
             upstream: upstream.trim_end_matches('/').to_owned(),
+            dynamodb_upstream: dynamodb_upstream.trim_end_matches('/').to_owned(),
             sqs_upstream: sqs_upstream.trim_end_matches('/').to_owned(),
             client: reqwest::Client::builder().no_proxy().build()?,
             measure: AtomicBool::new(false),
@@ -203,10 +209,10 @@ async fn handle(s: &State, req: hyper::Request<hyper::body::Incoming>) -> Resp {
     for (table, key) in &touched {
         before.push(get_item(s, &parts.headers, table, key).await);
     }
-    let upstream = if service == "sqs" {
-        &s.sqs_upstream
-    } else {
-        &s.upstream
+    let upstream = match service {
+        "sqs" => &s.sqs_upstream,
+        "dynamodb" => &s.dynamodb_upstream,
+        _ => &s.upstream,
     };
     let forwarded = std::time::Instant::now();
     let (status, headers, resp_body) = match forward(s, upstream, &parts, body).await {
@@ -294,7 +300,7 @@ async fn forward(
 async fn dynamo(s: &State, headers: &hyper::HeaderMap, op: &str, body: &Value) -> Option<Value> {
     let mut req = s
         .client
-        .post(&s.upstream)
+        .post(&s.dynamodb_upstream)
         .header("content-type", "application/x-amz-json-1.0")
         .header("x-amz-target", format!("DynamoDB_20120810.{op}"))
         .body(body.to_string());

@@ -122,6 +122,15 @@ pub(crate) async fn start_receiver(received: Received) -> Result<u16, BoxError> 
     Ok(port)
 }
 
+/// Where the local stack's parts listen: the counting proxy the functions call, moto,
+/// dynalite (unused when DynamoDB is moto's), LocalStack's SQS.
+pub(crate) struct StackPorts {
+    pub(crate) proxy: u16,
+    pub(crate) emulator: u16,
+    pub(crate) dynamodb: u16,
+    pub(crate) sqs: u16,
+}
+
 /// The local stack, started by infra/dev.sh and stopped (TERM to its pid) on drop.
 pub(crate) struct Stack {
     pub(crate) child: Child,
@@ -132,9 +141,8 @@ pub(crate) struct Stack {
 impl Stack {
     pub(crate) async fn start(
         root: &Path,
-        proxy_port: u16,
-        emulator_port: u16,
-        sqs_port: u16,
+        ports: &StackPorts,
+        dynamodb: &str,
         concurrency: usize,
     ) -> Result<Self, BoxError> {
         let api_port = free_port()?;
@@ -144,9 +152,11 @@ impl Stack {
             .current_dir(root)
             .env("HOOKLINE_API_PORT", api_port.to_string())
             .env("HOOKLINE_WATCH_PORT", free_port()?.to_string())
-            .env("HOOKLINE_EMULATOR_PORT", emulator_port.to_string())
+            .env("HOOKLINE_EMULATOR_PORT", ports.emulator.to_string())
+            .env("HOOKLINE_DEV_DYNAMODB", dynamodb)
+            .env("HOOKLINE_DYNAMODB_PORT", ports.dynamodb.to_string())
             .env("HOOKLINE_DEV_SQS", "localstack")
-            .env("HOOKLINE_SQS_PORT", sqs_port.to_string())
+            .env("HOOKLINE_SQS_PORT", ports.sqs.to_string())
             .env("HOOKLINE_DEV_PREFIX", "bench")
             .env("HOOKLINE_DEV_STATE", &state)
             .env("HOOKLINE_DEV_NO_RELOAD", "1")
@@ -158,7 +168,7 @@ impl Stack {
             .env("HOOKLINE_DEV_SWEEP_EVERY", "86400")
             .env(
                 "HOOKLINE_FUNCTIONS_AWS_URL",
-                format!("http://127.0.0.1:{proxy_port}"),
+                format!("http://127.0.0.1:{}", ports.proxy),
             )
             .env("HOOKLINE_PUBLIC_DESTINATIONS", "deny")
             .env("HOOKLINE_LOG_FORMAT", "json")
@@ -243,6 +253,8 @@ pub(crate) struct Bench {
     pub(crate) proxy: Proxy,
     pub(crate) received: Received,
     pub(crate) stack: Stack,
+    /// Which emulator serves DynamoDB: `dynalite` or `moto`.
+    pub(crate) dynamodb: String,
 }
 
 impl Api {

@@ -5,7 +5,7 @@
 //!   bench coldstart [--runs N] [--json PATH]   (with the emulator: infra/with-emulator.sh)
 //!   bench throughput [--events N] [--fanout F] [--rounds R] [--json PATH]
 //!   bench e2e [--rate N] [--seconds S] [--events N] [--concurrency C] [--noisy-events N]
-//!             [--noisy-rate N] [--sections counts,latency,noisy] [--json PATH]
+//!             [--noisy-rate N] [--sections counts,pace,keepup,scaling,noisy] [--dynamodb dynalite|moto] [--json PATH]
 //!                       (latency and AWS requests on the local stack: see e2e.rs)
 //!   bench receiver      (the HTTP receiver, run as a child process so that its CPU
 //!                        time is not counted as the sender's)
@@ -21,6 +21,8 @@ mod billing;
 mod coldstart;
 mod e2e;
 mod e2e_counts;
+mod e2e_history;
+mod e2e_load;
 mod e2e_noisy;
 mod e2e_report;
 mod e2e_stack;
@@ -71,10 +73,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .iter()
                     .position(|a| a == "--sections")
                     .and_then(|i| args.get(i + 1))
-                    .map_or("counts,latency,noisy", String::as_str)
+                    .map_or("counts,pace,keepup,scaling,noisy", String::as_str)
                     .split(',')
                     .map(str::to_owned)
                     .collect(),
+                dynamodb: args
+                    .iter()
+                    .position(|a| a == "--dynamodb")
+                    .and_then(|i| args.get(i + 1))
+                    .map_or("dynalite", String::as_str)
+                    .to_owned(),
             };
             tokio::runtime::Runtime::new()?
                 .block_on(e2e::run(opts))
@@ -86,7 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => {
             return Err(
-                "usage: bench coldstart [--runs N] [--json PATH] | bench throughput [--events N] [--fanout F] [--rounds R] [--json PATH] | bench e2e [--rate N] [--seconds S] [--events N] [--concurrency C] [--noisy-events N] [--noisy-rate N] [--sections counts,latency,noisy] [--json PATH]"
+                "usage: bench coldstart [--runs N] [--json PATH] | bench throughput [--events N] [--fanout F] [--rounds R] [--json PATH] | bench e2e [--rate N] [--seconds S] [--events N] [--concurrency C] [--noisy-events N] [--noisy-rate N] [--sections counts,pace,keepup,scaling,noisy] [--dynamodb dynalite|moto] [--json PATH]"
                     .into(),
             );
         }

@@ -4,11 +4,11 @@
 use super::endpoint_items::{endpoint_from_item, endpoint_to_item};
 use super::keys::{ENDPOINT_PK, GONE_PK};
 use super::reader::{Reader, TENANT_ATTRIBUTE};
-use super::{DynamoStore, conditional, cursor, n, query_all, s, unbuilt};
+use super::{DynamoStore, conditional, cursor, n, query_all, s};
 use crate::adapters::classify;
 use crate::endpoint::Endpoint;
 use crate::ids::{EndpointId, TenantId};
-use crate::ports::{EndpointStore, Page, PortError, PortResult};
+use crate::ports::{EndpointStore, Page, PortResult};
 use crate::timestamp::Timestamp;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -142,25 +142,17 @@ impl EndpointStore for DynamoStore {
 
     async fn delete_endpoint(&self, endpoint: &Endpoint) -> PortResult<bool> {
         let id = &endpoint.id;
-        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-        use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
         // Its deliveries stay for the retention period, in the whole log too: the
-        // tombstone, written with the delete, names the partition to read them from. It
-        // outlives them by a week (a delivery failed after the delete expires later).
+        // tombstone names the partition to read them from. It outlives them by a week (a
+        // delivery failed after the delete expires later). It is written before the
+        // delete, not with it in a transaction (which DynamoDB bills twice, and which the
+        // local stack's fast emulator lacks): should the delete then fail, the endpoint
+        // is both live and tombstoned for a while, which the log reads as one
+        // (`log_endpoints` merges the two lists), and the caller's retry deletes it.
         let now = Timestamp::now();
-        let built = |e| unbuilt("TransactWriteItems endpoint delete", e);
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .key("pk", s(ENDPOINT_PK))
-            .key("sk", s(id.as_str()))
-            .condition_expression("attribute_exists(pk)")
-            .build()
-            .map_err(built)?;
-        let mut tombstone = Put::builder();
-        if !endpoint.tenant_id.is_default() {
-            tombstone = tombstone.item(TENANT_ATTRIBUTE, s(endpoint.tenant_id.as_str()));
-        }
-        let tombstone = tombstone
+        let mut tombstone = self
+            .client
+            .put_item()
             .table_name(&self.table)
             .item("pk", s(GONE_PK))
             .item("sk", s(id.as_str()))
@@ -168,44 +160,29 @@ impl EndpointStore for DynamoStore {
             .item(
                 "expires_at",
                 self.expires_at(now.saturating_add(Duration::from_secs(7 * 86_400))),
-            )
-            .build()
-            .map_err(built)?;
+            );
+        if !endpoint.tenant_id.is_default() {
+            tombstone = tombstone.item(TENANT_ATTRIBUTE, s(endpoint.tenant_id.as_str()));
+        }
+        tombstone
+            .send()
+            .await
+            .map_err(|e| classify("PutItem endpoint tombstone", e))?;
         let res = self
             .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(TransactWriteItem::builder().put(tombstone).build())
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(ENDPOINT_PK))
+            .key("sk", s(id.as_str()))
+            .condition_expression("attribute_exists(pk)")
             .send()
             .await;
-        match res {
-            Ok(_) => {
-                self.bump_registry().await;
-                Ok(true)
-            }
-            Err(e) => {
-                // The delete's condition is the only one: it failing means no such endpoint.
-                let missing = matches!(
-                    e.as_service_error(),
-                    Some(TransactWriteItemsError::TransactionCanceledException(t))
-                        if t.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
-                );
-                let canceled = matches!(
-                    e.as_service_error(),
-                    Some(TransactWriteItemsError::TransactionCanceledException(_))
-                );
-                match (missing, canceled) {
-                    (true, _) => Ok(false),
-                    // A conflict with a concurrent write to the endpoint, or throttling.
-                    (false, true) => Err(PortError::retryable(
-                        "TransactWriteItems endpoint delete",
-                        aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
-                    )
-                    .caused_by(e)),
-                    (false, false) => Err(classify("TransactWriteItems endpoint delete", e)),
-                }
-            }
+        // `false`: already gone (a concurrent delete); its tombstone stands either way.
+        let deleted = conditional(res.map(|_| ()), "DeleteItem endpoint")?;
+        if deleted {
+            self.bump_registry().await;
         }
+        Ok(deleted)
     }
 
     async fn update_endpoint(&self, endpoint: &Endpoint, read_version: u64) -> PortResult<bool> {
