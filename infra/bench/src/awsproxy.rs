@@ -304,8 +304,11 @@ async fn dynamo(s: &State, headers: &hyper::HeaderMap, op: &str, body: &Value) -
         .header("content-type", "application/x-amz-json-1.0")
         .header("x-amz-target", format!("DynamoDB_20120810.{op}"))
         .body(body.to_string());
-    if let Some(auth) = headers.get("authorization") {
-        req = req.header("authorization", auth.as_bytes());
+    // dynalite, like DynamoDB, wants a signature's date beside it (it checks no more).
+    for name in ["authorization", "x-amz-date"] {
+        if let Some(v) = headers.get(name) {
+            req = req.header(name, v.as_bytes());
+        }
     }
     let res = req.send().await.ok()?;
     if !res.status().is_success() {

@@ -108,7 +108,22 @@ pub(crate) fn print_requests(r: &serde_json::Map<String, Value>) {
             );
         }
     }
-    println!("targets: ≤ 0.3 SQS requests and ≤ 2 write units per webhook");
+    let units = |name: &str| {
+        r.get(name)
+            .and_then(|v| v["per_webhook"]["write_units"].as_f64())
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "write units per webhook: fan-out 1, batch ingest {:.2} (target ≤ 1.0: {}; the floor with an event item and a delivery item is 2), fan-out 5 {:.2} (target ≤ 1.1: {}; before 2.03 and 1.23)",
+        units("fanout1-batch"),
+        met(units("fanout1-batch") <= 1.0),
+        units("fanout5-batch"),
+        met(units("fanout5-batch") <= 1.1)
+    );
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "not met" }
 }
 
 pub(crate) fn cost(phase: &Value, timing: &Value) -> Value {
@@ -143,7 +158,11 @@ pub(crate) fn cost(phase: &Value, timing: &Value) -> Value {
     for (name, c) in &lines {
         println!("  {name:<32} ${c:>7.3}");
     }
-    println!("  {:<32} ${total:>7.3}   (target ≤ $2.50)", "total");
+    println!(
+        "  {:<32} ${total:>7.3}   (target ≤ $1.00: {}; before $1.62)",
+        "total",
+        met(total <= 1.0)
+    );
     println!(
         "  not per webhook: DynamoDB storage ($0.25/GB-month, kept RetentionDays), the queue pollers' empty polls, custom metrics"
     );

@@ -132,6 +132,12 @@ async fn cold_starts(runs: usize) -> Result<Value, Box<dyn std::error::Error>> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    // DynamoDB's own emulator (dynalite), where with-emulator.sh runs one.
+    .chain(
+        std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+            .ok()
+            .map(|url| ("AWS_ENDPOINT_URL_DYNAMODB".to_owned(), url)),
+    )
     .collect();
     let fixture = |rel: &str| -> Result<Value, Box<dyn std::error::Error>> {
         Ok(serde_json::from_str(&std::fs::read_to_string(root.join(rel))?)?)
@@ -177,6 +183,8 @@ async fn cold_starts(runs: usize) -> Result<Value, Box<dyn std::error::Error>> {
         summary["init_vs_hello"] = json!(init50 / hello_init.max(1e-9));
         out.insert(name.to_owned(), summary);
     }
-    println!("targets: init ≤ 20 ms here, within 1.5× the hello-world's");
+    println!(
+        "no target (issue 22 retired them: init ≤ 20 ms was met, 1.5× the hello-world is the kernel's exec of a larger binary); a regression guard"
+    );
     Ok(json!({ "cold_start": out }))
 }
