@@ -259,6 +259,20 @@ impl Delivery {
         self.wake = Some(new_wake());
     }
 
+    /// Parks a retry whose wait is too long for a delayed message (`crate::hop`): no
+    /// message carries it, so it holds no wake token, and the sweeper queues its
+    /// attempt (under a new one) when it is due.
+    pub fn park(&mut self) {
+        self.wake = None;
+    }
+
+    /// Waiting in the table for the sweeper to queue its next attempt: an attempted,
+    /// open delivery that no message may wake. (A first attempt waiting its turn in an
+    /// ordered lane has no token either, but its lane's move wakes it.)
+    pub fn is_parked(&self) -> bool {
+        self.status.is_open() && self.attempts > 0 && self.wake.is_none()
+    }
+
     /// Ends the delivery as `failed` with the reason.
     pub fn fail(&mut self, reason: &str, now: Timestamp) {
         self.close(DeliveryStatus::Failed, reason, now);

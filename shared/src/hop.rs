@@ -1,10 +1,12 @@
-//! How a delivery waits on SQS for its next attempt. A wait up to the longest message
-//! delay (`DelaySeconds`, 15 min) travels as a new, delayed attempt message. A longer
-//! one keeps the message that woke the delivery and hides it (`ChangeMessageVisibility`,
-//! up to 12 h a hop), so SQS brings it back then; unless that message has been received
-//! so often that SQS might dead-letter it first, when a fresh message takes over.
+//! How a delivery waits for its next attempt. A wait up to the longest message delay
+//! (`DelaySeconds`, 15 min) travels as a new, delayed attempt message. A longer one is
+//! *parked*: it waits in the table, not on the queue (its message is let go), and the
+//! sweeper queues its attempt once it is due. A message hidden through a wait of hours
+//! would count against the queue's in-flight quota (about 120,000) the whole time: one
+//! dead endpoint at 10 webhooks a second would fill it in about 3.5 h, and then no
+//! endpoint's webhooks would be received from the queue at all. A message waiting its
+//! endpoint's rate-limit turn (seconds) still sleeps hidden.
 
-use crate::ports::MAX_VISIBILITY;
 use crate::timestamp::Timestamp;
 use std::time::Duration;
 
@@ -21,7 +23,7 @@ pub struct HopLimits {
     pub max_receives: u32,
 }
 
-/// How a wait is carried.
+/// How a short wait is carried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hop {
     /// Keep the message that woke the delivery, hidden this long.
@@ -30,17 +32,10 @@ pub enum Hop {
     Send,
 }
 
-/// After a failed attempt made from a message received `receives` times, with `wait`
-/// until the next: a short wait, or one whose hops would take the message near its
-/// receive limit, goes in a fresh message (the delivery's new wake token names it).
-pub fn after_failed_attempt(wait: Duration, receives: u32, limits: HopLimits) -> Hop {
-    if wait > limits.max_delay {
-        let hops = u32::try_from(wait.as_secs().div_ceil(MAX_VISIBILITY.as_secs())).unwrap_or(u32::MAX);
-        if receives.saturating_add(hops).saturating_add(2) <= limits.max_receives {
-            return Hop::Hide(wait);
-        }
-    }
-    Hop::Send
+/// Whether a wait of `wait` until the next attempt is parked in the table (the
+/// sweeper queues the attempt when due) rather than carried by a delayed message.
+pub fn parks(wait: Duration, limits: HopLimits) -> bool {
+    wait > limits.max_delay
 }
 
 /// A message waiting its endpoint's rate-limit turn: it sleeps hidden, unless it has
@@ -76,24 +71,10 @@ mod tests {
     };
 
     #[test]
-    fn a_wait_sqs_can_delay_goes_in_a_fresh_message() {
-        assert_eq!(
-            after_failed_attempt(Duration::from_secs(900), 1, LIMITS),
-            Hop::Send
-        );
-    }
-
-    #[test]
-    fn a_longer_wait_keeps_the_message_hidden_while_its_hops_fit_the_receive_limit() {
-        let ten_hours = Duration::from_secs(10 * 3600);
-        assert_eq!(after_failed_attempt(ten_hours, 1, LIMITS), Hop::Hide(ten_hours));
-        // 30 h is three hops of 12 h: 5 + 3 + 2 = 10 fits, 6 + 3 + 2 does not.
-        let thirty_hours = Duration::from_secs(30 * 3600);
-        assert_eq!(
-            after_failed_attempt(thirty_hours, 5, LIMITS),
-            Hop::Hide(thirty_hours)
-        );
-        assert_eq!(after_failed_attempt(thirty_hours, 6, LIMITS), Hop::Send);
+    fn a_wait_sqs_can_delay_goes_in_a_message_and_a_longer_one_is_parked() {
+        assert!(!parks(Duration::from_secs(900), LIMITS));
+        assert!(parks(Duration::from_secs(901), LIMITS));
+        assert!(parks(Duration::from_secs(30 * 3600), LIMITS));
     }
 
     #[test]

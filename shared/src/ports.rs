@@ -305,6 +305,9 @@ pub struct DeliveryQuery {
 #[derive(Clone, Debug, PartialEq)]
 pub struct DueDelivery {
     pub delivery: Delivery,
+    /// Its place in the `open` index: its next attempt, or when it was last re-driven
+    /// (whose message is then on its way).
+    pub due_at: Timestamp,
     /// Someone is making an attempt until then.
     pub leased_until: Option<Timestamp>,
 }

@@ -282,3 +282,41 @@ async fn messages_that_cannot_be_read_are_kept_where_the_operator_sees_them() {
         .await;
     assert_eq!(bad.status, 422, "{}", bad.json);
 }
+
+#[tokio::test]
+async fn the_sweeper_reads_due_deliveries_past_one_page_of_the_open_index() {
+    use hookline::delivery::{Delivery, DeliveryStatus};
+    use hookline::{EndpointId, Timestamp};
+    // GIVEN 1,500 parked deliveries of about 1 KB each, all due: more than the 1 MB a
+    // query's page holds
+    let h = Harness::new().await;
+    let store = h.store();
+    let endpoint = EndpointId::generate();
+    let event_type = hookline::event::EventType::parse("agent.run.failed").unwrap();
+    let due = Timestamp::from_unix_millis(Timestamp::now().unix_millis() - 60_000);
+    let deliveries: Vec<Delivery> = (0..1_500)
+        .map(|i| {
+            let mut d = Delivery::new(
+                EventId::parse(&format!("evt_page_{i:04}")).unwrap(),
+                endpoint.clone(),
+                event_type.clone(),
+                8,
+                due,
+            );
+            d.status = DeliveryStatus::Retrying;
+            d.attempts = 1;
+            d.last_error = Some("x".repeat(900));
+            d
+        })
+        .collect();
+    let records: Vec<_> = deliveries.iter().map(|d| (d, None)).collect();
+    store.record_attempts(&records).await.unwrap();
+
+    // WHEN a sweep asks for up to 2,000 of them
+    let found = store.due_deliveries(Timestamp::now(), 2_000).await.unwrap();
+
+    // THEN it gets every one, most overdue first
+    assert_eq!(found.len(), 1_500);
+    assert!(found.iter().all(|d| d.delivery.is_parked()));
+    assert!(found.windows(2).all(|w| w[0].due_at <= w[1].due_at));
+}

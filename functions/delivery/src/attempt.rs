@@ -7,6 +7,7 @@ use hookline::delivery::{Attempt, Delivery};
 use hookline::endpoint::Endpoint;
 use hookline::endpoint_health::{Streak, disable_after_failure, streak_after};
 use hookline::event::Event;
+use hookline::hop;
 use hookline::ops;
 use hookline::ports::{Clock, EndpointStore, WebhookSender};
 use hookline::retry::Verdict;
@@ -51,13 +52,19 @@ where
             let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
             let finished_at = self.clock.now();
             let policy = ep.retry_policy(&self.settings.retry);
-            let (delivery, verdict) = before.judged(
+            let (mut delivery, verdict) = before.judged(
                 &policy,
                 &outcome,
                 hookline::random_unit(),
                 event.expires_at,
                 finished_at,
             );
+            // A wait too long for a delayed message waits in the table (`hookline::hop`).
+            if let Verdict::RetryIn(wait) = verdict
+                && hop::parks(wait, self.settings.hop_limits())
+            {
+                delivery.park();
+            }
             tracing::info!(
                 event_id = %event.id,
                 delivery_id = %delivery.id,

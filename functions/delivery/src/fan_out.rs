@@ -375,7 +375,8 @@ where
         let now = self.clock.now();
         for (ep, delivery, attempt, verdict) in &f.attempted {
             self.after_attempt(ep, delivery, attempt, verdict, inv).await;
-            if delivery.status == DeliveryStatus::Retrying {
+            // A parked retry (a wait longer than a message's delay) is the sweeper's.
+            if delivery.status == DeliveryStatus::Retrying && !delivery.is_parked() {
                 self.schedule_in(Lane::Fast, &f.event, delivery).await;
             } else if !delivery.status.is_open() {
                 self.turn_ended(delivery).await;

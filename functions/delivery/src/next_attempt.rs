@@ -1,5 +1,6 @@
 //! An attempt message: it wakes one delivery for its next try, if its wake token is
-//! still the delivery's. How the next wait is carried is `hookline::hop`'s rule.
+//! still the delivery's. How the next wait is carried (a delayed message, or parked in
+//! the table for the sweeper) is `hookline::hop`'s rule.
 
 use crate::Deliverer;
 use crate::batch::Disposition;
@@ -102,10 +103,7 @@ where
             Ok(true) => {}
         }
         let deadline = self.inline_wait(here, &ep);
-        let (mut updated, attempt, verdict) = match self
-            .attempt(event, &body, &ep, &seen, inv, deadline)
-            .await
-        {
+        let (updated, attempt, verdict) = match self.attempt(event, &body, &ep, &seen, inv, deadline).await {
             Some(made) => made,
             // Not answered by the inline deadline: given up, the lease released, and the
             // attempt handed to the slow lane under the same token.
@@ -132,14 +130,6 @@ where
             }
             _ => lane,
         };
-        // A long wait keeps this very message, so the delivery keeps its wake token.
-        let hop = match &verdict {
-            Verdict::RetryIn(wait) => Some(hop::after_failed_attempt(*wait, receives, limits)),
-            _ => None,
-        };
-        if let Some(Hop::Hide(_)) = hop {
-            updated.wake = Some(wake.to_owned());
-        }
         match self.store.record_attempt(&seen, &updated, &attempt).await {
             // The POST was made but cannot be recorded: for good, the delivery fails with
             // that reason (its failure needs no lease); for now, SQS brings the message
@@ -155,14 +145,12 @@ where
         if !updated.status.is_open() {
             self.turn_ended(&updated).await;
         }
-        match hop {
-            Some(Hop::Hide(wait)) => Disposition::Sleep(wait),
-            Some(Hop::Send) => {
-                self.schedule_in(lane, event, &updated).await;
-                Disposition::Done
-            }
-            None => Disposition::Done,
+        // A retry goes in a delayed message; a parked one (a longer wait) has none, and
+        // this message is let go either way.
+        if matches!(verdict, Verdict::RetryIn(_)) && !updated.is_parked() {
+            self.schedule_in(lane, event, &updated).await;
         }
+        Disposition::Done
     }
 
     /// Sends the message that will make the delivery's next attempt, on `lane`'s

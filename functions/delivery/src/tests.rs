@@ -758,55 +758,62 @@ async fn a_stale_or_duplicated_attempt_message_sends_nothing() {
 }
 
 #[tokio::test]
-async fn a_wait_longer_than_sqs_can_delay_keeps_the_message_hidden() {
+async fn a_wait_longer_than_sqs_can_delay_is_parked_in_the_table_and_its_message_let_go() {
+    // GIVEN a queue whose messages may be delayed 10 s at most
     let mut ep = endpoint("slow-to-recover", &["*"]);
     ep.max_attempts = 8;
     let mut d = subject(&[&ep]).await;
-    d.settings.max_delay = Duration::from_secs(1);
+    d.settings.max_delay = Duration::from_secs(10);
     d.sender.answer(&ep.url, [response(500), response(500)]);
     d.handle(fixture()).await;
+    // The first retry's 5 s wait travels as a delayed message.
     let (_, wake, delay) = attempt_messages(&d).remove(0);
-    assert_eq!(delay, Duration::from_secs(1), "capped by max_delay");
+    assert!(delay <= Duration::from_secs(10), "{delay:?}");
 
-    // The 5 s wait is longer than max_delay: the message arrives early and sleeps.
-    let early = d.handle(attempt_batch(&ep.id, &wake, 1)).await;
-    assert_eq!(early.batch_item_failures.len(), 1);
-
-    // Once due, attempt 2 fails; its 5 min wait keeps this very message.
+    // WHEN attempt 2 fails and its 5 min wait is longer than any message's delay
     d.clock.advance(Duration::from_secs(6));
-    let kept = d.handle(attempt_batch(&ep.id, &wake, 2)).await;
-    assert_eq!(kept.batch_item_failures.len(), 1);
+    let response = d.handle(attempt_batch(&ep.id, &wake, 1)).await;
+
+    // THEN no message waits (none hidden, none sent): the delivery is parked in the
+    // table, due in about 5 min, with no token a message could carry
+    assert!(response.batch_item_failures.is_empty(), "the message is let go");
+    assert!(d.queue.hidden.lock().unwrap().is_empty());
     assert_eq!(attempt_messages(&d).len(), 1, "no new message");
     let delivery = delivery_of(&d, &ep).await;
-    assert_eq!(delivery.attempts, 2);
     assert_eq!(
-        delivery.wake.as_deref(),
-        Some(wake.as_str()),
-        "the kept message still holds the token"
+        (delivery.attempts, delivery.status),
+        (2, DeliveryStatus::Retrying)
     );
-    let hidden = d.queue.hidden.lock().unwrap().last().cloned().unwrap();
+    assert!(delivery.is_parked());
+    let wait = delivery.next_attempt_at.expect("due").since(d.clock.now());
     assert!(
-        hidden.1 >= Duration::from_secs(270) && hidden.1 <= Duration::from_secs(330),
-        "{hidden:?}"
+        wait >= Duration::from_secs(270) && wait <= Duration::from_secs(330),
+        "{wait:?}"
     );
+    // The message that woke it is stale now, should SQS bring it back.
+    d.handle(attempt_batch(&ep.id, &wake, 2)).await;
+    assert_eq!(d.sender.requests().len(), 2);
 }
 
 #[tokio::test]
-async fn a_message_near_its_receive_limit_is_replaced_rather_than_kept() {
-    let ep = endpoint("slow-to-recover", &["*"]);
-    let mut d = subject(&[&ep]).await;
-    d.settings.max_delay = Duration::from_secs(1);
-    d.sender.answer(&ep.url, [response(500), response(500)]);
-    d.handle(fixture()).await;
-    let (_, wake, _) = attempt_messages(&d).remove(0);
-    d.clock.advance(Duration::from_secs(6));
+async fn a_first_attempt_told_to_come_back_in_hours_is_parked_without_a_message() {
+    let ep = endpoint("busy", &["*"]);
+    let d = subject(&[&ep]).await;
+    d.sender.answer(
+        &ep.url,
+        [AttemptOutcome::Response {
+            status: 503,
+            body: String::new(),
+            retry_after_seconds: Some(7200),
+        }],
+    );
 
-    let response = d.handle(attempt_batch(&ep.id, &wake, 8)).await;
+    let response = d.handle(fixture()).await;
 
-    assert!(response.batch_item_failures.is_empty(), "this one is done with");
-    let sent = attempt_messages(&d);
-    assert_eq!(sent.len(), 2, "a fresh message carries the delivery on");
-    assert_eq!(Some(sent[1].1.clone()), delivery_of(&d, &ep).await.wake);
+    assert!(response.batch_item_failures.is_empty());
+    assert!(attempt_messages(&d).is_empty(), "nothing waits on the queue");
+    let delivery = delivery_of(&d, &ep).await;
+    assert!(delivery.is_parked(), "{delivery:?}");
 }
 
 #[tokio::test]

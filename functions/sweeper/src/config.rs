@@ -5,9 +5,12 @@ use std::time::Duration;
 
 #[derive(Clone, Debug)]
 pub struct SweepSettings {
-    /// How overdue work must be before the sweeper steps in.
+    /// How overdue work must be before the sweeper takes it for lost (a parked
+    /// delivery is queued as soon as it is due).
     pub grace: Duration,
-    /// The most overdue deliveries (and fan-outs) one sweep re-drives.
+    /// The most due deliveries one sweep queues: parked ones woken and lost ones
+    /// re-driven, the most overdue first. Every minute, so this bounds how many parked
+    /// retries a minute go on time.
     pub batch: u32,
     /// The fan-out lease, as the delivery function uses it.
     pub lease: Duration,
@@ -21,7 +24,7 @@ impl Default for SweepSettings {
     fn default() -> Self {
         Self {
             grace: Duration::from_secs(300),
-            batch: 500,
+            batch: 2_000,
             lease: Duration::from_secs(180),
             dlq_max: 100,
             count_limit: 10_000,

@@ -1,4 +1,6 @@
 //! The sweeper, run every minute by EventBridge. It makes sure nothing is lost:
+//! - queues the attempts of parked deliveries (retries whose wait was longer than a
+//!   message's delay, `hookline::hop`) once they are due;
 //! - re-drives deliveries whose next attempt is overdue with no worker on it (a Lambda
 //!   died between steps, a message was lost or deleted) under a new wake token, so the
 //!   lost message, should it ever come back, is stale;
@@ -14,6 +16,7 @@
 
 mod config;
 mod dead_letters;
+mod redrive;
 
 pub use config::{Config, SweepSettings};
 
@@ -24,13 +27,14 @@ use hookline::ports::{
     Clock, DeadLetterStore, DeadLetters, DeliveryStore, EndpointStore, EventStore, PortResult, Queue,
     QueueDepth, QueueGauge,
 };
-use hookline::replay::{EventsRead, Reopen, replay};
 use hookline::telemetry::{Metrics, Unit};
 use hookline::timestamp::Timestamp;
 use serde::Serialize;
 
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
 pub struct SweepReport {
+    /// Parked deliveries whose attempt was queued, due.
+    pub woken: u32,
     pub redriven: u32,
     pub exhausted: u32,
     pub in_flight_overdue: u32,
@@ -67,10 +71,7 @@ where
         let now = self.clock.now();
         let mut report = SweepReport::default();
         let mut ops: Vec<Report> = Vec::new();
-        let mut events = EventsRead::default();
-
-        self.redrive_deliveries(now, &mut report, &mut ops, &mut events)
-            .await?;
+        self.redrive_deliveries(now, &mut report, &mut ops).await?;
         self.drain_dlq(now, &mut report, &mut ops).await?;
 
         let (open, queue, dlq) = tokio::join!(
@@ -92,6 +93,7 @@ where
         tracing::info!(?report, "sweep finished");
         Metrics::new()
             .dimension("Function", "sweeper")
+            .metric("Woken", f64::from(report.woken), Unit::Count)
             .metric("Redriven", f64::from(report.redriven), Unit::Count)
             .metric("Exhausted", f64::from(report.exhausted), Unit::Count)
             .metric("DlqDrained", f64::from(report.dlq_drained), Unit::Count)
@@ -109,47 +111,6 @@ where
             .metric("DlqDepth", report.dlq_depth as f64, Unit::Count)
             .emit();
         Ok(report)
-    }
-
-    async fn redrive_deliveries(
-        &self,
-        now: Timestamp,
-        report: &mut SweepReport,
-        ops: &mut Vec<Report>,
-        events: &mut EventsRead,
-    ) -> PortResult<()> {
-        let before = now.minus(self.settings.grace);
-        for due in self.store.due_deliveries(before, self.settings.batch).await? {
-            let d = due.delivery;
-            if due.leased_until.is_some_and(|t| t > now) {
-                report.in_flight_overdue += 1;
-                continue;
-            }
-            if d.attempts >= d.max_attempts {
-                let reason = format!("its {} attempts were spent but it was never closed", d.attempts);
-                if self.fail(&d, &reason, now, ops).await? {
-                    report.exhausted += 1;
-                }
-                continue;
-            }
-            let Some(event) = events.get(&self.store, &d.event_key()).await? else {
-                if self.fail(&d, "its event is no longer stored", now, ops).await? {
-                    report.exhausted += 1;
-                }
-                continue;
-            };
-            if let Some(redriven) = replay(&self.store, &self.queue, event, &d, Reopen::Redrive, now).await? {
-                redriven.queued?;
-                tracing::warn!(
-                    event_id = %d.event_id,
-                    endpoint_id = %d.endpoint_id,
-                    attempt = d.attempts + 1,
-                    "re-drove an overdue delivery"
-                );
-                report.redriven += 1;
-            }
-        }
-        Ok(())
     }
 }
 

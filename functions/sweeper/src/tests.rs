@@ -166,6 +166,40 @@ async fn an_overdue_delivery_is_redriven_under_a_new_wake_token_once() {
 }
 
 #[tokio::test]
+async fn a_parked_delivery_is_queued_when_due_without_waiting_out_the_grace() {
+    // GIVEN a retry parked in the table (its wait was too long for a delayed message),
+    // due at T0 + 5 s
+    let s = subject();
+    let ep = endpoint();
+    s.store.create_endpoint(&ep).await.unwrap();
+    let mut parked = retrying(&s, &ep, 1).await;
+    let seen = parked.clone();
+    parked.park();
+    assert!(s.store.replace_delivery(&seen, &parked).await.unwrap());
+
+    // WHEN the sweeps come: before it is due, nothing; once due, its attempt is queued
+    assert_eq!(s.sweep().await.unwrap().woken, 0);
+    s.clock.advance(Duration::from_secs(6));
+    let report = s.sweep().await.unwrap();
+
+    // THEN at once, not a grace period late, and counted apart from lost work
+    assert_eq!((report.woken, report.redriven), (1, 0));
+    let wakes = sent_attempts(&s.queue);
+    assert_eq!(wakes.len(), 1);
+    let now = s
+        .store
+        .get_delivery(&hookline::event::EventKey::of_default(&parked.event_id), &ep.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.wake.as_deref(), Some(wakes[0].as_str()));
+    assert!(!now.is_parked());
+    // Its message is on its way: the next sweep leaves it alone.
+    let again = s.sweep().await.unwrap();
+    assert_eq!((again.woken, again.redriven), (0, 0));
+}
+
+#[tokio::test]
 async fn a_delivery_being_attempted_is_left_alone() {
     let s = subject();
     let ep = endpoint();

@@ -173,6 +173,7 @@ impl DeliveryStore for MemoryStore {
                     at,
                     DueDelivery {
                         delivery: r.delivery.clone(),
+                        due_at: at,
                         leased_until: r.lease_until,
                     },
                 ))

@@ -37,18 +37,30 @@ impl DynamoStore {
     /// from its item in the table: one BatchGetItem of keys and tenants per page. One
     /// gone from the table meanwhile (expired) is left out.
     pub(super) async fn open_due_by(&self, before: Timestamp, limit: u32) -> PortResult<Vec<DueDelivery>> {
-        let out = self
-            .open_query(Some(before))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|e| classify("Query open index", e))?;
+        // Page after page (a page ends at 1 MB, about a thousand deliveries) until
+        // `limit` are read or none are left.
+        let mut found: Vec<Item> = Vec::new();
+        let mut start = None;
+        loop {
+            let left = limit.saturating_sub(u32::try_from(found.len()).unwrap_or(u32::MAX));
+            let page = self
+                .open_query(Some(before))
+                .limit(i32::try_from(left).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify("Query open index", e))?;
+            found.extend(page.items().iter().cloned());
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() || found.len() >= limit as usize {
+                break;
+            }
+        }
         let key_of = |item: &Item| -> Option<(String, String)> {
             let r = Reader(item);
             Some((r.opt_str("pk")?.to_owned(), r.opt_str("sk")?.to_owned()))
         };
-        let keys: Vec<Item> = out
-            .items()
+        let keys: Vec<Item> = found
             .iter()
             .filter_map(|item| {
                 let (pk, sk) = key_of(item)?;
@@ -71,8 +83,8 @@ impl DynamoStore {
             .filter_map(|item| Some((key_of(&item)?, item.get(TENANT_ATTRIBUTE).cloned())))
             .collect()
         };
-        let mut due = Vec::with_capacity(out.items().len());
-        for item in out.items() {
+        let mut due = Vec::with_capacity(found.len());
+        for item in &found {
             let Some(tenant) = key_of(item).and_then(|k| tenants.get(&k)) else {
                 continue;
             };
@@ -82,6 +94,9 @@ impl DynamoStore {
             }
             due.push(DueDelivery {
                 delivery: delivery_from_item(&item)?,
+                due_at: Reader(&item)
+                    .opt_num("due_at")
+                    .map_or(before, Timestamp::from_unix_millis),
                 leased_until: Reader(&item)
                     .opt_num("lease_until")
                     .map(Timestamp::from_unix_millis),
