@@ -698,3 +698,55 @@ async fn stack_with_an_hour_long_wait() -> (Harness, Receiver) {
     });
     (h, rx)
 }
+
+#[tokio::test]
+async fn an_attempt_message_that_comes_early_sleeps_hidden_until_its_delivery_is_due() {
+    use hookline::ports::{EventStore, Queue};
+    // GIVEN a delivery whose first attempt failed and whose next is due in 5 min (its
+    // message delayed so), and copies of that message on the lanes' queues now
+    let h = Harness::with(Options {
+        settings: delivery_fn::Settings {
+            concurrency: 8,
+            retry: hookline::retry::RetryDefaults {
+                schedule: vec![std::time::Duration::ZERO, std::time::Duration::from_secs(300)],
+                ..Default::default()
+            },
+            ..delivery_fn::Settings::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let rx = Receiver::start().await;
+    rx.behave("/down", |_| Answer::Respond {
+        status: 500,
+        body: String::new(),
+        retry_after: None,
+        delay: std::time::Duration::ZERO,
+    });
+    h.register("down", &rx.url("/down"), &["*"]).await;
+    let id = h
+        .send_event(&json!({"event_type": "agent.run.completed", "data": {}}))
+        .await;
+    h.pump().await;
+    let (d, _) = h.deliveries_of(&id).await.remove(0);
+    assert!(!d.is_parked(), "5 min goes in a delayed message");
+    let event = h.store().get_event(&d.event_key()).await.unwrap().unwrap().event;
+    let early = hookline::message::QueueMessage::next_attempt(event, &d).unwrap();
+    // On either lane's queue: both sleep the same way.
+    for lane in ["DeliveryQueue", "SlowQueue"] {
+        hookline::adapters::sqs::SqsQueue::new(h.sqs.clone(), h.stack.queue_url(lane))
+            .send(&early)
+            .await
+            .unwrap();
+    }
+
+    // WHEN they are received
+    let stats = h.pump().await;
+
+    // THEN no request is made; each is kept, hidden until the delivery is due
+    assert_eq!((stats.received, stats.kept), (2, 2), "{stats:?}");
+    assert_eq!(rx.received("/down").len(), 1);
+    for lane in ["DeliveryQueue", "SlowQueue"] {
+        assert_eq!(not_visible(&h, lane).await.as_deref(), Some("1"), "{lane}");
+    }
+}

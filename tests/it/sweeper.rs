@@ -320,3 +320,67 @@ async fn the_sweeper_reads_due_deliveries_past_one_page_of_the_open_index() {
     assert!(found.iter().all(|d| d.delivery.is_parked()));
     assert!(found.windows(2).all(|w| w[0].due_at <= w[1].due_at));
 }
+
+#[tokio::test]
+async fn deliveries_under_the_open_index_s_old_single_key_are_still_swept_and_counted() {
+    use hookline::delivery::{Delivery, DeliveryStatus};
+    use hookline::{EndpointId, Timestamp};
+    // GIVEN two parked deliveries, one under its shard of the `open` index and one
+    // moved back under the key every open delivery had before the index was sharded
+    let h = Harness::new().await;
+    let store = h.store();
+    let endpoint = EndpointId::generate();
+    let event_type = hookline::event::EventType::parse("agent.run.failed").unwrap();
+    let now = Timestamp::now().unix_millis();
+    let make = |i: i64| {
+        let at = Timestamp::from_unix_millis(now - 60_000 + i * 1_000);
+        let mut d = Delivery::new(
+            EventId::parse(&format!("evt_old_key_{i}")).unwrap(),
+            endpoint.clone(),
+            event_type.clone(),
+            8,
+            at,
+        );
+        d.status = DeliveryStatus::Retrying;
+        d.attempts = 1;
+        d
+    };
+    let (older, newer) = (make(0), make(1));
+    store
+        .record_attempts(&[(&older, None), (&newer, None)])
+        .await
+        .unwrap();
+    let key = |d: &Delivery| {
+        let created = d.id.made_at_millis().unwrap();
+        std::collections::HashMap::from([
+            (
+                "pk".to_owned(),
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("EP#{}", d.endpoint_id)),
+            ),
+            (
+                "sk".to_owned(),
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("{created:016}#{}", d.id)),
+            ),
+        ])
+    };
+    h.dynamo
+        .update_item()
+        .table_name(h.stack.table("Table"))
+        .set_key(Some(key(&older)))
+        .update_expression("SET open_pk = :old")
+        .condition_expression("attribute_exists(open_pk)")
+        .expression_attribute_values(":old", aws_sdk_dynamodb::types::AttributeValue::S("OPEN".into()))
+        .send()
+        .await
+        .unwrap();
+
+    // WHEN the sweeper reads what is due, and counts what is open
+    let due = store.due_deliveries(Timestamp::now(), 100).await.unwrap();
+    let open = store.count_open(100).await.unwrap();
+
+    // THEN both, most overdue first, whichever key holds them
+    let ids: Vec<_> = due.iter().map(|d| d.delivery.id.clone()).collect();
+    assert_eq!(ids, vec![older.id.clone(), newer.id.clone()]);
+    assert_eq!(open.open, 2);
+    assert_eq!(open.oldest_due_at, older.next_attempt_at);
+}

@@ -3,7 +3,7 @@
 //! a delivery.
 
 use super::keys::{
-    OPEN_PK, attempt_sk, attempts_pk, delivery_id_of, delivery_pk, delivery_sk, endpoint_of_delivery,
+    attempt_sk, attempts_pk, delivery_id_of, delivery_pk, delivery_sk, endpoint_of_delivery, open_pk_of,
 };
 use super::reader::{Reader, put_tenant};
 use super::{DynamoStore, Item, n, s};
@@ -32,7 +32,7 @@ impl DynamoStore {
         if let Some(t) = d.next_attempt_at {
             item.insert("next_attempt_at".into(), n(t.unix_millis()));
             if d.status.is_open() {
-                item.insert("open_pk".into(), s(OPEN_PK));
+                item.insert("open_pk".into(), s(open_pk_of(&d.id)));
                 item.insert("due_at".into(), n(t.unix_millis()));
             }
         }
@@ -280,7 +280,7 @@ mod tests {
     fn an_open_delivery_reads_back_as_written_and_is_in_the_open_index() {
         let (d, _) = failed_with(503);
         let item = store().delivery_item(&d);
-        assert_eq!(item["open_pk"], s(OPEN_PK));
+        assert_eq!(item["open_pk"], s(open_pk_of(&d.id)));
         assert_eq!(item["due_at"], n(d.next_attempt_at.unwrap().unix_millis()));
         assert_eq!(item["expires_at"], n(T0 / 1000 + 86_400));
         assert_eq!(delivery_from_item(&item).unwrap(), d);
@@ -343,7 +343,7 @@ mod tests {
         let u = store().delivery_update(&d);
         let set: Vec<&String> = u.names.values().collect();
         assert!(!set.iter().any(|k| *k == "pk" || *k == "sk"));
-        assert!(u.values.values().any(|v| *v == s(OPEN_PK)));
+        assert!(u.values.values().any(|v| *v == s(open_pk_of(&d.id))));
         assert!(u.expression.starts_with("SET "));
         // Open, so it keeps its index keys; never answered with an error, so no reason.
         let removed = u.expression.split(" REMOVE ").nth(1).unwrap_or_default();

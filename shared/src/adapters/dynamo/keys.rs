@@ -18,8 +18,29 @@ pub(super) const EVENT_SK: &str = "EVENT";
 pub(super) const BODY_SK: &str = "BODY";
 /// The sparse index of open deliveries, keyed by `open_pk` and `due_at`.
 pub const OPEN_INDEX: &str = "open";
-/// Every open delivery's `open_pk`.
+/// The `open_pk` every open delivery carried before the index was sharded; read until
+/// the last of them has closed or expired.
 pub(super) const OPEN_PK: &str = "OPEN";
+/// How many keys the `open` index is spread over. One key of an index takes about
+/// 1,000 writes a second; an open delivery's attempts, claims and wakes each move its
+/// entry, so one key would cap the whole stack's retries there.
+pub(super) const OPEN_SHARDS: u32 = 16;
+
+/// An open delivery's `open_pk`: `OPEN#<n>`, `n` fixed by its id.
+pub(super) fn open_pk_of(delivery: &crate::ids::DeliveryId) -> String {
+    // FNV-1a: stable across builds and platforms (std's hasher is not).
+    let hash = delivery.as_str().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{OPEN_PK}#{}", hash % u64::from(OPEN_SHARDS))
+}
+
+/// Every key of the `open` index: the shards, and the key from before them.
+pub(super) fn open_pks() -> impl Iterator<Item = String> {
+    (0..OPEN_SHARDS)
+        .map(|n| format!("{OPEN_PK}#{n}"))
+        .chain(std::iter::once(OPEN_PK.to_owned()))
+}
 /// The registry version's item: `REGISTRY`, `VERSION`.
 pub(super) const REGISTRY_PK: &str = "REGISTRY";
 pub(super) const REGISTRY_SK: &str = "VERSION";
@@ -130,6 +151,36 @@ pub(super) fn dead_letter_sk(id: &crate::ids::DeadLetterId) -> String {
 mod tests {
     use super::*;
     use crate::timestamp::Timestamp;
+
+    #[test]
+    fn open_deliveries_spread_over_every_shard_and_each_keeps_its_own() {
+        let endpoint = crate::ids::EndpointId::generate();
+        let ids: Vec<crate::ids::DeliveryId> = (0..1_600)
+            .map(|i| {
+                crate::ids::DeliveryId::generate_for(
+                    Timestamp::from_unix_millis(1_795_935_600_000 + i),
+                    &endpoint,
+                )
+            })
+            .collect();
+        let mut per_shard = std::collections::HashMap::<String, u32>::new();
+        for id in &ids {
+            assert_eq!(open_pk_of(id), open_pk_of(id), "stable");
+            *per_shard.entry(open_pk_of(id)).or_default() += 1;
+        }
+        assert_eq!(per_shard.len(), OPEN_SHARDS as usize);
+        assert!(per_shard.keys().all(|k| open_pks().any(|pk| &pk == k)));
+        // 100 each on average; none far from it.
+        assert!(
+            per_shard.values().all(|n| (50..=150).contains(n)),
+            "{per_shard:?}"
+        );
+        assert_eq!(
+            open_pks().count(),
+            OPEN_SHARDS as usize + 1,
+            "the shards and the old key"
+        );
+    }
 
     #[test]
     fn a_delivery_is_found_by_its_id_alone_and_its_log_sorts_by_creation_time() {

@@ -23,7 +23,8 @@
 //! endpoints' (live and deleted ones'). A delivery id names its endpoint and creation
 //! time, so it is found by its id alone; an event's item lists its deliveries' ids (its
 //! targets), so its deliveries are found from it. Open deliveries carry `open_pk =
-//! "OPEN"` and `due_at` (their next attempt): the keys of the sparse `open` index,
+//! "OPEN#<n>"` (one of 16 keys, by their id) and `due_at` (their next attempt): the
+//! keys of the sparse `open` index,
 //! from which the sweeper reads what is due (never a scan); a delivery that succeeds
 //! at once never enters it. Events, deliveries, attempts and deleted endpoints carry
 //! `expires_at` for TTL. Endpoints, their tombstones and deliveries of a tenant other
