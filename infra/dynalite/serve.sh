@@ -5,5 +5,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cli="$root/.tools/dynalite/node_modules/dynalite/cli.js"
-[ -f "$cli" ] || { echo "dynalite is missing ($cli); run 'make tools'" >&2; exit 1; }
-exec node "$cli" --host 127.0.0.1 --port "$1" --createTableMs 0 --deleteTableMs 0 --updateTableMs 0
+node="$root/.tools/venv/bin/node"
+[ -f "$cli" ] && [ -x "$node" ] || { echo "dynalite or its Node.js is missing ($cli, $node); run 'make tools'" >&2; exit 1; }
+exec "$node" "$cli" --host 127.0.0.1 --port "$1" --createTableMs 0 --deleteTableMs 0 --updateTableMs 0
