@@ -16,7 +16,7 @@ use crate::awsproxy::Proxy;
 use crate::e2e_counts::Phase;
 use crate::e2e_report::*;
 use crate::e2e_stack::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 
@@ -115,7 +115,7 @@ pub async fn run(opts: Options) -> Result<Value, BoxError> {
 
     // The counts first, on a quiet stack; then the same fan-out-1 batch run again with
     // the proxy only forwarding, for Lambda's durations (counting serialises writes);
-    // the latency run last, as it may leave the emulators behind.
+    // the offered-load runs after them, as they may leave the emulators behind.
     let bench = Bench {
         api,
         tenant_api,
@@ -181,30 +181,7 @@ pub async fn run(opts: Options) -> Result<Value, BoxError> {
         out.insert("keep_up".into(), bench.keep_up(opts.rate, opts.seconds).await?);
     }
     if run("scaling") {
-        crate::e2e_load::scaling_header();
-        let empty = bench.scaling(false).await?;
-        let hot: Vec<String> = crate::e2e_load::SCALING_RATES
-            .iter()
-            .map(|r| crate::e2e_load::scaling_name(*r, true))
-            .collect();
-        let hot: Vec<&str> = hot.iter().map(String::as_str).collect();
-        let took = crate::e2e_history::preload(
-            &bench.stack,
-            &dynamodb_url,
-            &hot,
-            crate::e2e_load::HISTORY_DELIVERIES,
-        )
-        .await?;
-        println!(
-            "  ({} deliveries written to the table in {:.1} s)",
-            crate::e2e_load::HISTORY_DELIVERIES,
-            took.as_secs_f64()
-        );
-        let full = bench.scaling(true).await?;
-        out.insert(
-            "scaling".into(),
-            json!({"empty_table": empty, "with_history": full, "history_deliveries": crate::e2e_load::HISTORY_DELIVERIES}),
-        );
+        out.insert("scaling".into(), bench.scaling_table(&dynamodb_url).await?);
     }
     // Last: its hanging endpoints' retries may go on after it.
     if run("noisy") {

@@ -19,10 +19,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The scaling table's offered rates (events a second) and each run's length.
-pub(crate) const SCALING_RATES: [usize; 4] = [25, 50, 100, 200];
-pub(crate) const SCALING_SECONDS: usize = 30;
+const SCALING_RATES: [usize; 4] = [25, 50, 100, 200];
+const SCALING_SECONDS: usize = 30;
 /// What the history puts in the table before the scaling table's second half.
-pub(crate) const HISTORY_DELIVERIES: usize = 100_000;
+const HISTORY_DELIVERIES: usize = 100_000;
 
 /// The endpoint (and event type) of each load run, registered with the others at start.
 pub(crate) fn load_phases() -> Vec<String> {
@@ -33,7 +33,7 @@ pub(crate) fn load_phases() -> Vec<String> {
     names
 }
 
-pub(crate) fn scaling_name(rate: usize, history: bool) -> String {
+fn scaling_name(rate: usize, history: bool) -> String {
     format!("scale{rate}{}", if history { "-full" } else { "" })
 }
 
@@ -183,8 +183,24 @@ impl Bench {
         Ok(out)
     }
 
+    /// The scaling table: each rate on the table as it is, then again once the history
+    /// is written to it (straight to DynamoDB at `dynamodb_url`).
+    pub(crate) async fn scaling_table(&self, dynamodb_url: &str) -> Result<Value, BoxError> {
+        scaling_header();
+        let empty = self.scaling(false).await?;
+        let hot: Vec<String> = SCALING_RATES.iter().map(|r| scaling_name(*r, true)).collect();
+        let hot: Vec<&str> = hot.iter().map(String::as_str).collect();
+        let took = crate::e2e_history::preload(&self.stack, dynamodb_url, &hot, HISTORY_DELIVERIES).await?;
+        println!(
+            "  ({HISTORY_DELIVERIES} deliveries written to the table in {:.1} s)",
+            took.as_secs_f64()
+        );
+        let full = self.scaling(true).await?;
+        Ok(json!({"empty_table": empty, "with_history": full, "history_deliveries": HISTORY_DELIVERIES}))
+    }
+
     /// The scaling table's rows for one state of the table.
-    pub(crate) async fn scaling(&self, history: bool) -> Result<Value, BoxError> {
+    async fn scaling(&self, history: bool) -> Result<Value, BoxError> {
         let mut rows = serde_json::Map::new();
         for rate in SCALING_RATES {
             let name = scaling_name(rate, history);
@@ -212,7 +228,7 @@ impl Bench {
     }
 }
 
-pub(crate) fn scaling_header() {
+fn scaling_header() {
     println!(
         "\nhow it scales: each rate for {SCALING_SECONDS} s, one endpoint, single ingest; then {HISTORY_DELIVERIES} deliveries are written to the table and the rates run again (no target: the figures must not collapse; times in ms)\n{:<22} {:>7} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>9}",
         "table",

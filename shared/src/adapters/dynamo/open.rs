@@ -34,7 +34,7 @@ impl DynamoStore {
     ///
     /// The index does not project `tenant_id` (it was made before tenants, and an
     /// index's projection cannot change in place), so each delivery's tenant is read
-    /// from its item in the table: one BatchGetItem of keys and tenants per page. One
+    /// from its item in the table: one BatchGetItem of keys and tenants per hundred. One
     /// gone from the table meanwhile (expired) is left out.
     pub(super) async fn open_due_by(&self, before: Timestamp, limit: u32) -> PortResult<Vec<DueDelivery>> {
         // Every key of the index at once, each page after page (a page ends at 1 MB,
