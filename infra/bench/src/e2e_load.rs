@@ -11,7 +11,7 @@
 //!   already in the table (e2e_history.rs).
 
 use crate::e2e_counts::invocations;
-use crate::e2e_report::spread;
+use crate::e2e_report::{met, spread};
 use crate::e2e_stack::*;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -162,7 +162,7 @@ impl Bench {
         let kept_pace = delivered >= 0.95 * rate as f64;
         println!(
             "{arrived} of {total} arrived, {delivered:.0} events/s delivered; queue wait p99 {wait_p99:.0} ms (target: all arrive at the pace offered, queue wait p99 ≤ 1,000 ms: {}; before, 2026-12-02, DynamoDB on moto: 79 events/s, queue wait p50 9.5 s, p99 16.5 s)",
-            verdict(arrived == total && kept_pace && wait_p99 <= 1000.0)
+            met(arrived == total && kept_pace && wait_p99 <= 1000.0)
         );
         Ok(out)
     }
@@ -176,9 +176,9 @@ impl Bench {
         println!(
             "total p50 {:.1} ms (target ≤ 50: {}), p99 {:.1} ms (target ≤ 150: {})",
             f("p50"),
-            verdict(f("p50") <= 50.0),
+            met(f("p50") <= 50.0),
             f("p99"),
-            verdict(f("p99") <= 150.0)
+            met(f("p99") <= 150.0)
         );
         Ok(out)
     }
@@ -241,10 +241,6 @@ fn scaling_header() {
         "total p99",
         "DDB p99"
     );
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "not met" }
 }
 
 fn print_split(out: &Value) {

@@ -70,43 +70,34 @@ pub(crate) fn print_requests(r: &serde_json::Map<String, Value>) {
             .unwrap_or_default();
         println!("  {name}: {}", ops.join(", "));
     }
-    // What the tenant boundary costs: a named tenant's phase beside the default tenant's.
     for ingest in ["batch", "single"] {
-        let (t, d) = (
-            &r.get(&format!("tenant1-{ingest}")),
-            &r.get(&format!("fanout1-{ingest}")),
+        // What the tenant boundary costs: a named tenant's phase beside the default tenant's.
+        print_beside(
+            r,
+            &format!("tenant1-{ingest}"),
+            &format!("fanout1-{ingest}"),
+            &format!("a named tenant's key, {ingest} ingest, beside the default tenant's"),
+            &[
+                ("dynamodb_requests", "DynamoDB requests"),
+                ("write_units", "write units"),
+                ("read_units", "read units"),
+            ],
         );
-        if let (Some(t), Some(d)) = (t, d) {
-            let diff = |k: &str| {
-                t["per_webhook"][k].as_f64().unwrap_or(f64::NAN)
-                    - d["per_webhook"][k].as_f64().unwrap_or(f64::NAN)
-            };
-            println!(
-                "a named tenant's key, {ingest} ingest, beside the default tenant's: {:+.3} DynamoDB requests, {:+.3} write units, {:+.3} read units per webhook",
-                diff("dynamodb_requests"),
-                diff("write_units"),
-                diff("read_units")
-            );
-        }
     }
-    // What ordering costs: an endpoint ordered by run beside an unordered one.
     for ingest in ["batch", "single"] {
-        if let (Some(o), Some(d)) = (
-            r.get(&format!("ordered1-{ingest}")),
-            r.get(&format!("fanout1-{ingest}")),
-        ) {
-            let diff = |k: &str| {
-                o["per_webhook"][k].as_f64().unwrap_or(f64::NAN)
-                    - d["per_webhook"][k].as_f64().unwrap_or(f64::NAN)
-            };
-            println!(
-                "an endpoint ordered by run, {ingest} ingest, beside an unordered one: {:+.3} SQS requests, {:+.3} DynamoDB requests, {:+.3} write units, {:+.3} read units per webhook",
-                diff("sqs_requests"),
-                diff("dynamodb_requests"),
-                diff("write_units"),
-                diff("read_units")
-            );
-        }
+        // What ordering costs: an endpoint ordered by run beside an unordered one.
+        print_beside(
+            r,
+            &format!("ordered1-{ingest}"),
+            &format!("fanout1-{ingest}"),
+            &format!("an endpoint ordered by run, {ingest} ingest, beside an unordered one"),
+            &[
+                ("sqs_requests", "SQS requests"),
+                ("dynamodb_requests", "DynamoDB requests"),
+                ("write_units", "write units"),
+                ("read_units", "read units"),
+            ],
+        );
     }
     let units = |name: &str| {
         r.get(name)
@@ -122,7 +113,29 @@ pub(crate) fn print_requests(r: &serde_json::Map<String, Value>) {
     );
 }
 
-fn met(ok: bool) -> &'static str {
+/// Phase `name`'s figures per webhook less phase `against`'s, one line, when both ran.
+fn print_beside(
+    r: &serde_json::Map<String, Value>,
+    name: &str,
+    against: &str,
+    label: &str,
+    fields: &[(&str, &str)],
+) {
+    let (Some(p), Some(base)) = (r.get(name), r.get(against)) else {
+        return;
+    };
+    let diff = |k: &str| {
+        p["per_webhook"][k].as_f64().unwrap_or(f64::NAN) - base["per_webhook"][k].as_f64().unwrap_or(f64::NAN)
+    };
+    let parts: Vec<String> = fields
+        .iter()
+        .map(|(k, what)| format!("{:+.3} {what}", diff(k)))
+        .collect();
+    println!("{label}: {} per webhook", parts.join(", "));
+}
+
+/// How a figure stands against its target.
+pub(crate) fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "not met" }
 }
 
