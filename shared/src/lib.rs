@@ -26,6 +26,7 @@ pub mod expiry;
 pub mod fuzzing;
 pub mod give_up;
 pub mod hop;
+pub mod id_batch;
 pub mod ids;
 pub mod lane;
 pub mod langgraph;

@@ -14,6 +14,7 @@ mod keys;
 mod langgraph;
 mod openapi;
 mod ordering;
+mod pages;
 mod portal;
 mod support;
 mod sweeper;

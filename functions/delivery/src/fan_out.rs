@@ -73,7 +73,7 @@ where
         let now = self.clock.now();
         // Each matching endpoint's delivery gets its id now: the claim names them.
         let matching: Vec<&Arc<Endpoint>> = endpoints.iter().filter(|ep| ep.receives(event)).collect();
-        let ids = DeliveryId::for_targets(now, matching.iter().map(|ep| &ep.id));
+        let ids = inv.delivery_ids(now, matching.iter().map(|ep| &ep.id));
         // Made once: the claim stores these bytes and every endpoint is sent them.
         let envelope = event.envelope_json();
         let (event, body, targets) = match self

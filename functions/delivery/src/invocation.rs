@@ -6,7 +6,8 @@ use crate::endpoint_cache::{EndpointCache, Endpoints};
 use hookline::attempt_metrics::AttemptMetrics;
 use hookline::delivery::{Attempt, Delivery, DeliveryStatus};
 use hookline::endpoint::Endpoint;
-use hookline::ids::EndpointId;
+use hookline::id_batch::DeliveryIdBatch;
+use hookline::ids::{DeliveryId, EndpointId};
 use hookline::ops::{self, Report};
 use hookline::ports::{EndpointStore, PortResult, Queue, StatsStore};
 use hookline::stats::StatsBatch;
@@ -46,6 +47,9 @@ pub struct Invocation {
     /// `concurrency` POSTs at once for the whole invocation, however many events its
     /// records carry (a packed batch holds up to 100).
     pub posts: tokio::sync::Semaphore,
+    /// The ids of the deliveries its fan-outs make: one batch, so that the store keeps
+    /// those to one endpoint that end at once together (`hookline::id_batch`).
+    ids: std::sync::OnceLock<DeliveryIdBatch>,
 }
 
 impl Invocation {
@@ -55,7 +59,20 @@ impl Invocation {
             endpoints: tokio::sync::OnceCell::new(),
             moved: Mutex::default(),
             posts: tokio::sync::Semaphore::new(concurrency.max(1)),
+            ids: std::sync::OnceLock::new(),
         }
+    }
+
+    /// One event's deliveries' ids, one per endpoint, in this invocation's batch (made
+    /// at `now` on first use).
+    pub fn delivery_ids<'a>(
+        &self,
+        now: Timestamp,
+        endpoints: impl IntoIterator<Item = &'a EndpointId>,
+    ) -> Vec<DeliveryId> {
+        self.ids
+            .get_or_init(|| DeliveryIdBatch::new(now))
+            .for_targets(endpoints)
     }
 
     /// The endpoints as of this batch, from the cache once it is confirmed current.

@@ -1,11 +1,11 @@
-//! Deliveries in their endpoints' logs: written in batches at fan-out, then changed
-//! only by conditional writes on the state a worker read (attempt count, wake token,
-//! lease), so that duplicates and redeliveries never regress one.
+//! Deliveries in their endpoints' logs: written in batches at fan-out (those ended at
+//! once in pages, `super::pages`), then changed only by conditional writes on the
+//! state a worker read (attempt count, wake token, lease), so that duplicates and
+//! redeliveries never regress one.
 
-use super::delivery_items::{
-    FIRST_ATTEMPT, as_seen, attempt_fields, attempt_from_item, delivery_from_item, first_attempt,
-};
-use super::keys::{attempts_pk, delivery_key, delivery_pk, delivery_sk};
+use super::delivery_items::{as_seen, attempt_from_item, delivery_from_item, first_attempt};
+use super::keys::{attempts_pk, delivery_pk, delivery_sk};
+use super::pages::{Located, pageable};
 use super::{DynamoStore, Item, WRITE_BATCH, conditional, n, query_all, s, unbuilt, until_processed};
 use crate::adapters::classify;
 use crate::delivery::{Attempt, Delivery};
@@ -21,14 +21,12 @@ use std::time::Duration;
 #[async_trait]
 impl DeliveryStore for DynamoStore {
     async fn record_attempts(&self, records: &[(&Delivery, Option<&Attempt>)]) -> PortResult<()> {
-        let mut requests: Vec<WriteRequest> = Vec::with_capacity(records.len());
-        for (d, a) in records {
-            let mut item = self.delivery_item(d);
-            if let Some(a) = a {
-                item.insert(FIRST_ATTEMPT.into(), AttributeValue::M(attempt_fields(a)));
-            }
+        // Those ended at once go to their endpoints' pages; the others are items.
+        let rest = self.write_pages(records).await?;
+        let mut requests: Vec<WriteRequest> = Vec::with_capacity(rest.len());
+        for (d, a) in rest {
             let put = PutRequest::builder()
-                .set_item(Some(item))
+                .set_item(Some(self.delivery_item_with(d, a)))
                 .build()
                 .map_err(|e| unbuilt("BatchWriteItem deliveries", e))?;
             requests.push(WriteRequest::builder().put_request(put).build());
@@ -62,19 +60,12 @@ impl DeliveryStore for DynamoStore {
         let Some(targets) = self.event_targets(key).await? else {
             return Ok(Vec::new());
         };
-        let keys = targets.iter().filter_map(delivery_key).collect();
-        let items = self.batch_get(keys, None, "BatchGetItem deliveries").await?;
-        let mut found: HashMap<DeliveryId, (Delivery, &Item)> = HashMap::new();
-        for item in &items {
-            let d = delivery_from_item(item)?;
-            found.insert(d.id.clone(), (d, item));
-        }
+        let mut found = self.locate(&targets).await?;
         // In the order the claim named them.
         let mut out = Vec::with_capacity(found.len());
         for target in &targets {
-            if let Some((d, item)) = found.remove(target) {
-                let attempts = self.attempts_of(&d, item).await?;
-                out.push((d, attempts));
+            if let Some(at) = found.remove(target) {
+                out.push(self.with_attempts(at).await?);
             }
         }
         Ok(out)
@@ -90,9 +81,10 @@ impl DeliveryStore for DynamoStore {
         else {
             return Ok(None);
         };
-        self.delivery_item_by_id(id)
+        self.locate(std::slice::from_ref(id))
             .await?
-            .map(|item| delivery_from_item(&item))
+            .remove(id)
+            .map(|at| at.delivery())
             .transpose()
     }
 
@@ -161,12 +153,10 @@ impl DeliveryStore for DynamoStore {
     }
 
     async fn find_delivery(&self, id: &DeliveryId) -> PortResult<Option<(Delivery, Vec<Attempt>)>> {
-        let Some(item) = self.delivery_item_by_id(id).await? else {
-            return Ok(None);
-        };
-        let d = delivery_from_item(&item)?;
-        let attempts = self.attempts_of(&d, &item).await?;
-        Ok(Some((d, attempts)))
+        match self.locate(std::slice::from_ref(id)).await?.remove(id) {
+            Some(at) => self.with_attempts(at).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn list_deliveries(&self, q: &DeliveryQuery) -> PortResult<Page<Delivery>> {
@@ -185,11 +175,33 @@ impl DeliveryStore for DynamoStore {
             }
             None => "attribute_not_exists(wake)",
         };
-        self.update_as(
-            updated,
-            format!("attempts = :n AND #st = :st AND {wake}"),
-            values,
-            "UpdateItem delivery replace",
+        let replaced = self
+            .update_as(
+                updated,
+                format!("attempts = :n AND #st = :st AND {wake}"),
+                values,
+                "UpdateItem delivery replace",
+            )
+            .await?;
+        if replaced || !pageable(seen) {
+            return Ok(replaced);
+        }
+        // Kept in a page, which is never rewritten: it moves to an item of its own,
+        // which from then on is the delivery.
+        let Some(Located::Paged(paged)) = self
+            .locate(std::slice::from_ref(&seen.id))
+            .await?
+            .remove(&seen.id)
+        else {
+            return Ok(false);
+        };
+        let (stored, first) = *paged;
+        if (stored.attempts, stored.status, &stored.wake) != (seen.attempts, seen.status, &seen.wake) {
+            return Ok(false);
+        }
+        self.put_new(
+            self.delivery_item_with(updated, first.as_ref()),
+            "PutItem delivery from its page",
         )
         .await
     }
@@ -284,20 +296,18 @@ impl DynamoStore {
         Ok(attempts)
     }
 
-    /// One delivery's item by its id.
-    async fn delivery_item_by_id(&self, id: &DeliveryId) -> PortResult<Option<Item>> {
-        let Some(key) = delivery_key(id) else {
-            return Ok(None);
-        };
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("GetItem delivery", e))?;
-        Ok(out.item().cloned())
+    /// A delivery where it is kept, with its attempts.
+    async fn with_attempts(&self, at: Located) -> PortResult<(Delivery, Vec<Attempt>)> {
+        match at {
+            Located::Own(item) => {
+                let d = delivery_from_item(&item)?;
+                let attempts = self.attempts_of(&d, &item).await?;
+                Ok((d, attempts))
+            }
+            Located::Paged(paged) => {
+                let (d, first) = *paged;
+                Ok((d, first.into_iter().collect()))
+            }
+        }
     }
 }

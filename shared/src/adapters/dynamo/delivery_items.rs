@@ -55,6 +55,15 @@ impl DynamoStore {
         item
     }
 
+    /// A delivery's item with its first attempt in it, if it made one.
+    pub(super) fn delivery_item_with(&self, d: &Delivery, first: Option<&Attempt>) -> Item {
+        let mut item = self.delivery_item(d);
+        if let Some(a) = first {
+            item.insert(FIRST_ATTEMPT.into(), AttributeValue::M(attempt_fields(a)));
+        }
+        item
+    }
+
     pub(super) fn attempt_item(&self, d: &Delivery, a: &Attempt) -> Item {
         let mut item = attempt_fields(a);
         item.extend([

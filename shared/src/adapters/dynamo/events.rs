@@ -2,7 +2,7 @@
 //! attempts: its body (deflated when that is smaller), its targets (the ids of the
 //! deliveries it is to make) and the fan-out lease, in one conditional PutItem.
 
-use super::keys::{BODY_SK, EVENT_SK, delivery_id_of, delivery_key, event_pk};
+use super::keys::{BODY_SK, EVENT_SK, event_pk};
 use super::reader::Reader;
 use super::{DynamoStore, Item, conditional, n, s};
 use crate::adapters::classify;
@@ -166,33 +166,16 @@ impl EventStore for DynamoStore {
         if let Some((body_attr, body)) = apart
             && self.event_item(&key, Some(&["pk"])).await?.is_none()
         {
-            let res = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .item("pk", s(&pk))
-                .item("sk", s(BODY_SK))
-                .item(body_attr, body)
-                .item("expires_at", self.expires_at(now))
-                .condition_expression("attribute_not_exists(pk)")
-                .send()
-                .await;
-            conditional(res.map(|_| ()), "PutItem event body")?;
+            let body_item = HashMap::from([
+                ("pk".to_owned(), s(&pk)),
+                ("sk".to_owned(), s(BODY_SK)),
+                (body_attr.to_owned(), body),
+                ("expires_at".to_owned(), self.expires_at(now)),
+            ]);
+            self.put_new(body_item, "PutItem event body").await?;
         }
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => return Ok(FanoutClaim::Fresh),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
-            Err(e) => return Err(classify("PutItem event", e)),
+        if self.put_new(item, "PutItem event").await? {
+            return Ok(FanoutClaim::Fresh);
         }
         let Some(item) = self.event_item(&key, None).await? else {
             // Expired by TTL between the two calls: the id is free again; let SQS retry.
@@ -330,13 +313,9 @@ impl DynamoStore {
         }
     }
 
-    /// Which of these deliveries are recorded (keys only).
+    /// Which of these deliveries are recorded, as items or in pages.
     pub(super) async fn recorded(&self, ids: &[DeliveryId]) -> PortResult<HashSet<DeliveryId>> {
-        let keys = ids.iter().filter_map(delivery_key).collect();
-        let items = self
-            .batch_get(keys, Some("pk, sk"), "BatchGetItem recorded deliveries")
-            .await?;
-        items.iter().map(delivery_id_of).collect()
+        Ok(self.locate(ids).await?.into_keys().collect())
     }
 }
 

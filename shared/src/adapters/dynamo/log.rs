@@ -4,16 +4,19 @@
 
 use super::delivery_items::delivery_from_item;
 use super::endpoints::BAD_CURSOR;
-use super::keys::delivery_pk;
+use super::keys::{delivery_pk, delivery_sk};
+use super::pages::{batch_floor, entries_of, is_page};
 use super::reader::Reader;
 use super::{DynamoStore, Item, s};
 use crate::adapters::classify;
 use crate::delivery::Delivery;
 use crate::ids::{DeliveryId, EndpointId};
 use crate::ports::{DeliveryQuery, Page, PortError, PortResult};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::{StreamExt, stream};
+use std::collections::HashSet;
 
 impl DynamoStore {
     /// One page of the delivery log, newest first: each endpoint's log read down to a
@@ -45,75 +48,126 @@ impl DynamoStore {
     }
 
     /// One endpoint's log within the window, newest first: up to a page of matching
-    /// deliveries, reading at most `LOG_QUERIES_PER_ENDPOINT` query pages.
+    /// deliveries, reading at most `LOG_QUERIES_PER_ENDPOINT` query pages. Filtered
+    /// here, not by the query, which bills what it reads either way: a delivery moved
+    /// from its page to an item of its own must hide its entry even when the item does
+    /// not match, and the item comes first, just above its page.
     async fn read_log(&self, ep: &EndpointId, q: &DeliveryQuery, w: &LogWindow) -> PortResult<EndpointLog> {
-        let mut log = EndpointLog::default();
+        let mut reading = Reading {
+            q,
+            w,
+            own: HashSet::new(),
+            log: EndpointLog::default(),
+        };
         let mut start: Option<Item> = None;
         for _ in 0..LOG_QUERIES_PER_ENDPOINT {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(delivery_pk(ep)))
-                .expression_attribute_values(":from", s(&w.from))
-                .expression_attribute_values(":to", s(&w.to))
-                .scan_index_forward(false)
-                .limit(i32::try_from(q.limit + 1).unwrap_or(i32::MAX));
-            let mut filters = Vec::new();
-            if let Some(st) = q.status {
-                filters.push("#st = :st");
-                query = query
-                    .expression_attribute_names("#st", "status")
-                    .expression_attribute_values(":st", s(st.as_str()));
-            }
-            if let Some(t) = &q.event_type {
-                filters.push("event_type = :et");
-                query = query.expression_attribute_values(":et", s(t.as_str()));
-            }
-            // An endpoint's log is its tenant's; this holds even for an endpoint named
-            // by a caller of another tenant.
-            match &q.tenant {
-                Some(t) if t.is_default() => filters.push("attribute_not_exists(tenant_id)"),
-                Some(t) => {
-                    filters.push("tenant_id = :tn");
-                    query = query.expression_attribute_values(":tn", s(t.as_str()));
-                }
-                None => {}
-            }
-            if !filters.is_empty() {
-                query = query.filter_expression(filters.join(" AND "));
-            }
-            let out = query
+            let out = self
+                .log_query(ep, &w.from, &w.to)
+                .limit(i32::try_from(q.limit + 1).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(|e| classify("Query delivery log", e))?;
             for item in out.items() {
-                let sk = Reader(item).str("sk")?;
-                // The cursor's own item was on the page before.
-                if w.below.as_deref() == Some(sk) {
-                    continue;
-                }
-                log.items.push((sk.to_owned(), delivery_from_item(item)?));
+                reading.take(item)?;
             }
-            let more = out.last_evaluated_key().filter(|k| !k.is_empty());
-            match more {
-                Some(k) if log.items.len() < q.limit as usize => start = Some(k.clone()),
+            match out.last_evaluated_key().filter(|k| !k.is_empty()) {
+                Some(k) if reading.log.items.len() < q.limit as usize => start = Some(k.clone()),
                 Some(k) => {
-                    log.looked_down_to = Reader(k).opt_str("sk").map(str::to_owned);
-                    return Ok(log);
+                    self.stop_at(ep, &mut reading, k.clone()).await?;
+                    return Ok(reading.log);
                 }
-                None => return Ok(log),
+                None => return Ok(reading.log),
             }
         }
         // Read as much as one request may: the rest is below where it stopped.
-        log.looked_down_to = start
-            .as_ref()
-            .and_then(|k| Reader(k).opt_str("sk"))
-            .map(str::to_owned);
-        Ok(log)
+        if let Some(k) = start {
+            self.stop_at(ep, &mut reading, k).await?;
+        }
+        Ok(reading.log)
     }
+
+    /// Ends a read that stopped at `last`. Below an item of a batch (a delivery's own,
+    /// or a page) the batch's other items and pages may lie unread, and the entries of
+    /// its pages sort above them (some above `last`): those are read too, down to the
+    /// batch's floor, so that what is read is complete down to it. A batch holds at
+    /// most 100 events.
+    async fn stop_at(&self, ep: &EndpointId, reading: &mut Reading<'_>, last: Item) -> PortResult<()> {
+        let sk = Reader(&last).str("sk")?.to_owned();
+        let Some(page) = batch_floor(&sk) else {
+            reading.log.looked_down_to = Some(sk);
+            return Ok(());
+        };
+        let from = page.clone().max(reading.w.from.clone());
+        let mut start = Some(last);
+        while let Some(k) = start.take() {
+            let out = self
+                .log_query(ep, &from, &reading.w.to)
+                .set_exclusive_start_key(Some(k))
+                .send()
+                .await
+                .map_err(|e| classify("Query delivery log", e))?;
+            for item in out.items() {
+                reading.take(item)?;
+            }
+            start = out.last_evaluated_key().filter(|k| !k.is_empty()).cloned();
+        }
+        reading.log.looked_down_to = Some(page);
+        Ok(())
+    }
+
+    /// An endpoint's log between two sort keys, newest first.
+    fn log_query(&self, ep: &EndpointId, from: &str, to: &str) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(delivery_pk(ep)))
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":to", s(to))
+            .scan_index_forward(false)
+    }
+}
+
+/// One endpoint's log as it is read, item by item, newest first.
+struct Reading<'a> {
+    q: &'a DeliveryQuery,
+    w: &'a LogWindow,
+    /// The deliveries read as items of their own: their entries in pages are stale.
+    own: HashSet<DeliveryId>,
+    log: EndpointLog,
+}
+
+impl Reading<'_> {
+    fn take(&mut self, item: &Item) -> PortResult<()> {
+        if is_page(item) {
+            let mut entries: Vec<(String, Delivery)> = entries_of(item)?
+                .into_iter()
+                .filter(|(d, _)| !self.own.contains(&d.id))
+                .map(|(d, _)| (delivery_sk(&d.id), d))
+                .filter(|(sk, d)| self.w.holds(sk) && matches(self.q, d))
+                .collect();
+            entries.sort_by(|a, b| b.0.cmp(&a.0));
+            self.log.items.extend(entries);
+            return Ok(());
+        }
+        let sk = Reader(item).str("sk")?;
+        let d = delivery_from_item(item)?;
+        self.own.insert(d.id.clone());
+        if self.w.holds(sk) && matches(self.q, &d) {
+            self.log.items.push((sk.to_owned(), d));
+        }
+        Ok(())
+    }
+}
+
+/// Whether a delivery matches the query's filters (its window aside). An endpoint's
+/// log is its tenant's; this holds even for an endpoint named by a caller of another
+/// tenant.
+fn matches(q: &DeliveryQuery, d: &Delivery) -> bool {
+    q.status.is_none_or(|st| d.status == st)
+        && q.event_type.as_ref().is_none_or(|t| d.event_type == *t)
+        && q.tenant.as_ref().is_none_or(|t| d.tenant_id == *t)
 }
 
 /// One page of the whole log reads this many endpoints' logs at once.
@@ -131,6 +185,11 @@ struct LogWindow {
 }
 
 impl LogWindow {
+    /// Whether a delivery's sort key is in the window (the cursor's own excluded).
+    fn holds(&self, sk: &str) -> bool {
+        self.from.as_str() <= sk && sk <= self.to.as_str() && self.below.as_deref() != Some(sk)
+    }
+
     fn new(q: &DeliveryQuery, below: Option<String>) -> Self {
         let from = format!("{:016}", q.since.unix_millis().max(0));
         // `~` sorts after every id, so `until` itself is included.
@@ -184,6 +243,8 @@ fn decode_log_cursor(c: &str) -> PortResult<String> {
         .and_then(|b| String::from_utf8(b).ok())
         .ok_or_else(bad)?;
     let (millis, id) = sk.split_once('#').ok_or_else(bad)?;
+    // A delivery's sort key, or a batch's floor (where a read stopped).
+    let id = id.strip_suffix('#').unwrap_or(id);
     if millis.len() != 16 || !millis.bytes().all(|b| b.is_ascii_digit()) || DeliveryId::parse(id).is_err() {
         return Err(bad());
     }

@@ -1,13 +1,15 @@
 //! The store ports on one DynamoDB table (`pk`, `sk`), laid out so that a webhook
-//! delivered at its first attempt costs two writes of one unit each: its event's item
-//! and its delivery's item, with no index entries.
+//! delivered at its first attempt costs its event's item (one write unit) and its
+//! entry in a page of its batch's deliveries to its endpoint (≈80 bytes), with no
+//! index entries.
 //!
 //! | item                 | pk               | sk                          |
 //! |----------------------|------------------|-----------------------------|
 //! | endpoint             | `ENDPOINT`       | `ep_…`                      |
 //! | deleted endpoint     | `ENDPOINT_GONE`  | `ep_…`                      |
 //! | event                | `EVT#<id>`, `EVT#<tenant>#<id>` | `EVENT`      |
-//! | delivery (+ 1st try) | `EP#<ep_…>`      | `<created ms, 16 digits>#<dlv_…>` |
+//! | page of deliveries ended at their 1st try | `EP#<ep_…>` | `<ms>#dlv_<batch>#<slot>` |
+//! | other delivery (+ 1st try) | `EP#<ep_…>`  | `<created ms, 16 digits>#<dlv_…>` |
 //! | later attempt        | `ATT#<dlv_…>`    | `00002`                     |
 //! | large event's body   | `EVT#<id>`       | `BODY`                      |
 //! | hourly counters      | `STATS#<ep_…>`   | `H#2026-12-03T14`           |
@@ -32,8 +34,9 @@
 //! tenants) is the default tenant's, as is an event partition without a tenant.
 //!
 //! One module per port (`endpoints`, `events`, `deliveries`, `log`, `open`, `stats`,
-//! `rate_limit`, `dead_letters`); `keys` says where each item lives, `reader` reads attributes back,
-//! and the `*_items` modules are the codecs between the domain and items.
+//! `rate_limit`, `dead_letters`); `keys` says where each item lives, `pages` how a
+//! batch's deliveries share an item, `reader` reads attributes back, and the `*_items`
+//! and `page_entries` modules are the codecs between the domain and items.
 
 mod collapse;
 mod cursor;
@@ -47,6 +50,8 @@ mod keys;
 mod lanes;
 mod log;
 mod open;
+mod page_entries;
+mod pages;
 mod rate_limit;
 mod reader;
 mod registry;
@@ -116,6 +121,21 @@ where
         Ok(()) => Ok(true),
         Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
         Err(e) => Err(classify(what, e)),
+    }
+}
+
+impl DynamoStore {
+    /// Puts an item whose key is not taken yet: `false` when it is.
+    async fn put_new(&self, item: Item, what: &'static str) -> PortResult<bool> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        conditional(res.map(|_| ()), what)
     }
 }
 
