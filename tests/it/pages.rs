@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use hookline::delivery::{Attempt, AttemptOutcome, Delivery};
 use hookline::event::EventType;
 use hookline::id_batch::DeliveryIdBatch;
-use hookline::ids::{DeliveryId, EndpointId, EventId};
+use hookline::ids::{DeliveryId, EndpointId, EventId, TenantId};
 use hookline::ports::{DeliveryQuery, DeliveryStore};
 use hookline::retry::RetryPolicy;
 use hookline::timestamp::Timestamp;
@@ -284,4 +284,54 @@ async fn a_page_written_in_two_steps_keeps_both_and_a_read_cut_inside_its_batch_
         }
         assert_eq!(got, want, "{limit} at a time");
     }
+}
+
+#[tokio::test]
+async fn a_named_tenants_page_is_its_own_and_no_other_tenant_lists_it() {
+    // GIVEN two deliveries of tenant acme's, delivered together
+    let h = Harness::new().await;
+    let store = h.store();
+    let ep = EndpointId::generate();
+    let acme = TenantId::parse("acme").unwrap();
+    let batch = DeliveryIdBatch::new(Timestamp::now());
+    let made: Vec<(Delivery, Attempt)> = (0..2)
+        .map(|i| {
+            let (mut d, a) = made(&batch, &ep, i, true);
+            d.tenant_id = acme.clone();
+            (d, a)
+        })
+        .collect();
+    let records: Vec<(&Delivery, Option<&Attempt>)> = made.iter().map(|(d, a)| (d, Some(a))).collect();
+    store.record_attempts(&records).await.unwrap();
+    let items = log_items(&h, ep.as_str()).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["tenant_id"], AttributeValue::S("acme".into()));
+
+    // THEN acme's log lists both, as acme's; the default tenant's lists neither
+    let listed = |tenant: TenantId| {
+        let store = &store;
+        let ep = ep.clone();
+        async move {
+            store
+                .list_deliveries(&DeliveryQuery {
+                    tenant: Some(tenant),
+                    endpoint: Some(ep),
+                    status: None,
+                    event_type: None,
+                    since: Timestamp::from_unix_millis(0),
+                    until: Timestamp::now(),
+                    limit: 10,
+                    cursor: None,
+                })
+                .await
+                .unwrap()
+                .items
+        }
+    };
+    let theirs = listed(acme.clone()).await;
+    assert_eq!(theirs.len(), 2);
+    assert!(theirs.iter().all(|d| d.tenant_id == acme));
+    assert!(listed(TenantId::default()).await.is_empty());
+    let (found, _) = store.find_delivery(&made[0].0.id).await.unwrap().unwrap();
+    assert_eq!(found.tenant_id, acme);
 }

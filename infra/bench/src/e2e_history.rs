@@ -1,12 +1,14 @@
 //! A week of history for the scaling table's second half: deliveries written straight to
 //! the stack's table (past the counting proxy) by the same adapter code the delivery
-//! function records them with, so that the log partitions and the `open` index hold
-//! what they would after real use.
+//! function records them with (ids made 25 events to a batch, as an invocation makes
+//! them), so that the log partitions and the `open` index hold what they would after
+//! real use.
 
 use crate::e2e_stack::{BoxError, Stack};
 use hookline::adapters::dynamo::DynamoStore;
 use hookline::delivery::{Attempt, AttemptOutcome, Delivery, DeliveryStatus};
 use hookline::event::EventType;
+use hookline::id_batch::DeliveryIdBatch;
 use hookline::ids::{DeliveryId, EndpointId, EventId};
 use hookline::ports::{DeliveryStore, EndpointStore};
 use hookline::timestamp::Timestamp;
@@ -14,6 +16,9 @@ use std::time::{Duration, Instant};
 
 /// How many deliveries go in one call to the store (it writes them 25 to a request).
 const CHUNK: usize = 500;
+/// How many events' deliveries share a batch of ids, as one delivery invocation's do
+/// (the store keeps those of a batch to one endpoint that ended at once in a page).
+const BATCH: usize = 25;
 
 /// Writes `count` deliveries over the last 7 days: half to the `hot` endpoints' logs
 /// (the ones measured next), half spread over every endpoint; 94 % delivered at the
@@ -61,6 +66,7 @@ pub(crate) async fn preload(
     let now = Timestamp::now().unix_millis();
     let week = 7 * 86_400_000i64;
     let mut made: Vec<(Delivery, Attempt)> = Vec::with_capacity(CHUNK);
+    let mut batch = DeliveryIdBatch::new(Timestamp::from_unix_millis(now - week));
     for i in 0..count {
         let (endpoint, event_type) = if i % 2 == 0 {
             hot[(i / 2) % hot.len()]
@@ -69,7 +75,11 @@ pub(crate) async fn preload(
         };
         let at = Timestamp::from_unix_millis(now - week + (i as i64 * week) / count as i64);
         let event_type = EventType::parse(event_type).map_err(|e| e.to_string())?;
-        made.push(history_delivery(i, endpoint, event_type, at)?);
+        if i % BATCH == 0 {
+            batch = DeliveryIdBatch::new(at);
+        }
+        let id = batch.for_targets([endpoint]).remove(0);
+        made.push(history_delivery(i, id, endpoint, event_type, at)?);
         if made.len() == CHUNK || i + 1 == count {
             let records: Vec<(&Delivery, Option<&Attempt>)> =
                 made.iter().map(|(d, a)| (d, Some(a))).collect();
@@ -82,13 +92,14 @@ pub(crate) async fn preload(
 
 fn history_delivery(
     i: usize,
+    id: DeliveryId,
     endpoint: &EndpointId,
     event_type: EventType,
     at: Timestamp,
 ) -> Result<(Delivery, Attempt), BoxError> {
     let event_id = EventId::parse(&format!("history-{i:07}")).map_err(|e| e.to_string())?;
     let mut d = Delivery::new(event_id, endpoint.clone(), event_type, 8, at);
-    d.id = DeliveryId::generate_for(at, endpoint);
+    d.id = id;
     let ok = AttemptOutcome::Response {
         status: 200,
         body: "ok".into(),
