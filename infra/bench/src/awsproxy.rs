@@ -372,8 +372,12 @@ async fn shape(s: &State, headers: &hyper::HeaderMap, table: &str) -> Option<Arc
     Some(shape)
 }
 
-/// New deliveries' items carry their event's id and when their first attempt started.
+/// New deliveries' items carry their event's id and when their first attempt started;
+/// so do the entries of a page, added by an UpdateItem.
 fn note_attempts(s: &State, service: &str, op: &str, body: &Value) {
+    if service == "dynamodb" && op == "UpdateItem" {
+        return note_page(s, body);
+    }
     if service != "dynamodb" || !matches!(op, "BatchWriteItem" | "PutItem") {
         return;
     }
@@ -399,6 +403,28 @@ fn note_attempts(s: &State, service: &str, op: &str, body: &Value) {
             .and_then(|n| n.parse().ok());
         if let (Some(started), Some(event)) = (started, item["event_id"]["S"].as_str()) {
             first.entry(event.to_owned()).or_insert(started);
+        }
+    }
+}
+
+/// A page's entries (`shared/src/adapters/dynamo/pages.rs`): each value of the update
+/// that reads as one.
+fn note_page(s: &State, body: &Value) {
+    let Some(sk) = body["Key"]["sk"]["S"].as_str() else {
+        return;
+    };
+    let Some(values) = body["ExpressionAttributeValues"].as_object() else {
+        return;
+    };
+    let Ok(mut first) = s.first_attempts.lock() else {
+        return;
+    };
+    for v in values.values() {
+        if let Some((event, started)) = v["S"]
+            .as_str()
+            .and_then(|entry| hookline::adapters::dynamo::first_attempt_in_page(sk, entry))
+        {
+            first.entry(event).or_insert(started);
         }
     }
 }

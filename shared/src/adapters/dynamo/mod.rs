@@ -66,6 +66,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 pub use keys::OPEN_INDEX;
+pub use page_entries::first_attempt_in_page;
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -157,6 +157,15 @@ pub(super) fn decode(
     Ok((d, first))
 }
 
+/// The event an entry names and when its first attempt started (unix ms), given the
+/// sort key of the page it was written to; `None` for what is not an entry with an
+/// attempt. For what watches the table's writes (`make bench`'s counting proxy).
+pub fn first_attempt_in_page(page_sk: &str, entry: &str) -> Option<(String, i64)> {
+    let ms: i64 = page_sk.split_once('#')?.0.parse().ok()?;
+    let Entry(event_id, _, _, _, created, _, attempt, _) = serde_json::from_str(entry).ok()?;
+    Some((event_id.to_string(), ms + created + attempt?.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,7 +210,13 @@ mod tests {
         // A page holds a batch's entries: each counts towards its write units.
         assert!(json.len() < 90, "{} bytes: {json}", json.len());
         let back = decode(&json, d.id.clone(), d.endpoint_id.clone(), d.tenant_id.clone()).unwrap();
-        assert_eq!(back, (d, Some(a)));
+        assert_eq!(back, (d.clone(), Some(a.clone())));
+        let sk = format!("{:016}#dlv_x#0000", d.id.made_at_millis().unwrap());
+        assert_eq!(
+            first_attempt_in_page(&sk, &json),
+            Some((d.event_id.to_string(), a.started_at.unix_millis()))
+        );
+        assert_eq!(first_attempt_in_page(&sk, "{}"), None);
     }
 
     #[test]
