@@ -4,6 +4,7 @@
 
 use crate::support::*;
 use aws_sdk_dynamodb::types::AttributeValue;
+use hookline::adapters::dynamo::DynamoStore;
 use hookline::delivery::{Attempt, AttemptOutcome, Delivery};
 use hookline::event::EventType;
 use hookline::id_batch::DeliveryIdBatch;
@@ -154,14 +155,9 @@ async fn a_paged_delivery_an_operator_retries_moves_to_an_item_of_its_own_and_is
     let id = e.json["deliveries"][0]["id"].as_str().unwrap().to_owned();
 
     // WHEN an operator retries one of the two
-    let r = h
-        .call_admin(
-            "POST",
-            &format!("/v1/deliveries/{id}/retry"),
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
+    let path = format!("/v1/deliveries/{id}/retry");
+    let retry = || h.call_admin("POST", &path, Some(ADMIN_KEY), None);
+    let r = retry().await;
     assert_eq!((r.status, r.json["status"].as_str()), (202, Some("retrying")));
 
     // THEN it is an item of its own, listed once, as it is now, before and after
@@ -188,14 +184,7 @@ async fn a_paged_delivery_an_operator_retries_moves_to_an_item_of_its_own_and_is
     assert_eq!(d.json["attempts"].as_array().unwrap().len(), 2);
     assert_eq!(rx.received("/up").len(), 4);
     // A second retry goes as any item's does
-    let r = h
-        .call_admin(
-            "POST",
-            &format!("/v1/deliveries/{id}/retry"),
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
+    let r = retry().await;
     assert_eq!(r.status, 202, "{}", r.json);
     h.pump().await;
     assert_eq!(rx.received("/up").len(), 5);
@@ -229,6 +218,34 @@ fn made(batch: &DeliveryIdBatch, ep: &EndpointId, i: u32, delivered: bool) -> (D
     (d, a)
 }
 
+/// An endpoint's whole log through the store, `limit` at a time by its cursor: the
+/// deliveries' ids, newest first.
+async fn read_log(store: &DynamoStore, ep: &EndpointId, limit: u32) -> Vec<DeliveryId> {
+    let mut got = Vec::new();
+    let mut cursor = None;
+    for _ in 0..20 {
+        let page = store
+            .list_deliveries(&DeliveryQuery {
+                tenant: None,
+                endpoint: Some(ep.clone()),
+                status: None,
+                event_type: None,
+                since: Timestamp::from_unix_millis(0),
+                until: Timestamp::now(),
+                limit,
+                cursor: cursor.take(),
+            })
+            .await
+            .unwrap();
+        got.extend(page.items.into_iter().map(|d| d.id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    got
+}
+
 #[tokio::test]
 async fn a_page_written_in_two_steps_keeps_both_and_a_read_cut_inside_its_batch_misses_nothing() {
     // GIVEN one batch's seven deliveries to an endpoint, every other one still
@@ -260,29 +277,7 @@ async fn a_page_written_in_two_steps_keeps_both_and_a_read_cut_inside_its_batch_
     let mut want: Vec<DeliveryId> = made.iter().map(|(d, _)| d.id.clone()).collect();
     want.sort_by(|a, b| b.cmp(a));
     for limit in 1..=4 {
-        let mut got = Vec::new();
-        let mut cursor = None;
-        for _ in 0..20 {
-            let page = store
-                .list_deliveries(&DeliveryQuery {
-                    tenant: None,
-                    endpoint: Some(ep.clone()),
-                    status: None,
-                    event_type: None,
-                    since: Timestamp::from_unix_millis(0),
-                    until: Timestamp::now(),
-                    limit,
-                    cursor: cursor.take(),
-                })
-                .await
-                .unwrap();
-            got.extend(page.items.into_iter().map(|d| d.id));
-            match page.next_cursor {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
-        }
-        assert_eq!(got, want, "{limit} at a time");
+        assert_eq!(read_log(&store, &ep, limit).await, want, "{limit} at a time");
     }
 }
 
@@ -334,4 +329,30 @@ async fn a_named_tenants_page_is_its_own_and_no_other_tenant_lists_it() {
     assert!(listed(TenantId::default()).await.is_empty());
     let (found, _) = store.find_delivery(&made[0].0.id).await.unwrap().unwrap();
     assert_eq!(found.tenant_id, acme);
+}
+
+#[tokio::test]
+async fn deliveries_two_workers_wrote_to_two_pages_are_listed_once() {
+    // GIVEN a batch's three deliveries written by one worker, and two of them written
+    // again by another that resumed their fan-out meanwhile (so into a page of its own)
+    let h = Harness::new().await;
+    let store = h.store();
+    let ep = EndpointId::generate();
+    let batch = DeliveryIdBatch::new(Timestamp::now());
+    let made: Vec<(Delivery, Attempt)> = (0..3).map(|i| made(&batch, &ep, i, true)).collect();
+    let records: Vec<(&Delivery, Option<&Attempt>)> = made.iter().map(|(d, a)| (d, Some(a))).collect();
+    store.record_attempts(&records).await.unwrap();
+    store.record_attempts(&records[1..]).await.unwrap();
+    let pages: Vec<usize> = log_items(&h, ep.as_str()).await.iter().map(entries).collect();
+    assert_eq!(pages, vec![3, 2]);
+
+    // THEN the log gives each once, a few at a time or all at once
+    let mut want: Vec<DeliveryId> = made.iter().map(|(d, _)| d.id.clone()).collect();
+    want.sort_by(|a, b| b.cmp(a));
+    for limit in [1, 2, 10] {
+        assert_eq!(read_log(&store, &ep, limit).await, want, "{limit} at a time");
+    }
+    for (d, _) in &made {
+        assert!(store.find_delivery(&d.id).await.unwrap().is_some());
+    }
 }

@@ -57,6 +57,7 @@ impl DynamoStore {
             q,
             w,
             own: HashSet::new(),
+            paged: HashSet::new(),
             log: EndpointLog::default(),
         };
         let mut start: Option<Item> = None;
@@ -90,8 +91,8 @@ impl DynamoStore {
     /// Ends a read that stopped at `last`. Below an item of a batch (a delivery's own,
     /// or a page) the batch's other items and pages may lie unread, and the entries of
     /// its pages sort above them (some above `last`): those are read too, down to the
-    /// batch's floor, so that what is read is complete down to it. A batch holds at
-    /// most 100 events.
+    /// batch's floor, so that what is read is complete down to it. A batch is one
+    /// delivery invocation's events: up to 100 (10 records of up to 10 events).
     async fn stop_at(&self, ep: &EndpointId, reading: &mut Reading<'_>, last: Item) -> PortResult<()> {
         let sk = Reader(&last).str("sk")?.to_owned();
         let Some(page) = batch_floor(&sk) else {
@@ -135,6 +136,8 @@ struct Reading<'a> {
     w: &'a LogWindow,
     /// The deliveries read as items of their own: their entries in pages are stale.
     own: HashSet<DeliveryId>,
+    /// The entries read from pages: one two pages hold (two workers wrote it) is one.
+    paged: HashSet<DeliveryId>,
     log: EndpointLog,
 }
 
@@ -143,7 +146,7 @@ impl Reading<'_> {
         if is_page(item) {
             let mut entries: Vec<(String, Delivery)> = entries_of(item)?
                 .into_iter()
-                .filter(|(d, _)| !self.own.contains(&d.id))
+                .filter(|(d, _)| !self.own.contains(&d.id) && self.paged.insert(d.id.clone()))
                 .map(|(d, _)| (delivery_sk(&d.id), d))
                 .filter(|(sk, d)| self.w.holds(sk) && matches(self.q, d))
                 .collect();

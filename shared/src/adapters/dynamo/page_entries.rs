@@ -46,13 +46,23 @@ struct Rest {
     error: Option<TransportError>,
     #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
     next_attempt_at: Option<i64>,
-    /// The last status, when not the first attempt's.
-    #[serde(rename = "lc", default, skip_serializing_if = "Option::is_none")]
+    /// The last status, when not the first attempt's (`null` for none).
+    #[serde(
+        rename = "lc",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     last_status_code: Option<Option<u16>>,
     #[serde(rename = "le", default, skip_serializing_if = "Option::is_none")]
     last_error: Option<String>,
     #[serde(rename = "fr", default, skip_serializing_if = "Option::is_none")]
     failure_reason: Option<String>,
+}
+
+/// A field that is there, `null` or not (serde reads a `null` as absent otherwise).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u16>>, D::Error> {
+    Option::<u16>::deserialize(d).map(Some)
 }
 
 /// `d`'s entry, with its first attempt if it made one.
@@ -250,7 +260,17 @@ mod tests {
                 d.tenant_id.clone(),
             );
             assert_eq!(back.unwrap(), (never, None));
-            // And one whose first attempt is not its only one reads back as written too.
+            // One answered whose last status is none, and one whose first attempt is not
+            // its only one, read back as written too.
+            let mut unknown = d.clone();
+            unknown.last_status_code = None;
+            let back = decode(
+                &encode(&unknown, Some(&a)),
+                d.id.clone(),
+                d.endpoint_id.clone(),
+                d.tenant_id.clone(),
+            );
+            assert_eq!(back.unwrap(), (unknown, Some(a.clone())));
             let mut more = d.clone();
             more.attempts = 2;
             more.last_status_code = Some(503);

@@ -13,9 +13,12 @@
 //! `d<slot>` (its id's last four hex digits) holding its entry
 //! (`super::page_entries`); a page is marked `page`.
 //!
-//! A page is never rewritten, only added to. A delivery that must change after (an
-//! operator's retry) moves to an item of its own, which from then on is the delivery:
-//! every reader takes the delivery's own item over its entry.
+//! A page's entries are only added. Two writes meet in one page only when two workers
+//! write the same batch's deliveries at once (a fan-out resumed while the first worker
+//! was still writing); the update merges them, and a reader lists an entry found in two
+//! pages once. A delivery that must change after (an operator's retry) moves to an
+//! item of its own, which from then on is the delivery: every reader takes the
+//! delivery's own item over its entry.
 
 use super::delivery_items::delivery_from_item;
 use super::keys::{delivery_id_of, delivery_key, delivery_pk, endpoint_of_delivery};
@@ -27,7 +30,6 @@ use crate::delivery::{Attempt, Delivery};
 use crate::id_batch::batch_parts;
 use crate::ids::DeliveryId;
 use crate::ports::{PortError, PortResult};
-use aws_sdk_dynamodb::types::AttributeValue;
 use futures::{StreamExt, TryStreamExt, stream};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -69,50 +71,63 @@ pub(super) fn page_place(id: &DeliveryId) -> Option<PagePlace> {
     })
 }
 
-/// Whether a delivery is kept in a page: ended (no worker writes it again), not in an
-/// ordered lane (whose turns read and write it), and its id made here.
+/// Whether a delivery is kept in a page: ended (no worker writes it again) at its first
+/// attempt or before (a page holds no later attempt), not in an ordered lane (whose
+/// turns read and write it), and its id made here.
 pub(super) fn pageable(d: &Delivery) -> bool {
-    !d.status.is_open() && d.order.is_none() && d.wake.is_none() && page_place(&d.id).is_some()
+    !d.status.is_open()
+        && d.attempts <= 1
+        && d.order.is_none()
+        && d.wake.is_none()
+        && page_place(&d.id).is_some()
 }
 
 pub(super) fn is_page(item: &Item) -> bool {
     item.contains_key(PAGE)
 }
 
+/// A page's sort key read back: its prefix (`<ms>#dlv_<batch>#`) and its batch.
+fn page_sk_parts(sk: &str) -> Option<(&str, &str)> {
+    let (ms, rest) = sk.split_once('#')?;
+    let (batch, _first_slot) = rest.strip_prefix(DeliveryId::PREFIX)?.split_once('#')?;
+    let prefix_len = ms.len() + 1 + DeliveryId::PREFIX.len() + batch.len() + 1;
+    Some((&sk[..prefix_len], batch))
+}
+
 /// For a log item's sort key (a delivery's own item or a page), the sort key below
 /// which nothing of its batch lies: its pages' common prefix.
 pub(super) fn batch_floor(sk: &str) -> Option<String> {
-    let (ms, id) = sk.split_once('#')?;
-    if let Some((batch, _slot)) = id.split_once('#') {
-        return Some(format!("{ms}#{batch}#"));
+    if let Some((prefix, _)) = page_sk_parts(sk) {
+        return Some(prefix.to_owned());
     }
+    let (_, id) = sk.split_once('#')?;
     page_place(&DeliveryId::parse(id).ok()?).map(|p| p.prefix)
 }
 
 /// Every delivery a page holds, with its first attempt.
 pub(super) fn entries_of(page: &Item) -> PortResult<Vec<(Delivery, Option<Attempt>)>> {
-    let bad = || PortError::permanent("read stored page", "invalid `sk`");
-    let ep = endpoint_of_delivery(page)?;
-    let tenant = Reader(page).tenant()?;
-    let batch = Reader(page)
-        .str("sk")?
-        .split_once('#')
-        .and_then(|(_, b)| b.strip_prefix(DeliveryId::PREFIX))
-        .and_then(|b| b.split_once('#'))
-        .map(|(batch, _)| batch)
-        .ok_or_else(bad)?;
     let mut out = Vec::new();
-    for (name, value) in page {
-        let (Some(slot), AttributeValue::S(json)) = (name.strip_prefix('d'), value) else {
-            continue;
-        };
-        if slot.len() != 4 {
-            continue;
+    for name in page.keys() {
+        if let Some(entry) = entry_of(page, name)? {
+            out.push(entry);
         }
-        let id = DeliveryId::from_parts(&format!("{batch}{slot}"), &ep);
-        out.push(decode(json, id, ep.clone(), tenant.clone())?);
     }
     Ok(out)
+}
+
+/// The delivery a page's attribute `name` holds, if it is an entry (`d<slot>`).
+fn entry_of(page: &Item, name: &str) -> PortResult<Option<(Delivery, Option<Attempt>)>> {
+    let (Some(slot), Some(json)) = (name.strip_prefix('d'), Reader(page).opt_str(name)) else {
+        return Ok(None);
+    };
+    if slot.len() != 4 {
+        return Ok(None);
+    }
+    let (_, batch) = page_sk_parts(Reader(page).str("sk")?)
+        .ok_or_else(|| PortError::permanent("read stored page", "invalid `sk`"))?;
+    let ep = endpoint_of_delivery(page)?;
+    let id = DeliveryId::from_parts(&format!("{batch}{slot}"), &ep);
+    decode(json, id, ep, Reader(page).tenant()?).map(Some)
 }
 
 /// Where a delivery is kept.
@@ -233,6 +248,9 @@ impl DynamoStore {
         Ok(rest)
     }
 
+    /// One page's UpdateItem. Its `expires_at` is its newest entry's: should two writes
+    /// meet in a page (above), the one that lands last sets it, at most a fan-out's
+    /// lease apart from the other's.
     async fn write_page(&self, page: PageWrite) -> PortResult<()> {
         let mut sets = vec!["#page = :page".to_owned(), "#exp = :exp".to_owned()];
         let mut names = HashMap::from([
@@ -282,9 +300,11 @@ impl DynamoStore {
             .filter(|id| !found.contains_key(*id))
             .filter_map(|id| Some((id, page_place(id)?)))
             .collect();
-        let batches: BTreeSet<(&str, &str)> = places
+        let batches: Vec<(String, String)> = places
             .iter()
-            .map(|(_, p)| (p.pk.as_str(), p.prefix.as_str()))
+            .map(|(_, p)| (p.pk.clone(), p.prefix.clone()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
             .collect();
         // Built up front: a closure inside the stream would hide their `Send`-ness
         // (rust-lang/rust#102211).
@@ -292,30 +312,20 @@ impl DynamoStore {
             .iter()
             .map(|(pk, prefix)| self.batch_pages(pk, prefix))
             .collect();
-        let pages: Vec<Vec<Item>> = stream::iter(reads)
-            .buffer_unordered(AT_ONCE)
-            .try_collect()
-            .await?;
+        // In order, to pair each with its batch.
+        let read: Vec<Vec<Item>> = stream::iter(reads).buffered(AT_ONCE).try_collect().await?;
+        let pages: HashMap<(String, String), Vec<Item>> = batches.into_iter().zip(read).collect();
         for (id, place) in places {
-            let name = place.name();
-            let held = pages.iter().flatten().find(|page| {
-                Reader(page).opt_str("pk") == Some(place.pk.as_str())
-                    && Reader(page)
-                        .opt_str("sk")
-                        .is_some_and(|sk| sk.starts_with(&place.prefix))
-                    && page.contains_key(&name)
-            });
-            let Some(page) = held else { continue };
-            let Some(json) = Reader(page).opt_str(&name) else {
+            let Some(pages) = pages.get(&(place.pk.clone(), place.prefix.clone())) else {
                 continue;
             };
-            let (d, first) = decode(
-                json,
-                id.clone(),
-                endpoint_of_delivery(page)?,
-                Reader(page).tenant()?,
-            )?;
-            found.insert(id.clone(), Located::Paged(Box::new((d, first))));
+            let name = place.name();
+            for page in pages {
+                if let Some((d, first)) = entry_of(page, &name)? {
+                    found.insert(id.clone(), Located::Paged(Box::new((d, first))));
+                    break;
+                }
+            }
         }
         Ok(found)
     }
