@@ -220,7 +220,7 @@ package: tools
 CARGO_FUZZ_VERSION := 0.13.1
 CARGO_FUZZ := .tools/cargo/bin/cargo-fuzz
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS ?= event_body batch_body endpoint_body langgraph_run queue_message ssrf_url verify_webhook
+FUZZ_TARGETS ?= event_body batch_body endpoint_body langgraph_run queue_message ssrf_url verify_webhook tenant_key
 FUZZ_MERGE ?= 0
 FUZZ_ENV := RUSTC_BOOTSTRAP=1 PATH="$(CURDIR)/.tools/cargo/bin:$$PATH"
 

@@ -8,9 +8,11 @@ use crate::endpoint::{Endpoint, EventTypeFilter};
 use crate::endpoint_input::{apply_patch, parse_new_endpoint};
 use crate::event::Event;
 use crate::event_input::{batch_events, parse_event};
+use crate::ids::{TenantId, TenantKeyId};
 use crate::message::QueueMessage;
 use crate::signing::{EndpointSecret, standard_signature_header};
 use crate::ssrf::{AddressClass, METADATA, SsrfPolicy, classify, embedded_v4};
+use crate::tenant_key::{KEY_PREFIX, PresentedKey};
 use crate::timestamp::Timestamp;
 use crate::verify::verify_webhook;
 use crate::{langgraph, strict_json};
@@ -28,6 +30,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("queue_message", queue_message),
     ("ssrf_url", ssrf_url),
     ("verify_webhook", verify),
+    ("tenant_key", tenant_key),
 ];
 
 const NOW: i64 = 1_795_935_600_000;
@@ -204,6 +207,44 @@ pub fn verify(data: &[u8]) {
         );
         assert_eq!(verify_webhook(&secret, &good, body, now_unix, 300), Ok(()));
     }
+}
+
+/// A key as an API caller sends it (`Authorization: Bearer …`): read from the header or
+/// refused, never a crash; an accepted tenant key is exactly its three parts (nothing
+/// trimmed, normalised or dropped), its secret 1 to 64 characters of base64url, its
+/// tenant and key id ids that parse again as they are, and the header gives it whole.
+pub fn tenant_key(data: &[u8]) {
+    let mut headers = http::HeaderMap::new();
+    let mut bearer = b"Bearer ".to_vec();
+    bearer.extend_from_slice(data);
+    if let Ok(v) = http::HeaderValue::from_bytes(&bearer) {
+        headers.insert("authorization", v);
+    }
+    let from_header = crate::api::presented_key(&headers);
+    let Ok(raw) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Some(key) = PresentedKey::parse(raw) else {
+        return;
+    };
+    let secret = raw.splitn(3, '.').nth(2).unwrap_or_default();
+    let base64url = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    assert!(
+        !secret.is_empty() && secret.len() <= 64 && secret.bytes().all(base64url),
+        "{raw}"
+    );
+    assert_eq!(
+        format!("{KEY_PREFIX}{}.{}.{secret}", key.tenant, key.key_id),
+        raw,
+        "an accepted key is its parts"
+    );
+    assert_eq!(TenantId::parse(key.tenant.as_str()).as_ref(), Ok(&key.tenant));
+    assert_eq!(TenantKeyId::parse(key.key_id.as_str()).as_ref(), Ok(&key.key_id));
+    assert_eq!(
+        from_header.as_deref(),
+        Some(raw),
+        "the header gives the key whole"
+    );
 }
 
 #[cfg(test)]

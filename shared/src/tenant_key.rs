@@ -161,7 +161,10 @@ impl PresentedKey {
         let rest = key.strip_prefix(KEY_PREFIX)?;
         let mut parts = rest.split('.');
         let (tenant, key_id, secret) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || secret.is_empty() || secret.len() > 64 {
+        // Issued secrets are base64url: anything else cannot be one.
+        let base64url = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        if parts.next().is_some() || secret.is_empty() || secret.len() > 64 || !secret.bytes().all(base64url)
+        {
             return None;
         }
         Some(Self {
@@ -278,6 +281,8 @@ mod tests {
             "hk_a b.key_1.s",
             "hk_a.ep_1.s",
             "hk_a.key_1.",
+            "hk_a.key_1.s t",
+            "hk_a.key_1.s\u{e9}",
         ] {
             assert!(PresentedKey::parse(not).is_none(), "{not}");
         }
