@@ -218,6 +218,11 @@ fn made(batch: &DeliveryIdBatch, ep: &EndpointId, i: u32, delivered: bool) -> (D
     (d, a)
 }
 
+/// What `record_attempts` takes: each delivery with its first attempt.
+fn records(made: &[(Delivery, Attempt)]) -> Vec<(&Delivery, Option<&Attempt>)> {
+    made.iter().map(|(d, a)| (d, Some(a))).collect()
+}
+
 /// An endpoint's whole log through the store, `limit` at a time by its cursor: the
 /// deliveries' ids, newest first.
 async fn read_log(store: &DynamoStore, ep: &EndpointId, limit: u32) -> Vec<DeliveryId> {
@@ -255,7 +260,7 @@ async fn a_page_written_in_two_steps_keeps_both_and_a_read_cut_inside_its_batch_
     let ep = EndpointId::generate();
     let batch = DeliveryIdBatch::new(Timestamp::now());
     let made: Vec<(Delivery, Attempt)> = (0..7).map(|i| made(&batch, &ep, i, i % 2 == 0)).collect();
-    let records: Vec<(&Delivery, Option<&Attempt>)> = made.iter().map(|(d, a)| (d, Some(a))).collect();
+    let records = records(&made);
     store.record_attempts(&records[..3]).await.unwrap();
     store.record_attempts(&records[3..]).await.unwrap();
 
@@ -296,7 +301,7 @@ async fn a_named_tenants_page_is_its_own_and_no_other_tenant_lists_it() {
             (d, a)
         })
         .collect();
-    let records: Vec<(&Delivery, Option<&Attempt>)> = made.iter().map(|(d, a)| (d, Some(a))).collect();
+    let records = records(&made);
     store.record_attempts(&records).await.unwrap();
     let items = log_items(&h, ep.as_str()).await;
     assert_eq!(items.len(), 1);
@@ -340,7 +345,7 @@ async fn deliveries_two_workers_wrote_to_two_pages_are_listed_once() {
     let ep = EndpointId::generate();
     let batch = DeliveryIdBatch::new(Timestamp::now());
     let made: Vec<(Delivery, Attempt)> = (0..3).map(|i| made(&batch, &ep, i, true)).collect();
-    let records: Vec<(&Delivery, Option<&Attempt>)> = made.iter().map(|(d, a)| (d, Some(a))).collect();
+    let records = records(&made);
     store.record_attempts(&records).await.unwrap();
     store.record_attempts(&records[1..]).await.unwrap();
     let pages: Vec<usize> = log_items(&h, ep.as_str()).await.iter().map(entries).collect();

@@ -56,8 +56,7 @@ impl DynamoStore {
         let mut reading = Reading {
             q,
             w,
-            own: HashSet::new(),
-            paged: HashSet::new(),
+            seen: HashSet::new(),
             log: EndpointLog::default(),
         };
         let mut start: Option<Item> = None;
@@ -134,10 +133,10 @@ impl DynamoStore {
 struct Reading<'a> {
     q: &'a DeliveryQuery,
     w: &'a LogWindow,
-    /// The deliveries read as items of their own: their entries in pages are stale.
-    own: HashSet<DeliveryId>,
-    /// The entries read from pages: one two pages hold (two workers wrote it) is one.
-    paged: HashSet<DeliveryId>,
+    /// The deliveries read so far. An item of its own comes before its batch's pages
+    /// (it sorts above them), so its entry, stale, is skipped; so is an entry a second
+    /// page holds (two workers wrote it).
+    seen: HashSet<DeliveryId>,
     log: EndpointLog,
 }
 
@@ -146,7 +145,7 @@ impl Reading<'_> {
         if is_page(item) {
             let mut entries: Vec<(String, Delivery)> = entries_of(item)?
                 .into_iter()
-                .filter(|(d, _)| !self.own.contains(&d.id) && self.paged.insert(d.id.clone()))
+                .filter(|(d, _)| self.seen.insert(d.id.clone()))
                 .map(|(d, _)| (delivery_sk(&d.id), d))
                 .filter(|(sk, d)| self.w.holds(sk) && matches(self.q, d))
                 .collect();
@@ -156,7 +155,7 @@ impl Reading<'_> {
         }
         let sk = Reader(item).str("sk")?;
         let d = delivery_from_item(item)?;
-        self.own.insert(d.id.clone());
+        self.seen.insert(d.id.clone());
         if self.w.holds(sk) && matches(self.q, &d) {
             self.log.items.push((sk.to_owned(), d));
         }
